@@ -1,0 +1,5 @@
+"""Adapters, one module per method (config + layer + injection, as peft's tuners), one registry."""
+
+from .registry import ADAPTERS, apply, adapter_layers, adapter_state_dict, adapters_disabled, load_adapter_state
+
+__all__ = ["ADAPTERS", "apply", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]

@@ -1,0 +1,132 @@
+"""CUA: Cayley-parameterised unitary adapters in frozen projection layers.
+
+Source: CUA paper (arXiv 2605.05914; ../shared/papers/NOTES.md). At each target projection W (an
+``nn.Linear``), the d-dim vector on the chosen side is cut into d/b slices of b = 2^q entries
+(q = ``qubits_per_block``); slice j is multiplied by its own orthogonal Q_j = (I - A_j)(I + A_j)^-1,
+A_j skew-symmetric with b(b-1)/2 parameters:
+
+    side = input:  y = W (Q x) + bias      side = output:  y = Q (W x + bias)
+
+Parameters per site: (d / b) * b(b-1)/2 = d (b - 1) / 2. Llama 3.1 8B, one projection of width 4096,
+q = 2: 1024 blocks x 6 = 6,144 (the paper's "~6k parameters"). All generators start at zero, so
+Q = I and the adapted model equals the base model exactly at step 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from ..devices.base import Device
+from ..errors import ConfigError
+from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
+from .base import AdapterLayer, find_targets
+
+SIDES = ("input", "output")
+
+
+@dataclass(frozen=True)
+class CUAConfig:
+    qubits_per_block: int = 2
+    modules: tuple[str, ...] = ("v_proj",)
+    layers: tuple[int, ...] | None = None
+    side: str = "input"
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> "CUAConfig":
+        side = str(cfg.get("side", "input"))
+        if side not in SIDES:
+            raise ConfigError(f"unknown adapter.side '{side}'; valid choices: {', '.join(SIDES)}")
+        q = int(cfg.qubits_per_block)
+        if q < 1:
+            raise ConfigError(f"adapter.qubits_per_block must be >= 1, got {q}")
+        layers = cfg.get("layers")
+        return cls(q, tuple(cfg.modules), None if layers is None else tuple(int(i) for i in layers), side)
+
+    @property
+    def block_size(self) -> int:
+        return 2**self.qubits_per_block
+
+
+def cua_param_count(width: int, qubits_per_block: int) -> int:
+    """Parameters of one CUA site of width d: (d / b) * b(b-1)/2 with b = 2^q."""
+    b = 2**qubits_per_block
+    return (width // b) * num_skew_params(b)
+
+
+class CUALinear(AdapterLayer):
+    """A frozen ``nn.Linear`` with block-orthogonal Cayley unitaries on its input or output.
+
+    Args:
+        base: the frozen projection, weight ``(out_features, in_features)``.
+        config: qubits per block and side.
+        device: where the block circuits run (exact for training).
+    Raises:
+        ConfigError: the adapted width is not divisible by b = 2^q.
+    Shapes: forward maps ``(..., in_features)`` to ``(..., out_features)``.
+    """
+
+    adapter_name = "cua"
+
+    def __init__(self, base: nn.Linear, config: CUAConfig, device: Device, name: str = ""):
+        super().__init__(base)
+        width = base.in_features if config.side == "input" else base.out_features
+        b = config.block_size
+        if width % b:
+            raise ConfigError(
+                f"{name or 'projection'}: {config.side} width {width} is not divisible by block size "
+                f"b = 2^{config.qubits_per_block} = {b}; choose qubits_per_block with 2^q dividing {width}"
+            )
+        self.config = config
+        self.device = device
+        self.width = width
+        # one row of b(b-1)/2 skew generators per block; zero = identity (exact base model at init)
+        self.generator = nn.Parameter(
+            torch.zeros(width // b, num_skew_params(b), dtype=base.weight.dtype, device=base.weight.device)
+        )
+
+    def unitaries(self) -> torch.Tensor:
+        """``(n_blocks, b, b)`` orthogonal blocks Q_j. Built in float32 at least: the LU solve needs it."""
+        gen = self.generator if self.generator.dtype in (torch.float32, torch.float64) else self.generator.float()
+        return cayley(skew_symmetric(gen, self.config.block_size))
+
+    def circuit(self) -> BlockUnitaryCircuit:
+        return BlockUnitaryCircuit(self.unitaries(), self.config.qubits_per_block)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return self.base(x)
+        if self.config.side == "input":
+            return self.base(self.device.run_blocks(self.circuit(), x))
+        return self.device.run_blocks(self.circuit(), self.base(x))
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"qubits_per_block={c.qubits_per_block}, side={c.side}, width={self.width}, blocks={self.generator.shape[0]}"
+
+
+def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
+    """Replace the configured projections by :class:`CUALinear`; return the adapted sites' names.
+
+    Only the new generators are trainable; the caller freezes the base first.
+    Raises:
+        ConfigError: unknown module name, layer index out of range, width not divisible by b.
+    """
+    config = CUAConfig.from_cfg(cfg)
+    names = []
+    for name, parent, attr in find_targets(model, config.modules, config.layers):
+        base = getattr(parent, attr)
+        if not isinstance(base, nn.Linear):
+            raise ConfigError(f"{name} is a {type(base).__name__}; CUA adapts nn.Linear projections")
+        setattr(parent, attr, CUALinear(base, config, device, name))
+        names.append(name)
+    return names
+
+
+def describe(cfg: DictConfig) -> str:
+    config = CUAConfig.from_cfg(cfg)
+    layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
+    return f"cua(q={config.qubits_per_block}, {'+'.join(config.modules)}@{config.side}, layers={layers})"

@@ -1,0 +1,65 @@
+"""``adapter=`` names to injection functions. Adding a method = a module here + ``configs/adapter/<name>.yaml``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from ..devices.base import Device
+from ..errors import ConfigError
+from . import cua
+from .base import adapter_modules, adapter_state_dict, adapters_disabled, decoder_layers, freeze
+
+# name -> (inject(model, cfg, device) -> site names, describe(cfg) -> short label)
+ADAPTERS: dict[str, tuple[Callable, Callable] | None] = {
+    "none": None,
+    "cua": (cua.inject, cua.describe),
+}
+
+
+def apply(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
+    """Freeze ``model`` and inject the adapter named by ``cfg.name``; returns the adapted site names.
+
+    Raises:
+        ConfigError: unknown adapter name (lists valid ones), or the adapter's own config errors.
+    """
+    if cfg.name not in ADAPTERS:
+        raise ConfigError(f"unknown adapter '{cfg.name}'; valid choices: {', '.join(sorted(ADAPTERS))}")
+    freeze(model)
+    entry = ADAPTERS[cfg.name]
+    return [] if entry is None else entry[0](model, cfg, device)
+
+
+def describe(cfg: DictConfig) -> str:
+    entry = ADAPTERS.get(cfg.name)
+    return "none" if entry is None else entry[1](cfg)
+
+
+def adapter_layers(model: nn.Module) -> list[int]:
+    """Indices of the decoder layers that hold an adapter (empty for the base model)."""
+    stack = decoder_layers(model)
+    return [i for i, layer in enumerate(stack) if any(True for _ in adapter_modules(layer))]
+
+
+def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load saved adapter tensors into an injected model.
+
+    Raises:
+        ConfigError: names or shapes differ from the model's adapter (config mismatch).
+    """
+    own = dict(model.named_parameters())
+    expected = set(adapter_state_dict(model))
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise ConfigError(f"adapter weights do not match the adapter config: missing {missing[:3]}, unexpected {extra[:3]}")
+    with torch.no_grad():
+        for name, tensor in state.items():
+            if own[name].shape != tensor.shape:
+                raise ConfigError(f"adapter tensor {name}: shape {tuple(tensor.shape)} != {tuple(own[name].shape)}")
+            own[name].copy_(tensor)
+
+
+__all__ = ["ADAPTERS", "apply", "describe", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]

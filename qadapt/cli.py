@@ -1,0 +1,128 @@
+"""``qadapt``: Typer commands; every command takes Hydra overrides (``key=value``, ``group=option``).
+
+    qadapt train model=smollm2_135m adapter=cua device=exact task=wikitext_ppl seed=0
+    qadapt train -m adapter.qubits_per_block=1,2,3 seed=0,1,2     # one run (and results row) per point
+    qadapt eval ppl adapter=none                                    # base model
+    qadapt eval ppl from_run=runs/<dir>                             # a trained adapter
+    qadapt config adapter.qubits_per_block=3                        # the resolved config
+    qadapt results                                                  # tidy tables
+    qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import typer
+from omegaconf import OmegaConf
+from rich.console import Console
+
+from .config import compose, expand_sweep
+from .errors import QadaptError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quantum and quantum-inspired adapters on real models and data.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a model (base, fresh or trained adapter).")
+app.add_typer(eval_app, name="eval")
+err = Console(stderr=True)
+out = Console()
+
+OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. adapter=cua adapter.qubits_per_block=3 seed=1")
+MULTIRUN = typer.Option(False, "--multirun", "-m", help="Expand sweep syntax (a=1,2 b=x,y) into one run per point.")
+
+
+def _run(overrides: list[str] | None, multirun: bool, job: Callable) -> None:
+    """Compose each point's config and run ``job(cfg, overrides)``; map qadapt errors to exit codes."""
+    overrides = list(overrides or [])
+    try:
+        points = expand_sweep(overrides) if multirun else [overrides]
+        configs = [compose(p) for p in points]  # every point is checked before the first one runs
+        for i, (point, cfg) in enumerate(zip(points, configs)):
+            if multirun:
+                err.print(f"[bold][qadapt] sweep point {i + 1}/{len(points)}: {' '.join(point)}[/bold]")
+            job(cfg, point)
+    except QadaptError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def _print_row(row: dict, keys: tuple[str, ...]) -> None:
+    for k in keys:
+        if k in row and row[k] is not None:
+            v = row[k]
+            out.print(f"{k:>24}: {v:.4f}" if isinstance(v, float) else f"{k:>24}: {v}")
+
+
+@app.command()
+def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
+    """Train an adapter on a frozen model; evaluate base and adapted; append a results row."""
+    from .pipeline import run_train
+
+    def job(cfg, point):
+        row = run_train(cfg, point)
+        _print_row(row, ("adapter_desc", "trainable_params", "train_source", "base_perplexity", "perplexity",
+                         "delta_ppl_pct", "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "wall_seconds", "run_dir"))
+
+    _run(overrides, multirun, job)
+
+
+@eval_app.command("ppl")
+def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
+    """Perplexity, word perplexity and bits per byte on WikiText (task.mode=sliding|documents)."""
+    from .pipeline import run_eval_ppl
+
+    def job(cfg, point):
+        row = run_eval_ppl(cfg, point)
+        _print_row(row, ("model", "adapter_desc", "perplexity", "mean_nll", "word_perplexity", "bits_per_byte",
+                         "tokens_scored", "tokens_per_s", "peak_rss_mb"))
+
+    _run(overrides, multirun, job)
+
+
+@app.command("config")
+def show_config(overrides: list[str] = OVERRIDES) -> None:
+    """Print the resolved config for these overrides."""
+    _run(overrides, False, lambda cfg, _: out.print(OmegaConf.to_yaml(cfg), highlight=False, markup=False))
+
+
+@app.command()
+def results(
+    results_dir: str = typer.Option("results", help="Directory holding runs.csv."),
+    last: int = typer.Option(0, help="Only the last N rows."),
+) -> None:
+    """Print the tidy results store as markdown tables (mean ± std over seeds)."""
+    from .results import load_rows
+    from .results.tables import summary
+
+    rows = load_rows(results_dir)
+    if last:
+        rows = rows.tail(last)
+    out.print(summary(rows), highlight=False, markup=False)
+
+
+@app.command()
+def params(overrides: list[str] = OVERRIDES) -> None:
+    """Parameter counts from the architecture alone (meta device; no weights are loaded)."""
+    from .pipeline import count_params
+
+    def job(cfg, _):
+        for k, v in count_params(cfg).items():
+            out.print(f"{k:>16}: {v:,}" if isinstance(v, int) else f"{k:>16}: {v}")
+
+    _run(overrides, False, job)
+
+
+@app.command()
+def data(overrides: list[str] = OVERRIDES) -> None:
+    """Fill data_dir: link ../shared/data when it exists, else download the datasets from the hub."""
+    from .pipeline import fill_data
+
+    _run(overrides, False, lambda cfg, _: err.print(f"[qadapt] {fill_data(cfg)}"))
+
+
+def main() -> None:  # pragma: no cover - `python -m qadapt.cli`
+    app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

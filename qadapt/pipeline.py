@@ -1,0 +1,236 @@
+"""The one train/eval path every command goes through.
+
+    model   = models.load(cfg.model)
+    adapted = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    base    = perplexity.evaluate(... adapters disabled ..., fills the activation cache)
+    train.fit(adapted, chunks, cfg.train)
+    metrics = perplexity.evaluate(... adapted ..., reuses the activation cache)
+    results.append_row(row)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
+
+from . import __version__, adapters, devices, models
+from .adapters.base import count_trainable
+from .config import config_hash
+from .data.wikitext import load_eval_text, load_train_text
+from .log import log
+from .errors import ConfigError, QadaptError
+from .paths import PROJECT_DIR
+from .results import append_row
+from .tasks import perplexity
+from .train import chunk_tokens, fit
+
+TASKS = ("wikitext_ppl",)
+# base evaluations already done in this process (a sweep re-uses them): key -> (metrics, activation cache)
+_BASE_EVALS: dict[str, tuple[dict, perplexity.ActivationCache | None]] = {}
+
+
+def git_commit() -> str:
+    """HEAD of the project checkout, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _setup(cfg: DictConfig) -> None:
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    torch.manual_seed(int(cfg.seed))
+    if cfg.task.name not in TASKS:
+        raise ConfigError(f"task '{cfg.task.name}' has no pipeline yet; valid choices: {', '.join(TASKS)}")
+
+
+def run_dir_for(cfg: DictConfig) -> Path:
+    name = cfg.run_name or f"{cfg.model.name}-{cfg.adapter.name}-{config_hash(cfg)}"
+    return Path(cfg.runs_dir) / name
+
+
+def _base_row(cfg: DictConfig, command: str, overrides: list[str], loaded: models.LoadedModel, run_id: str) -> dict:
+    return {
+        "run_id": run_id,
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "qadapt_version": __version__,
+        "command": command,
+        "overrides": " ".join(overrides),
+        "model": cfg.model.name,
+        "model_weights": loaded.weights,
+        "model_source": loaded.source,
+        "adapter": cfg.adapter.name,
+        "adapter_desc": adapters.registry.describe(cfg.adapter),
+        "device": cfg.device.name,
+        "task": cfg.task.name,
+        "mode": cfg.task.mode,
+        "max_length": cfg.task.max_length,
+        "stride": cfg.task.stride,
+        "max_tokens": cfg.task.max_tokens,
+        "seed": cfg.seed,
+        "config": json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+    }
+
+
+def _eval_set(cfg: DictConfig, tokenizer) -> perplexity.EvalSet:
+    text = load_eval_text(cfg.data_dir, cfg.task.split)
+    return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task)
+
+
+def _cache_layer(cfg: DictConfig, model, eval_set: perplexity.EvalSet) -> int | None:
+    """First adapted layer, when caching the frozen layers below it is on and fits in memory."""
+    layers = adapters.adapter_layers(model)
+    if not cfg.task.cache_activations or not layers or min(layers) == 0:
+        return None
+    size = perplexity.ActivationCache.size_gib(eval_set, model.config.hidden_size, int(cfg.task.batch_size))
+    if size > float(cfg.task.cache_max_gib):
+        log(f"activation cache would need {size:.1f} GiB > task.cache_max_gib; recomputing instead")
+        return None
+    return min(layers)
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
+    """``qadapt train``: base eval, train the adapter, adapted eval, save, append one results row.
+
+    Raises:
+        ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
+    """
+    _setup(cfg)
+    if cfg.adapter.name == "none":
+        valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
+        raise ConfigError(f"adapter=none has nothing to train; valid choices: {valid}")
+    t0 = time.perf_counter()
+    run_dir = run_dir_for(cfg)
+    if run_dir.exists() and not cfg.resume:
+        log(f"{run_dir} exists; starting it over (resume=true continues it instead)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml")
+
+    loaded = models.load(cfg.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    eval_set = _eval_set(cfg, tokenizer)
+    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
+    sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    trainable = count_trainable(model)
+    log(f"{adapters.registry.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
+
+    # base model: evaluated with the adapters switched off; fills the cache of frozen lower layers
+    layer = _cache_layer(cfg, model, eval_set)
+    key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer], sort_keys=True)
+    if key in _BASE_EVALS:
+        base, cache = _BASE_EVALS[key]
+        log("base model already evaluated in this process; re-using it")
+    else:
+        cache = perplexity.ActivationCache(layer) if layer is not None else None
+        with adapters.adapters_disabled(model):
+            base = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
+                                       fill_cache=cache, description="base model").metrics()
+        _BASE_EVALS[key] = (base, cache)
+    log(f"base perplexity {base['perplexity']:.4f}")
+
+    chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
+    result = fit(model, chunks, cfg.train, run_dir, int(cfg.seed), bool(cfg.resume))
+
+    adapted = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
+                                  use_cache=cache, description="adapted model").metrics()
+    log(f"adapted perplexity {adapted['perplexity']:.4f}")
+
+    # write the adapter, then the row: a run that fails above leaves neither
+    save_file(adapters.adapter_state_dict(model), run_dir / "adapter.safetensors")
+    run_id = f"{run_dir.name}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}"
+    row = _base_row(cfg, "train", overrides, loaded, run_id)
+    row.update({
+        "run_dir": str(run_dir),
+        "eval_source": eval_set.source,
+        "train_source": train_text.source,
+        "adapter_sites": len(sites),
+        "trainable_params": trainable,
+        "added_params": trainable,
+        "train_steps": result.steps,
+        "train_tokens": result.tokens,
+        "train_seconds": result.seconds,
+        "train_loss_first": result.first_loss,
+        "train_loss_final": result.final_loss,
+        "activation_cache_layer": cache.layer if cache else None,
+    })
+    row.update({f"base_{k}": v for k, v in base.items()})
+    row.update(adapted)
+    row["delta_ppl_pct"] = 100 * (adapted["perplexity"] / base["perplexity"] - 1)
+    row["wall_seconds"] = time.perf_counter() - t0
+    row["peak_rss_mb"] = perplexity.peak_rss_mb()
+    (run_dir / "metrics.json").write_text(json.dumps(row, indent=2, default=str))
+    append_row(cfg.results_dir, row)
+    return row
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists() or not (Path(run_dir) / "adapter.safetensors").exists():
+        raise QadaptError(f"{run_dir} is not a finished training run (needs config.yaml and adapter.safetensors)")
+    return OmegaConf.load(path)
+
+
+def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
+    """``qadapt eval ppl``: perplexity of the base model (adapter=none), a fresh adapter, or a trained one
+    (``from_run=runs/<dir>``: that run's adapter config and weights)."""
+    _setup(cfg)
+    t0 = time.perf_counter()
+    weights = None
+    if cfg.from_run:
+        saved = load_run_config(cfg.from_run)
+        if saved.model.name != cfg.model.name:
+            raise ConfigError(f"{cfg.from_run} was trained on model={saved.model.name}, not {cfg.model.name}")
+        cfg.adapter = saved.adapter
+        weights = load_file(str(Path(cfg.from_run) / "adapter.safetensors"))
+    loaded = models.load(cfg.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    eval_set = _eval_set(cfg, tokenizer)
+    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    if weights is not None:
+        adapters.load_adapter_state(model, weights)
+    metrics = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
+                                  description=f"{cfg.model.name} {cfg.adapter.name}").metrics()
+    row = _base_row(cfg, "eval ppl", overrides, loaded, f"eval-{config_hash(cfg)}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}")
+    n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
+    row.update({"eval_source": eval_set.source, "from_run": cfg.from_run, "trainable_params": n_adapter, "added_params": n_adapter})
+    row.update(metrics)
+    row["wall_seconds"] = time.perf_counter() - t0
+    append_row(cfg.results_dir, row)
+    return row
+
+
+def count_params(cfg: DictConfig) -> dict:
+    """Parameter counts from the architecture alone (meta device, no weights): total, adapter, sites."""
+    model = models.build_meta(cfg.model)
+    total = sum(p.numel() for p in model.parameters())
+    sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    added = count_trainable(model)
+    return {"model": cfg.model.name, "adapter": adapters.registry.describe(cfg.adapter), "sites": len(sites),
+            "base_params": total, "adapter_params": added}
+
+
+def fill_data(cfg: DictConfig) -> str:
+    from .data.fetch import fill
+
+    return fill(cfg.data_dir)
+

@@ -1,0 +1,5 @@
+"""Tidy results: one row per run in ``results/runs.csv``, pivoted into markdown tables."""
+
+from .store import append_row, load_rows
+
+__all__ = ["append_row", "load_rows"]

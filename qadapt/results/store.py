@@ -1,0 +1,46 @@
+"""The tidy store: ``<results_dir>/runs.csv``, one row per run, appended atomically under a file lock.
+
+Rows from different commands carry different columns; the file holds their union (missing = empty).
+The lock serialises concurrent writers (parallel sweep jobs); the temp-file + rename means a reader
+never sees a torn file, and a crash leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+STORE = "runs.csv"
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def load_rows(results_dir: str | Path) -> pd.DataFrame:
+    """All rows (empty frame when there are none)."""
+    path = Path(results_dir) / STORE
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def append_row(results_dir: str | Path, row: dict) -> Path:
+    """Append one run's row to ``runs.csv``; returns the file's path."""
+    path = Path(results_dir) / STORE
+    with _locked(path):
+        frame = load_rows(results_dir)
+        frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True) if len(frame) else pd.DataFrame([row])
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    return path

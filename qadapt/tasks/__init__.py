@@ -1,0 +1,1 @@
+"""Evaluation tasks. ``perplexity``: WikiText token/word perplexity and bits per byte."""

@@ -1,0 +1,277 @@
+"""Perplexity of a causal LM on WikiText, in the two standard modes.
+
+- ``sliding``: the split is one token stream; windows of ``max_length`` tokens advance by ``stride`` and
+  only tokens not scored by an earlier window are scored (transformers guide "Perplexity of
+  fixed-length models"; with stride = max_length the first token of each window has no context and is
+  not scored, exactly as in the guide).
+- ``documents``: each article is scored on its own, starting from a prefix token, with non-overlapping
+  rolling windows of ``max_length`` predicted tokens (lm-evaluation-harness ``wikitext``, rolling
+  loglikelihood with context length 1). We score the raw text; the harness additionally detokenises
+  WikiText (" @-@ " -> "-" ...), so its figures differ slightly.
+
+Metrics (natural log; N = tokens scored, W = words, B = UTF-8 bytes of the text scored):
+perplexity = exp(NLL / N), word_perplexity = exp(NLL / W), bits_per_byte = NLL / (B ln 2).
+Words are whitespace-separated strings, as the harness counts them.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+
+import torch
+from omegaconf import DictConfig
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.wikitext import split_articles
+from ..errors import ConfigError
+from ..models.partial import final_hidden, hidden_at
+
+MODES = ("sliding", "documents")
+IGNORE = -100
+
+
+@dataclass
+class Window:
+    """One forward pass: ``tokens[f:]`` are scored, each predicted from the tokens before it in the window.
+
+    Model input is ``tokens[:-1]``; labels are ``tokens[1:]`` with the first ``f - 1`` masked.
+    """
+
+    tokens: list[int]
+    first_target: int
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.tokens) - self.first_target
+
+
+@dataclass
+class EvalSet:
+    windows: list[Window]
+    words: int
+    bytes: int
+    source: str
+    mode: str
+
+    @property
+    def n_scored(self) -> int:
+        return sum(w.n_scored for w in self.windows)
+
+
+def sliding_windows(tokens: list[int], max_length: int, stride: int) -> list[Window]:
+    """Windows over one stream, as the transformers perplexity guide builds them.
+
+    Raises:
+        ConfigError: stride outside [1, max_length].
+    """
+    if not 1 <= stride <= max_length:
+        raise ConfigError(f"task.stride must be in [1, max_length={max_length}], got {stride}")
+    windows, prev_end = [], 0
+    for begin in range(0, len(tokens), stride):
+        end = min(begin + max_length, len(tokens))
+        ids = tokens[begin:end]
+        new = end - prev_end
+        windows.append(Window(ids, max(1, len(ids) - new)))
+        prev_end = end
+        if end == len(tokens):
+            break
+    return [w for w in windows if w.n_scored > 0]
+
+
+def rolling_windows(tokens: list[int], prefix_id: int, max_length: int) -> list[Window]:
+    """Disjoint rolling windows of one document (lm-evaluation-harness, context length 1).
+
+    The first window predicts tokens[:max_length] from the prefix token; each later window predicts
+    the next (up to) max_length tokens with as much preceding context as fits in max_length inputs.
+    """
+    if not tokens:
+        return []
+    first = min(max_length, len(tokens))
+    windows = [Window([prefix_id] + tokens[:first], 1)]
+    done = first
+    while done < len(tokens):
+        n_pred = min(len(tokens) - done, max_length)
+        end = done + n_pred
+        ids = tokens[max(0, end - max_length - 1) : end]
+        windows.append(Window(ids, len(ids) - n_pred))
+        done = end
+    return windows
+
+
+def _prefix_id(tokenizer) -> int:
+    # the document separator the model was trained with: <|endoftext|> where it exists, else BOS, else EOS
+    vocab = tokenizer.get_vocab()
+    for tok in ("<|endoftext|>",):
+        if tok in vocab:
+            return vocab[tok]
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def _counts(text: str) -> tuple[int, int]:
+    return len(text.split()), len(text.encode("utf-8"))
+
+
+def build_eval_set(tokenizer, text: str, source: str, task: DictConfig) -> EvalSet:
+    """Tokenise ``text`` and cut it into windows per ``task`` (mode, max_length, stride, max_tokens).
+
+    Raises:
+        ConfigError: unknown mode or bad window sizes.
+    """
+    mode, max_length, max_tokens = task.mode, int(task.max_length), task.get("max_tokens")
+    if mode not in MODES:
+        raise ConfigError(f"unknown task.mode '{mode}'; valid choices: {', '.join(MODES)}")
+    if max_length < 2:
+        raise ConfigError(f"task.max_length must be >= 2, got {max_length}")
+    if mode == "sliding":
+        tokens = tokenizer(text, add_special_tokens=False).input_ids
+        if max_tokens is not None and max_tokens < len(tokens):
+            tokens = tokens[: int(max_tokens)]
+            text = tokenizer.decode(tokens)
+        words, nbytes = _counts(text)
+        return EvalSet(sliding_windows(tokens, max_length, int(task.stride)), words, nbytes, source, mode)
+    prefix = _prefix_id(tokenizer)
+    windows, words, nbytes, total = [], 0, 0, 0
+    for article in split_articles(text):
+        tokens = tokenizer(article, add_special_tokens=False).input_ids
+        windows += rolling_windows(tokens, prefix, max_length)
+        w, b = _counts(article)
+        words, nbytes, total = words + w, nbytes + b, total + len(tokens)
+        if max_tokens is not None and total >= max_tokens:
+            break  # whole documents only, so word and byte counts stay exact
+    return EvalSet(windows, words, nbytes, source, mode)
+
+
+@dataclass
+class PerplexityResult:
+    nll_sum: float
+    tokens: int
+    words: int
+    bytes: int
+    seconds: float
+    peak_rss_mb: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mean_nll(self) -> float:
+        return self.nll_sum / self.tokens
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "perplexity": math.exp(self.mean_nll),
+            "mean_nll": self.mean_nll,
+            "word_perplexity": math.exp(self.nll_sum / self.words),
+            "bits_per_byte": self.nll_sum / (self.bytes * math.log(2)),
+            "tokens_scored": self.tokens,
+            "words": self.words,
+            "bytes": self.bytes,
+            "eval_seconds": self.seconds,
+            "tokens_per_s": self.tokens / self.seconds if self.seconds else float("nan"),
+            "peak_rss_mb": self.peak_rss_mb,
+            **self.extra,
+        }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
+    # longest first, so padding is small and a memory problem shows up in the first batch
+    ordered = sorted(windows, key=lambda w: -len(w.tokens))
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def _collate(batch: list[Window], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    length = max(len(w.tokens) for w in batch) - 1
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), length), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, w in enumerate(batch):
+        n = len(w.tokens) - 1
+        ids[row, :n] = torch.tensor(w.tokens[:-1])
+        labels[row, w.first_target - 1 : n] = torch.tensor(w.tokens[w.first_target :])
+        mask[row, :n] = 1
+    return ids.to(device), labels.to(device), mask.to(device)
+
+
+def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Summed NLL of the labelled positions. The LM head runs only on those positions, in chunks,
+    so (B, T, vocab) logits are never materialised. ``hidden``: (B, T, d); ``labels``: (B, T)."""
+    head = model.get_output_embeddings()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    keep = labels != IGNORE
+    h, y = hidden[keep], labels[keep]
+    total = hidden.new_zeros((), dtype=torch.float64)
+    for i in range(0, h.shape[0], chunk):
+        logits = head(h[i : i + chunk]).float()
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        total += F.cross_entropy(logits, y[i : i + chunk], reduction="sum").double()
+    return total
+
+
+class ActivationCache:
+    """Residual streams entering decoder layer ``layer`` for every batch of an :class:`EvalSet`.
+
+    Filled during the base evaluation, reused by the adapted one: layers below ``layer`` carry no
+    adapter, so their output is the same for both (results identical to recomputing them).
+    """
+
+    def __init__(self, layer: int):
+        self.layer = layer
+        self.hidden: list[torch.Tensor] = []
+
+    @staticmethod
+    def size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
+        padded = sum(max(len(w.tokens) - 1 for w in b) * len(b) for b in _batches(eval_set.windows, batch_size))
+        return padded * width * dtype_bytes / 2**30
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    eval_set: EvalSet,
+    batch_size: int,
+    pad_id: int,
+    *,
+    fill_cache: ActivationCache | None = None,
+    use_cache: ActivationCache | None = None,
+    description: str = "perplexity",
+) -> PerplexityResult:
+    """Score every window of ``eval_set``; batched, with a progress bar.
+
+    Args:
+        fill_cache: store the residual stream entering ``fill_cache.layer`` for each batch.
+        use_cache: start each batch from the stored residual stream at ``use_cache.layer``
+            (the layers below are skipped; they must be the same as when the cache was filled).
+    """
+    device = next(model.parameters()).device
+    batches = _batches(eval_set.windows, batch_size)
+    if use_cache is not None and len(use_cache.hidden) != len(batches):
+        raise ValueError("activation cache was filled for a different evaluation set or batch size")
+    nll = torch.zeros((), dtype=torch.float64)
+    start = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        bar = progress.add_task(description, total=eval_set.n_scored)
+        for i, batch in enumerate(batches):
+            ids, labels, mask = _collate(batch, pad_id, device)
+            if use_cache is not None:
+                hidden = final_hidden(model, mask, start_hidden=use_cache.hidden[i].to(device), start=use_cache.layer)
+            elif fill_cache is not None:
+                stream = hidden_at(model, ids, mask, fill_cache.layer)
+                fill_cache.hidden.append(stream.cpu())
+                hidden = final_hidden(model, mask, start_hidden=stream, start=fill_cache.layer)
+            else:
+                hidden = final_hidden(model, mask, input_ids=ids)
+            nll += scored_nll(model, hidden, labels).cpu()
+            progress.advance(bar, sum(w.n_scored for w in batch))
+    seconds = time.perf_counter() - start
+    return PerplexityResult(float(nll), eval_set.n_scored, eval_set.words, eval_set.bytes, seconds, peak_rss_mb())
