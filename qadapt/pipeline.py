@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -38,8 +39,12 @@ TASKS = ("wikitext_ppl",)
 _BASE_EVALS: dict[str, tuple[dict, perplexity.ActivationCache | None]] = {}
 
 
+@functools.cache
 def git_commit() -> str:
-    """HEAD of the project checkout, with ``-dirty`` when tracked files differ; ``unknown`` outside git."""
+    """HEAD of the project checkout, with ``-dirty`` when tracked files differ; ``unknown`` outside git.
+
+    Cached: read once when the first run of a process starts, i.e. the code that process is running.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
@@ -49,6 +54,7 @@ def git_commit() -> str:
 
 
 def _setup(cfg: DictConfig) -> None:
+    git_commit()  # the commit of the code this process loaded, before anything can change on disk
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))
@@ -88,8 +94,7 @@ def _base_row(cfg: DictConfig, command: str, overrides: list[str], loaded: model
     }
 
 
-def _eval_set(cfg: DictConfig, tokenizer) -> perplexity.EvalSet:
-    text = load_eval_text(cfg.data_dir, cfg.task.split)
+def _eval_set(cfg: DictConfig, tokenizer, text) -> perplexity.EvalSet:
     return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task)
 
 
@@ -126,10 +131,12 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml")
 
+    # data first: a missing file should fail before minutes of model loading
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
+    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
-    eval_set = _eval_set(cfg, tokenizer)
-    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
+    eval_set = _eval_set(cfg, tokenizer, eval_text)
     sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     trainable = count_trainable(model)
     log(f"{adapters.registry.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
@@ -202,9 +209,10 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
             raise ConfigError(f"{cfg.from_run} was trained on model={saved.model.name}, not {cfg.model.name}")
         cfg.adapter = saved.adapter
         weights = load_file(str(Path(cfg.from_run) / "adapter.safetensors"))
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
-    eval_set = _eval_set(cfg, tokenizer)
+    eval_set = _eval_set(cfg, tokenizer, eval_text)
     adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     if weights is not None:
         adapters.load_adapter_state(model, weights)

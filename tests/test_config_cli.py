@@ -1,0 +1,68 @@
+"""Config composition, sweep expansion and the CLI's handling of bad input."""
+
+import pytest
+from typer.testing import CliRunner
+
+from qadapt.cli import app
+from qadapt.config import compose, config_hash, expand_sweep, group_choices
+from qadapt.errors import ConfigError
+
+runner = CliRunner()
+
+
+def test_defaults_and_overrides():
+    cfg = compose(["adapter.qubits_per_block=3", "seed=4"])
+    assert (cfg.model.name, cfg.adapter.name, cfg.device.name, cfg.task.name) == ("smollm2_135m", "cua", "exact", "wikitext_ppl")
+    assert cfg.adapter.qubits_per_block == 3 and cfg.seed == 4
+    assert config_hash(cfg) != config_hash(compose([]))
+    assert config_hash(compose(["resume=true"])) == config_hash(compose([]))
+
+
+def test_groups_have_the_designed_options():
+    assert group_choices("model") == ["llama31_8b", "llama_7b", "qwen_7b", "smollm2_135m"]
+    assert {"none", "cua"} <= set(group_choices("adapter"))
+
+
+def test_unknown_option_lists_choices():
+    with pytest.raises(ConfigError, match="valid choices: llama31_8b, llama_7b, qwen_7b, smollm2_135m"):
+        compose(["model=nope"])
+
+
+def test_unknown_key_is_a_config_error():
+    with pytest.raises(ConfigError):
+        compose(["adapter.qubit_per_block=3"])
+
+
+def test_sweep_expansion_is_a_cartesian_product():
+    points = expand_sweep(["adapter.qubits_per_block=1,2,3", "seed=0,1", "task.max_tokens=100"])
+    assert len(points) == 6
+    assert points[0] == ["adapter.qubits_per_block=1", "seed=0", "task.max_tokens=100"]
+    assert ["adapter.qubits_per_block=3", "seed=1", "task.max_tokens=100"] in points
+
+
+def test_cli_train_unknown_model_exits_2_with_choices():
+    result = runner.invoke(app, ["train", "model=nope"])
+    assert result.exit_code == 2
+    assert "valid choices: llama31_8b, llama_7b, qwen_7b, smollm2_135m" in result.output
+
+
+def test_cli_multirun_checks_every_point_first():
+    result = runner.invoke(app, ["train", "-m", "adapter=cua,nope"])
+    assert result.exit_code == 2 and "unknown adapter 'nope'" in result.output
+
+
+def test_cli_config_prints_resolved_yaml():
+    result = runner.invoke(app, ["config", "adapter.qubits_per_block=3"])
+    assert result.exit_code == 0
+    assert "qubits_per_block: 3" in result.output
+
+
+def test_cli_params_llama_without_weights():
+    result = runner.invoke(app, ["params", "model=llama31_8b", "adapter.layers=[0]"])
+    assert result.exit_code == 0 and "6,144" in result.output
+
+
+def test_cli_missing_data_names_make_data(tmp_path):
+    result = runner.invoke(app, ["eval", "ppl", "adapter=none", f"data_dir={tmp_path}", "task.max_tokens=64"])
+    assert result.exit_code == 1
+    assert "make data" in result.output

@@ -1,0 +1,88 @@
+"""CUA adapter: block structure, identity at init, parameter counts (with and without weights)."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from qadapt.adapters.cua import CUAConfig, CUALinear, cua_param_count
+from qadapt.config import compose
+from qadapt.devices.exact import ExactDevice
+from qadapt.errors import ConfigError
+from qadapt.pipeline import count_params
+from qadapt.quantum import cayley, skew_symmetric
+
+
+def _layer(side="input", q=2, in_f=16, out_f=8):
+    torch.manual_seed(0)
+    return CUALinear(nn.Linear(in_f, out_f), CUAConfig(q, ("lin",), None, side), ExactDevice())
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_identity_at_init(side):
+    layer = _layer(side)
+    x = torch.randn(3, 5, 16)
+    assert torch.equal(layer(x), layer.base(x))
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_exact_device_equals_block_diagonal_matrix(side):
+    layer = _layer(side)
+    with torch.no_grad():
+        layer.generator.normal_()
+    blocks = cayley(skew_symmetric(layer.generator.detach(), 4))
+    full = torch.block_diag(*blocks)
+    x = torch.randn(7, 16)
+    W, bias = layer.base.weight, layer.base.bias
+    expected = (x @ full.T) @ W.T + bias if side == "input" else (x @ W.T + bias) @ full.T
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+
+
+def test_norm_is_preserved_per_slice():
+    # Each slice is amplitude-encoded and rotated: its norm must not change (a unitary on q qubits).
+    layer = _layer("input", q=3)
+    with torch.no_grad():
+        layer.generator.normal_()
+    x = torch.randn(4, 16)
+    y = layer.device.run_blocks(layer.circuit(), x)
+    assert torch.allclose(y.view(4, 2, 8).norm(dim=-1), x.view(4, 2, 8).norm(dim=-1), atol=1e-5)
+
+
+def test_width_not_divisible_is_a_clear_error():
+    with pytest.raises(ConfigError, match="not divisible by block size"):
+        CUALinear(nn.Linear(6, 4), CUAConfig(2, ("lin",), None, "input"), ExactDevice())
+
+
+def test_bad_side_is_rejected():
+    with pytest.raises(ConfigError, match="valid choices: input, output"):
+        CUAConfig.from_cfg(OmegaConf.create({"qubits_per_block": 2, "modules": ["v_proj"], "layers": None, "side": "left"}))
+
+
+def test_param_count_formula():
+    assert cua_param_count(4096, 2) == 6144
+    assert cua_param_count(576, 1) == 288
+    assert cua_param_count(576, 3) == 72 * 28
+
+
+def test_llama31_8b_cua_count_without_weights():
+    """The paper's ~6k: 2 qubits per block on one width-4096 projection of Llama 3.1 8B = 6,144."""
+    counts = count_params(compose(["model=llama31_8b", "adapter=cua", "adapter.layers=[0]", "adapter.modules=[v_proj]"]))
+    assert counts["adapter_params"] == 6144
+    assert counts["sites"] == 1
+    assert counts["base_params"] == 8_030_261_248  # Llama 3.1 8B as published
+
+
+def test_smollm2_default_count_without_weights():
+    counts = count_params(compose([]))
+    assert counts["sites"] == 6
+    assert counts["adapter_params"] == 6 * cua_param_count(576, 2) == 5184
+
+
+def test_unknown_module_lists_valid_ones():
+    with pytest.raises(ConfigError, match=r"no module 'w_proj'.*valid choices: .*v_proj"):
+        count_params(compose(["adapter.modules=[w_proj]"]))
+
+
+def test_layer_out_of_range():
+    with pytest.raises(ConfigError, match="out of range"):
+        count_params(compose(["adapter.layers=[30]"]))

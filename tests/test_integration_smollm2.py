@@ -1,0 +1,201 @@
+"""Integration tests on the real SmolLM2-135M and real WikiText-2 (short slices, so they stay fast)."""
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from typer.testing import CliRunner
+
+from qadapt import adapters, devices
+from qadapt.cli import app
+from qadapt.config import compose
+from qadapt.errors import ModelUnavailable, TrainingDiverged
+from qadapt.models import load
+from qadapt.pipeline import run_eval_ppl, run_train
+from qadapt.results import load_rows
+from qadapt.tasks import perplexity
+from qadapt.train import chunk_tokens, fit
+
+pytestmark = pytest.mark.integration
+SLICE = ["task.max_tokens=1536", "task.max_length=512", "task.stride=256", "task.batch_size=2"]
+
+
+def _cfg(tmp_path, *extra):
+    return compose([*SLICE, f"results_dir={tmp_path / 'results'}", f"runs_dir={tmp_path / 'runs'}", *extra])
+
+
+def _eval_set(tokenizer, text, cfg):
+    return perplexity.build_eval_set(tokenizer, text, "test", cfg.task)
+
+
+def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_path):
+    """Our batched, head-on-scored-positions evaluation vs the transformers guide's loop, window by window."""
+    model, tokenizer = smollm2
+    cfg = _cfg(tmp_path, "adapter=none")
+    ours = perplexity.evaluate(model, _eval_set(tokenizer, wikitext_test, cfg), 2, tokenizer.pad_token_id).metrics()
+
+    ids = torch.tensor(tokenizer(wikitext_test, add_special_tokens=False).input_ids[:1536]).unsqueeze(0)
+    nll, count, prev_end = 0.0, 0, 0
+    with torch.no_grad():
+        for begin in range(0, ids.size(1), 256):
+            end = min(begin + 512, ids.size(1))
+            trg_len = end - prev_end
+            input_ids = ids[:, begin:end]
+            target_ids = input_ids.clone()
+            target_ids[:, :-trg_len] = -100
+            loss = model(input_ids, labels=target_ids).loss  # mean over the shifted, unmasked labels
+            n = int((target_ids[:, 1:] != -100).sum())
+            nll, count, prev_end = nll + loss.item() * n, count + n, end
+            if end == ids.size(1):
+                break
+    assert ours["tokens_scored"] == count == 1535
+    assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
+    assert 5 < ours["perplexity"] < 60  # a 135M model on WikiText: sanity, not the test
+
+
+def test_documents_mode_runs_on_real_articles(smollm2, wikitext_test, tmp_path):
+    model, tokenizer = smollm2
+    cfg = _cfg(tmp_path, "task.mode=documents", "task.max_tokens=600")
+    eval_set = _eval_set(tokenizer, wikitext_test, cfg)
+    result = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id).metrics()
+    assert result["tokens_scored"] >= 600 and result["words"] > 0
+    assert result["bits_per_byte"] == pytest.approx(result["mean_nll"] * result["tokens_scored"] / (result["bytes"] * math.log(2)))
+
+
+def test_identity_at_init_logits_equal_base(smollm2, tmp_path):
+    model, tokenizer = smollm2
+    x = torch.tensor([tokenizer("The quick brown fox jumps over the lazy dog .", add_special_tokens=False).input_ids])
+    with torch.no_grad():
+        before = model(x).logits
+    sites = adapters.apply(model, compose(["adapter.layers=null", "adapter.modules=[q_proj,v_proj,o_proj]"]).adapter, devices.get(compose([]).device))
+    assert len(sites) == 90
+    with torch.no_grad():
+        after = model(x).logits
+    assert torch.equal(before, after)
+
+
+def test_activation_cache_gives_identical_results(smollm2, wikitext_test, tmp_path):
+    model, tokenizer = smollm2
+    cfg = _cfg(tmp_path)
+    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    for _, layer in adapters.registry.adapter_modules(model):
+        torch.nn.init.normal_(layer.generator, std=0.3)
+    eval_set = _eval_set(tokenizer, wikitext_test, cfg)
+    plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
+    cache = perplexity.ActivationCache(min(adapters.adapter_layers(model)))
+    with adapters.adapters_disabled(model):
+        base_plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
+        base_filled = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, fill_cache=cache)
+    cached = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, use_cache=cache)
+    assert cache.layer == 24 and len(cache.hidden) > 0
+    assert base_filled.nll_sum == pytest.approx(base_plain.nll_sum, rel=1e-6)
+    assert cached.nll_sum == pytest.approx(plain.nll_sum, rel=1e-6)
+    assert abs(cached.nll_sum - base_plain.nll_sum) > 1e-3  # the adapter changed something
+
+
+def test_short_training_lowers_training_loss(smollm2, data_dir, tmp_path):
+    model, tokenizer = smollm2
+    cfg = _cfg(tmp_path, "train.max_steps=8", "train.batch_size=4", "train.seq_len=64", "train.lr=0.05", "train.warmup_steps=0")
+    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    text = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text()[:20000].replace(" <unk>", "")
+    chunks = chunk_tokens(tokenizer(text, add_special_tokens=False).input_ids, 64)[:4]  # one fixed batch, seen 8 times
+
+    def loss():
+        with torch.no_grad():
+            return model(input_ids=chunks, labels=chunks).loss.item()
+
+    before = loss()
+    fit(model, chunks, cfg.train, tmp_path, seed=0, resume=False)
+    assert loss() < before - 0.01
+
+
+def test_resume_continues_exactly(smollm2_cfg, smollm2_path, data_dir, tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path, "train.max_steps=4", "train.save_every=2", "train.batch_size=2", "train.seq_len=32", "adapter.layers=[-1]")
+    text = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text()[:8000]
+
+    def fresh():
+        loaded = load(smollm2_cfg)
+        adapters.apply(loaded.model, cfg.adapter, devices.get(cfg.device))
+        return loaded.model, chunk_tokens(loaded.tokenizer(text, add_special_tokens=False).input_ids, 32)
+
+    model, chunks = fresh()
+    (tmp_path / "a").mkdir()
+    fit(model, chunks, cfg.train, tmp_path / "a", seed=0, resume=False)
+    uninterrupted = adapters.adapter_state_dict(model)
+
+    model, chunks = fresh()
+    (tmp_path / "b").mkdir()
+    calls = {"n": 0}
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def crash_on_third_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", crash_on_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, chunks, cfg.train, tmp_path / "b", seed=0, resume=False)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+
+    model, chunks = fresh()
+    result = fit(model, chunks, cfg.train, tmp_path / "b", seed=0, resume=True)
+    assert len(result.losses) == 4
+    resumed = adapters.adapter_state_dict(model)
+    for name in uninterrupted:
+        assert torch.allclose(resumed[name], uninterrupted[name], atol=1e-6), name
+
+
+def test_train_save_load_reproduces_eval_exactly(smollm2_path, tmp_path):
+    cfg = _cfg(tmp_path, "train.max_steps=3", "train.batch_size=2", "train.seq_len=64", "adapter.layers=[-2,-1]")
+    row = run_train(cfg, ["(test)"])
+    assert row["trainable_params"] == 2 * 864
+    assert (tmp_path / "runs").exists()
+    ev = run_eval_ppl(_cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
+    assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-9)
+    assert ev["adapter_desc"] == row["adapter_desc"]
+    rows = load_rows(tmp_path / "results")
+    assert list(rows["command"]) == ["train", "eval ppl"]
+    assert rows.iloc[0]["model_weights"] == "SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to float32"
+    for column in ("git_commit", "seed", "overrides", "base_perplexity", "perplexity", "bits_per_byte",
+                   "word_perplexity", "tokens_per_s", "wall_seconds", "peak_rss_mb", "train_source"):
+        assert column in rows.columns and not rows[column].isna().iloc[0], column
+
+
+def test_nan_loss_stops_the_run_without_a_row(smollm2_path, tmp_path, monkeypatch):
+    from qadapt.adapters.cua import CUALinear
+
+    real = CUALinear.unitaries
+    monkeypatch.setattr(CUALinear, "unitaries", lambda self: real(self) * float("nan"))
+    cfg = _cfg(tmp_path, "train.max_steps=2", "train.batch_size=1", "train.seq_len=32", "task.cache_activations=false")
+    # the base evaluation runs with adapters off and is unaffected; training then hits NaN at once
+    with pytest.raises(TrainingDiverged, match="loss is nan"):
+        run_train(cfg, ["(test)"])
+    assert load_rows(tmp_path / "results").empty
+    assert not list((tmp_path / "runs").glob("*/adapter.safetensors"))
+
+
+def test_hub_path_loads_a_local_copy(smollm2_path, smollm2_cfg):
+    """model.path goes through the same from_pretrained call a hub id does."""
+    cfg = OmegaConf.merge(smollm2_cfg, {"path": str(smollm2_path)})
+    loaded = load(cfg)
+    assert loaded.source.startswith("path:") and loaded.model.config.hidden_size == 576
+
+
+def test_large_model_without_access_fails_fast_naming_the_id(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelUnavailable, match=r"meta-llama/Llama-3.1-8B-Instruct.*model.path="):
+        load(compose(["model=llama31_8b"]).model)
+
+
+def test_cli_eval_ppl_base_on_a_slice(smollm2_path, tmp_path):
+    result = CliRunner().invoke(app, ["eval", "ppl", "adapter=none", *SLICE, f"results_dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    assert "perplexity" in result.output
+    assert len(load_rows(tmp_path)) == 1

@@ -1,0 +1,127 @@
+"""Perplexity windows (both modes), WikiText parsing, the hub-download layout, the results store."""
+
+import multiprocessing as mp
+import re
+
+import pandas as pd
+import pytest
+
+from qadapt.data.fetch import download_wikitext, fill, rows_to_upstream
+from qadapt.data.wikitext import handle_unk, load_eval_text, load_train_text, split_articles
+from qadapt.errors import ConfigError, DataMissing
+from qadapt.results import append_row, load_rows
+from qadapt.tasks.perplexity import rolling_windows, sliding_windows
+
+
+def _scored_positions(windows, offsets):
+    out = []
+    for w, off in zip(windows, offsets):
+        out += list(range(off + w.first_target, off + len(w.tokens)))
+    return out
+
+
+@pytest.mark.parametrize("n,max_length,stride", [(1000, 128, 64), (1000, 128, 100), (129, 128, 32), (50, 128, 16)])
+def test_sliding_windows_score_every_token_once(n, max_length, stride):
+    tokens = list(range(n))
+    windows = sliding_windows(tokens, max_length, stride)
+    assert all(len(w.tokens) <= max_length for w in windows)
+    offsets = [w.tokens[0] for w in windows]
+    assert sorted(_scored_positions(windows, offsets)) == list(range(1, n))
+
+
+def test_sliding_windows_with_stride_equal_max_length_skip_each_first_token():
+    windows = sliding_windows(list(range(300)), 100, 100)
+    assert [w.first_target for w in windows] == [1, 1, 1]
+    assert sum(w.n_scored for w in windows) == 297
+
+
+def test_bad_stride():
+    with pytest.raises(ConfigError, match="task.stride"):
+        sliding_windows(list(range(10)), 4, 5)
+
+
+@pytest.mark.parametrize("n,max_length", [(1, 8), (8, 8), (9, 8), (100, 8), (17, 16)])
+def test_rolling_windows_score_every_document_token_once(n, max_length):
+    tokens = list(range(1000, 1000 + n))
+    windows = rolling_windows(tokens, -1, max_length)
+    assert windows[0].tokens[0] == -1
+    assert all(len(w.tokens) - 1 <= max_length for w in windows)  # model input length
+    scored = [t for w in windows for t in w.tokens[w.first_target :]]
+    assert scored == tokens
+
+
+def test_split_articles_on_the_real_test_split(data_dir):
+    text = load_eval_text(data_dir).text
+    articles = split_articles(text)
+    assert len(articles) == 62
+    assert articles[0].startswith(" = Robert Boulter = ")
+    assert "".join(articles).strip() == text.strip()
+
+
+def test_train_text_falls_back_to_validation_with_unk_handled(data_dir):
+    text = load_train_text(data_dir, "auto", "drop")
+    assert "<unk>" not in text.text and "unk=drop" in text.source
+    assert "<unk>" in load_train_text(data_dir, "valid", "keep").text
+    assert handle_unk("a <unk> b", "drop") == "a b"
+    with pytest.raises(ConfigError, match="valid choices: drop, keep"):
+        handle_unk("x", "mask")
+
+
+def test_missing_data_names_make_data(tmp_path):
+    with pytest.raises(DataMissing, match="make data"):
+        load_eval_text(tmp_path)
+
+
+def test_hub_download_writes_the_upstream_layout(data_dir, tmp_path):
+    """The hub path, fed the hub's row format built from the local copy, must rebuild the local file."""
+    lines = (data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8").splitlines(keepends=True)
+    rows = ["" if line == " \n" else line for line in lines]  # the hub stores blank lines as ""
+    assert rows_to_upstream(rows) == "".join(lines)
+    calls = []
+
+    def fake_load_dataset(name, config, split):
+        calls.append((name, config, split))
+        return {"text": rows}
+
+    download_wikitext(tmp_path, load_dataset=fake_load_dataset)
+    assert (tmp_path / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8") == "".join(lines)
+    assert ("Salesforce/wikitext", "wikitext-2-raw-v1", "test") in calls
+    assert not list((tmp_path / "wikitext-2").glob(".*.tmp"))
+
+
+def test_fill_links_shared_data(data_dir, tmp_path):
+    target = tmp_path / "data"
+    assert "linked" in fill(target, shared=data_dir.resolve())
+    assert (target / "wikitext-2" / "wiki.test.raw").exists()
+    assert "already" in fill(target, shared=data_dir.resolve())
+
+
+def _writer(args):
+    results_dir, worker = args
+    for i in range(10):
+        append_row(results_dir, {"worker": worker, "i": i, "payload": "x" * 2000, f"metric_{worker}": i / 3})
+
+
+def test_concurrent_appends_lose_no_rows(tmp_path):
+    with mp.get_context("fork").Pool(4) as pool:
+        pool.map(_writer, [(tmp_path, w) for w in range(4)])
+    rows = load_rows(tmp_path)
+    assert len(rows) == 40
+    assert sorted(zip(rows["worker"], rows["i"])) == [(w, i) for w in range(4) for i in range(10)]
+    assert (rows["payload"].str.len() == 2000).all()
+    assert isinstance(rows, pd.DataFrame)
+
+
+def test_results_summary_pivots_seeds_into_mean_and_std():
+    from qadapt.results.tables import summary
+
+    rows = pd.DataFrame([
+        {"command": "train", "task": "wikitext_ppl", "model": "m", "adapter_desc": "cua(q=2)", "device": "exact",
+         "mode": "sliding", "seed": s, "perplexity": p, "base_perplexity": 20.0, "delta_ppl_pct": 100 * (p / 20 - 1)}
+        for s, p in [(0, 19.0), (1, 19.2), (2, 19.4)]
+    ])
+    table = summary(rows)
+    assert "### train · wikitext_ppl" in table
+    assert "19.2 ± 0.2" in table and "-4 ± 1" in table
+    assert re.search(r"\|\s+3\s+\|", table)  # three seeds pooled into one row
+    assert "No results yet" in summary(pd.DataFrame())
