@@ -20,6 +20,7 @@ from rich.console import Console
 
 from .config import compose, expand_sweep
 from .errors import QadaptError
+from .log import log
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quantum and quantum-inspired adapters on real models and data.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a model (base, fresh or trained adapter).")
@@ -39,7 +40,7 @@ def _run(overrides: list[str] | None, multirun: bool, job: Callable) -> None:
         configs = [compose(p) for p in points]  # every point is checked before the first one runs
         for i, (point, cfg) in enumerate(zip(points, configs)):
             if multirun:
-                err.print(f"[bold][qadapt] sweep point {i + 1}/{len(points)}: {' '.join(point)}[/bold]")
+                log(f"sweep point {i + 1}/{len(points)}: {' '.join(point)}")
             job(cfg, point)
     except QadaptError as e:
         err.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
@@ -117,7 +118,7 @@ def data(overrides: list[str] = OVERRIDES) -> None:
     """Fill data_dir: link ../shared/data when it exists, else download the datasets from the hub."""
     from .pipeline import fill_data
 
-    _run(overrides, False, lambda cfg, _: err.print(f"[qadapt] {fill_data(cfg)}"))
+    _run(overrides, False, lambda cfg, _: log(fill_data(cfg)))
 
 
 def main() -> None:  # pragma: no cover - `python -m qadapt.cli`
