@@ -83,7 +83,7 @@ def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> Non
 @app.command("config")
 def show_config(overrides: list[str] = OVERRIDES) -> None:
     """Print the resolved config for these overrides."""
-    _run(overrides, False, lambda cfg, _: out.print(OmegaConf.to_yaml(cfg), highlight=False, markup=False))
+    _run(overrides, False, lambda cfg, _: typer.echo(OmegaConf.to_yaml(cfg)))
 
 
 @app.command()
@@ -98,7 +98,7 @@ def results(
     rows = load_rows(results_dir)
     if last:
         rows = rows.tail(last)
-    out.print(summary(rows), highlight=False, markup=False)
+    typer.echo(summary(rows))  # plain: markdown must not be re-wrapped to the terminal width
 
 
 @app.command()
