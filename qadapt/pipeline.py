@@ -63,6 +63,7 @@ def _setup(cfg: DictConfig) -> None:
 
 
 def run_dir_for(cfg: DictConfig) -> Path:
+    """``runs_dir/<run_name>``, default ``runs_dir/<model>-<adapter>-<config hash>`` (same config, same dir: resumable)."""
     name = cfg.run_name or f"{cfg.model.name}-{cfg.adapter.name}-{config_hash(cfg)}"
     return Path(cfg.runs_dir) / name
 
@@ -191,6 +192,11 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
 
 
 def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The resolved config saved by a finished training run.
+
+    Raises:
+        QadaptError: ``run_dir`` lacks ``config.yaml`` or ``adapter.safetensors``.
+    """
     path = Path(run_dir) / "config.yaml"
     if not path.exists() or not (Path(run_dir) / "adapter.safetensors").exists():
         raise QadaptError(f"{run_dir} is not a finished training run (needs config.yaml and adapter.safetensors)")
@@ -238,6 +244,7 @@ def count_params(cfg: DictConfig) -> dict:
 
 
 def fill_data(cfg: DictConfig) -> str:
+    """``qadapt data``: link or download the datasets into ``cfg.data_dir``; returns what was done."""
     from .data.fetch import fill
 
     return fill(cfg.data_dir)

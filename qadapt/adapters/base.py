@@ -70,6 +70,7 @@ def find_targets(model: nn.Module, modules: Sequence[str], layers: Sequence[int]
 
 
 def adapter_modules(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
+    """(qualified name, layer) of every injected adapter layer in ``model``."""
     for name, module in model.named_modules():
         if isinstance(module, AdapterLayer):
             yield name, module
@@ -90,11 +91,13 @@ def adapters_disabled(model: nn.Module):
 
 
 def freeze(model: nn.Module) -> None:
+    """Make every parameter of ``model`` non-trainable (the frozen base)."""
     for p in model.parameters():
         p.requires_grad_(False)
 
 
 def count_trainable(model: nn.Module) -> int:
+    """Number of scalar parameters with ``requires_grad`` (works on the meta device)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

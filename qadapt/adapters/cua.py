@@ -127,6 +127,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
 
 
 def describe(cfg: DictConfig) -> str:
+    """Short label for results tables, e.g. ``cua(q=2, v_proj@input, layers=-1)``."""
     config = CUAConfig.from_cfg(cfg)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     return f"cua(q={config.qubits_per_block}, {'+'.join(config.modules)}@{config.side}, layers={layers})"
