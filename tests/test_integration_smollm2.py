@@ -204,10 +204,10 @@ def test_cli_eval_ppl_base_on_a_slice(smollm2_path, tmp_path):
 def test_uncached_model_with_unreachable_hub_fails_before_any_download(monkeypatch, tmp_path):
     import huggingface_hub.constants
 
-    import qadapt.models as models
+    import qadapt.hub
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(qadapt.hub, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelUnavailable, match=r"'Qwen/Qwen2.5-7B' is not in the local Hugging Face cache.*model.path="):
         load(compose(["model=qwen_7b"]).model)

@@ -58,13 +58,33 @@ def test_split_articles_on_the_real_test_split(data_dir):
     assert "".join(articles).strip() == text.strip()
 
 
-def test_train_text_falls_back_to_validation_with_unk_handled(data_dir):
+def test_train_text_falls_back_to_validation_with_unk_handled(data_dir, monkeypatch, tmp_path):
+    import qadapt.hub
+
+    monkeypatch.setenv("QADAPT_CACHE", str(tmp_path))
+    monkeypatch.setattr(qadapt.hub, "hub_reachable", lambda timeout=3.0: False)  # as on a machine without the hub
     text = load_train_text(data_dir, "auto", "drop")
     assert "<unk>" not in text.text and "unk=drop" in text.source
     assert "<unk>" in load_train_text(data_dir, "valid", "keep").text
     assert handle_unk("a <unk> b", "drop") == "a b"
     with pytest.raises(ConfigError, match="valid choices: drop, keep"):
         handle_unk("x", "mask")
+
+
+def test_train_split_comes_from_the_hub_when_reachable(data_dir, monkeypatch, tmp_path):
+    """The hub branch of `train.text=auto`, fed hub-format rows built from a real local split."""
+    import qadapt.data.fetch
+    import qadapt.hub
+
+    lines = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text(encoding="utf-8").splitlines(keepends=True)
+    monkeypatch.setenv("QADAPT_CACHE", str(tmp_path))
+    monkeypatch.setattr(qadapt.hub, "hub_reachable", lambda timeout=3.0: True)
+    real = qadapt.data.fetch.download_wikitext
+    monkeypatch.setattr(qadapt.data.fetch, "download_wikitext", lambda target, only=None: real(
+        target, load_dataset=lambda name, config, split: {"text": ["" if l == " \n" else l for l in lines]}, only=only))
+    text = load_train_text(data_dir, "auto", "drop")
+    assert text.source.startswith("hub:") and text.text == "".join(lines)
+    assert (tmp_path / "data" / "wikitext-2" / "wiki.train.raw").exists()
 
 
 def test_missing_data_names_make_data(tmp_path):

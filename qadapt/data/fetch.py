@@ -30,14 +30,17 @@ def rows_to_upstream(rows: list[str]) -> str:
     return "".join(row if row else " \n" for row in rows)
 
 
-def download_wikitext(target: Path, load_dataset=None) -> None:
-    """Write WikiText-2 from the hub into ``target/wikitext-2`` in the upstream layout (atomic per file)."""
+def download_wikitext(target: Path, load_dataset=None, only: tuple[str, ...] | None = None) -> None:
+    """Write WikiText-2 from the hub into ``target/wikitext-2`` in the upstream layout (atomic per file).
+
+    ``only``: file names to fetch (default: all of ``WIKITEXT_FILES``).
+    """
     if load_dataset is None:
         from datasets import load_dataset
     out = target / "wikitext-2"
     out.mkdir(parents=True, exist_ok=True)
     for (config, split), name in WIKITEXT_FILES.items():
-        if (out / name).exists():
+        if (out / name).exists() or (only is not None and name not in only):
             continue
         rows = load_dataset("Salesforce/wikitext", config, split=split)["text"]
         tmp = out / f".{name}.tmp"

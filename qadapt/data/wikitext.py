@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataMissing
+from ..log import log
 
 SUBDIR = "wikitext-2"
 UNK = "<unk>"
@@ -56,11 +57,34 @@ def handle_unk(text: str, unk: str) -> str:
     raise ConfigError(f"unknown train.unk '{unk}'; valid choices: drop, keep")
 
 
+def hub_train_split() -> Path | None:
+    """WikiText-2 train (raw) from the hub, kept in the user cache (``data_dir`` may be a read-only link).
+
+    None when the hub is unreachable or the download fails (the caller falls back and records it).
+    """
+    from ..hub import hub_reachable
+    from ..paths import cache_dir
+    from .fetch import download_wikitext
+
+    root = cache_dir() / "data"
+    path = root / SUBDIR / "wiki.train.raw"
+    if path.is_file():
+        return path
+    if not hub_reachable():
+        return None
+    try:
+        download_wikitext(root, only=("wiki.train.raw",))
+    except Exception as err:  # any hub or dataset failure: fall back to the local validation split
+        log(f"WikiText-2 train download failed ({type(err).__name__}: {err}); training on the validation split")
+        return None
+    return path if path.is_file() else None
+
+
 def load_train_text(data_dir: str | Path, which: str = "auto", unk: str = "drop") -> Text:
-    """Training text: WikiText-2 train (raw) when present, else the tokenized validation split.
+    """Training text: WikiText-2 train (raw) when present or downloadable, else the tokenized validation split.
 
     Args:
-        which: ``auto`` (train if present, else valid), ``train`` or ``valid``.
+        which: ``auto`` (train from ``data_dir``, else from the hub when reachable, else valid), ``train`` or ``valid``.
         unk: what to do with ``<unk>`` in the tokenized validation split (``drop`` or ``keep``).
     Raises:
         DataMissing: the needed file is absent.
@@ -71,6 +95,8 @@ def load_train_text(data_dir: str | Path, which: str = "auto", unk: str = "drop"
     if which == "train" or (which == "auto" and train.is_file()):
         path = _read(data_dir, "wiki.train.raw")
         return Text(path.read_text(encoding="utf-8"), f"local:{SUBDIR}/{path.name}")
+    if which == "auto" and (downloaded := hub_train_split()) is not None:
+        return Text(downloaded.read_text(encoding="utf-8"), "hub:Salesforce/wikitext wikitext-2-raw-v1 train")
     path = _read(data_dir, "wiki.valid.tokens")
     return Text(handle_unk(path.read_text(encoding="utf-8"), unk), f"local:{SUBDIR}/{path.name} (unk={unk})")
 

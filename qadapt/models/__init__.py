@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..log import log
+from .. import hub
 from ..errors import ModelUnavailable
 from ..paths import cache_dir
 
@@ -97,16 +95,6 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     return target
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the hub endpoint (``$HF_ENDPOINT`` or huggingface.co) accepts a TCP connection within ``timeout`` s."""
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def _from_pretrained(path_or_id: str, cfg: DictConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -143,7 +131,7 @@ def load(cfg: DictConfig) -> LoadedModel:
         from huggingface_hub import constants, try_to_load_from_cache
 
         cached = isinstance(try_to_load_from_cache(cfg.hub_id, "config.json"), str)
-        if not cached and not constants.HF_HUB_OFFLINE and not _hub_reachable():
+        if not cached and not constants.HF_HUB_OFFLINE and not hub.hub_reachable():
             raise ModelUnavailable(
                 f"'{cfg.hub_id}' is not in the local Hugging Face cache and the hub is unreachable. Provide the weights: "
                 f"download them where the hub is reachable (accept the licence for {cfg.hub_id} and set HF_TOKEN), "
