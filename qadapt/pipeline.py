@@ -82,6 +82,7 @@ def _base_row(cfg: DictConfig, command: str, overrides: list[str], loaded: model
         "adapter": cfg.adapter.name,
         "adapter_desc": adapters.registry.describe(cfg.adapter),
         "device": cfg.device.name,
+        "shots": cfg.device.get("shots"),
         "task": cfg.task.name,
         "mode": cfg.task.mode,
         "max_length": cfg.task.max_length,
@@ -132,13 +133,20 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml")
 
-    # data first: a missing file should fail before minutes of model loading
+    # device and data first: a bad choice or a missing file should fail before minutes of model loading
+    device = devices.get(cfg.device)
+    if not device.differentiable:
+        raise ConfigError(
+            f"device={cfg.device.name} (shots={cfg.device.get('shots')}) cannot train: gradients do not flow through it. "
+            "Train with device=exact, then evaluate the trained adapter there: "
+            f"qadapt eval ppl from_run=runs/<dir> device={cfg.device.name}"
+        )
     eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
     train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     eval_set = _eval_set(cfg, tokenizer, eval_text)
-    sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    sites = adapters.apply(model, cfg.adapter, device)
     trainable = count_trainable(model)
     log(f"{adapters.registry.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
 
@@ -215,11 +223,12 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
             raise ConfigError(f"{cfg.from_run} was trained on model={saved.model.name}, not {cfg.model.name}")
         cfg.adapter = saved.adapter
         weights = load_file(str(Path(cfg.from_run) / "adapter.safetensors"))
+    device = devices.get(cfg.device)
     eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     eval_set = _eval_set(cfg, tokenizer, eval_text)
-    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    adapters.apply(model, cfg.adapter, device)
     if weights is not None:
         adapters.load_adapter_state(model, weights)
     metrics = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),

@@ -211,3 +211,18 @@ def test_uncached_model_with_unreachable_hub_fails_before_any_download(monkeypat
     monkeypatch.setattr(qadapt.hub, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelUnavailable, match=r"'Qwen/Qwen2.5-7B' is not in the local Hugging Face cache.*model.path="):
         load(compose(["model=qwen_7b"]).model)
+
+
+def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_path, tmp_path):
+    """The same trained adapter evaluated on exact, on default.qubit (exact probabilities) and with 8192 shots."""
+    small = ["task.max_tokens=192", "task.max_length=192", "task.stride=192"]
+    row = run_train(_cfg(tmp_path, *small, "train.max_steps=2", "train.batch_size=2", "train.seq_len=64",
+                         "train.lr=0.05", "adapter.layers=[-1]"), ["(test)"])
+    run = f"from_run={row['run_dir']}"
+    exact = run_eval_ppl(_cfg(tmp_path, *small, run), ["(test)"])
+    pennylane = run_eval_ppl(_cfg(tmp_path, *small, run, "device=default_qubit"), ["(test)"])
+    shots = run_eval_ppl(_cfg(tmp_path, *small, run, "device=default_qubit", "device.shots=8192"), ["(test)"])
+    assert pennylane["perplexity"] == pytest.approx(exact["perplexity"], rel=1e-5)
+    assert shots["perplexity"] != exact["perplexity"]
+    assert shots["perplexity"] == pytest.approx(exact["perplexity"], rel=0.05)
+    assert load_rows(tmp_path / "results")["shots"].iloc[-1] == 8192

@@ -7,8 +7,15 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from .base import Device
 from .exact import ExactDevice
+from .pennylane import PennyLaneDevice
 
-DEVICES: dict[str, type[Device]] = {"exact": ExactDevice}
+# config name (configs/device/<name>.yaml) -> class
+DEVICES: dict[str, type[Device]] = {
+    "exact": ExactDevice,
+    "default_qubit": PennyLaneDevice,
+    "lightning_qubit": PennyLaneDevice,
+    "lightning_gpu": PennyLaneDevice,
+}
 
 
 def get(cfg: DictConfig) -> Device:

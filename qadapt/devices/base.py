@@ -1,4 +1,14 @@
-"""The one interface between adapters and execution back ends."""
+"""The one interface between adapters and execution back ends, and the readout rule they share.
+
+Readout (CUA paper, execution on the QPU; NOTES.md): slice x_j (b = 2^q entries) is normalised and
+amplitude-encoded, |x_j> = x_j / ||x_j||; U_j acts; the device returns the outcome probabilities
+p_j(k) (exact, or counts / shots). The output slice is
+
+    y_j(k) = ||x_j|| * sqrt(p_j(k)) * sign((U_j x_j)(k))
+
+Counts carry no sign, so signs are restored from the exact computation, as the paper does. With exact
+probabilities, y_j = U_j x_j exactly; with finite shots, sqrt(counts / shots) estimates |(U_j x_j)(k)| / ||x_j||.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ class Device(ABC):
     """Executes circuit descriptions on vectors of activations.
 
     ``differentiable`` says whether gradients flow through :meth:`run_blocks` (training needs it).
+    ``shots``: None for exact probabilities, else measurements per circuit.
     """
 
     name: str = "abstract"
@@ -21,17 +32,65 @@ class Device(ABC):
 
     def __init__(self, cfg: DictConfig | None = None):
         self.cfg = cfg
+        shots = None if cfg is None else cfg.get("shots")
+        self.shots = None if shots is None else int(shots)
+        self.seed = 0 if cfg is None or cfg.get("seed") is None else int(cfg.seed)
 
-    @abstractmethod
     def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``circuit`` to every vector of ``x``.
+        """Apply ``circuit`` to every vector of ``x`` and read the result out (rule in the module docstring).
 
         Args:
             circuit: block unitaries, width d = n_blocks * b.
             x: ``(..., d)`` activations, any leading shape (batch, tokens).
         Returns:
-            ``(..., d)``: slice j of each vector replaced by U_j x_j.
+            ``(..., d)`` in the dtype of ``x``: slice j of each vector replaced by the read-out U_j x_j.
+        Raises:
+            ValueError: ``x``'s last axis is not the circuit's width.
+        """
+        if x.shape[-1] != circuit.width:
+            raise ValueError(f"vector width {x.shape[-1]} != circuit width {circuit.width}")
+        b, n = circuit.block_size, circuit.n_blocks
+        slices = x.detach().to(torch.float64).reshape(-1, n, b)
+        unitaries = circuit.unitaries.detach().to(torch.float64)
+        exact = torch.einsum("Nnb,ncb->Nnc", slices, unitaries)
+        norms = slices.norm(dim=-1, keepdim=True)
+        # an all-zero slice has no quantum state; its output is zero whatever is measured
+        states = torch.where(norms > 0, slices / norms.clamp_min(1e-300), torch.full_like(slices, b**-0.5))
+        probs = self.block_probabilities(circuit, states)
+        out = norms * probs.clamp_min(0).sqrt() * torch.sign(exact)
+        return out.reshape(x.shape).to(x.dtype)
+
+    @abstractmethod
+    def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+        """Outcome probabilities of every (vector, block) circuit.
+
+        Args:
+            states: ``(N, n_blocks, b)`` float64 unit vectors, the amplitude-encoded slices.
+        Returns:
+            ``(N, n_blocks, b)`` float64; entry k is P(outcome k) after U_j, basis order = amplitude order
+            (first qubit most significant). Exact when ``shots`` is None, else counts / shots.
         """
 
     def describe(self) -> str:
-        return self.name
+        return self.name if self.shots is None else f"{self.name}(shots={self.shots})"
+
+
+def sample_counts(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
+    """Multinomial counts for every row of ``probs`` (``(..., b)``), as conditional binomials.
+
+    One vectorised draw per basis state (b <= 2^q), never a loop over circuits or tokens, and no
+    ``(rows, shots)`` sample array. Returns float64 counts of the same shape, summing to ``shots``.
+    """
+    p = probs.clamp_min(0)
+    p = p / p.sum(-1, keepdim=True)
+    counts = torch.zeros_like(p)
+    remaining = torch.full(p.shape[:-1], float(shots), dtype=p.dtype)
+    mass = torch.ones(p.shape[:-1], dtype=p.dtype)
+    for k in range(p.shape[-1] - 1):
+        ratio = (p[..., k] / mass.clamp_min(1e-300)).clamp(0, 1)
+        draw = torch.binomial(remaining, ratio, generator=generator)
+        counts[..., k] = draw
+        remaining = remaining - draw
+        mass = mass - p[..., k]
+    counts[..., -1] = remaining
+    return counts

@@ -5,23 +5,39 @@ from __future__ import annotations
 import torch
 
 from ..quantum.circuits import BlockUnitaryCircuit
-from .base import Device
+from .base import Device, sample_counts
 
 
 class ExactDevice(Device):
-    """Noise-free, infinite-shot execution in torch (differentiable, any dtype/device of ``x``).
+    """Torch statevector execution.
 
-    Equals amplitude-encoding each slice, applying U_j and reading out signed amplitudes times the
-    slice norm; no normalisation is done because it cancels exactly.
+    ``shots=None`` (default): noise-free, infinite shots, differentiable: y_j = U_j x_j directly (the
+    readout rule reduces to this exactly, so no normalisation is done). ``shots=N``: the exact
+    probabilities |U_j x_j|^2 / ||x_j||^2 are sampled N times per circuit (seeded) and read out with
+    the shared rule; not differentiable.
     """
 
     name = "exact"
-    differentiable = True
+
+    @property
+    def differentiable(self) -> bool:  # type: ignore[override]
+        return self.shots is None
+
+    def __init__(self, cfg=None):
+        super().__init__(cfg)
+        self._generator = torch.Generator().manual_seed(self.seed)
 
     def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
-        b = circuit.block_size
+        if self.shots is not None:
+            return super().run_blocks(circuit, x)
         if x.shape[-1] != circuit.width:
             raise ValueError(f"vector width {x.shape[-1]} != circuit width {circuit.width}")
-        slices = x.reshape(*x.shape[:-1], circuit.n_blocks, b)
+        slices = x.reshape(*x.shape[:-1], circuit.n_blocks, circuit.block_size)
         out = torch.einsum("...nb,ncb->...nc", slices, circuit.unitaries.to(x.dtype))
         return out.reshape(x.shape)
+
+    def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+        probs = torch.einsum("Nnb,ncb->Nnc", states, circuit.unitaries.to(states.dtype)).square()
+        if self.shots is None:
+            return probs
+        return sample_counts(probs, self.shots, self._generator) / self.shots

@@ -1,0 +1,105 @@
+"""Devices: exact, PennyLane default.qubit and lightning.qubit agree; shots estimates stay within their
+statistical bound; the readout restores signs; lightning.gpu without CUDA fails clearly."""
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from typer.testing import CliRunner
+
+from qadapt.cli import app
+from qadapt.config import compose
+from qadapt.devices import get
+from qadapt.devices.base import sample_counts
+from qadapt.errors import ConfigError
+from qadapt.quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
+
+
+def _device(name, **over):
+    return get(compose([f"device={name}", *[f"device.{k}={v}" for k, v in over.items()]]).device)
+
+
+def _circuit(q, n_blocks=5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    b = 2**q
+    params = torch.randn(n_blocks, num_skew_params(b), generator=gen, dtype=torch.float64)
+    return BlockUnitaryCircuit(cayley(skew_symmetric(params, b)), q)
+
+
+def _states(n_vectors, circuit, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_vectors, circuit.n_blocks, circuit.block_size, generator=gen, dtype=torch.float64)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_exact_default_qubit_and_lightning_agree_in_probabilities(q):
+    circuit = _circuit(q)
+    states = _states(7, circuit)
+    exact = _device("exact").block_probabilities(circuit, states)
+    assert torch.allclose(exact.sum(-1), torch.ones(7, 5, dtype=torch.float64), atol=1e-12)
+    for name in ("default_qubit", "lightning_qubit"):
+        probs = _device(name).block_probabilities(circuit, states)
+        assert probs.shape == exact.shape
+        assert (probs - exact).abs().max() < 1e-6, name
+
+
+@pytest.mark.parametrize("name", ["default_qubit", "lightning_qubit"])
+def test_readout_with_restored_signs_reproduces_exact_outputs(name):
+    circuit = _circuit(2, n_blocks=6)
+    x = torch.randn(3, 4, 24, dtype=torch.float64)
+    x[0, 0, :4] = 0  # a zero slice stays zero
+    exact = _device("exact").run_blocks(circuit, x)
+    out = _device(name).run_blocks(circuit, x)
+    assert torch.allclose(out, exact, atol=1e-6)
+    assert torch.equal(out[0, 0, :4], torch.zeros(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["exact", "default_qubit"])
+def test_shot_estimates_within_statistical_bound(name):
+    """Each estimate p_hat = counts/shots has standard deviation sqrt(p(1-p)/shots) <= 0.5/sqrt(shots);
+    with a few hundred estimates, all lie within 5 of those (seeded, so the check is deterministic)."""
+    shots = 8192
+    circuit = _circuit(2, n_blocks=8)
+    states = _states(16, circuit)
+    exact = _device("exact").block_probabilities(circuit, states)
+    estimate = _device(name, shots=shots, seed=3).block_probabilities(circuit, states)
+    sigma = (exact * (1 - exact) / shots).sqrt()
+    assert ((estimate - exact).abs() <= 5 * sigma + 1e-12).all()
+    assert (estimate != exact).any()  # they really are samples
+    assert torch.allclose(estimate.sum(-1), torch.ones_like(estimate.sum(-1)))
+    counts = estimate * shots
+    assert torch.allclose(counts, counts.round())
+
+
+def test_sample_counts_sum_to_shots_and_follow_the_probabilities():
+    probs = torch.tensor([[0.5, 0.25, 0.125, 0.125]] * 2000, dtype=torch.float64)
+    counts = sample_counts(probs, 1000, torch.Generator().manual_seed(0))
+    assert torch.equal(counts.sum(-1), torch.full((2000,), 1000.0, dtype=torch.float64))
+    mean = counts.mean(0) / 1000
+    assert torch.allclose(mean, probs[0], atol=5 * math.sqrt(0.25 / 1000 / 2000))
+
+
+def test_exact_with_shots_is_not_differentiable_and_exact_is():
+    assert _device("exact").differentiable
+    assert not _device("exact", shots=100).differentiable
+    assert not _device("default_qubit").differentiable
+
+
+def test_lightning_gpu_without_cuda_fails_clearly():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the no-GPU error path cannot occur here")
+    with pytest.raises(ConfigError, match="lightning_gpu needs an NVIDIA GPU with CUDA"):
+        _device("lightning_gpu")
+
+
+def test_training_on_a_non_differentiable_device_is_refused_before_loading():
+    result = CliRunner().invoke(app, ["train", "device=default_qubit"])
+    assert result.exit_code == 2
+    assert "Train with device=exact" in result.output
+
+
+def test_unknown_backend():
+    with pytest.raises(ConfigError, match="valid choices: default.qubit"):
+        get(OmegaConf.create({"name": "default_qubit", "backend": "qiskit.fake", "shots": None, "seed": 0}))
