@@ -127,12 +127,6 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
         raise ConfigError(f"adapter=none has nothing to train; valid choices: {valid}")
     t0 = time.perf_counter()
-    run_dir = run_dir_for(cfg)
-    if run_dir.exists() and not cfg.resume:
-        log(f"{run_dir} exists; starting it over (resume=true continues it instead)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml")
-
     # device and data first: a bad choice or a missing file should fail before minutes of model loading
     device = devices.get(cfg.device)
     if not device.differentiable:
@@ -165,6 +159,14 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     log(f"base perplexity {base['perplexity']:.4f}")
 
     chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
+    # the run directory is made only now that config, device, data and model are known to be good
+    run_dir = run_dir_for(cfg)
+    if run_dir.exists() and not cfg.resume:
+        log(f"{run_dir} exists; starting it over (resume=true continues it instead)")
+        for stale in ("adapter.safetensors", "metrics.json"):
+            (run_dir / stale).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml")
     result = fit(model, chunks, cfg.train, run_dir, int(cfg.seed), bool(cfg.resume))
 
     adapted = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
@@ -231,6 +233,8 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
     adapters.apply(model, cfg.adapter, device)
     if weights is not None:
         adapters.load_adapter_state(model, weights)
+    elif cfg.adapter.name != "none":
+        log(f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): this measures the base model")
     metrics = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
                                   description=f"{cfg.model.name} {cfg.adapter.name}").metrics()
     row = _base_row(cfg, "eval ppl", overrides, loaded, f"eval-{config_hash(cfg)}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}")

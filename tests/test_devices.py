@@ -94,10 +94,11 @@ def test_lightning_gpu_without_cuda_fails_clearly():
         _device("lightning_gpu")
 
 
-def test_training_on_a_non_differentiable_device_is_refused_before_loading():
-    result = CliRunner().invoke(app, ["train", "device=default_qubit"])
+def test_training_on_a_non_differentiable_device_is_refused_before_loading(tmp_path):
+    result = CliRunner().invoke(app, ["train", "device=default_qubit", f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path}"])
     assert result.exit_code == 2
     assert "Train with device=exact" in result.output
+    assert not (tmp_path / "runs").exists()  # nothing half-written
 
 
 def test_unknown_backend():
