@@ -104,3 +104,40 @@ def test_training_on_a_non_differentiable_device_is_refused_before_loading(tmp_p
 def test_unknown_backend():
     with pytest.raises(ConfigError, match="valid choices: default.qubit"):
         get(OmegaConf.create({"name": "default_qubit", "backend": "qiskit.fake", "shots": None, "seed": 0}))
+
+
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_ibm_state_preparation_tree_prepares_signed_real_amplitudes(q):
+    import numpy as np
+    from qiskit.quantum_info import Statevector
+
+    from qadapt.devices.ibm_fake import amplitude_angles, state_prep_template
+
+    x = np.random.default_rng(q).normal(size=(6, 2**q))
+    x /= np.linalg.norm(x, axis=-1, keepdims=True)
+    x[0, : 2 ** (q - 1)] = 0  # a zero half, where atan2(0, 0) must still give a valid state
+    x[0] /= np.linalg.norm(x[0])
+    template, _ = state_prep_template(q)
+    for vector, angles in zip(x, amplitude_angles(x)):
+        amplitudes = Statevector(template.assign_parameters(angles)).data
+        assert np.allclose(amplitudes.imag, 0, atol=1e-9)
+        assert np.allclose(amplitudes.real, vector, atol=1e-9) or np.allclose(amplitudes.real, -vector, atol=1e-9)
+
+
+def test_ibm_fake_ideal_sampling_within_bound_and_noise_adds_error():
+    circuit = _circuit(2, n_blocks=4)
+    states = _states(12, circuit)
+    exact = _device("exact").block_probabilities(circuit, states)
+    ideal = _device("ibm_fake", noise="false").block_probabilities(circuit, states)
+    noisy = _device("ibm_fake").block_probabilities(circuit, states)
+    sigma = (exact * (1 - exact) / 8192).sqrt()
+    assert ((ideal - exact).abs() <= 5 * sigma + 1e-12).all()
+    assert torch.allclose(noisy.sum(-1), torch.ones(12, 4, dtype=torch.float64))
+    assert (noisy - exact).abs().mean() > 2 * (ideal - exact).abs().mean()  # FakeFez noise is really applied
+
+
+def test_ibm_fake_needs_shots_and_a_known_backend():
+    with pytest.raises(ConfigError, match="set device.shots"):
+        _device("ibm_fake", shots="null")
+    with pytest.raises(ConfigError, match="valid choices: .*FakeFez"):
+        _device("ibm_fake", backend="FakeNowhere")

@@ -226,3 +226,12 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert shots["perplexity"] != exact["perplexity"]
     assert shots["perplexity"] == pytest.approx(exact["perplexity"], rel=0.05)
     assert load_rows(tmp_path / "results")["shots"].iloc[-1] == 8192
+
+    # ibm_fake end to end on a tiny slice: 7 positions x 144 blocks = 1,008 circuits per Aer job
+    tiny = ["task.max_tokens=8", "task.max_length=8", "task.stride=8", run]
+    exact_tiny = run_eval_ppl(_cfg(tmp_path, *tiny), ["(test)"])
+    ideal = run_eval_ppl(_cfg(tmp_path, *tiny, "device=ibm_fake", "device.noise=false"), ["(test)"])
+    noisy = run_eval_ppl(_cfg(tmp_path, *tiny, "device=ibm_fake"), ["(test)"])
+    assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
+    assert math.isfinite(noisy["perplexity"]) and noisy["perplexity"] != ideal["perplexity"]
+    assert list(load_rows(tmp_path / "results")["device"].iloc[-2:]) == ["ibm_fake", "ibm_fake"]

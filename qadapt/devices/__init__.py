@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from .base import Device
 from .exact import ExactDevice
+from .ibm_fake import IBMFakeDevice
 from .pennylane import PennyLaneDevice
 
 # config name (configs/device/<name>.yaml) -> class
@@ -15,6 +16,7 @@ DEVICES: dict[str, type[Device]] = {
     "default_qubit": PennyLaneDevice,
     "lightning_qubit": PennyLaneDevice,
     "lightning_gpu": PennyLaneDevice,
+    "ibm_fake": IBMFakeDevice,
 }
 
 
