@@ -239,7 +239,8 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
                                   description=f"{cfg.model.name} {cfg.adapter.name}").metrics()
     row = _base_row(cfg, "eval ppl", overrides, loaded, f"eval-{config_hash(cfg)}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}")
     n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
-    row.update({"eval_source": eval_set.source, "from_run": cfg.from_run, "trainable_params": n_adapter, "added_params": n_adapter})
+    row.update({"eval_source": eval_set.source, "from_run": cfg.from_run, "trainable_params": n_adapter, "added_params": n_adapter,
+                "device_desc": device.describe(), "device_job_ids": " ".join(getattr(device, "job_ids", []))})
     row.update(metrics)
     row["wall_seconds"] = time.perf_counter() - t0
     append_row(cfg.results_dir, row)

@@ -141,3 +141,33 @@ def test_ibm_fake_needs_shots_and_a_known_backend():
         _device("ibm_fake", shots="null")
     with pytest.raises(ConfigError, match="valid choices: .*FakeFez"):
         _device("ibm_fake", backend="FakeNowhere")
+
+
+@pytest.fixture()
+def no_saved_ibm_account(monkeypatch, tmp_path):
+    import qiskit_ibm_runtime.accounts.management as management
+
+    monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "qiskit-ibm.json"))
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    monkeypatch.delenv("QISKIT_IBM_INSTANCE", raising=False)
+
+
+def test_ibm_without_an_account_fails_clearly_before_loading(no_saved_ibm_account, tmp_path):
+    result = CliRunner().invoke(app, ["eval", "ppl", "device=ibm", f"results_dir={tmp_path / 'results'}"])
+    assert result.exit_code == 2
+    assert "needs an IBM Quantum account: set QISKIT_IBM_TOKEN" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_ibm_token_never_appears_in_output_or_files(no_saved_ibm_account, monkeypatch, tmp_path):
+    secret = "qadapt-test-token-5f1c2e9b"
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", secret)
+    result = CliRunner().invoke(app, ["eval", "ppl", "device=ibm", f"results_dir={tmp_path / 'results'}",
+                                      f"runs_dir={tmp_path / 'runs'}"])
+    assert result.exit_code != 0  # the token is rejected (or the service is unreachable)
+    assert secret not in result.output
+    assert "Traceback" not in result.output
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or secret not in path.read_text(errors="ignore"), path
+    assert secret not in str(compose(["device=ibm"]))

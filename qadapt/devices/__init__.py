@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from .base import Device
 from .exact import ExactDevice
+from .ibm import IBMDevice
 from .ibm_fake import IBMFakeDevice
 from .pennylane import PennyLaneDevice
 
@@ -17,6 +18,7 @@ DEVICES: dict[str, type[Device]] = {
     "lightning_qubit": PennyLaneDevice,
     "lightning_gpu": PennyLaneDevice,
     "ibm_fake": IBMFakeDevice,
+    "ibm": IBMDevice,
 }
 
 

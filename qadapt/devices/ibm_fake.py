@@ -63,36 +63,22 @@ def state_prep_template(qubits: int):
     return circuit, theta
 
 
-class IBMFakeDevice(Device):
-    """Shots from a fake IBM backend through Aer, with (``noise=true``) or without its noise model.
+class QiskitSamplerDevice(Device):
+    """Block circuits compiled for an IBM backend and sampled by a SamplerV2 (Aer or IBM Runtime).
 
-    Raises (at construction):
-        ConfigError: extra ``ibm`` missing, unknown backend name (lists them), ``shots`` null.
+    Subclasses set ``self.backend`` (compilation target) and ``self.sampler``. ``job_ids`` collects the ids of
+    the jobs sent, so results can be re-fetched.
     """
 
-    name = "ibm_fake"
     differentiable = False
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        from .qiskit_compile import fake_backend
-
         if self.shots is None:
-            raise ConfigError("device=ibm_fake samples: set device.shots (the paper used 8192)")
-        self.backend = fake_backend(str(cfg.backend))
-        self.noise = bool(cfg.get("noise", True))
+            raise ConfigError(f"device={cfg.name} samples: set device.shots (the paper used 8192)")
         self.optimization_level = int(cfg.get("optimization_level", 1))
-        from qiskit_aer.primitives import SamplerV2
-
-        options = {"backend_options": {"seed_simulator": self.seed}}
-        if self.noise:
-            self.sampler = SamplerV2.from_backend(self.backend, seed=self.seed, options=options)
-        else:
-            self.sampler = SamplerV2(seed=self.seed, options=options)
         self._compiled: dict[str, list] = {}
-
-    def describe(self) -> str:
-        return f"ibm_fake({self.cfg.backend}, noise={self.noise}, shots={self.shots})"
+        self.job_ids: list[str] = []
 
     def _templates(self, circuit: BlockUnitaryCircuit) -> list:
         """Compiled template per block, cached by the unitaries' bytes: compiled once, reused for every token."""
@@ -123,9 +109,38 @@ class IBMFakeDevice(Device):
         templates = self._templates(circuit)
         angles = amplitude_angles(states.cpu().numpy())  # (N, n, b - 1)
         pubs = [(templates[j], angles[:, j, :]) for j in range(n)]
-        result = self.sampler.run(pubs, shots=self.shots).result()
+        job = self.sampler.run(pubs, shots=self.shots)
+        self.job_ids.append(str(job.job_id()))
+        result = job.result()
         # (n, N, shots) outcomes; the lowest byte holds the q <= 8 measured bits, qubit 0 least significant
         outcomes = np.stack([r.data.meas.array[..., -1] for r in result]).astype(np.int64) & (b - 1)
         flat = (np.arange(n * N).reshape(n, N, 1) * b + outcomes).ravel()
         counts = np.bincount(flat, minlength=n * N * b).reshape(n, N, b)
         return torch.from_numpy(counts.transpose(1, 0, 2) / self.shots)
+
+
+class IBMFakeDevice(QiskitSamplerDevice):
+    """Shots from a fake IBM backend through Aer, with (``noise=true``) or without its noise model.
+
+    Raises (at construction):
+        ConfigError: extra ``ibm`` missing, unknown backend name (lists them), ``shots`` null.
+    """
+
+    name = "ibm_fake"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        from qiskit_aer.primitives import SamplerV2
+
+        from .qiskit_compile import fake_backend
+
+        self.backend = fake_backend(str(cfg.backend))
+        self.noise = bool(cfg.get("noise", True))
+        options = {"backend_options": {"seed_simulator": self.seed}}
+        if self.noise:
+            self.sampler = SamplerV2.from_backend(self.backend, seed=self.seed, options=options)
+        else:
+            self.sampler = SamplerV2(seed=self.seed, options=options)
+
+    def describe(self) -> str:
+        return f"ibm_fake({self.cfg.backend}, noise={self.noise}, shots={self.shots})"
