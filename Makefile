@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua clean
+.PHONY: setup data run test test-fast reproduce-cua bench-devices clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ test-fast: data
 # results/cua_smollm2.md: base vs CUA at q = 1, 2, 3 on the full WikiText-2 test set
 reproduce-cua: data
 	$(VPY) scripts/reproduce_cua_smollm2.py
+
+# results/bench_devices.md: tokens/s of one CUA site on every device, one run
+bench-devices: data
+	$(VPY) scripts/bench_devices.py
 
 clean:
 	rm -rf runs .pytest_cache

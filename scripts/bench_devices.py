@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""results/bench_devices.md: tokens/s of one CUA site evaluated on every device, all in one run.
+
+The site is v_proj of SmolLM2-135M's last layer (input side, width 576, q = 2: 144 blocks, so 144 circuits
+per token). Its inputs are the real hidden states of the first WikiText-2 test tokens; the block unitaries
+come from a trained run (--from-run) or from seeded random generators. Each device's tokens/s is the median
+of --repeats timed calls (1 for the slow Qiskit devices); the error column is the largest deviation from
+the exact output. Not a test: numbers depend on the machine, which is described in the output.
+
+    python scripts/bench_devices.py [--from-run runs/<dir>] [--tokens 256] [--qiskit-tokens 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from safetensors.torch import load_file  # noqa: E402
+
+from qadapt.config import compose  # noqa: E402
+from qadapt.data.wikitext import load_eval_text  # noqa: E402
+from qadapt.devices import get  # noqa: E402
+from qadapt.models import load  # noqa: E402
+from qadapt.pipeline import git_commit  # noqa: E402
+from qadapt.quantum import BlockUnitaryCircuit, cayley, skew_symmetric  # noqa: E402
+
+DEVICES = [  # (label, overrides, uses qiskit)
+    ("exact", ["device=exact"], False),
+    ("exact, 8192 shots", ["device=exact", "device.shots=8192"], False),
+    ("default.qubit", ["device=default_qubit"], False),
+    ("default.qubit, 8192 shots", ["device=default_qubit", "device.shots=8192"], False),
+    ("lightning.qubit", ["device=lightning_qubit"], False),
+    ("ibm_fake FakeFez ideal, 8192 shots", ["device=ibm_fake", "device.noise=false"], True),
+    ("ibm_fake FakeFez noisy, 8192 shots", ["device=ibm_fake"], True),
+]
+
+
+def site_inputs(tokens: int) -> torch.Tensor:
+    """``(tokens, 576)`` real inputs of the last layer's v_proj (after its input RMSNorm)."""
+    cfg = compose([])
+    loaded = load(cfg.model)
+    ids = loaded.tokenizer(load_eval_text(cfg.data_dir).text[:20000], add_special_tokens=False).input_ids[:tokens]
+    captured = {}
+    v_proj = loaded.model.model.layers[-1].self_attn.v_proj
+    handle = v_proj.register_forward_hook(lambda m, args, out: captured.setdefault("x", args[0].detach()))
+    with torch.inference_mode():
+        loaded.model(torch.tensor([ids]))
+    handle.remove()
+    return captured["x"][0].double()
+
+
+def block_circuit(from_run: str | None) -> tuple[BlockUnitaryCircuit, str]:
+    if from_run:
+        weights = load_file(str(Path(from_run) / "adapter.safetensors"))
+        name = next(k for k in weights if "layers.29.self_attn.v_proj" in k)
+        gens, source = weights[name].double(), f"trained ({from_run}, {name})"
+    else:
+        gens, source = torch.randn(144, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3, "random generators (seed 0, std 0.3)"
+    return BlockUnitaryCircuit(cayley(skew_symmetric(gens, 4)), 2), source
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--from-run")
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--qiskit-tokens", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    x_all = site_inputs(args.tokens)
+    circuit, source = block_circuit(args.from_run)
+    rows = []
+    for label, overrides, slow in DEVICES:
+        x = x_all[: args.qiskit_tokens] if slow else x_all
+        device = get(compose(overrides).device)
+        reference = get(compose([]).device).run_blocks(circuit, x)
+        times = []
+        for _ in range(1 if slow else args.repeats):
+            start = time.perf_counter()
+            out = device.run_blocks(circuit, x)
+            times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
+        rows.append((label, x.shape[0], x.shape[0] * circuit.n_blocks, seconds, x.shape[0] / seconds,
+                     float((out - reference).abs().max() / reference.abs().max())))
+        print(f"{label}: {x.shape[0] / seconds:.1f} tokens/s", flush=True)
+    base = rows[0][4]
+    lines = [
+        "# Device benchmark: one CUA site, tokens/s",
+        "",
+        f"Command: `python scripts/bench_devices.py{' --from-run ' + args.from_run if args.from_run else ''} --tokens {args.tokens} "
+        f"--qiskit-tokens {args.qiskit_tokens} --repeats {args.repeats}`  ",
+        f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {platform.machine()}, {os.cpu_count()} cpus, "
+        f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}  ",
+        f"Site: SmolLM2-135M-Instruct layer 29 v_proj input (width 576), q = 2: 144 blocks = 144 circuits per token; "
+        f"inputs: real hidden states of the first WikiText-2 test tokens; unitaries: {source}.",
+        "",
+        "| device | tokens | circuits | seconds | tokens/s | vs exact | max rel. error vs exact |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, tokens, circuits, seconds, tps, err in rows:
+        lines.append(f"| {label} | {tokens} | {circuits:,} | {seconds:.4f} | {tps:,.1f} | {tps / base:.2e}x | {err:.2e} |")
+    lines += ["", "Median of the timed calls (one call for the Qiskit devices, which also compile each block once on their first call). "
+              "Errors of the shot-based rows are sampling noise (and, for the noisy row, FakeFez's noise model)."]
+    out = ROOT / "results" / "bench_devices.md"
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
