@@ -282,7 +282,6 @@ def circuit_plan(cfg: DictConfig, backend_name: str, optimization_level: int, sh
     from .quantum import cayley, num_skew_params, skew_symmetric
 
     backend = fake_backend(backend_name)
-    state = None
     if cfg.from_run:
         saved = load_run_config(cfg.from_run)
         cfg.adapter = saved.adapter
@@ -298,11 +297,8 @@ def circuit_plan(cfg: DictConfig, backend_name: str, optimization_level: int, sh
         b = next(bb for bb in (2**k for k in range(1, 12)) if num_skew_params(bb) == n_params)
         gens = weights[name].double() if cfg.from_run else torch.randn(n_blocks, n_params, generator=gen, dtype=torch.float64) * 0.3
         unitaries = cayley(skew_symmetric(gens, b)).numpy()
-        if state is None:
-            v = np.random.default_rng(int(cfg.seed)).normal(size=b)
-            state = v / np.linalg.norm(v)
         q_only = compile_blocks(unitaries, backend, optimization_level, int(cfg.seed))
-        full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), state=state)[0]
+        full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), with_state_prep=True)[0]
         circuits = n_blocks * tokens
         rows.append({
             "site": name.removeprefix("model.").removesuffix(".generator"),

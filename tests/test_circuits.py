@@ -1,6 +1,5 @@
 """Compiled circuits on IBM's Heron basis (FakeFez): gate budgets and the circuits-per-token plan."""
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -23,9 +22,8 @@ def test_two_qubit_cayley_blocks_compile_to_at_most_3_cz_on_heron():
 
 def test_a_token_circuit_adds_state_preparation_and_measurement():
     U = cayley(skew_symmetric(torch.randn(1, 6, dtype=torch.float64), 4)).numpy()
-    state = np.array([0.5, -0.5, 0.5, 0.5])
     q_only = compile_blocks(U, fake_backend("FakeFez"))[0]
-    token = compile_blocks(U, fake_backend("FakeFez"), state=state)[0]
+    token = compile_blocks(U, fake_backend("FakeFez"), with_state_prep=True)[0]
     assert token.ops.get("measure") == 2
     assert token.depth >= q_only.depth
 

@@ -17,50 +17,7 @@ import torch
 from ..errors import ConfigError
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device
-
-
-def amplitude_angles(states: np.ndarray) -> np.ndarray:
-    """RY angles that prepare real unit vectors with the tree of :func:`state_prep_template`.
-
-    Args:
-        states: ``(..., b)`` real unit vectors, b = 2^q (amplitude k = basis state k, qubit 0 least significant).
-    Returns:
-        ``(..., b - 1)``: level l (from the most significant qubit down) holds 2^l angles, one per value of the
-        qubits above; non-leaf angles split the norm, 2 atan2(||upper half||, ||lower half||); leaf angles carry
-        the sign, 2 atan2(x_odd, x_even).
-    """
-    b = states.shape[-1]
-    q = int(round(np.log2(b)))
-    out = []
-    for level in range(q):
-        groups = states.reshape(*states.shape[:-1], 2**level, 2, b // 2 ** (level + 1))
-        if level == q - 1:
-            lo, hi = groups[..., 0, 0], groups[..., 1, 0]
-        else:
-            lo, hi = np.linalg.norm(groups[..., 0, :], axis=-1), np.linalg.norm(groups[..., 1, :], axis=-1)
-        out.append(2 * np.arctan2(hi, lo))
-    return np.concatenate(out, axis=-1)
-
-
-def state_prep_template(qubits: int):
-    """Parameterised circuit preparing sum_k x_k |k> from the angles of :func:`amplitude_angles`."""
-    from qiskit import QuantumCircuit
-    from qiskit.circuit import ParameterVector
-    from qiskit.circuit.library import RYGate
-
-    theta = ParameterVector("theta", 2**qubits - 1)
-    circuit = QuantumCircuit(qubits)
-    i = 0
-    for level in range(qubits):
-        target = qubits - 1 - level
-        controls = list(range(qubits - level, qubits))  # the qubits above, least significant first
-        for prefix in range(2**level):
-            if level == 0:
-                circuit.ry(theta[i], target)
-            else:
-                circuit.append(RYGate(theta[i]).control(level, ctrl_state=prefix, annotated=True), [*controls, target])
-            i += 1
-    return circuit, theta
+from .qiskit_compile import amplitude_angles, block_circuits, state_prep_template  # noqa: F401 (re-exported)
 
 
 class QiskitSamplerDevice(Device):
@@ -90,16 +47,8 @@ class QiskitSamplerDevice(Device):
         key = hashlib.sha1(unitaries.tobytes()).hexdigest()
         if key not in self._compiled:
             from qiskit import transpile
-            from qiskit.circuit.library import UnitaryGate
 
-            q = circuit.qubits_per_block
-            prep, _ = state_prep_template(q)
-            templates = []
-            for U in unitaries:  # describing n circuits; compiling them is one batched transpile call
-                c = prep.copy()
-                c.append(UnitaryGate(U), range(q))
-                c.measure_all()
-                templates.append(c)
+            templates = block_circuits(unitaries, state_prep_template(circuit.qubits_per_block)[0])
             self._compiled[key] = transpile(templates, backend=self.backend, optimization_level=self.optimization_level,
                                             seed_transpiler=self.seed)
         return self._compiled[key]

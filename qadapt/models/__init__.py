@@ -146,7 +146,11 @@ def load(cfg: DictConfig) -> LoadedModel:
 
 
 def build_meta(cfg: DictConfig) -> torch.nn.Module:
-    """The architecture of ``cfg.architecture`` on the meta device: shapes and parameter counts, no memory."""
+    """The architecture of ``cfg.architecture`` on the meta device: shapes and parameter counts, no memory.
+
+    Raises:
+        ValueError: ``architecture.model_type`` unknown to transformers.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     arch = OmegaConf.to_container(cfg.architecture, resolve=True)

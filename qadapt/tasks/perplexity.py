@@ -229,6 +229,7 @@ class ActivationCache:
 
     @staticmethod
     def size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
+        """GiB the cache needs: padded tokens of every batch x hidden width x bytes per value."""
         padded = sum(max(len(w.tokens) - 1 for w in b) * len(b) for b in _batches(eval_set.windows, batch_size))
         return padded * width * dtype_bytes / 2**30
 
@@ -250,6 +251,10 @@ def evaluate(
         fill_cache: store the residual stream entering ``fill_cache.layer`` for each batch.
         use_cache: start each batch from the stored residual stream at ``use_cache.layer``
             (the layers below are skipped; they must be the same as when the cache was filled).
+    Returns:
+        summed NLL (nats), tokens scored, words and UTF-8 bytes of the scored text, wall seconds, peak RSS (MiB).
+    Raises:
+        ValueError: ``use_cache`` was filled for another evaluation set or batch size.
     """
     device = next(model.parameters()).device
     batches = _batches(eval_set.windows, batch_size)
