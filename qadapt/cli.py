@@ -74,8 +74,9 @@ def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> Non
 
     def job(cfg, point):
         row = run_eval_ppl(cfg, point)
-        _print_row(row, ("model", "adapter_desc", "perplexity", "mean_nll", "word_perplexity", "bits_per_byte",
-                         "tokens_scored", "tokens_per_s", "peak_rss_mb"))
+        _print_row(row, ("model", "adapter_desc", "device_desc", "perplexity", "exact_perplexity", "device_degradation_pct",
+                         "mean_nll", "word_perplexity", "bits_per_byte", "tokens_scored", "device_circuits", "tokens_per_s",
+                         "peak_rss_mb"))
 
     _run(overrides, multirun, job)
 

@@ -213,11 +213,23 @@ def load_run_config(run_dir: str | Path) -> DictConfig:
     return OmegaConf.load(path)
 
 
+EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
+
+
 def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
     """``qadapt eval ppl``: perplexity of the base model (adapter=none), a fresh adapter, or a trained one
-    (``from_run=runs/<dir>``: that run's adapter config and weights)."""
+    (``from_run=runs/<dir>``: that run's adapter config and weights).
+
+    On a device other than noise-free exact (shots, noise, hardware), the same adapter is first evaluated exactly
+    on the same tokens (its activation cache reused by the device pass), and the row reports both perplexities
+    and the degradation ``100 (ppl_device / ppl_exact - 1)``. ``device.max_tokens`` caps the tokens evaluated
+    (as ``task.max_tokens``, the smaller wins); ``device.positions=scored`` sends only scored positions to the device.
+    """
     _setup(cfg)
     t0 = time.perf_counter()
+    if cfg.device.get("max_tokens") is not None:
+        caps = [int(v) for v in (cfg.task.max_tokens, cfg.device.max_tokens) if v is not None]
+        cfg.task.max_tokens = min(caps)
     weights = None
     if cfg.from_run:
         saved = load_run_config(cfg.from_run)
@@ -235,13 +247,29 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
         adapters.load_adapter_state(model, weights)
     elif cfg.adapter.name != "none":
         log(f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): this measures the base model")
-    metrics = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
-                                  description=f"{cfg.model.name} {cfg.adapter.name}").metrics()
+    scored_only = device.positions == "scored"
+    reference, cache = None, None
+    if cfg.adapter.name != "none" and not device.is_exact:
+        layer = _cache_layer(cfg, model, eval_set)
+        cache = perplexity.ActivationCache(layer) if layer is not None else None
+        adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
+        reference = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer), fill_cache=cache,
+                                        description="exact reference").metrics()
+        log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
+        adapters.set_device(model, device)
+    metrics = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer), use_cache=cache,
+                                  scored_only=scored_only, description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}").metrics()
     row = _base_row(cfg, "eval ppl", overrides, loaded, f"eval-{config_hash(cfg)}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}")
     n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
     row.update({"eval_source": eval_set.source, "from_run": cfg.from_run, "trainable_params": n_adapter, "added_params": n_adapter,
-                "device_desc": device.describe(), "device_job_ids": " ".join(getattr(device, "job_ids", []))})
+                "device_desc": device.describe(), "device_job_ids": " ".join(getattr(device, "job_ids", [])),
+                "device_positions": device.positions, "device_max_tokens": cfg.device.get("max_tokens"),
+                "device_circuits": device.circuits_run})
     row.update(metrics)
+    if reference is not None:
+        row["exact_perplexity"] = reference["perplexity"]
+        row["exact_mean_nll"] = reference["mean_nll"]
+        row["device_degradation_pct"] = 100 * (metrics["perplexity"] / reference["perplexity"] - 1)
     row["wall_seconds"] = time.perf_counter() - t0
     append_row(cfg.results_dir, row)
     return row

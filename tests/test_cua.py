@@ -86,3 +86,22 @@ def test_unknown_module_lists_valid_ones():
 def test_layer_out_of_range():
     with pytest.raises(ConfigError, match="out of range"):
         count_params(compose(["adapter.layers=[30]"]))
+
+
+def test_device_positions_send_only_masked_positions_to_the_device():
+    """device.positions=scored: masked positions are read out on the (noisy) device, the others exactly."""
+    from qadapt.adapters import device_positions
+
+    layer = _layer("input")
+    with torch.no_grad():
+        layer.generator.normal_(0, 0.5)
+    exact = layer(x := torch.randn(2, 6, 16))
+    layer.device = ExactDevice(OmegaConf.create({"shots": 64, "seed": 0}))
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    mask[:, 3:] = True
+    with device_positions(layer, mask):
+        mixed = layer(x)
+    assert layer.device.circuits_run == 2 * 3 * (16 // 4)  # 6 masked positions x 4 blocks
+    assert torch.equal(mixed[~mask], exact[~mask])
+    assert not torch.allclose(mixed[mask], exact[mask], atol=1e-4)
+    assert layer.device_mask is None  # reset on leaving

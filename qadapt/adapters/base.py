@@ -20,6 +20,9 @@ class AdapterLayer(nn.Module):
         super().__init__()
         self.base = base
         self.enabled = True
+        # (batch, seq) bool: positions whose circuits go to the device; the others are computed exactly.
+        # None = every position. Set per batch by :func:`device_positions`.
+        self.device_mask: torch.Tensor | None = None
 
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -88,6 +91,26 @@ def adapters_disabled(model: nn.Module):
     finally:
         for m, flag in zip(layers, before):
             m.enabled = flag
+
+
+@contextmanager
+def device_positions(model: nn.Module, mask: torch.Tensor | None):
+    """Within the block, adapter layers run their circuits on their device only where ``mask`` ``(batch, seq)``
+    is true (e.g. the scored positions of a perplexity batch) and exactly elsewhere."""
+    layers = [m for _, m in adapter_modules(model)]
+    for m in layers:
+        m.device_mask = mask
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.device_mask = None
+
+
+def set_device(model: nn.Module, device) -> None:
+    """Point every adapter layer of ``model`` at ``device`` (same trained weights, another execution back end)."""
+    for _, m in adapter_modules(model):
+        m.device = device
 
 
 def freeze(model: nn.Module) -> None:

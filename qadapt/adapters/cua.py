@@ -96,12 +96,23 @@ class CUALinear(AdapterLayer):
     def circuit(self) -> BlockUnitaryCircuit:
         return BlockUnitaryCircuit(self.unitaries(), self.config.qubits_per_block)
 
+    def _blocks(self, v: torch.Tensor) -> torch.Tensor:
+        circuit = self.circuit()
+        mask = self.device_mask
+        if mask is None or self.device.is_exact or mask.shape != v.shape[:-1]:
+            return self.device.run_blocks(circuit, v)
+        # only the masked positions go to the device (QPU time is money); the rest get the exact U_j x_j
+        out = circuit.apply(v).clone()
+        if mask.any():
+            out[mask] = self.device.run_blocks(circuit, v[mask])
+        return out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.base(x)
         if self.config.side == "input":
-            return self.base(self.device.run_blocks(self.circuit(), x))
-        return self.device.run_blocks(self.circuit(), self.base(x))
+            return self.base(self._blocks(x))
+        return self._blocks(self.base(x))
 
     def extra_repr(self) -> str:
         c = self.config

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 import torch
 from omegaconf import DictConfig
 
+from ..errors import ConfigError
 from ..quantum.circuits import BlockUnitaryCircuit
 
 
@@ -29,13 +30,22 @@ class Device(ABC):
 
     name: str = "abstract"
     differentiable: bool = False
+    POSITIONS = ("scored", "all")
 
     def __init__(self, cfg: DictConfig | None = None):
         self.cfg = cfg
         shots = None if cfg is None else cfg.get("shots")
         self.shots = None if shots is None else int(shots)
         self.seed = 0 if cfg is None or cfg.get("seed") is None else int(cfg.seed)
+        self.circuits_run = 0  # (token, block) circuits executed so far (QPU accounting)
+        self.positions = "scored" if cfg is None else str(cfg.get("positions", "scored"))
+        if self.positions not in self.POSITIONS:
+            raise ConfigError(f"unknown device.positions '{self.positions}'; valid choices: {', '.join(self.POSITIONS)}")
 
+    @property
+    def is_exact(self) -> bool:
+        """True when readout equals U_j x_j exactly (no shots, no noise): nothing to compare against."""
+        return self.differentiable
     def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
         """Apply ``circuit`` to every vector of ``x`` and read the result out (rule in the module docstring).
 
@@ -57,6 +67,7 @@ class Device(ABC):
         # an all-zero slice has no quantum state; its output is zero whatever is measured
         states = torch.where(norms > 0, slices / norms.clamp_min(1e-300), torch.full_like(slices, b**-0.5))
         probs = self.block_probabilities(circuit, states)
+        self.circuits_run += states.shape[0] * n
         out = norms * probs.clamp_min(0).sqrt() * torch.sign(exact)
         return out.reshape(x.shape).to(x.dtype)
 

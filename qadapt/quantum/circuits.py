@@ -34,3 +34,14 @@ class BlockUnitaryCircuit:
     @property
     def width(self) -> int:
         return self.n_blocks * self.block_size
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """The circuit's exact action, U_j x_j on every slice: ``(..., width)`` -> ``(..., width)``, differentiable.
+
+        Raises:
+            ValueError: ``x``'s last axis is not the circuit's width.
+        """
+        if x.shape[-1] != self.width:
+            raise ValueError(f"vector width {x.shape[-1]} != circuit width {self.width}")
+        slices = x.reshape(*x.shape[:-1], self.n_blocks, self.block_size)
+        return torch.einsum("...nb,ncb->...nc", slices, self.unitaries.to(x.dtype)).reshape(x.shape)

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.nn import functional as F
 
+from ..adapters.base import device_positions
 from ..data.wikitext import split_articles
 from ..errors import ConfigError
 from ..models.partial import final_hidden, hidden_at
@@ -243,6 +244,7 @@ def evaluate(
     *,
     fill_cache: ActivationCache | None = None,
     use_cache: ActivationCache | None = None,
+    scored_only: bool = False,
     description: str = "perplexity",
 ) -> PerplexityResult:
     """Score every window of ``eval_set``; batched, with a progress bar.
@@ -251,6 +253,8 @@ def evaluate(
         fill_cache: store the residual stream entering ``fill_cache.layer`` for each batch.
         use_cache: start each batch from the stored residual stream at ``use_cache.layer``
             (the layers below are skipped; they must be the same as when the cache was filled).
+        scored_only: adapter layers send only the scored positions' circuits to their device (the others
+            are computed exactly); ``device.positions=scored``.
     Returns:
         summed NLL (nats), tokens scored, words and UTF-8 bytes of the scored text, wall seconds, peak RSS (MiB).
     Raises:
@@ -268,15 +272,20 @@ def evaluate(
         bar = progress.add_task(description, total=eval_set.n_scored)
         for i, batch in enumerate(batches):
             ids, labels, mask = _collate(batch, pad_id, device)
-            if use_cache is not None:
-                hidden = final_hidden(model, mask, start_hidden=use_cache.hidden[i].to(device), start=use_cache.layer)
-            elif fill_cache is not None:
-                stream = hidden_at(model, ids, mask, fill_cache.layer)
-                fill_cache.hidden.append(stream.cpu())
-                hidden = final_hidden(model, mask, start_hidden=stream, start=fill_cache.layer)
-            else:
-                hidden = final_hidden(model, mask, input_ids=ids)
+            with device_positions(model, labels != IGNORE if scored_only else None):
+                hidden = _hidden(model, ids, mask, i, fill_cache, use_cache, device)
             nll += scored_nll(model, hidden, labels).cpu()
             progress.advance(bar, sum(w.n_scored for w in batch))
     seconds = time.perf_counter() - start
     return PerplexityResult(float(nll), eval_set.n_scored, eval_set.words, eval_set.bytes, seconds, peak_rss_mb())
+
+
+def _hidden(model, ids, mask, i, fill_cache, use_cache, device) -> torch.Tensor:
+    """Final hidden states of batch ``i``, from the cached residual stream, filling the cache, or from scratch."""
+    if use_cache is not None:
+        return final_hidden(model, mask, start_hidden=use_cache.hidden[i].to(device), start=use_cache.layer)
+    if fill_cache is not None:
+        stream = hidden_at(model, ids, mask, fill_cache.layer)
+        fill_cache.hidden.append(stream.cpu())
+        return final_hidden(model, mask, start_hidden=stream, start=fill_cache.layer)
+    return final_hidden(model, mask, input_ids=ids)
