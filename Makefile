@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua bench-devices clean
+.PHONY: setup data run test test-fast reproduce-cua reproduce-noise bench-devices clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ test-fast: data
 # results/cua_smollm2.md: base vs CUA at q = 1, 2, 3 on the full WikiText-2 test set
 reproduce-cua: data
 	$(VPY) scripts/reproduce_cua_smollm2.py
+
+# results/noise_expressivity.md (+ .png, .csv): CUA at q = 1..4 on exact, exact with 8192 shots and FakeFez noise,
+# the same first 8,192 WikiText-2 test tokens each (finished training runs in runs/ are reused)
+reproduce-noise: data
+	$(VPY) scripts/reproduce_noise.py
 
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data
