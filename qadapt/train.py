@@ -54,14 +54,26 @@ def batch_order(n_chunks: int, n_needed: int, seed: int) -> torch.Tensor:
     return torch.cat([torch.randperm(n_chunks, generator=gen) for _ in range(epochs)])[:n_needed]
 
 
+def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of KL(p_teacher || p_model) of the next-token distributions (logits ``(B, T, V)``)."""
+    with torch.no_grad():
+        target = torch.log_softmax(teacher(input_ids=input_ids, use_cache=False).logits.float(), dim=-1)
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    return torch.nn.functional.kl_div(log_p.flatten(0, 1), target.flatten(0, 1), log_target=True, reduction="batchmean")
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
-def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, seed: int, resume: bool) -> TrainResult:
+def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, seed: int, resume: bool,
+        teacher: nn.Module | None = None) -> TrainResult:
     """Train the trainable (adapter) parameters of ``model`` on ``chunks``.
+
+    Loss: ``ce_weight`` * next-token cross-entropy + ``kl_weight`` * KL(teacher || model) per token (with a
+    ``teacher``, e.g. the unmodified model for replacement adapters; the KL term is skipped without one).
 
     Args:
         chunks: ``(n_chunks, seq_len)`` token ids.
@@ -95,6 +107,9 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
         ckpt_path.unlink()  # a fresh run must not be mixed with an old checkpoint
 
     device = params[0].device
+    ce_weight, kl_weight = float(cfg.get("ce_weight", 1.0)), float(cfg.get("kl_weight", 0.0))
+    if teacher is None:
+        kl_weight = 0.0
     t0 = time.perf_counter()
     columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -105,7 +120,10 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
             for micro in range(accum):
                 first = (step * accum + micro) * bs
                 x = chunks[order[first : first + bs]].to(device)
-                loss = model(input_ids=x, labels=x, use_cache=False).loss
+                out = model(input_ids=x, labels=x, use_cache=False)
+                loss = ce_weight * out.loss if ce_weight != 1.0 else out.loss
+                if kl_weight:
+                    loss = loss + kl_weight * kl_to_teacher(out.logits, teacher, x)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"loss is {loss.item()} at step {step}; lower train.lr (now {cfg.lr}) or check the data. "

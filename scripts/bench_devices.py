@@ -34,6 +34,7 @@ from qadapt.config import compose  # noqa: E402
 from qadapt.data.wikitext import load_eval_text  # noqa: E402
 from qadapt.devices import get  # noqa: E402
 from qadapt.models import load  # noqa: E402
+from qadapt.results import write_text_atomic  # noqa: E402
 from qadapt.pipeline import git_commit  # noqa: E402
 from qadapt.quantum import BlockUnitaryCircuit, cayley, skew_symmetric  # noqa: E402
 
@@ -123,9 +124,7 @@ def main() -> None:
               "noise (and, for the noisy rows, FakeFez's noise model).",
               f"The fused engine samples the same FakeFez noise model {fused[5] / aer[5]:,.0f}x faster than Aer's noisy sampler here."]
     out = ROOT / "results" / "bench_devices.md"
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_text_atomic(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qadapt.results import load_rows  # noqa: E402
+from qadapt.results import load_rows, write_text_atomic  # noqa: E402
 
 SWEEP = ["model=smollm2_135m", "adapter=cua", "device=exact", "task=wikitext_ppl", "adapter.qubits_per_block=1,2,3", "seed=0"]
 OUT = ROOT / "results" / "cua_smollm2.md"
@@ -101,9 +101,7 @@ def write_table(rows: pd.DataFrame, command: str) -> None:
         "so absolute perplexities are not comparable to the paper's, only the direction and the trend.",
         "",
     ]
-    tmp = OUT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(OUT)
+    write_text_atomic(OUT, "\n".join(lines))
     print(f"wrote {OUT}")
 
 

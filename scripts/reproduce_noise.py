@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from qadapt.config import compose  # noqa: E402
 from qadapt.pipeline import circuit_plan, git_commit, run_dir_for, run_eval_ppl, run_train  # noqa: E402
+from qadapt.results import write_text_atomic  # noqa: E402
 
 OUT = ROOT / "results" / "noise_expressivity.md"
 CSV = ROOT / "results" / "noise_expressivity.csv"
@@ -159,9 +160,7 @@ def render(frame: pd.DataFrame, command: str) -> None:
         f"Numbers: `{CSV.relative_to(ROOT)}`; each evaluation is also a row of `results/runs.csv` (command, commit, full config).",
         "",
     ]
-    tmp = OUT.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    tmp.replace(OUT)
+    write_text_atomic(OUT, "\n".join(lines))
     print(f"wrote {OUT} and {PNG}")
 
 

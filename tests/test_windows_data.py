@@ -10,7 +10,7 @@ from qadapt.data.fetch import download_wikitext, fill, rows_to_upstream
 from qadapt.data.wikitext import handle_unk, load_eval_text, load_train_text, split_articles
 from qadapt.errors import ConfigError, DataMissing
 from qadapt.results import append_row, load_rows
-from qadapt.tasks.perplexity import rolling_windows, sliding_windows
+from qadapt.tasks.perplexity import rolling_windows, sliding_windows, truncate_bytes
 
 
 def _scored_positions(windows, offsets):
@@ -33,6 +33,23 @@ def test_sliding_windows_with_stride_equal_max_length_skip_each_first_token():
     windows = sliding_windows(list(range(300)), 100, 100)
     assert [w.first_target for w in windows] == [1, 1, 1]
     assert sum(w.n_scored for w in windows) == 297
+
+
+@pytest.mark.parametrize("n,max_length,stride", [(1000, 128, 64), (300, 100, 100)])
+def test_sliding_windows_with_bos_score_every_token_once_with_bos_first(n, max_length, stride):
+    bos = -1
+    windows = sliding_windows(list(range(n)), max_length, stride, bos_id=bos)
+    assert all(w.tokens[0] == bos and len(w.tokens) <= max_length + 1 for w in windows)
+    scored = [t for w in windows for t in w.tokens[w.first_target:]]
+    assert sorted(scored) == list(range(n))  # token 0 too: it has BOS as context
+
+
+def test_truncate_bytes_keeps_whole_words_and_utf8():
+    text = "Valkyria Chronicles III — a game of 2011 .\n Ça va"
+    cut = truncate_bytes(text, 30)
+    assert len(cut.encode("utf-8")) <= 30 and text.startswith(cut) and cut.endswith(" ")
+    assert truncate_bytes(text, 10_000) == text
+    assert truncate_bytes("é" * 10, 5) == "éé"  # no whitespace: cut at a character boundary
 
 
 def test_bad_stride():

@@ -10,14 +10,19 @@ from torch import nn
 
 from ..devices.base import Device
 from ..errors import ConfigError
-from . import cua
+from . import cua, ffn_lowrank, qffn
 from .base import adapter_modules, adapter_state_dict, adapters_disabled, decoder_layers, freeze
 
 # name -> (inject(model, cfg, device) -> site names, describe(cfg) -> short label)
 ADAPTERS: dict[str, tuple[Callable, Callable] | None] = {
     "none": None,
     "cua": (cua.inject, cua.describe),
+    "qffn": (qffn.inject, qffn.describe),
+    "ffn_lowrank": (ffn_lowrank.inject, ffn_lowrank.describe),
 }
+# adapters that replace a sub-layer (its weights are deleted) instead of wrapping a frozen one: the base model is
+# not recoverable by switching them off, so training keeps a frozen copy as teacher and base
+REPLACEMENTS = frozenset({"qffn", "ffn_lowrank"})
 
 
 def apply(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
@@ -62,4 +67,4 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
             own[name].copy_(tensor)
 
 
-__all__ = ["ADAPTERS", "apply", "describe", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]
+__all__ = ["ADAPTERS", "REPLACEMENTS", "apply", "describe", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..errors import ConfigError
+from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 
 
@@ -82,6 +83,43 @@ class Device(ABC):
             (first qubit most significant). Exact when ``shots`` is None, else counts / shots.
         """
 
+    # QFFN circuits (qadapt/quantum/ansatz.py): amplitude encoding of a whole hidden vector + a variational
+    # ansatz, and the compute-uncompute kernel of quantum attention heads. Devices that cannot run them say so.
+    supports_ansatz: bool = False
+
+    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None) -> torch.Tensor:
+        """Outcome probabilities of S(psi) then U(theta), for every state.
+
+        Args:
+            states: ``(N, k)`` real unit vectors, k <= 2^n, zero-padded to 2^n amplitudes (amplitude encoding,
+                :func:`qadapt.quantum.ansatz.amplitude_encode`).
+            outputs: return outcomes 0..outputs-1 only (default all 2^n); all 2^n are measured.
+        Returns:
+            ``(N, outputs)``: P(k) (exact) or counts_k / shots; differentiable only on a differentiable device.
+        Raises:
+            ConfigError: the device cannot run QFFN circuits.
+        """
+        raise ConfigError(self._no_ansatz())
+
+    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """P(|0...0>) of the compute-uncompute circuit S(r), U(theta), S(l)^dagger for every pair of rows.
+
+        Args:
+            left, right: ``(N, 2^n)`` real unit vectors (row i of each forms pair i).
+        Returns:
+            ``(N,)`` = |<l_i| U |r_i>|^2 exactly, or counts of the all-zero outcome / shots.
+        Raises:
+            ConfigError: the device cannot run QFFN circuits.
+        """
+        raise ConfigError(self._no_ansatz())
+
+    def _no_ansatz(self) -> str:
+        from . import DEVICES
+
+        ok = sorted(name for name, cls in DEVICES.items() if cls.supports_ansatz)
+        return (f"device={self.name} cannot run QFFN circuits (10-qubit amplitude encoding + ansatz) yet; "
+                f"valid choices: {', '.join(ok)}")
+
     def describe(self) -> str:
         return self.name if self.shots is None else f"{self.name}(shots={self.shots})"
 
@@ -89,11 +127,21 @@ class Device(ABC):
 def sample_counts(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
     """Multinomial counts for every row of ``probs`` (``(..., b)``), as conditional binomials.
 
-    One vectorised draw per basis state (b <= 2^q), never a loop over circuits or tokens, and no
-    ``(rows, shots)`` sample array. Returns float64 counts of the same shape, summing to ``shots``.
+    One vectorised draw per basis state when b <= 64, never a loop over circuits or tokens, and no
+    ``(rows, shots)`` sample array; for wider registers (QFFN: 1024 outcomes) ``torch.multinomial`` in row
+    chunks of bounded size, counted with one scatter-add per chunk. Returns float64 counts of the same shape,
+    summing to ``shots``.
     """
     p = probs.clamp_min(0)
     p = p / p.sum(-1, keepdim=True)
+    if p.shape[-1] > 64:
+        flat = p.reshape(-1, p.shape[-1])
+        counts = torch.zeros_like(flat)
+        rows = max(1, 2**24 // shots)  # at most 16M samples held at once
+        for start in range(0, flat.shape[0], rows):
+            draws = torch.multinomial(flat[start : start + rows], shots, replacement=True, generator=generator)
+            counts[start : start + rows].scatter_add_(1, draws, torch.ones_like(draws, dtype=counts.dtype))
+        return counts.reshape(p.shape)
     counts = torch.zeros_like(p)
     remaining = torch.full(p.shape[:-1], float(shots), dtype=p.dtype)
     mass = torch.ones(p.shape[:-1], dtype=p.dtype)

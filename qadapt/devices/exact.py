@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device, sample_counts
 
@@ -18,6 +19,7 @@ class ExactDevice(Device):
     """
 
     name = "exact"
+    supports_ansatz = True
 
     @property
     def differentiable(self) -> bool:  # type: ignore[override]
@@ -38,3 +40,24 @@ class ExactDevice(Device):
         if self.shots is None:
             return probs
         return sample_counts(probs, self.shots, self._generator) / self.shots
+
+    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None) -> torch.Tensor:
+        self.circuits_run += states.shape[0]
+        if self.shots is None:
+            return circuit.probabilities(states, outputs)  # fused simulator, differentiable
+        # shots sample every outcome of the register, also those the caller does not read
+        probs = circuit.probabilities(states).detach().double()
+        counts = sample_counts(probs, self.shots, self._generator)
+        return (counts / self.shots)[:, :outputs].to(states.dtype)
+
+    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        u = circuit.unitary()
+        ur = right.to(u.dtype) @ u.transpose(0, 1)  # rows (U r_i)^T
+        amp = (left.to(u.dtype) * ur).sum(-1)
+        probs = amp.real.square() + amp.imag.square()
+        self.circuits_run += left.shape[0]
+        if self.shots is None:
+            return probs
+        hits = torch.binomial(torch.full_like(probs.detach().double(), float(self.shots)), probs.detach().double().clamp(0, 1),
+                              generator=self._generator)
+        return (hits / self.shots).to(probs.dtype)

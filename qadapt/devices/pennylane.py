@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device
 
@@ -26,6 +27,7 @@ class PennyLaneDevice(Device):
     """
 
     differentiable = False
+    supports_ansatz = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -41,11 +43,12 @@ class PennyLaneDevice(Device):
                 "device=lightning_gpu needs an NVIDIA GPU with CUDA and the plugin pennylane-lightning-gpu "
                 "(pip install 'qadapt[gpu]'); this machine has no CUDA device. Use device=lightning_qubit on CPU."
             )
-        self._qnodes: dict[int, object] = {}
+        self._qnodes: dict[tuple, object] = {}
         self._qnode(1)  # fail now, not mid-evaluation, when the backend cannot be created
 
-    def _qnode(self, qubits: int):
-        if qubits not in self._qnodes:
+    def _qnode(self, qubits: int, kind: str = "blocks"):
+        """One QNode per (register size, circuit kind), built on first use and reused for every call."""
+        if (qubits, kind) not in self._qnodes:
             qml = self.qml
             try:
                 dev = qml.device(self.backend, wires=qubits, seed=self.seed)
@@ -53,14 +56,25 @@ class PennyLaneDevice(Device):
                 raise ConfigError(f"device {self.backend}: {err} (for lightning.gpu: pip install 'qadapt[gpu]')") from None
             wires = list(range(qubits))
 
-            def circuit(states, unitaries):
+            def blocks(states, unitaries):  # CUA: S(x_j), U_j
                 qml.StatePrep(states, wires=wires, normalize=False)
                 qml.QubitUnitary(unitaries, wires=wires)
                 return qml.probs(wires=wires)
 
-            qnode = qml.QNode(circuit, dev, interface="numpy")
-            self._qnodes[qubits] = qnode if self.shots is None else qml.set_shots(qnode, shots=self.shots)
-        return self._qnodes[qubits]
+            def ansatz(states, weights):  # QFFN: S(x), StronglyEntanglingLayers(theta)
+                qml.StatePrep(states, wires=wires, normalize=False)
+                qml.StronglyEntanglingLayers(weights, wires=wires)
+                return qml.probs(wires=wires)
+
+            def overlap(left, right, weights):  # quantum head: S(k), U(theta), S(q)^dagger; P(0...0) = |<q|U|k>|^2
+                qml.StatePrep(right, wires=wires, normalize=False)
+                qml.StronglyEntanglingLayers(weights, wires=wires)
+                qml.adjoint(qml.StatePrep(left, wires=wires, normalize=False))
+                return qml.probs(wires=wires)
+
+            qnode = qml.QNode({"blocks": blocks, "ansatz": ansatz, "overlap": overlap}[kind], dev, interface="numpy")
+            self._qnodes[(qubits, kind)] = qnode if self.shots is None else qml.set_shots(qnode, shots=self.shots)
+        return self._qnodes[(qubits, kind)]
 
     def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         N, n, b = states.shape
@@ -69,3 +83,18 @@ class PennyLaneDevice(Device):
         flat_unitaries = np.broadcast_to(unitaries[None], (N, n, b, b)).reshape(N * n, b, b)
         probs = np.asarray(self._qnode(circuit.qubits_per_block)(flat_states, flat_unitaries), dtype=np.float64)
         return torch.from_numpy(probs.reshape(N, n, b))
+
+    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None) -> torch.Tensor:
+        weights = circuit.weights.detach().to(torch.float64).cpu().numpy()
+        padded = torch.nn.functional.pad(states.detach().to(torch.float64), (0, circuit.size - states.shape[-1]))
+        probs = self._qnode(circuit.n_qubits, "ansatz")(padded.cpu().numpy(), weights)
+        self.circuits_run += states.shape[0]
+        probs = torch.from_numpy(np.asarray(probs, dtype=np.float64).reshape(states.shape[0], circuit.size))
+        return probs[:, :outputs].to(states.dtype)
+
+    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        weights = circuit.weights.detach().to(torch.float64).cpu().numpy()
+        as_np = lambda t: t.detach().to(torch.float64).cpu().numpy()  # noqa: E731
+        probs = np.asarray(self._qnode(circuit.n_qubits, "overlap")(as_np(left), as_np(right), weights), dtype=np.float64)
+        self.circuits_run += left.shape[0]
+        return torch.from_numpy(probs.reshape(left.shape)[:, 0].copy()).to(left.dtype)

