@@ -19,12 +19,13 @@ def test_defaults_and_overrides():
 
 
 def test_groups_have_the_designed_options():
-    assert group_choices("model") == ["llama31_8b", "llama_7b", "qwen_7b", "smollm2_135m"]
-    assert {"none", "cua"} <= set(group_choices("adapter"))
+    assert group_choices("model") == ["gemma3_270m", "llama31_8b", "llama_7b", "qwen_7b", "smollm2_135m"]
+    assert {"none", "cua", "qffn", "ffn_lowrank"} <= set(group_choices("adapter"))
+    assert group_choices("train") == ["default", "distill"]
 
 
 def test_unknown_option_lists_choices():
-    with pytest.raises(ConfigError, match="valid choices: llama31_8b, llama_7b, qwen_7b, smollm2_135m"):
+    with pytest.raises(ConfigError, match="valid choices: gemma3_270m, llama31_8b, llama_7b, qwen_7b, smollm2_135m"):
         compose(["model=nope"])
 
 
@@ -43,7 +44,7 @@ def test_sweep_expansion_is_a_cartesian_product():
 def test_cli_train_unknown_model_exits_2_with_choices():
     result = runner.invoke(app, ["train", "model=nope"])
     assert result.exit_code == 2
-    assert "valid choices: llama31_8b, llama_7b, qwen_7b, smollm2_135m" in result.output
+    assert "valid choices: gemma3_270m, llama31_8b, llama_7b, qwen_7b, smollm2_135m" in result.output
 
 
 def test_cli_multirun_checks_every_point_first():
