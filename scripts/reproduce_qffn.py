@@ -132,8 +132,15 @@ def measure_speeds(model_overrides: dict[str, list[str]], args) -> dict[str, dic
     return out
 
 
-def _fmt(v, spec: str, na: str = "n/a") -> str:
-    return na if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+def _fmt(v, spec: str, na: str = "n/a", unit: str = "") -> str:
+    return na if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec) + unit
+
+
+def _no_gpu(frame: pd.DataFrame) -> pd.DataFrame:
+    """Without a GPU no row has a lightning.gpu speed; the base row's 1.0 (its own reference) is then n/a too."""
+    if "lightning_gpu_speed" in frame and frame["lightning_gpu_speed"].iloc[1:].isna().all():
+        frame = frame.assign(lightning_gpu_speed=float("nan"))
+    return frame
 
 
 def table2(args) -> pd.DataFrame:
@@ -211,6 +218,7 @@ def budget_text(frame: pd.DataFrame) -> str:
 
 def render(frame: pd.DataFrame, name: str, args) -> None:
     out_dir = Path(args.out_dir)
+    frame = _no_gpu(frame)
     first = frame.iloc[0]
     words = "the whole WikiText-2 test split" if args.full else f"the first {args.eval_bytes:,} bytes of WikiText-2 test (`task.max_bytes`)"
     lines = [f"# QFFN paper, Table {name[-1]}, at SmolLM2-135M scale", "",
@@ -224,8 +232,8 @@ def render(frame: pd.DataFrame, name: str, args) -> None:
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for _, r in frame.iterrows():
             lines.append(f"| {r['fraction']} | {r['total_params']:,} | {r['added_params']:,} | {r['removed_params']:,} | {r['perplexity']:.2f} | "
-                         f"{r['word_perplexity']:.2f} | {_fmt(r['delta_ppl_pct'], '+.1f')} % | {_fmt(r.get('fused_speed'), '.2f')}x | "
-                         f"{_fmt(r.get('lightning_qubit_speed'), '.4f')}x | {_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)')} | "
+                         f"{r['word_perplexity']:.2f} | {_fmt(r['delta_ppl_pct'], '+.1f')} % | {_fmt(r.get('fused_speed'), '.2f', unit='x')} | "
+                         f"{_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | {_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | "
                          f"{r['paper_params_b']}B | {r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |")
         lines += ["", f"Base SmolLM2-135M on the same text: {first['base_total_params']:,} parameters, perplexity {first['base_ppl']:.2f}.",
                   "", f"![perplexity and speed vs fraction]({name}.png)"]
@@ -234,8 +242,8 @@ def render(frame: pd.DataFrame, name: str, args) -> None:
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
         for _, r in frame.iterrows():
             lines.append(f"| {r['model']} | {_fmt(r['total_params'], ',')} | {r['perplexity']:.2f} | {r['word_perplexity']:.2f} | {r['bits_per_byte']:.4f} | "
-                         f"{_fmt(r.get('fused_speed'), '.2f')}x | {_fmt(r.get('lightning_qubit_speed'), '.4f')}x | "
-                         f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)')} | {r['paper_model']} | {r['paper_params_b']}B | "
+                         f"{_fmt(r.get('fused_speed'), '.2f', unit='x')} | {_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | "
+                         f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | {r['paper_model']} | {r['paper_params_b']}B | "
                          f"{r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |")
         lines += ["", "Token perplexity is per model's own tokens (Gemma's vocabulary is 262k, SmolLM2's 49k): compare across models by "
                   "word perplexity or bits per byte. Gemma's speed is not measured (it is a reference for quality, as the paper's Qwen row)."]
@@ -297,7 +305,11 @@ def main() -> None:
     parser.add_argument("--speed-tokens", type=int, default=512)
     parser.add_argument("--speed-tokens-pennylane", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--render-only", action="store_true", help="re-render the markdown (and plot) from <out-dir>/<table>.csv")
     args = parser.parse_args()
+    if args.render_only:
+        render(pd.read_csv(Path(args.out_dir) / f"{args.table}.csv"), args.table, args)
+        return
     if args.quick:
         args.eval_bytes, args.speed_tokens, args.speed_tokens_pennylane, args.repeats = min(args.eval_bytes, 4096), 64, 4, 1
     git_commit()
