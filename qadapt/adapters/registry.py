@@ -10,7 +10,7 @@ from torch import nn
 
 from ..devices.base import Device
 from ..errors import ConfigError
-from . import cua, ffn_lowrank, qffn
+from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
 from .base import adapter_modules, adapter_state_dict, adapters_disabled, decoder_layers, freeze
 
 # name -> (inject(model, cfg, device) -> site names, describe(cfg) -> short label)
@@ -19,6 +19,12 @@ ADAPTERS: dict[str, tuple[Callable, Callable] | None] = {
     "cua": (cua.inject, cua.describe),
     "qffn": (qffn.inject, qffn.describe),
     "ffn_lowrank": (ffn_lowrank.inject, ffn_lowrank.describe),
+    "rbs": (rbs.inject, rbs.describe),
+    # classical baselines through peft (qadapt/adapters/peft_baselines.py)
+    "lora": (peft_baselines.inject_lora, peft_baselines.describe_lora),
+    "oft": (peft_baselines.inject_oft, peft_baselines.describe_oft),
+    "boft": (peft_baselines.inject_boft, peft_baselines.describe_boft),
+    "full": (peft_baselines.inject_full, peft_baselines.describe_full),
 }
 # adapters that replace a sub-layer (its weights are deleted) instead of wrapping a frozen one: the base model is
 # not recoverable by switching them off, so training keeps a frozen copy as teacher and base

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
+from ..quantum.compound import RBSCircuit
 
 
 class Device(ABC):
@@ -112,6 +113,24 @@ class Device(ABC):
             ConfigError: the device cannot run QFFN circuits.
         """
         raise ConfigError(self._no_ansatz())
+
+    # QuIC: Hamming-weight-preserving (RBS/FBS) circuits, final statevectors (tests the compound-matrix claim)
+    supports_statevector: bool = False
+
+    def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
+        """Final statevectors of ``circuit`` run on each input state.
+
+        Args:
+            states: ``(N, 2^n)`` real unit vectors (qubit 0 = most significant bit).
+        Returns:
+            ``(N, 2^n)`` float64 amplitudes (RBS circuits are real).
+        Raises:
+            ConfigError: the device returns no statevectors (hardware, shots).
+        """
+        from . import DEVICES
+
+        ok = sorted(name for name, cls in DEVICES.items() if cls.supports_statevector)
+        raise ConfigError(f"device={self.name} returns no statevectors; valid choices: {', '.join(ok)} (shots=null)")
 
     def _no_ansatz(self) -> str:
         from . import DEVICES

@@ -6,6 +6,7 @@ import torch
 
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
+from ..quantum.compound import RBSCircuit
 from .base import Device, sample_counts
 
 
@@ -20,6 +21,7 @@ class ExactDevice(Device):
 
     name = "exact"
     supports_ansatz = True
+    supports_statevector = True
 
     @property
     def differentiable(self) -> bool:  # type: ignore[override]
@@ -61,3 +63,8 @@ class ExactDevice(Device):
         hits = torch.binomial(torch.full_like(probs.detach().double(), float(self.shots)), probs.detach().double().clamp(0, 1),
                               generator=self._generator)
         return (hits / self.shots).to(probs.dtype)
+
+    def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
+        if self.shots is not None:
+            return super().rbs_states(circuit, states)
+        return circuit.apply_to_states(states.to(torch.float64))

@@ -14,6 +14,7 @@ import torch
 from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
+from ..quantum.compound import RBSCircuit
 from .base import Device
 
 BACKENDS = ("default.qubit", "lightning.qubit", "lightning.gpu")
@@ -28,6 +29,7 @@ class PennyLaneDevice(Device):
 
     differentiable = False
     supports_ansatz = True
+    supports_statevector = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -72,7 +74,19 @@ class PennyLaneDevice(Device):
                 qml.adjoint(qml.StatePrep(left, wires=wires, normalize=False))
                 return qml.probs(wires=wires)
 
-            qnode = qml.QNode({"blocks": blocks, "ansatz": ansatz, "overlap": overlap}[kind], dev, interface="numpy")
+            def rbs(states, gates):  # QuIC: S(psi), then RBS gates; FBS = RBS conjugated by CZs from the qubits between
+                qml.StatePrep(states, wires=wires, normalize=False)
+                for i, j, theta in gates:
+                    between = range(min(i, j) + 1, max(i, j))
+                    for m in between:
+                        qml.CZ(wires=[m, i])
+                    qml.SingleExcitation(2 * theta, wires=[i, j])  # e_j -> cos e_j + sin e_i
+                    for m in between:
+                        qml.CZ(wires=[m, i])
+                return qml.state()
+
+            kinds = {"blocks": blocks, "ansatz": ansatz, "overlap": overlap, "rbs": rbs}
+            qnode = qml.QNode(kinds[kind], dev, interface="numpy")
             self._qnodes[(qubits, kind)] = qnode if self.shots is None else qml.set_shots(qnode, shots=self.shots)
         return self._qnodes[(qubits, kind)]
 
@@ -91,6 +105,15 @@ class PennyLaneDevice(Device):
         self.circuits_run += states.shape[0]
         probs = torch.from_numpy(np.asarray(probs, dtype=np.float64).reshape(states.shape[0], circuit.size))
         return probs[:, :outputs].to(states.dtype)
+
+    def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
+        if self.shots is not None:
+            return super().rbs_states(circuit, states)
+        angles = circuit.angles.detach().to(torch.float64).cpu().numpy()
+        gates = [(i, j, float(t)) for (i, j), t in zip(circuit.gates, angles)]
+        out = self._qnode(circuit.n_qubits, "rbs")(states.detach().to(torch.float64).cpu().numpy(), gates)
+        self.circuits_run += states.shape[0]
+        return torch.from_numpy(np.real(np.asarray(out)).reshape(states.shape[0], -1).copy())
 
     def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         weights = circuit.weights.detach().to(torch.float64).cpu().numpy()

@@ -1,0 +1,93 @@
+"""Classical baselines through HF peft (the real library, not re-implemented): LoRA, OFT, BOFT; plus full
+fine-tuning. Each is injected with ``peft.inject_adapter_in_model`` into the plain model, so they go through
+the same registry, training loop and parameter count as our own adapters.
+
+Parameters per ``nn.Linear(d_in, d_out)`` site (peft's layouts):
+    LoRA r:                r (d_in + d_out)
+    OFT block b:           (d_in / b) * b(b-1)/2                 (Cayley, exact: use_cayley_neumann=False)
+    BOFT block b, m factors: m * (d_in / b) * b^2 + d_out   (peft stores whole b x b generators, skew-symmetrised
+                           in the forward pass, and trains a per-output scale; m > 1 needs peft's CUDA extension)
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from omegaconf import DictConfig
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def _sites(model: nn.Module) -> list[str]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [name for name, module in model.named_modules() if isinstance(module, BaseTunerLayer)]
+
+
+def _inject(model: nn.Module, peft_config) -> list[str]:
+    from peft import inject_adapter_in_model
+
+    try:
+        inject_adapter_in_model(peft_config, model)
+    except ValueError as err:  # peft: target modules not found, block size not dividing a width
+        raise ConfigError(f"peft could not inject {type(peft_config).__name__}: {str(err).splitlines()[0][:300]}") from None
+    return _sites(model)
+
+
+def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
+    from peft import LoraConfig
+
+    return _inject(model, LoraConfig(r=int(cfg.r), lora_alpha=float(cfg.alpha), lora_dropout=float(cfg.get("dropout", 0.0)),
+                                     target_modules=list(cfg.modules)))
+
+
+def inject_oft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
+    from peft import OFTConfig
+
+    return _inject(model, OFTConfig(r=0, oft_block_size=int(cfg.block_size), target_modules=list(cfg.modules),
+                                    use_cayley_neumann=bool(cfg.get("cayley_neumann", False))))
+
+
+def inject_boft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
+    """peft's BOFT. Its butterfly factors > 1 need peft's CUDA extension (fbd_cuda, built with nvcc); without it peft
+    silently falls back to one factor, so asking for more here is an error instead of a mislabelled result.
+
+    Raises:
+        ConfigError: ``butterfly_factor`` > 1 where peft's CUDA extension cannot be built.
+    """
+    from peft import BOFTConfig
+    from peft.tuners.boft import layer as boft_layer
+
+    factor = int(cfg.butterfly_factor)
+    with warnings.catch_warnings():  # peft warns each time it fails to build the extension; we say it once, below
+        warnings.simplefilter("ignore")
+        has_extension = boft_layer.get_fbd_cuda() is not None
+        if factor > 1 and not has_extension:
+            raise ConfigError(f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and nvcc); "
+                              "without it peft uses 1 factor (block-diagonal rotation + output scale): set adapter.butterfly_factor=1")
+        return _inject(model, BOFTConfig(boft_block_size=int(cfg.block_size), boft_n_butterfly_factor=factor,
+                                         target_modules=list(cfg.modules), boft_dropout=0.0))
+
+
+def inject_full(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
+    """Full fine-tuning: every parameter trainable (the registry froze them first)."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return ["*"]
+
+
+def describe_lora(cfg: DictConfig) -> str:
+    return f"lora(r={cfg.r})"
+
+
+def describe_oft(cfg: DictConfig) -> str:
+    return f"oft(b={cfg.block_size})"
+
+
+def describe_boft(cfg: DictConfig) -> str:
+    return f"boft(b={cfg.block_size},m={cfg.butterfly_factor})"
+
+
+def describe_full(cfg: DictConfig) -> str:
+    return "full"

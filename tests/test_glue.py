@@ -1,0 +1,104 @@
+"""GLUE: every shared file parses to the row counts of ../shared/data/README.md; metrics on known inputs;
+one real (tiny) fine-tuning run of every method through the pipeline on all-MiniLM-L6-v2."""
+
+import math
+
+import pytest
+
+from qadapt.data.glue import QNLI_HELDOUT, TASKS, load_glue
+from qadapt.errors import ConfigError
+from qadapt.tasks.metrics import score
+
+# (task, split) -> rows, from the data README
+ROWS = {("sst2", "train"): 67_349, ("sst2", "dev"): 872, ("cola", "train"): 8_551, ("cola", "dev"): 527,
+        ("mrpc", "train"): 3_668, ("mrpc", "dev"): 408, ("rte", "train"): 2_490, ("rte", "dev"): 277,
+        ("stsb", "train"): 5_749, ("stsb", "dev"): 1_500}
+
+
+@pytest.mark.parametrize("task,split", sorted(ROWS))
+def test_every_shared_glue_file_parses(data_dir, task, split):
+    ex = load_glue(task, split, data_dir)
+    assert len(ex.labels) == len(ex.text_a) == ROWS[(task, split)]
+    assert (ex.text_b is None) == (TASKS[task].hub_fields[1] is None)
+    assert all(ex.text_a) and ex.source.startswith("local:")
+    if task == "stsb":
+        assert min(ex.labels) == 0.0 and max(ex.labels) == 5.0
+    else:
+        assert set(ex.labels) == {0.0, 1.0}
+    if (task, split) == ("mrpc", "dev"):  # the BOM of the header and the quotes inside sentences survive parsing
+        assert ex.text_b[0].startswith('"The foodservice pie business')
+
+
+def test_qnli_dev_is_split_into_a_fixed_holdout(data_dir):
+    train, dev = load_glue("qnli", "train", data_dir), load_glue("qnli", "dev", data_dir)
+    assert len(dev.labels) == QNLI_HELDOUT and len(train.labels) + len(dev.labels) == 5_463
+    assert not set(zip(train.text_a, train.text_b)) & set(zip(dev.text_a, dev.text_b))
+    assert load_glue("qnli", "dev", data_dir).text_a == dev.text_a  # fixed, not run-seeded
+    assert "qnli-dev-holdout" in dev.source
+
+
+def test_unknown_task_and_split_list_choices(data_dir):
+    with pytest.raises(ConfigError, match="valid choices: sst2, cola, mrpc, rte, stsb, qnli"):
+        load_glue("mnli", "train", data_dir)
+    with pytest.raises(ConfigError, match="valid choices: train, dev"):
+        load_glue("rte", "test", data_dir)
+
+
+def test_metrics_on_known_inputs():
+    assert score("accuracy", [1, 0, 1, 1], [1, 0, 0, 1])["score"] == 0.75
+    # Matthews: TP=2 TN=1 FP=1 FN=0 -> (2*1 - 1*0) / sqrt(3*2*2*1) = 2 / sqrt(12)
+    assert score("matthews", [1, 0, 1, 1], [1, 0, 0, 1])["score"] == pytest.approx(2 / math.sqrt(12))
+    assert score("matthews", [1, 1, 1, 1], [1, 0, 0, 1])["score"] == 0.0  # constant predictions
+    out = score("pearson_spearman", [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 8.0])
+    assert out["spearman"] == pytest.approx(1.0)
+    pearson = 11 / math.sqrt(5 * 29)  # centred: x (-1.5 -.5 .5 1.5), y (-2.5 -1.5 -.5 4.5)
+    assert out["pearson"] == pytest.approx(pearson, abs=1e-9)
+    assert out["score"] == pytest.approx((1 + pearson) / 2, abs=1e-9)
+    with pytest.raises(ConfigError, match="valid choices"):
+        score("f1", [1], [1])
+
+
+@pytest.mark.integration
+def test_quick_glue_sweep_trains_every_method_on_real_minilm(tmp_path, data_dir):
+    """scripts/reproduce_quic.py glue --quick on RTE, one seed: every method runs through the one pipeline on the real
+    all-MiniLM-L6-v2, the table has every row, and the parameter counts follow the documented formulas."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "tables"
+    cmd = [sys.executable, str(root / "scripts" / "reproduce_quic.py"), "glue", "--quick", "--tasks", "rte", "--seeds", "0",
+           "--jobs", "1", "--out-dir", str(out), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(out / "glue.csv").set_index("method")
+    params = table["adapter_params"].to_dict()
+    sites, d = 12, 384  # query and value in 6 layers, width 384
+    assert params["QuIC C1+C2 (ours)"] == sites * (d // 36) * 28  # n = 8: C(8,1) + C(8,2) = 36 per block, 28 angles
+    assert params["LoRA r=8"] == sites * 8 * (d + d)
+    assert params["OFT b=32"] == sites * (d // 32) * (32 * 31 // 2)
+    assert params["BOFT b=8 m=1"] == sites * ((d // 8) * 64 + d)
+    assert params["head only"] == 0 and params["full fine-tuning"] > 22_000_000
+    matched = [m for m in params if "(matched)" in m]
+    assert len(matched) == 2  # the matched LoRA and OFT are the nearest sizes to QuIC's count
+    assert abs(params[matched[0]] - params["QuIC C1+C2 (ours)"]) <= abs(sites * 2 * (d + d) - params["QuIC C1+C2 (ours)"])
+    assert table["rte_mean"].between(0, 100).all()
+    text = (out / "glue.md").read_text()
+    assert "QuIC C1+C2 (ours)" in text and "Paper (DeBERTaV3-base" in text and (out / "glue.png").stat().st_size > 1000
+
+
+def test_cli_classification_input_errors_exit_2_with_the_fix():
+    from typer.testing import CliRunner
+
+    from qadapt.cli import app
+
+    runner = CliRunner()
+    wrong_model = runner.invoke(app, ["train", "task=glue", "train=classify"])  # default model is a causal LM
+    assert wrong_model.exit_code == 2 and "valid choices: minilm_l6, deberta_v3_base" in " ".join(wrong_model.output.split())
+    no_train = runner.invoke(app, ["train", "task=glue", "model=minilm_l6"])
+    assert no_train.exit_code == 2 and "train=classify" in no_train.output
+    bad_task = runner.invoke(app, ["train", "task=glue", "model=minilm_l6", "train=classify", "task.subtask=mnli"])
+    assert bad_task.exit_code == 2 and "sst2, cola, mrpc, rte, stsb, qnli" in " ".join(bad_task.output.split())
