@@ -50,7 +50,8 @@ SUITES = {
 }
 PAPER_ABLATION = {"C1": ("1.8M", 91.68), "C1+C2": ("33K", 88.85), "C1+C2+C3": ("13K", 88.48), "no orthogonality": ("-", "collapses")}
 # learning rate per method family (adapter lr; the linear head always uses train.head_lr)
-LR = {"rbs": 3e-3, "lora": 1e-3, "oft": 3e-3, "boft": 3e-3, "none": 1e-3, "full": 1e-4}
+# (a short check on SST-2 and RTE at the default budget: QuIC 1e-2 > 3e-3, LoRA 3e-3 > 1e-3, head 1e-2 > 2e-3)
+LR = {"rbs": 1e-2, "lora": 3e-3, "oft": 1e-2, "boft": 1e-2, "none": 1e-3, "full": 1e-4}
 
 
 def methods(suite: str, lora_r: int, oft_block: int) -> dict[str, list[str]]:
@@ -297,10 +298,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=lambda s: s.split(","), default=None, help="default: every task of the suite")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-train", type=int, default=960)
-    parser.add_argument("--max-eval", type=int, default=500)
+    parser.add_argument("--max-train", type=int, default=640)
+    parser.add_argument("--max-eval", type=int, default=300)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--full", action="store_true")
