@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from qadapt.config import compose  # noqa: E402
 from qadapt.pipeline import circuit_plan, git_commit, run_dir_for, run_eval_ppl, run_train  # noqa: E402
-from qadapt.results import write_text_atomic  # noqa: E402
+from qadapt.results import save_figure_atomic, write_text_atomic  # noqa: E402
 
 OUT = ROOT / "results" / "noise_expressivity.md"
 CSV = ROOT / "results" / "noise_expressivity.csv"
@@ -104,9 +104,7 @@ def plot(frame: pd.DataFrame) -> None:
     ax.set_title(f"CUA on SmolLM2-135M: noise vs expressivity ({int(frame['tokens_scored'].iloc[0]):,} WikiText-2 test tokens)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = PNG.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(PNG)
+    save_figure_atomic(fig, PNG)
 
 
 def render(frame: pd.DataFrame, command: str) -> None:

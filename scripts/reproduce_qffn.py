@@ -38,7 +38,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from qadapt import adapters, devices, models  # noqa: E402
 from qadapt.config import compose  # noqa: E402
-from qadapt.results import write_text_atomic  # noqa: E402
+from qadapt.results import save_figure_atomic, write_text_atomic  # noqa: E402
 from qadapt.pipeline import git_commit, run_dir_for, run_eval_ppl, run_train  # noqa: E402
 
 # paper figures: (params in billions, WikiText-103 perplexity, speed vs LLaMA-7B with CPU QSim, with GPU QSim)
@@ -288,9 +288,7 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     ax1b.legend(fontsize=7, loc="lower right")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    save_figure_atomic(fig, path)
 
 
 def main() -> None:

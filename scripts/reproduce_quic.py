@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qadapt.config import compose  # noqa: E402
-from qadapt.results import load_rows, write_text_atomic  # noqa: E402
+from qadapt.results import load_rows, save_figure_atomic, write_text_atomic  # noqa: E402
 
 GLUE_TASKS = ("sst2", "cola", "mrpc", "rte", "stsb", "qnli")
 VTAB_TASKS = ("mnist", "digits", "animal_mnist", "elpv")
@@ -156,7 +156,9 @@ def sweep(args) -> pd.DataFrame:
                 cells.append(("ablation", label, "stsb", seed, [*common, *over, *_lr(over), "task.subtask=stsb", f"seed={seed}"]))
     threads = 1 if args.jobs > 1 else None
     rows = Parallel(n_jobs=args.jobs, verbose=5)(delayed(run_cell)(c[4], threads) for c in cells)
-    frame = pd.DataFrame([{"table": c[0], "method": c[1], "task": c[2], "seed": c[3], "run_dir": r["run_dir"]} for c, r in zip(cells, rows)])
+    command = "python scripts/reproduce_quic.py " + " ".join(sys.argv[1:])
+    frame = pd.DataFrame([{"table": c[0], "method": c[1], "task": c[2], "seed": c[3], "run_dir": r["run_dir"], "sweep_command": command}
+                          for c, r in zip(cells, rows)])
     frame.to_json(Path(args.out_dir) / f"{args.suite}_cells.json", orient="records", indent=1)
     return frame
 
@@ -287,9 +289,7 @@ def plot(table: pd.DataFrame, path: Path, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    save_figure_atomic(fig, path)
 
 
 def main() -> None:
@@ -298,12 +298,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=lambda s: s.split(","), default=None, help="default: every task of the suite")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-train", type=int, default=640)
-    parser.add_argument("--max-eval", type=int, default=300)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=None, help="default: 40 (glue), 60 (vtab)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 16 (glue), 32 (vtab)")
+    parser.add_argument("--max-train", type=int, default=640, help="glue: training examples")
+    parser.add_argument("--max-eval", type=int, default=None, help="examples scored; default: 300 (glue dev), 1000 (vtab test)")
+    parser.add_argument("--max-length", type=int, default=64, help="glue: tokens")
+    parser.add_argument("--image-size", type=int, default=64, help="vtab: pixels per side")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--quick", action="store_true", help="CI check: 2 steps per cell, tiny slices")
     parser.add_argument("--render-only", action="store_true", help="re-render from the last sweep's cells and the store")
@@ -312,11 +312,12 @@ def main() -> None:
     parser.add_argument("--results-dir", default="results")
     args = parser.parse_args()
     args.tasks = args.tasks or list(SUITES[args.suite]["tasks"])
+    defaults = {"glue": (40, 16, 300), "vtab": (60, 32, 1000)}[args.suite]  # the documented CPU budgets
+    args.steps, args.batch_size, args.max_eval = (v if v is not None else d for v, d in zip((args.steps, args.batch_size, args.max_eval), defaults))
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     cells_path = Path(args.out_dir) / f"{args.suite}_cells.json"
     cells = pd.read_json(cells_path) if args.render_only else sweep(args)
-    command = "python scripts/reproduce_quic.py " + " ".join(sys.argv[1:])
-    render(collect(cells, args.results_dir), args, command)
+    render(collect(cells, args.results_dir), args, str(cells["sweep_command"].iloc[0]))
     print(f"wrote {Path(args.out_dir) / (args.suite + '.md')}")
 
 

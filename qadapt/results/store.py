@@ -54,3 +54,13 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     tmp.write_text(text)
     tmp.replace(path)
     return path
+
+
+def save_figure_atomic(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure through a temp file and a rename (a reader never sees half a PNG)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    tmp.replace(path)
+    return path
