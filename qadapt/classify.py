@@ -78,12 +78,10 @@ class Encoded:
         return sorted(range(len(self.ids)), key=lambda i: len(self.ids[i]))  # little padding per batch
 
     def batch(self, rows) -> dict[str, torch.Tensor]:
-        width = max(len(self.ids[i]) for i in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):  # per example of a batch, once, outside the model
-            ids[r, : len(self.ids[i])] = torch.tensor(self.ids[i])
-            mask[r, : len(self.ids[i])] = 1
+        seqs = [torch.tensor(self.ids[i]) for i in rows]
+        ids = nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=self.pad)
+        lengths = torch.tensor([len(q) for q in seqs])
+        mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()
         return {"input_ids": ids, "attention_mask": mask}
 
 
