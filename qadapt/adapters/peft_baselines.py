@@ -36,6 +36,11 @@ def _inject(model: nn.Module, peft_config) -> list[str]:
 
 
 def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
+    """peft's LoRA (Hu et al. 2021) on ``cfg.modules``: W' = W + (alpha / r) B A; returns the site names.
+
+    Raises:
+        ConfigError: peft cannot inject (no module matches ``cfg.modules``).
+    """
     from peft import LoraConfig
 
     return _inject(model, LoraConfig(r=int(cfg.r), lora_alpha=float(cfg.alpha), lora_dropout=float(cfg.get("dropout", 0.0)),
@@ -43,6 +48,12 @@ def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 
 def inject_oft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
+    """peft's OFT (Qiu et al. 2023) on ``cfg.modules``: input features rotated by a block-diagonal Cayley rotation of
+    block size ``cfg.block_size``; returns the site names.
+
+    Raises:
+        ConfigError: peft cannot inject (no module matches, or the block size does not divide a layer's input width).
+    """
     from peft import OFTConfig
 
     return _inject(model, OFTConfig(r=0, oft_block_size=int(cfg.block_size), target_modules=list(cfg.modules),
