@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab bench-devices bench-qffn clean
+.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,11 @@ reproduce-glue: data
 # results/vtab.md (+ .csv, .png): the same methods on a VTAB-1k-protocol image suite with EfficientNet-Lite0
 reproduce-vtab: data
 	$(VPY) scripts/reproduce_quic.py vtab
+
+# results/compression_recovery.md (+ .csv, .png) and results/question_diff.md: SmolLM2 compressed by whitened SVD at
+# 3 ratios, recovered by CUA and by parameter-matched LoRA / OFT; perplexity, MMLU, ARC (FULL=1: whole MMLU and ARC)
+reproduce-recovery: data
+	$(VPY) scripts/reproduce_recovery.py $(if $(FULL),--full,)
 
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data

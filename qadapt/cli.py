@@ -4,6 +4,8 @@
     qadapt train -m adapter.qubits_per_block=1,2,3 seed=0,1,2     # one run (and results row) per point
     qadapt eval ppl adapter=none                                    # base model
     qadapt eval ppl from_run=runs/<dir>                             # a trained adapter
+    qadapt eval mc task.mc.subjects=[astronomy]                     # MMLU / ARC by answer log-likelihood
+    qadapt train task=compression_recovery train=recovery adapter=cua task.compression.ratio=0.8
     qadapt config adapter.qubits_per_block=3                        # the resolved config
     qadapt results                                                  # tidy tables
     qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
@@ -78,6 +80,23 @@ def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> Non
         _print_row(row, ("model", "adapter_desc", "device_desc", "perplexity", "exact_perplexity", "device_degradation_pct",
                          "mean_nll", "word_perplexity", "bits_per_byte", "tokens_scored", "device_circuits", "tokens_per_s",
                          "peak_rss_mb"))
+
+    _run(overrides, multirun, job)
+
+
+@eval_app.command("mc")
+def eval_mc(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
+    """MMLU (0- and 5-shot) and ARC accuracy by answer log-likelihood (task=mc unless another task with mc keys)."""
+    from .recovery import run_eval_mc
+
+    overrides = list(overrides or [])
+    if not any(o.split("=")[0].lstrip("+~") == "task" for o in overrides):
+        overrides.insert(0, "task=mc")
+
+    def job(cfg, point):
+        row = run_eval_mc(cfg, point)
+        _print_row(row, ("model", "adapter", "from_run", *[k for k in row if k.endswith(("_acc", "_acc_norm"))],
+                         "wall_seconds", "run_dir"))
 
     _run(overrides, multirun, job)
 

@@ -36,7 +36,7 @@ from .tasks import perplexity
 from .distill import local_distill
 from .train import chunk_tokens, fit
 
-TASKS = ("wikitext_ppl", "glue", "vtab")
+TASKS = ("wikitext_ppl", "glue", "vtab", "compression_recovery", "mc")
 CLASSIFICATION = ("glue", "vtab")  # trained and scored by qadapt/classify.py
 # base evaluations already done in this process (a sweep re-uses them): key -> (metrics, activation cache)
 _BASE_EVALS: dict[str, tuple[dict, perplexity.ActivationCache | None]] = {}
@@ -87,10 +87,10 @@ def _base_row(cfg: DictConfig, command: str, overrides: list[str], loaded: model
         "device": cfg.device.name,
         "shots": cfg.device.get("shots"),
         "task": cfg.task.name,
-        "mode": cfg.task.mode,
-        "max_length": cfg.task.max_length,
-        "stride": cfg.task.stride,
-        "max_tokens": cfg.task.max_tokens,
+        "mode": cfg.task.get("mode"),
+        "max_length": cfg.task.get("max_length"),
+        "stride": cfg.task.get("stride"),
+        "max_tokens": cfg.task.get("max_tokens"),
         "seed": cfg.seed,
         "config": json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
         "torch": torch.__version__,
@@ -130,6 +130,12 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         from .classify import run_train_classify
 
         return run_train_classify(cfg, overrides, run_dir_for(cfg))
+    if cfg.task.name == "compression_recovery":  # adapter=none there = the compressed model alone
+        from .recovery import run_train_recovery
+
+        return run_train_recovery(cfg, overrides, run_dir_for(cfg))
+    if cfg.task.name == "mc":
+        raise ConfigError("task=mc has nothing to train; score a model with `qadapt eval mc`")
     if cfg.adapter.name == "none":
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
         raise ConfigError(f"adapter=none has nothing to train; valid choices: {valid}")

@@ -1,0 +1,308 @@
+#!/usr/bin/env python
+"""results/compression_recovery.md (+ .csv, .png) and results/question_diff.md: the CUA paper's SmolLM2-135M study.
+
+Compress SmolLM2-135M's seven projections in every layer (truncated SVD, SVD-LLM whitening) at several parameter
+ratios; recover with CUA (q = 2 on every compressed projection) and, with the same sites, training and budget,
+with peft's LoRA and OFT sized to CUA's parameter count; score base, compressed and recovered models on WikiText-2
+perplexity, MMLU (0- and 5-shot) and ARC-Easy / ARC-Challenge; compare answers question by question.
+
+Every cell is one ``qadapt train task=compression_recovery`` run (qadapt/recovery.py) whose row lands in
+results/runs.csv; the tables are built from those rows and the runs' per-question files. All cells run in this one
+process, so the base model and each compressed model are evaluated once. Finished cells (same config, same run
+directory) are reused: an interrupted sweep continues where it stopped.
+
+    python scripts/reproduce_recovery.py [--ratios 0.9,0.8,0.7] [--full] [--quick] [--render-only]
+
+Budget (default): see configs/train/recovery.yaml and configs/task/compression_recovery.yaml (MMLU: 5 test
+questions per subject zero-shot and 1 five-shot, the paper's two quoted questions always in; ARC: 150 test
+questions per set; perplexity on 64 KiB of WikiText-2 test). ``--full`` scores the whole MMLU and ARC test sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qadapt.config import compose  # noqa: E402
+from qadapt.results import load_rows, save_figure_atomic, write_text_atomic  # noqa: E402
+
+PROJECTIONS = "[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
+# table label -> adapter overrides; LoRA r=1 is the smallest LoRA on these sites (305,280 parameters against CUA's
+# 224,640); OFT with 4 x 4 blocks has exactly CUA's count (and the same block-orthogonal Cayley form: see README)
+METHODS = {
+    "compressed": ["adapter=none"],
+    "CUA q=2": ["adapter=cua", "adapter.qubits_per_block=2", "adapter.layers=null", f"adapter.modules={PROJECTIONS}"],
+    "LoRA r=1": ["adapter=lora", "adapter.r=1", "adapter.alpha=2", f"adapter.modules={PROJECTIONS}"],
+    "OFT b=4": ["adapter=oft", "adapter.block_size=4", f"adapter.modules={PROJECTIONS}"],
+}
+# adapter learning rates (the same budget otherwise); from a 10-step check at ratio 0.8 (see README)
+LR = {"compressed": None, "CUA q=2": 5e-3, "LoRA r=1": 2e-3, "OFT b=4": 5e-3}
+SUITES = ("mmlu_0shot", "mmlu_5shot", "arc_easy", "arc_challenge")
+PAPER = ("Paper (CUA, SmolLM2-135M): 83 % recovery of the compression-induced perplexity degradation with CUA adapters "
+         "after CompactifAI tensor-network compression (ratio and absolute perplexities not published). The two quoted "
+         "MMLU questions come from the Llama 3.1 8B experiment (base model vs. base + CUA on IBM hardware), not from the "
+         "compression study: jovian planets' rings, base 'Saturn', adapted 'all of the above' (right); gene flow, base "
+         "'disruption of Hardy-Weinberg equilibrium', adapted 'an increase in genetic homogeneity' (right).")
+QUOTED = {"astronomy": "Which of the jovian planets have rings?", "college_biology": "Gene flow between populations results in"}
+
+
+def cells(args) -> list[tuple[float, str, list[str]]]:
+    common = ["task=compression_recovery", "train=recovery", f"runs_dir={args.runs_dir}", f"results_dir={args.results_dir}"]
+    if args.full:
+        common.append("task.mc.full=true")
+    if args.quick:
+        common += ["train.max_steps=2", "task.max_bytes=8192", "task.mc.subjects=[astronomy,college_biology]",
+                   "task.mc.mmlu_per_subject=[2,1]", "task.mc.arc_questions=4", "task.compression.calibration_tokens=2048"]
+    out = []
+    for ratio in args.ratios:
+        for label, over in METHODS.items():
+            lr = [f"train.lr={LR[label]}"] if LR[label] else []
+            out.append((ratio, label, [*common, *over, *lr, f"task.compression.ratio={ratio}", "seed=0"]))
+    return out
+
+
+def run_cell(overrides: list[str]) -> dict:
+    from qadapt.pipeline import run_dir_for, run_train
+
+    cfg = compose(overrides)
+    run_dir = run_dir_for(cfg)
+    if (run_dir / "metrics.json").exists():
+        return json.loads((run_dir / "metrics.json").read_text())
+    return run_train(cfg, ["qadapt", "train", *overrides])
+
+
+def sweep(args) -> pd.DataFrame:
+    command = "python scripts/reproduce_recovery.py " + " ".join(sys.argv[1:])
+    rows, t0 = [], time.perf_counter()
+    todo = cells(args)
+    for i, (ratio, label, over) in enumerate(todo):
+        print(f"[{i + 1}/{len(todo)}] ratio {ratio} {label} ({(time.perf_counter() - t0) / 60:.1f} min so far)", flush=True)
+        r = run_cell(over)
+        rows.append({"ratio": ratio, "method": label, "run_dir": r["run_dir"], "sweep_command": command})
+    return pd.DataFrame(rows)
+
+
+def collect(cells_frame: pd.DataFrame, results_dir: str) -> pd.DataFrame:
+    store = load_rows(results_dir)
+    store = store[store["run_dir"].isin(set(cells_frame["run_dir"]))].drop_duplicates("run_dir", keep="last")
+    return cells_frame.merge(store, on="run_dir")
+
+
+def _fmt_acc(row, prefix: str, suite: str) -> str:
+    acc, norm = row.get(f"{prefix}{suite}_acc"), row.get(f"{prefix}{suite}_acc_norm")
+    return "n/a" if pd.isna(acc) else f"{100 * acc:.1f} / {100 * norm:.1f}"
+
+
+def main_table(table: pd.DataFrame) -> list[str]:
+    lines = ["| ratio | model | parameters | trainable | perplexity | vs base | recovery | MMLU 0-shot | MMLU 5-shot | ARC-E | ARC-C |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    first = table.iloc[0]
+    lines.append(f"| 1.0 | base SmolLM2-135M | {int(first['base_total_params']):,} | 0 | {first['base_perplexity']:.2f} | | | "
+                 + " | ".join(_fmt_acc(first, "base_", s) for s in SUITES) + " |")
+    for _, r in table.iterrows():
+        if r["method"] == "compressed":
+            ppl, prefix, params, rec = r["compressed_perplexity"], "compressed_", int(r["compressed_total_params"]), ""
+        else:
+            ppl, prefix, params, rec = r["perplexity"], "", int(r["total_params"]), f"{r['recovery_pct']:.1f} %"
+        label = f"compressed ({r['compression_method']})" if r["method"] == "compressed" else f"+ {r['method']}"
+        lines.append(f"| {r['ratio']:g} | {label} | {params:,} | {int(r['trainable_params']):,} | {ppl:.2f} | "
+                     f"{100 * (ppl / r['base_perplexity'] - 1):+.1f} % | {rec} | " + " | ".join(_fmt_acc(r, prefix, s) for s in SUITES) + " |")
+    return lines
+
+
+def predictions(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Model label -> its per-question frame (base once, compressed and each recovery per ratio)."""
+    out = {}
+    for _, r in table.iterrows():
+        run = Path(r["run_dir"])
+        out.setdefault("base", pd.read_csv(run / "mc_base.csv"))
+        if r["method"] == "compressed":
+            out[f"compressed {r['ratio']:g}"] = pd.read_csv(run / "mc_compressed.csv")
+        else:
+            out[f"{r['method']} {r['ratio']:g}"] = pd.read_csv(run / "mc_adapted.csv")
+    return out
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """Questions right in a and wrong in b and the reverse, with McNemar's exact test on the discordant pairs."""
+    from scipy.stats import binomtest
+
+    m = a.merge(b, on=["suite", "id"], suffixes=("_a", "_b"))
+    a_only = int((m["correct_a"] & ~m["correct_b"]).sum())
+    b_only = int((~m["correct_a"] & m["correct_b"]).sum())
+    p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"n": len(m), "a_only": a_only, "b_only": b_only, "net": b_only - a_only, "p": p, "merged": m}
+
+
+def question_diff(table: pd.DataFrame, preds: dict[str, pd.DataFrame], commit: str, command: str) -> str:
+    lines = ["# Question by question: base, compressed, recovered and classical controls (SmolLM2-135M)", "",
+             f"Command: `{command}` (commit {commit}). Per-question answers: `mc_base.csv`, `mc_compressed.csv`, "
+             "`mc_adapted.csv` in each run directory. A question counts once per suite (MMLU 0-shot, MMLU 5-shot, ARC-E, "
+             "ARC-C); 'A right, B wrong' = A picks the right answer (plain log-likelihood) and B does not. p: McNemar's "
+             "exact test on the discordant questions (two-sided binomial, 1/2); a net effect with p > 0.05 is noise.", "",
+             PAPER, "", "## Counts", "",
+             "| A | B | questions | A right, B wrong | B right, A wrong | net for B | p |", "|---|---|---|---|---|---|---|"]
+    pairs = []
+    for ratio in sorted(table["ratio"].unique(), reverse=True):
+        comp = f"compressed {ratio:g}"
+        pairs.append(("base", comp))
+        for method in [m for m in METHODS if m != "compressed"]:
+            pairs.append((comp, f"{method} {ratio:g}"))
+        for method in [m for m in METHODS if m not in ("compressed", "CUA q=2")]:
+            pairs.append((f"{method} {ratio:g}", f"CUA q=2 {ratio:g}"))
+    for a, b in pairs:
+        if a in preds and b in preds:
+            c = compare(preds[a], preds[b])
+            lines.append(f"| {a} | {b} | {c['n']} | {c['a_only']} | {c['b_only']} | {c['net']:+d} | {c['p']:.3f} |")
+    lines += ["", "## The paper's two questions", "",
+              "Each model's choice (plain log-likelihood) and its probability among the four answers; ✓ = right.", ""]
+    base = preds["base"]
+    for subject, start in QUOTED.items():
+        rows = base[(base["subject"] == subject) & (base["suite"] == "mmlu_0shot")]
+        qid = _quoted_id(rows, subject, start, table)
+        if qid is None:
+            continue
+        q = _question(qid)
+        lines += [f"**{subject}: {q.question}** (right: {'ABCD'[q.answer]}. {q.choices[q.answer]})", "",
+                  "| model | suite | choice | probability | p(right answer) |", "|---|---|---|---|---|"]
+        for label, frame in preds.items():
+            for _, r in frame[frame["id"] == qid].iterrows():
+                mark = "✓" if r["correct"] else "✗"
+                lines.append(f"| {label} | {r['suite']} | {mark} {'ABCD'[int(r['choice'])]}. {q.choices[int(r['choice'])]} | "
+                             f"{r['prob_choice']:.3f} | {r['prob_answer']:.3f} |")
+        lines.append("")
+    lines += ["## Questions recovered by CUA (wrong when compressed, right after CUA)", ""]
+    for ratio in sorted(table["ratio"].unique(), reverse=True):
+        a, b = f"compressed {ratio:g}", f"CUA q=2 {ratio:g}"
+        if a not in preds or b not in preds:
+            continue
+        m = compare(preds[a], preds[b])["merged"]
+        fixed = m[~m["correct_a"] & m["correct_b"]]
+        lost = m[m["correct_a"] & ~m["correct_b"]]
+        lines.append(f"Ratio {ratio:g}: {len(fixed)} fixed, {len(lost)} broken. First ten fixed:")
+        lines.append("")
+        for _, r in fixed.head(10).iterrows():
+            q = _question(r["id"])
+            lines.append(f"- [{r['suite']}] {q.question[:140]} — compressed: {q.choices[int(r['choice_a'])][:60]}; "
+                         f"CUA: {q.choices[int(r['choice_b'])][:60]} ✓")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+_QUESTIONS: dict[str, object] = {}
+
+
+def _question(qid: str):
+    """The Question behind an id (MMLU ids are ``subject/split/row``, ARC ids the official ones)."""
+    if not _QUESTIONS:
+        from qadapt.data import multiple_choice as mc
+
+        for q in mc.load_mmlu(ROOT / "data", "test") + mc.load_arc(ROOT / "data", "arc_easy") + mc.load_arc(ROOT / "data", "arc_challenge"):
+            _QUESTIONS[q.id] = q
+    return _QUESTIONS[qid]
+
+
+def _quoted_id(rows: pd.DataFrame, subject: str, start: str, table) -> str | None:
+    for qid in rows["id"]:
+        if _question(qid).question.startswith(start):
+            return qid
+    return None
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
+    base = float(table["base_perplexity"].iloc[0])
+    for label in METHODS:
+        part = table[table["method"] == label].sort_values("ratio")
+        col = "compressed_perplexity" if label == "compressed" else "perplexity"
+        ax.plot(part["ratio"], part[col], "o-", label=label)
+        if label != "compressed":
+            bx.plot(part["ratio"], part["recovery_pct"], "o-", label=label)
+    ax.axhline(base, color="k", linestyle="--", linewidth=1, label="base")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters kept in the projections (ratio)")
+    ax.set_ylabel("WikiText-2 perplexity (log)")
+    ax.legend(fontsize=8)
+    bx.axhline(83, color="tab:red", linestyle=":", linewidth=1, label="paper: 83 %")
+    bx.set_xlabel("parameters kept in the projections (ratio)")
+    bx.set_ylabel("recovery of the perplexity gap (%)")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure_atomic(fig, path)
+
+
+def render(table: pd.DataFrame, args, command: str) -> None:
+    out = Path(args.out_dir)
+    commits = sorted(set(table["git_commit"].astype(str)))
+    cfg = json.loads(table["config"].iloc[-1])
+    t, k = cfg["train"], cfg["task"]
+    mc = k["mc"]
+    budget = (f"Recovery training: {t['max_steps']} steps × {t['batch_size']} × {t['seq_len']} tokens of "
+              f"{table['train_source'].dropna().iloc[0] if table['train_source'].notna().any() else 'WikiText-2'}, loss "
+              f"{t['kl_weight']:g} KL(teacher ‖ student) + {t['ce_weight']:g} CE, AdamW, warm-up {t['warmup_steps']}, cosine "
+              f"decay, lr per method (CUA {LR['CUA q=2']:g}, LoRA {LR['LoRA r=1']:g}, OFT {LR['OFT b=4']:g}). Compression: "
+              f"{k['compression']['method']} on {', '.join(k['compression']['modules'])} of every layer, "
+              f"{k['compression']['calibration_tokens']:,} calibration tokens. Perplexity: {k['max_bytes'] or 'all'} bytes of "
+              f"WikiText-2 test, windows of {k['max_length']}. MMLU: "
+              + ("all test questions" if mc["full"] else
+                 f"{', '.join(f'{n} per subject {s}-shot' for s, n in zip(mc['mmlu_shots'], mc['mmlu_per_subject']))} (seeded "
+                 f"sample, the quoted questions always in); ARC: {mc['arc_questions']} test questions per set")
+              + f"; {mc['format']} scoring (answer text log-likelihood), accuracy / length-normalised accuracy in %.")
+    lines = ["# Compression recovery on SmolLM2-135M (CUA paper, SmolLM2 study)", "",
+             f"Command: `{command}`; commit {', '.join(commits)}; rows in results/runs.csv (task=compression_recovery).", "",
+             budget, "", *main_table(table), "",
+             "recovery = (ppl_compressed − ppl_recovered) / (ppl_compressed − ppl_base). Parameters: the whole model after "
+             "compression, adapters included; trainable: the adapter alone.", "", PAPER, "",
+             "Why it may differ from the paper: CompactifAI is proprietary and its ratio unpublished, so the compression "
+             "here (whitened truncated SVD) and its damage differ; the training budget is a few CPU minutes; CUA with 2 "
+             "qubits per block on a projection's input is the same block-orthogonal Cayley map as OFT with 4 x 4 blocks, "
+             "so the two rows differ only by parameterisation details and seeds of the optimisation path, not by "
+             "expressivity.", "", "![perplexity and recovery vs ratio](compression_recovery.png)"]
+    write_text_atomic(out / "compression_recovery.md", "\n".join(lines) + "\n")
+    keep = ["ratio", "method", "adapter_desc", "compression_method", "compression_achieved", "compressed_total_params",
+            "total_params", "trainable_params", "base_perplexity", "compressed_perplexity", "perplexity", "recovery_pct",
+            *[f"{p}{s}_{m}" for p in ("base_", "compressed_", "") for s in SUITES for m in ("acc", "acc_norm", "n")],
+            "train_seconds", "wall_seconds", "git_commit", "run_dir"]
+    table[[c for c in keep if c in table.columns]].to_csv(out / "compression_recovery.csv", index=False)
+    plot(table, out / "compression_recovery.png")
+    write_text_atomic(out / "question_diff.md", question_diff(table, predictions(table), ", ".join(commits), command))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ratios", type=lambda s: [float(x) for x in s.split(",")], default=[0.9, 0.8, 0.7])
+    parser.add_argument("--full", action="store_true", help="the whole MMLU and ARC test sets (hours on a CPU)")
+    parser.add_argument("--quick", action="store_true", help="CI check: 2 steps, two MMLU subjects, tiny slices")
+    parser.add_argument("--render-only", action="store_true", help="re-render from the last sweep's cells and the store")
+    parser.add_argument("--out-dir", default=str(ROOT / "results"))
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--results-dir", default="results")
+    args = parser.parse_args()
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cells_path = out / "recovery_cells.json"
+    if args.render_only:
+        frame = pd.read_json(cells_path)
+    else:
+        frame = sweep(args)
+        frame.to_json(cells_path, orient="records", indent=1)
+    table = collect(frame, args.results_dir)
+    render(table, args, str(frame["sweep_command"].iloc[0]))
+    print(f"wrote {out / 'compression_recovery.md'} and {out / 'question_diff.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Compression recovery and multiple-choice reasoning (CUA paper, SmolLM2 study): the SVD compression, the
+distillation loss, the MMLU / ARC loaders and the log-likelihood scorer, then the sweep's quick mode end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from qadapt.compress import LowRankLinear, compress, decompose, factorize, rank_for_ratio
+from qadapt.data import multiple_choice as mc
+from qadapt.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- compression -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(24, 40), (40, 24), (32, 32)])
+@pytest.mark.parametrize("whitened", [False, True])
+def test_factorisation_at_full_rank_is_the_original(shape, whitened):
+    gen = torch.Generator().manual_seed(0)
+    linear = nn.Linear(shape[1], shape[0], bias=True)
+    x = torch.randn(200, shape[1], generator=gen) * torch.linspace(0.1, 3, shape[1])
+    gram = x.T @ x if whitened else None
+    low = factorize(linear, min(shape), gram)
+    assert isinstance(low, nn.Linear) and low.rank == min(shape)
+    torch.testing.assert_close(low.weight, linear.weight, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(low(x), linear(x), atol=1e-4, rtol=1e-4)
+
+
+def test_whitened_truncation_beats_plain_on_the_inputs_it_sees():
+    gen = torch.Generator().manual_seed(1)
+    linear = nn.Linear(48, 32, bias=False)
+    x = torch.randn(500, 48, generator=gen) * torch.logspace(-2, 1, 48)  # very unequal input directions
+    plain, white = factorize(linear, 8), factorize(linear, 8, x.T @ x)
+    err = lambda m: (m(x) - linear(x)).norm().item()  # noqa: E731
+    assert err(white) < 0.9 * err(plain)
+    # plain SVD is the best rank-8 approximation of the weight itself (Eckart-Young): its weight error is the tail
+    s = torch.linalg.svdvals(linear.weight.double())
+    assert math.isclose((plain.weight - linear.weight).norm().item(), s[8:].norm().item(), rel_tol=1e-4)
+
+
+def test_rank_for_ratio_and_errors():
+    assert rank_for_ratio(576, 576, 0.8) == int(0.8 * 576 * 576 / 1152) == 230
+    assert rank_for_ratio(10, 10, 1e-6) == 1
+    with pytest.raises(ConfigError, match=r"\(0, 1\]"):
+        rank_for_ratio(4, 4, 1.5)
+    with pytest.raises(ConfigError, match=r"rank 9 outside \[1, 8\]"):
+        factorize(nn.Linear(8, 8), 9)
+    with pytest.raises(ConfigError, match="inputs"):
+        decompose(torch.zeros(4, 8), torch.eye(5))
+
+
+def _tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.mark.parametrize("ratio", [0.9, 0.6, 0.3])
+def test_compression_reaches_the_requested_ratio_by_counted_parameters(ratio):
+    model = _tiny_llama()
+    dense = {n: m.weight.numel() for n, m in model.named_modules() if n.endswith("_proj")}
+    total_before = sum(p.numel() for p in model.parameters())
+    report = compress(model, "svd", ratio)
+    counted = sum(p.numel() for n, p in model.named_parameters() if "_proj" in n)
+    assert report.projection_params_before == sum(dense.values())
+    assert report.projection_params_after == counted  # the report counts what the model now holds
+    assert counted <= ratio * sum(dense.values())
+    assert report.achieved_ratio > ratio - 0.1  # rank rounding costs little
+    assert report.model_params_after == sum(p.numel() for p in model.parameters()) == total_before - sum(dense.values()) + counted
+    assert all(isinstance(m, LowRankLinear) for n, m in model.named_modules() if n.endswith("_proj"))
+
+
+def test_svd_llm_compression_needs_calibration_and_whitening_helps_the_model():
+    model, x = _tiny_llama(), torch.randint(0, 97, (4, 32), generator=torch.Generator().manual_seed(2))
+    with pytest.raises(ConfigError, match="calibration"):
+        compress(model, "svd_llm", 0.5)
+    with pytest.raises(ConfigError, match="valid choices: svd, svd_llm"):
+        compress(model, "tucker", 0.5)
+    import copy
+
+    ref = model(input_ids=x).logits
+    plain, white = copy.deepcopy(model), copy.deepcopy(model)
+    compress(plain, "svd", 0.5)
+    compress(white, "svd_llm", 0.5, calibration=x)
+    err = lambda m: (m(input_ids=x).logits - ref).norm().item()  # noqa: E731
+    assert err(white) < err(plain)
+
+
+def test_distillation_loss_is_zero_for_identical_teacher_and_student(smollm2):
+    from qadapt.train import kl_to_teacher
+
+    model, tok = smollm2
+    ids = tok("The tower is 324 metres tall, about the same height as an 81-storey building.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    assert abs(kl_to_teacher(logits, model, ids).item()) < 1e-6
+    # and it is not zero for another student: the test can fail
+    assert kl_to_teacher(logits + torch.randn_like(logits), model, ids).item() > 1e-3
+
+
+# ---- multiple-choice data ----------------------------------------------------------------------------------------
+
+def test_loaders_parse_every_shared_mmlu_and_arc_file_with_the_documented_counts(data_dir):
+    subjects = mc.mmlu_subjects(data_dir)
+    assert len(subjects) == 57
+    test, dev, val = (mc.load_mmlu(data_dir, s) for s in ("test", "dev", "val"))
+    assert len(test) == 14042  # data README
+    assert len(dev) == 5 * 57  # the 5 few-shot examples per subject
+    assert len(val) == 1529  # not in the data README: what this copy holds (csv rows; some span several lines)
+    assert {q.subject for q in test} == set(subjects)
+    assert all(len(q.choices) == 4 and 0 <= q.answer < 4 for q in test + dev + val)
+    counts = {("arc_easy", "test"): 2376, ("arc_challenge", "test"): 1172,  # data README
+              ("arc_easy", "train"): 2251, ("arc_easy", "dev"): 570, ("arc_challenge", "train"): 1119, ("arc_challenge", "dev"): 299}
+    for (bench, split), n in counts.items():
+        items = mc.load_arc(data_dir, bench, split)
+        assert len(items) == n, (bench, split)
+        assert all(3 <= len(q.choices) <= 5 and 0 <= q.answer < len(q.choices) for q in items)
+
+
+def test_prompts_follow_lm_eval_and_capped_selection_keeps_the_quoted_questions(data_dir):
+    q = next(q for q in mc.load_mmlu(data_dir, "test", ["astronomy"]) if q.question.startswith("Which of the jovian"))
+    assert (q.choices[q.answer], q.answer) == ("all of the above", 3)
+    assert mc.context(q) == "The following are questions (with answers) about astronomy.\n\nQuestion: Which of the jovian planets have rings?\nAnswer:"
+    assert mc.continuations(q) == [" Neptune", " Uranus", " Saturn", " all of the above"]
+    assert mc.context(q, fmt="letters").endswith("\nD. all of the above\nAnswer:") and mc.continuations(q, "letters")[3] == " D"
+    shots = mc.load_mmlu(data_dir, "dev", ["astronomy"])[:2]
+    assert mc.context(q, shots).count("\nAnswer:") == 3
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"benchmarks": ["mmlu", "arc_easy"], "format": "continuation", "subjects": ["astronomy", "college_biology"],
+                            "mmlu_shots": [0, 5], "mmlu_per_subject": [3, 1], "arc_questions": 7, "full": False})
+    suites = {s.name: s for s in mc.suites(data_dir, cfg)}
+    zero, five = suites["mmlu_0shot"], suites["mmlu_5shot"]
+    for s in (zero, five):
+        assert any(x.question.startswith("Gene flow between populations") for x in s.questions)
+        assert any(x.question.startswith("Which of the jovian planets") for x in s.questions)
+    assert {x.id for x in five.questions} <= {x.id for x in zero.questions}  # a smaller cap is a subset
+    assert len(suites["arc_easy"].questions) == 7 and len(five.shots["astronomy"]) == 5
+    with pytest.raises(ConfigError, match="valid choices: mmlu, arc_easy, arc_challenge"):
+        mc.suites(data_dir, OmegaConf.merge(cfg, {"benchmarks": ["hellaswag"]}))
+    with pytest.raises(ConfigError, match="unknown MMLU subject 'astrology'"):
+        mc.suites(data_dir, OmegaConf.merge(cfg, {"subjects": ["astrology"]}))
+
+
+# ---- the scorer --------------------------------------------------------------------------------------------------
+
+def test_scorer_picks_the_right_answer_on_a_constructed_case(smollm2):
+    from qadapt.tasks.multiple_choice import accuracy, score
+
+    model, tok = smollm2
+    items = [mc.Question("toy", "toy", "a", "What is the capital city of France?", ("Banana", "Paris", "Seven"), 1),
+             mc.Question("toy", "toy", "b", "How many legs does a spider have?", ("eight", "purple", "Tuesday"), 0)]
+    scored = score(model, tok, items)
+    assert [s.choice for s in scored] == [1, 0]
+    assert accuracy(scored)["acc"] == 1.0
+    assert all(math.isclose(sum(s.probs), 1.0) for s in scored)
+
+
+def test_batched_scorer_matches_plain_transformers_loglik_on_real_mmlu_items(smollm2, data_dir):
+    from qadapt.tasks.multiple_choice import encode_pair, score
+
+    model, tok = smollm2
+    subject = "college_biology"
+    items = [q for q in mc.load_mmlu(data_dir, "test", [subject]) if q.question.startswith("Gene flow")]
+    items += mc.load_mmlu(data_dir, "test", [subject])[:3] + mc.load_arc(data_dir, "arc_challenge")[:2]
+    shots = {subject: mc.load_mmlu(data_dir, "dev", [subject])[:2]}
+    scored = score(model, tok, items, shots, batch_tokens=600)  # several batches, left padding, 4- and 5-choice items
+    for s in scored:
+        ctx = mc.context(s.question, shots.get(s.question.subject, []))
+        for i, answer in enumerate(mc.continuations(s.question)):
+            c, a = encode_pair(tok, ctx, answer, [])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=torch.tensor([c + a])).logits[0].double(), -1)
+            plain = sum(logp[len(c) - 1 + j, t].item() for j, t in enumerate(a))
+            assert abs(plain - s.loglik[i]) < 2e-3, (s.question.id, i, plain, s.loglik[i])
+
+
+# ---- the recovery sweep ------------------------------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_recovery_sweep_quick_and_eval_mc_from_run_reproduces_it(tmp_path, data_dir):
+    out = tmp_path / "tables"
+    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce_recovery.py"), "--quick", "--ratios", "0.8", "--out-dir", str(out),
+           "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(out / "compression_recovery.csv")
+    assert list(table["method"]) == ["compressed", "CUA q=2", "LoRA r=1", "OFT b=4"]
+    assert (table["compressed_perplexity"] > table["base_perplexity"]).all()
+    assert list(table["trainable_params"]) == [0, 224640, 305280, 224640]  # CUA = OFT b=4 exactly; LoRA r=1 the smallest
+    assert table["compression_achieved"].between(0.75, 0.8).all()
+    assert all(math.isfinite(x) for x in table["recovery_pct"].iloc[1:])
+    diff = (out / "question_diff.md").read_text()
+    assert "Which of the jovian planets have rings?" in diff and "Gene flow between populations results in" in diff
+    assert "| base | compressed 0.8 |" in diff
+
+    # the trained CUA run, evaluated again through `qadapt eval mc from_run=`: compression rebuilt, same answers
+    cua = json.loads((Path(table["run_dir"].iloc[1]) / "metrics.json").read_text())
+    cfg = json.loads(cua["config"])
+    mc_over = [f"task.mc.subjects=[{','.join(cfg['task']['mc']['subjects'])}]", "task.mc.mmlu_per_subject=[2,1]",
+               "task.mc.arc_questions=4"]
+    cli = [sys.executable, "-m", "qadapt.cli", "eval", "mc", f"from_run={cua['run_dir']}", *mc_over,
+           f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}"]
+    done = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = pd.read_csv(tmp_path / "results" / "runs.csv").iloc[-1]
+    for suite in ("mmlu_0shot", "mmlu_5shot", "arc_easy", "arc_challenge"):
+        assert again[f"{suite}_acc"] == pytest.approx(cua[f"{suite}_acc"])
+    first = pd.read_csv(Path(cua["run_dir"]) / "mc_adapted.csv")
+    second = pd.read_csv(Path(again["run_dir"]) / "mc_predictions.csv")
+    assert (first["choice"].values == second["choice"].values).all()
+    assert max(abs(a - b) for a, b in zip(first["prob_answer"], second["prob_answer"])) < 1e-4
