@@ -164,23 +164,24 @@ def input_grams(model: nn.Module, targets: list[tuple[str, nn.Module, str]], chu
     """Gram matrices X^T X ``(d_in, d_in)`` (float64) of every target projection's inputs over ``chunks``
     ``(n, seq_len)`` of calibration token ids, from one pass of the unmodified model (forward pre-hooks)."""
     grams: dict[str, torch.Tensor] = {}
-    batch_products: dict[tuple, torch.Tensor] = {}  # q/k/v (and gate/up) see the same tensor: one product for all
+    # q/k/v (and gate/up) are called one after another on the same tensor object: one product serves them all.
+    # The last input is held, not its data pointer: a freed tensor's memory is reused by the next of its shape.
+    last: list = [None, None]  # [input tensor, its X^T X]
 
     def hook(name):
         def accumulate(_module, args):
-            key = (args[0].data_ptr(), tuple(args[0].shape))
-            if key not in batch_products:
+            if args[0] is not last[0]:
                 x = args[0].reshape(-1, args[0].shape[-1]).float()
-                batch_products[key] = (x.T @ x).double()  # float32 product, float64 sum over batches
-            grams[name] = grams[name] + batch_products[key] if name in grams else batch_products[key].clone()
+                last[:] = [args[0], (x.T @ x).double()]  # float32 product, float64 sum over batches
+            grams[name] = grams[name] + last[1] if name in grams else last[1].clone()
         return accumulate
 
     handles = [getattr(parent, attr).register_forward_pre_hook(hook(name)) for name, parent, attr in targets]
     try:
         for i in range(0, chunks.shape[0], batch_size):
-            batch_products.clear()
             model(input_ids=chunks[i : i + batch_size], use_cache=False)
     finally:
+        last[:] = [None, None]
         for h in handles:
             h.remove()
     return grams

@@ -119,6 +119,7 @@ def compressed_model(cfg: DictConfig, model: nn.Module, tokenizer) -> tuple[nn.M
                       str(cfg.data_dir), cfg.train.text, cfg.train.unk], sort_keys=True)
     report = compress(student, str(comp.method), float(comp.ratio), list(comp.modules), None if layers is None else list(layers),
                       calibration_chunks(cfg, tokenizer), _DECOMPOSITIONS.setdefault(key, {}))
+    freeze(student)  # the new factors are frozen like the rest: only an adapter on top of them trains
     log(f"compressed {report.sites} projections by {report.method} at ratio {report.ratio}: projection parameters "
         f"{report.projection_params_before:,} -> {report.projection_params_after:,}, model {report.model_params_before:,} "
         f"-> {report.model_params_after:,}")

@@ -24,8 +24,8 @@ MODELS = "deberta_v3_base, dinov2_large, efficientnet_lite0, gemma3_270m, llama3
 def test_groups_have_the_designed_options():
     assert group_choices("model") == MODELS.split(", ")
     assert {"none", "cua", "qffn", "ffn_lowrank", "rbs", "lora", "oft", "boft", "full"} <= set(group_choices("adapter"))
-    assert group_choices("task") == ["glue", "vtab", "wikitext_ppl"]
-    assert group_choices("train") == ["classify", "default", "distill"]
+    assert group_choices("task") == ["compression_recovery", "glue", "mc", "vtab", "wikitext_ppl"]
+    assert group_choices("train") == ["classify", "default", "distill", "recovery"]
 
 
 def test_unknown_option_lists_choices():

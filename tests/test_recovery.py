@@ -83,6 +83,27 @@ def test_compression_reaches_the_requested_ratio_by_counted_parameters(ratio):
     assert all(isinstance(m, LowRankLinear) for n, m in model.named_modules() if n.endswith("_proj"))
 
 
+def test_input_grams_equal_each_projections_own_inputs():
+    from qadapt.adapters.base import find_targets
+    from qadapt.compress import PROJECTIONS, input_grams
+
+    model, x = _tiny_llama(), torch.randint(0, 97, (6, 16), generator=torch.Generator().manual_seed(3))
+    targets = find_targets(model, PROJECTIONS, None)
+    seen: dict[str, list[torch.Tensor]] = {}
+    handles = [getattr(p, a).register_forward_pre_hook(lambda _m, args, n=n: seen.setdefault(n, []).append(args[0].detach().clone()))
+               for n, p, a in targets]
+    with torch.no_grad():
+        for i in range(0, 6, 4):
+            model(input_ids=x[i : i + 4], use_cache=False)
+    for h in handles:
+        h.remove()
+    grams = input_grams(model, targets, x, batch_size=4)
+    assert set(grams) == {n for n, _, _ in targets}
+    for name, inputs in seen.items():
+        flat = torch.cat([t.reshape(-1, t.shape[-1]) for t in inputs]).double()
+        torch.testing.assert_close(grams[name], flat.T @ flat, rtol=1e-4, atol=1e-4)  # float32 products
+
+
 def test_svd_llm_compression_needs_calibration_and_whitening_helps_the_model():
     model, x = _tiny_llama(), torch.randint(0, 97, (4, 32), generator=torch.Generator().manual_seed(2))
     with pytest.raises(ConfigError, match="calibration"):
