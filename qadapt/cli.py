@@ -9,6 +9,7 @@
     qadapt config adapter.qubits_per_block=3                        # the resolved config
     qadapt results                                                  # tidy tables
     qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
+    qadapt plan model=llama31_8b adapter.layers=[0] device=ibm      # memory, circuits, QPU time, no weights
 """
 
 from __future__ import annotations
@@ -130,6 +131,73 @@ def params(overrides: list[str] = OVERRIDES) -> None:
     def job(cfg, _):
         for k, v in count_params(cfg).items():
             out.print(f"{k:>16}: {v:,}" if isinstance(v, int) else f"{k:>16}: {v}")
+
+    _run(overrides, False, job)
+
+
+def _gib(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+@app.command()
+def plan(overrides: list[str] = OVERRIDES, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
+    """Resources of a run without its weights: parameters, memory, circuits, shots, gate counts, QPU time."""
+    import dataclasses
+    import json
+
+    from rich.table import Table
+
+    from .plan import plan as make_plan
+
+    def job(cfg, _):
+        p = make_plan(cfg)
+        if as_json:
+            typer.echo(json.dumps({**dataclasses.asdict(p), "circuits_per_token": p.circuits_per_token,
+                                   "train_total_bytes": p.train_total_bytes, "eval_total_bytes": p.eval_total_bytes}, indent=2))
+            return
+        table = Table(title=f"qadapt plan: {p.model} · {p.adapter} · device={p.device}", show_header=False)
+        table.add_column("", style="bold")
+        table.add_column("")
+        table.add_row("parameters", f"{p.total_params:,} in all, {p.trainable_params:,} trainable ({p.sites} sites)")
+        table.add_row("weights", _gib(p.weights_bytes) + f" ({cfg.model.get('dtype', 'float32')})")
+        table.add_row("trainable state", _gib(p.trainable_state_bytes) + " (parameters + gradients + AdamW's 2 moments)")
+        table.add_row("training activations", f"{_gib(p.train_activation_bytes)} saved for backward at batch {p.train_tokens[0]} x "
+                      f"{p.train_tokens[1]} tokens; training total {_gib(p.train_total_bytes)}")
+        table.add_row("evaluation peak", f"{_gib(p.eval_peak_bytes)} at batch {p.eval_tokens[0]} x {p.eval_tokens[1]} tokens; "
+                      f"evaluation total {_gib(p.eval_total_bytes)}")
+        if p.circuit_sites:
+            widths = sorted({s.qubits for s in p.circuit_sites})
+            table.add_row("circuits", f"{p.circuits_per_token:,.0f} per token over {len(p.circuit_sites)} sites, "
+                          f"{'/'.join(map(str, widths))} qubits per circuit")
+            if p.shots:
+                table.add_row("shots", f"{p.shots:,} per circuit, {p.shots * p.circuits_per_token:,.0f} per token")
+            gates = [s for s in p.circuit_sites if s.two_qubit_gates is not None]
+            if gates:
+                mean = sum(s.two_qubit_gates * s.circuits_per_token for s in gates) / sum(s.circuits_per_token for s in gates)
+                table.add_row("compiled", f"{p.backend}, optimisation level {cfg.device.get('optimization_level', 2)}: "
+                              f"{mean:.1f} two-qubit gates per token circuit (mean over sites)")
+            if p.seconds_per_circuit:
+                per_token = p.circuits_per_token * p.seconds_per_circuit / 3600
+                line = f"{per_token:,.2f} h per token at {p.seconds_per_circuit:.1f} s per circuit (the paper's rate)"
+                if p.eval_tokens_on_device:
+                    line += f"; {per_token * p.eval_tokens_on_device:,.1f} h for {p.eval_tokens_on_device:,} tokens"
+                table.add_row("QPU time", line)
+        else:
+            table.add_row("circuits", "none: this adapter runs no circuits on a device")
+        for note in p.notes:
+            table.add_row("note", note)
+        Console(width=max(out.width, 140)).print(table)
+        if p.circuit_sites:
+            sites = Table(title="circuits per site")
+            for col in ("site", "kind", "qubits", "circuits/token", "2q gates", "depth"):
+                sites.add_column(col)
+            for s in p.circuit_sites:
+                sites.add_row(s.site, s.kind, str(s.qubits), f"{s.circuits_per_token:,.1f}",
+                              "" if s.two_qubit_gates is None else f"{s.two_qubit_gates:.1f}", "" if s.depth is None else f"{s.depth:.1f}")
+            Console(width=max(out.width, 140)).print(sites)
 
     _run(overrides, False, job)
 

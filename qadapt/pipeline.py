@@ -220,6 +220,8 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         "train_loss_first": result.first_loss,
         "train_loss_final": result.final_loss,
         "activation_cache_layer": cache.layer if cache else None,
+        "train_cache_layer": result.cache_layer,
+        "train_cache_storage": result.cache_storage,
         **distilled,
     })
     row.update({f"base_{k}": v for k, v in base.items()})

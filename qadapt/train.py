@@ -3,6 +3,10 @@
 Direct on purpose (nanoGPT style): AdamW, warmup then cosine/linear decay (transformers.get_scheduler),
 gradient clipping and accumulation. The data order is a seeded permutation of fixed-length chunks, so a
 resumed run sees exactly the batches the uninterrupted run would have seen.
+
+Activation caching (``train.cache_activations``): when every trainable parameter sits in decoder layer L or
+above, the frozen layers below L give a chunk the same residual stream at every visit, so it is computed once
+(:class:`ChunkActivations`) and later visits run layers >= L only. Same losses and gradients to float precision.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from transformers import get_scheduler
 
+from .adapters.base import decoder_layers
 from .log import log
 from .errors import ConfigError, TrainingDiverged
+from .models.partial import hidden_at, layer_range
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -33,6 +39,8 @@ class TrainResult:
     first_loss: float
     final_loss: float  # mean of the last log_every steps
     losses: list[float]
+    cache_layer: int | None = None  # decoder layer whose input stream was cached (None: no cache)
+    cache_storage: str | None = None  # "memory" or "disk"
 
 
 def chunk_tokens(tokens: list[int], seq_len: int) -> torch.Tensor:
@@ -52,6 +60,72 @@ def batch_order(n_chunks: int, n_needed: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     epochs = math.ceil(n_needed / n_chunks)
     return torch.cat([torch.randperm(n_chunks, generator=gen) for _ in range(epochs)])[:n_needed]
+
+
+def first_trainable_layer(model: nn.Module) -> int | None:
+    """Lowest decoder layer holding a trainable parameter: the layers below it are a frozen prefix.
+
+    Returns None when there is no frozen prefix to cache: nothing in the decoder layers trains, the lowest
+    trainable layer is layer 0, or the input embeddings train.
+    """
+    if any(p.requires_grad for p in model.get_input_embeddings().parameters()):
+        return None
+    trainable = [i for i, layer in enumerate(decoder_layers(model)) if any(p.requires_grad for p in layer.parameters())]
+    return trainable[0] if trainable and trainable[0] > 0 else None
+
+
+class ChunkActivations:
+    """Residual stream entering decoder layer ``layer`` for the training chunks a run visits, each computed once.
+
+    Storage: one ``(n_used, seq_len, hidden)`` tensor in the model's dtype; in memory when it needs at most
+    ``max_gib`` GiB, else memory-mapped from ``spill_dir/activations.bin`` (deleted by :meth:`close`). Slots are
+    filled on a chunk's first visit (one no-grad pass of layers < ``layer``); later visits read them.
+
+    Args:
+        chunks: ``(n_chunks, seq_len)`` token ids (all of the run's training chunks).
+        used: chunk indices the run will visit (its batch order; repeats allowed).
+    """
+
+    def __init__(self, model: nn.Module, chunks: torch.Tensor, used: torch.Tensor, layer: int, max_gib: float, spill_dir: Path):
+        self.model, self.chunks, self.layer = model, chunks, layer
+        ids = torch.unique(used)
+        self.slot = torch.full((chunks.shape[0],), -1, dtype=torch.long)
+        self.slot[ids] = torch.arange(len(ids))
+        self.chunk_of_slot = ids
+        dtype = model.get_input_embeddings().weight.dtype
+        shape = (len(ids), chunks.shape[1], int(model.config.hidden_size))
+        numel = shape[0] * shape[1] * shape[2]
+        self.gib = numel * torch.empty((), dtype=dtype).element_size() / 2**30
+        self.path: Path | None = None
+        if self.gib <= max_gib:
+            self.storage, self.store = "memory", torch.empty(shape, dtype=dtype)
+        else:  # a file the size of the cache, paged in and out by the OS; only slots filled so far are written
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            self.path = spill_dir / "activations.bin"
+            self.path.unlink(missing_ok=True)
+            self.storage = "disk"
+            self.store = torch.from_file(str(self.path), shared=True, size=numel, dtype=dtype).view(shape)
+        self.filled = torch.zeros(len(ids), dtype=torch.bool)
+        log(f"activation cache: layers < {layer} computed once per chunk, {len(ids):,} chunks, {self.gib:.2f} GiB "
+            f"({self.storage}{'' if self.path is None else ': ' + str(self.path)})")
+
+    @torch.no_grad()
+    def stream(self, idx: torch.Tensor, device) -> torch.Tensor:
+        """``(B, seq_len, hidden)`` residual stream entering ``layer`` for chunks ``idx`` ``(B,)``."""
+        slots = self.slot[idx]
+        if (slots < 0).any():
+            raise ValueError("chunk outside the cache's batch order")
+        todo = torch.unique(slots[~self.filled[slots]])
+        if len(todo):
+            ids = self.chunks[self.chunk_of_slot[todo]].to(device)
+            self.store[todo] = hidden_at(self.model, ids, None, self.layer).to(self.store.dtype).cpu()
+            self.filled[todo] = True
+        return self.store[slots].to(device)
+
+    def close(self) -> None:
+        self.store = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -74,6 +148,9 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
 
     Loss: ``ce_weight`` * next-token cross-entropy + ``kl_weight`` * KL(teacher || model) per token (with a
     ``teacher``, e.g. the unmodified model for replacement adapters; the KL term is skipped without one).
+    ``cfg.cache_activations``: ``auto`` caches the frozen prefix's output (:class:`ChunkActivations`) when the run
+    visits some chunk more than once, ``true`` always, ``false`` never; ``cfg.cache_max_gib`` bounds it in memory
+    (larger caches go to a file in ``run_dir``). The teacher always runs in full (it may differ below layer L).
 
     Args:
         chunks: ``(n_chunks, seq_len)`` token ids.
@@ -110,39 +187,76 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
     ce_weight, kl_weight = float(cfg.get("ce_weight", 1.0)), float(cfg.get("kl_weight", 0.0))
     if teacher is None:
         kl_weight = 0.0
+    cache = _activation_cache(model, chunks, order[start * accum * bs :], cfg, run_dir)
     t0 = time.perf_counter()
     columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        bar = progress.add_task("train", total=steps, completed=start, loss="-")
-        for step in range(start, steps):
-            loss_sum = 0.0
-            for micro in range(accum):
-                first = (step * accum + micro) * bs
-                x = chunks[order[first : first + bs]].to(device)
-                out = model(input_ids=x, labels=x, use_cache=False)
-                loss = ce_weight * out.loss if ce_weight != 1.0 else out.loss
-                if kl_weight:
-                    loss = loss + kl_weight * kl_to_teacher(out.logits, teacher, x)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"loss is {loss.item()} at step {step}; lower train.lr (now {cfg.lr}) or check the data. "
-                        "No adapter or results row was written."
-                    )
-                (loss / accum).backward()
-                loss_sum += loss.item() / accum
-            torch.nn.utils.clip_grad_norm_(params, float(cfg.max_grad_norm))
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss_sum)
-            progress.update(bar, advance=1, loss=f"{loss_sum:.4f}")
-            if (step + 1) % int(cfg.log_every) == 0:
-                log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
-            if (step + 1) % int(cfg.save_every) == 0 or step + 1 == steps:
-                adapter = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-                _atomic_save({"adapter": adapter, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                              "step": step + 1, "losses": losses}, ckpt_path)
+    try:
+        with Progress(*columns, transient=True) as progress:
+            bar = progress.add_task("train", total=steps, completed=start, loss="-")
+            for step in range(start, steps):
+                loss_sum = 0.0
+                for micro in range(accum):
+                    first = (step * accum + micro) * bs
+                    idx = order[first : first + bs]
+                    x = chunks[idx].to(device)
+                    out = _forward(model, x, idx, cache, device)
+                    loss = ce_weight * out.loss if ce_weight != 1.0 else out.loss
+                    if kl_weight:
+                        loss = loss + kl_weight * kl_to_teacher(out.logits, teacher, x)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"loss is {loss.item()} at step {step}; lower train.lr (now {cfg.lr}) or check the data. "
+                            "No adapter or results row was written."
+                        )
+                    (loss / accum).backward()
+                    loss_sum += loss.item() / accum
+                torch.nn.utils.clip_grad_norm_(params, float(cfg.max_grad_norm))
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss_sum)
+                progress.update(bar, advance=1, loss=f"{loss_sum:.4f}")
+                if (step + 1) % int(cfg.log_every) == 0:
+                    log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
+                if (step + 1) % int(cfg.save_every) == 0 or step + 1 == steps:
+                    adapter = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+                    _atomic_save({"adapter": adapter, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                  "step": step + 1, "losses": losses}, ckpt_path)
+    finally:  # an interrupted run leaves no cache file behind (it is rebuilt on resume)
+        if cache is not None:
+            cache.close()
+    seconds = time.perf_counter() - t0
     k = max(1, min(int(cfg.log_every), len(losses)))
-    return TrainResult(steps, steps * accum * bs * chunks.shape[1], time.perf_counter() - t0,
-                       losses[0] if losses else float("nan"), sum(losses[-k:]) / k if losses else float("nan"), losses)
+    return TrainResult(steps, steps * accum * bs * chunks.shape[1], seconds,
+                       losses[0] if losses else float("nan"), sum(losses[-k:]) / k if losses else float("nan"), losses,
+                       cache.layer if cache else None, cache.storage if cache else None)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, cache: ChunkActivations | None, device):
+    """The model's output on chunks ``idx`` (token ids ``x``): in full, or from the cached stream at layer L on."""
+    if cache is None:
+        return model(input_ids=x, labels=x, use_cache=False)
+    stream = cache.stream(idx, device)
+    with layer_range(model, cache.layer):  # every trainable parameter sits in these layers
+        return model(inputs_embeds=stream, labels=x, use_cache=False)
+
+
+CACHE_MODES = ("auto", True, False)
+
+
+def _activation_cache(model: nn.Module, chunks: torch.Tensor, order: torch.Tensor, cfg: DictConfig,
+                      run_dir: Path) -> ChunkActivations | None:
+    """The run's :class:`ChunkActivations`, or None (off, nothing frozen below the trainable layers, or ``auto``
+    and no chunk visited twice in what is left of the run).
+
+    Raises:
+        ConfigError: ``cache_activations`` is not auto, true or false.
+    """
+    mode = cfg.get("cache_activations", "auto")
+    if mode not in CACHE_MODES:
+        raise ConfigError(f"train.cache_activations must be one of auto, true, false; got {mode!r}")
+    layer = first_trainable_layer(model) if mode is not False else None
+    if layer is None or len(order) == 0 or (mode == "auto" and len(torch.unique(order)) == len(order)):
+        return None
+    return ChunkActivations(model, chunks, order, layer, float(cfg.get("cache_max_gib", 2.0)), run_dir)

@@ -94,6 +94,25 @@ def test_activation_cache_gives_identical_results(smollm2, wikitext_test, tmp_pa
     assert abs(cached.nll_sum - base_plain.nll_sum) > 1e-3  # the adapter changed something
 
 
+def test_training_activation_cache_matches_on_smollm2(smollm2_cfg, smollm2_path, data_dir, tmp_path):
+    text = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text()[:4000]
+    results = {}
+    for mode in ("false", "true"):
+        cfg = _cfg(tmp_path, "train.max_steps=3", "train.batch_size=2", "train.seq_len=32", "train.lr=0.05",
+                   "train.warmup_steps=0", "adapter.layers=[-2,-1]", f"train.cache_activations={mode}")
+        loaded = load(smollm2_cfg)
+        adapters.apply(loaded.model, cfg.adapter, devices.get(cfg.device))
+        chunks = chunk_tokens(loaded.tokenizer(text, add_special_tokens=False).input_ids, 32)[:2]  # each chunk 3 times
+        (tmp_path / mode).mkdir()
+        result = fit(loaded.model, chunks, cfg.train, tmp_path / mode, seed=0, resume=False)
+        results[mode] = (result, adapters.adapter_state_dict(loaded.model))
+    (plain, w_plain), (cached, w_cached) = results["false"], results["true"]
+    assert plain.cache_layer is None and cached.cache_layer == 28
+    assert cached.losses == pytest.approx(plain.losses, rel=1e-5)
+    for name in w_plain:
+        torch.testing.assert_close(w_cached[name], w_plain[name], rtol=1e-4, atol=1e-6)
+
+
 def test_short_training_lowers_training_loss(smollm2, data_dir, tmp_path):
     model, tokenizer = smollm2
     cfg = _cfg(tmp_path, "train.max_steps=8", "train.batch_size=4", "train.seq_len=64", "train.lr=0.05", "train.warmup_steps=0")

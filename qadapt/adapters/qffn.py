@@ -199,7 +199,8 @@ class QuantumHeads(AdapterLayer):
         exact = (q @ vk_re.transpose(-1, -2)).square() + (q @ vk_im.transpose(-1, -2)).square()
         device = self.device
         if device.is_exact:
-            device.circuits_run += int(allowed.expand(exact.shape[0], 1, *exact.shape[2:]).sum()) * self.n_heads
+            if not allowed.is_meta:  # a meta-device pass (qadapt plan) has no mask values to count
+                device.circuits_run += int(allowed.expand(exact.shape[0], 1, *exact.shape[2:]).sum()) * self.n_heads
             return exact
         # on a device: one compute-uncompute circuit per allowed (query, key) pair whose query position is masked in
         run = allowed.expand(exact.shape[0], 1, *exact.shape[2:])[:, 0]  # (B, T, S)
@@ -244,7 +245,7 @@ def quantum_heads_attention(module, query, key, value, attention_mask, dropout: 
     classical = F.scaled_dot_product_attention(query[:, h:], key[:, h:], value[:, h:], attn_mask=allowed,
                                                dropout_p=dropout, scale=scaling)
     scores = heads.kernel(query[:, :h], key[:, :h], allowed) * heads.log_tau.exp()[None, :, None, None]
-    scores = scores.masked_fill(~allowed, float("-inf"))
+    scores = torch.where(allowed, scores, scores.new_full((), float("-inf")))  # (masked_fill has no meta kernel here)
     weights = torch.softmax(scores, dim=-1).to(value.dtype)
     if dropout and module.training:
         weights = F.dropout(weights, p=dropout)

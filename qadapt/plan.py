@@ -1,0 +1,292 @@
+"""``qadapt plan``: what a run needs, from the architecture alone (meta device: no weights, no memory).
+
+Parameters: total (after the adapter is injected) and trainable, counted on the meta-device model.
+
+Memory, in bytes at the model's dtypes (``model.dtype``; adapters take their base layer's dtype):
+
+- weights: every parameter and buffer of the adapted model.
+- trainable state: the adapter's parameters, their gradients and AdamW's two moments (``exp_avg``,
+  ``exp_avg_sq``, each in the parameter's dtype, as ``torch.optim.AdamW`` keeps them): 3 more copies.
+- training activations: the tensors autograd saves for backward in one forward pass of ``train.batch_size`` x
+  ``train.seq_len`` tokens with labels, traced on the meta device (``torch.autograd.graph.saved_tensors_hooks``;
+  a tensor counts once however many ops save it, parameters not at all). The frozen layers below the first
+  trainable one save nothing: no gradient flows there. Gradients of activations during backward come on top
+  (transient, about one layer's worth).
+- evaluation peak: the most bytes alive at once during a no-grad forward of ``task.batch_size`` x
+  ``task.max_length`` tokens through the decoder stack (traced on the meta device, every tensor's storage
+  followed from creation to release), plus one chunk of LM-head logits as qadapt's scorer computes them
+  (``qadapt/tasks/perplexity.py``, ``scored_nll``). The training pass traces with an unpacked batch and
+  SDPA's causal path (no materialised mask), as real training runs.
+
+Circuits (adapters that talk to a device): one forward pass of a few tokens through a counting device
+(:class:`qadapt.devices.accounting.CircuitCounter`) gives, per site, the circuits per token and their qubits.
+For ``ibm`` and ``ibm_fake``, a sample of seeded random blocks per site is compiled with the device's backend and
+optimisation level (the token circuit: amplitude encoding + Q_j + measurement) for the 2-qubit gate count, and
+QPU time is estimated at the paper's rate (4 h 24 min for 1,328 circuits at 8,192 shots: 11.9 s per circuit;
+CUA paper, NOTES.md). Check against the paper: Llama 3.1 8B, CUA with 2 qubits per block on one projection of
+width 4,096 = 6,144 parameters and 1,024 circuits per token.
+"""
+
+from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from unittest import mock
+
+import torch
+from omegaconf import DictConfig
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from . import adapters, models
+from .adapters.base import adapter_modules, count_trainable
+from .devices.accounting import CircuitCounter
+from .errors import ConfigError
+from .train import first_trainable_layer
+
+QPU_DEVICES = ("ibm", "ibm_fake")
+COMPILE_SAMPLE = 8  # random blocks compiled per site for the gate count (every block of a site has the same shape)
+
+
+@dataclass
+class SitePlan:
+    site: str
+    kind: str
+    qubits: int
+    circuits_per_token: float
+    two_qubit_gates: float | None = None  # mean over the compiled sample, token circuit
+    depth: float | None = None
+
+
+@dataclass
+class Plan:
+    model: str
+    adapter: str
+    device: str
+    total_params: int
+    trainable_params: int
+    sites: int
+    weights_bytes: int
+    trainable_state_bytes: int
+    train_tokens: tuple[int, int]  # (batch, seq_len)
+    train_activation_bytes: int
+    eval_tokens: tuple[int, int]
+    eval_peak_bytes: int
+    first_trainable_layer: int | None
+    circuit_sites: list[SitePlan] = field(default_factory=list)
+    shots: int | None = None
+    backend: str | None = None
+    eval_tokens_on_device: int | None = None
+    seconds_per_circuit: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def circuits_per_token(self) -> float:
+        return sum(s.circuits_per_token for s in self.circuit_sites)
+
+    @property
+    def train_total_bytes(self) -> int:
+        return self.weights_bytes + self.trainable_state_bytes + self.train_activation_bytes
+
+    @property
+    def eval_total_bytes(self) -> int:
+        return self.weights_bytes + self.eval_peak_bytes
+
+
+@contextmanager
+def _meta_trace():
+    """What a meta-device forward needs to follow the path a real one takes:
+
+    - transformers checks position ids for packed sequences with a data-dependent ``.all()``; meta tensors hold no
+      data, and a plan describes one unpacked batch;
+    - SDPA's dispatcher picks the math kernel for meta tensors (it saves the T x T attention matrix); real CPU and
+      GPU runs take a flash kernel on the causal, mask-free path, which saves the output and its log-sum-exp only.
+    """
+    import transformers.masking_utils as masking
+    from torch.nn import functional
+
+    sdpa = functional.scaled_dot_product_attention
+
+    def flash_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+        if query.is_meta and attn_mask is None and dropout_p == 0.0:  # the flash kernel takes grouped KV heads as they are
+            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, 0.0, is_causal, scale=scale)[0]
+        return sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                    enable_gqa=enable_gqa)
+
+    with mock.patch.object(masking, "find_packed_sequence_indices", lambda position_ids: None), \
+            mock.patch.object(functional, "scaled_dot_product_attention", flash_on_meta):
+        yield
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def saved_activation_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
+    """Bytes autograd saves for backward in one training forward (labels = inputs) of ``(batch, seq_len)`` tokens.
+
+    ``model`` lives on the meta device (or any other: the count is the same). Parameters and buffers are not counted; a tensor saved by several ops
+    (or several views of one) counts once.
+    """
+    owned = {id(t) for t in (*model.parameters(), *model.buffers())}
+    saved: dict[int, int] = {}
+    keep = []  # the saved tensors stay referenced, so no id is reused while counting
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        base = t._base if t._base is not None else t
+        if id(t) not in owned and id(base) not in owned:
+            saved[id(base)] = base.numel() * base.element_size()
+            keep.append(base)
+        return t
+
+    ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
+    with _meta_trace(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(input_ids=ids, labels=ids, use_cache=False)
+    del out
+    return sum(saved.values())
+
+
+class _LiveBytes(TorchDispatchMode):
+    """Follows every storage an op creates until its last tensor is released; ``peak`` = most bytes alive."""
+
+    def __init__(self, ignore: set[int]):
+        super().__init__()
+        self.ignore, self.refs, self.live, self.peak = ignore, {}, 0, 0
+
+    def _release(self, key: int, nbytes: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            storage = t.untyped_storage()
+            key = storage._cdata
+            if key in self.ignore:
+                continue
+            if key not in self.refs:
+                self.refs[key] = 0
+                self.live += storage.nbytes()
+                self.peak = max(self.peak, self.live)
+            self.refs[key] += 1
+            weakref.finalize(t, self._release, key, storage.nbytes())
+        return out
+
+
+def eval_peak_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
+    """Peak bytes alive in a no-grad forward of the decoder stack on ``(batch, seq_len)`` tokens, plus one chunk
+    of LM-head logits as :func:`qadapt.tasks.perplexity.scored_nll` computes them (float32, at most 4,096
+    positions and 2^28 logits). ``model`` lives on the meta device (or any other: the count is the same)."""
+    ignore = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
+    tracker = _LiveBytes(ignore)
+    with _meta_trace(), torch.no_grad(), tracker:
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=None, use_cache=False).last_hidden_state
+    del hidden
+    vocab = model.get_output_embeddings().weight.shape[0]
+    positions = max(1, min(4096, 2**28 // vocab, batch * seq_len))
+    return tracker.peak + positions * vocab * 4
+
+
+def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[SitePlan]:
+    """Circuits per token per adapter site, from one counted no-grad forward of ``tokens`` tokens (meta device)."""
+    counter = CircuitCounter()
+    adapters.set_device(model, counter)
+    hooks = []
+    for name, layer in adapter_modules(model):
+        def enter(_module, _args, name=name):
+            counter.site = name.removeprefix("model.")
+        hooks.append(layer.register_forward_pre_hook(enter))
+    ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
+    try:
+        with _meta_trace(), torch.no_grad():
+            model(input_ids=ids, use_cache=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = [SitePlan(site, t.kind, t.qubits, t.circuits / tokens) for site, t in counter.tally.items() if t.circuits]
+    # quantum attention heads: one compute-uncompute circuit per head and allowed (query, key) pair; on the exact
+    # device the kernel is one matmul, so count them here: a causal query at position t sees t + 1 keys, on
+    # average (T + 1) / 2 over a window of T = task.max_length tokens
+    from .adapters.qffn import QuantumHeads
+
+    window = int(cfg.task.get("max_length", cfg.train.seq_len))
+    for name, layer in adapter_modules(model):
+        if isinstance(layer, QuantumHeads):
+            out.append(SitePlan(name.removeprefix("model."), "overlap", layer.n_qubits, layer.n_heads * (window + 1) / 2))
+    return out
+
+
+def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfig) -> tuple[str, list[str]]:
+    """Fill each block site's 2-qubit gate count and depth (mean over a seeded random sample of its blocks)."""
+    from .devices.qiskit_compile import compile_blocks, fake_backend
+    from .quantum import cayley, num_skew_params, skew_symmetric
+
+    notes = []
+    name = str(cfg.device.get("backend") or "FakeFez")
+    try:
+        backend = fake_backend(name)
+    except ConfigError:
+        notes.append(f"backend {name} has no fake twin here: compiled for FakeFez (Heron r2) instead")
+        name, backend = "FakeFez", fake_backend("FakeFez")
+    if cfg.device.name == "ibm" and not cfg.device.get("backend"):
+        notes.append("device.backend=null picks the least busy QPU at run time: compiled for FakeFez (Heron r2)")
+    level, seed = int(cfg.device.get("optimization_level", 2)), int(cfg.seed)
+    gen = torch.Generator().manual_seed(seed)
+    compiled: dict[int, tuple[float, float]] = {}
+    for site in sites:
+        if site.kind != "block":
+            notes.append(f"{site.site}: {site.kind} circuits do not run on the IBM devices (they refuse QFFN)")
+            continue
+        if site.qubits not in compiled:  # random blocks of one width cost alike: compile a sample once per width
+            b = 2**site.qubits
+            gens = torch.randn(COMPILE_SAMPLE, num_skew_params(b), generator=gen, dtype=torch.float64) * 0.3
+            costs = compile_blocks(cayley(skew_symmetric(gens, b)).numpy(), backend, level, seed, with_state_prep=True)
+            compiled[site.qubits] = (sum(c.two_qubit for c in costs) / len(costs), sum(c.depth for c in costs) / len(costs))
+        site.two_qubit_gates, site.depth = compiled[site.qubits]
+    return name, notes
+
+
+def plan(cfg: DictConfig) -> Plan:
+    """Resources of the run ``cfg`` describes (module docstring), with no weights loaded.
+
+    Raises:
+        ConfigError: the model has no ``architecture`` block (classification backbones load from their package:
+        count them with ``qadapt params``), or the adapter's own config errors.
+    """
+    if not cfg.model.get("architecture"):
+        raise ConfigError(f"model={cfg.model.name} has no architecture block in configs/model/; qadapt plan covers the "
+                          "causal language models (smollm2_135m, gemma3_270m, llama31_8b, llama_7b, qwen_7b)")
+    model = models.build_meta(cfg.model)
+    counter = CircuitCounter()
+    with torch.device("meta"):  # adapters that build their own tensors build them on the meta device too
+        sites = adapters.apply(model, cfg.adapter, counter)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    state = 3 * sum(p.numel() * p.element_size() for p in trainable)
+    train_shape = (int(cfg.train.batch_size), int(cfg.train.seq_len))
+    eval_shape = (int(cfg.task.get("batch_size", 1)), int(cfg.task.get("max_length", cfg.train.seq_len)))
+    saved = saved_activation_bytes(model, *train_shape) if trainable else 0
+    result = Plan(cfg.model.name, adapters.registry.describe(cfg.adapter), cfg.device.name,
+                  sum(p.numel() for p in model.parameters()), count_trainable(model), len(sites), weights, state,
+                  train_shape, saved, eval_shape, eval_peak_bytes(model, *eval_shape), first_trainable_layer(model))
+    result.circuit_sites = _circuits(model, cfg) if any(True for _ in adapter_modules(model)) else []
+    if cfg.device.get("shots") is not None:
+        result.shots = int(cfg.device.shots)
+    tokens = [int(v) for v in (cfg.task.get("max_tokens"), cfg.device.get("max_tokens")) if v is not None]
+    result.eval_tokens_on_device = min(tokens) if tokens else None
+    if cfg.device.name in QPU_DEVICES and result.circuit_sites:
+        from .devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT
+
+        result.backend, notes = _compile_costs(model, result.circuit_sites, cfg)
+        result.notes += notes
+        result.seconds_per_circuit = PAPER_SECONDS_PER_CIRCUIT
+    if result.first_trainable_layer is not None:
+        result.notes.append(f"layers < {result.first_trainable_layer} are frozen below every trainable parameter: "
+                            "their output can be cached (train.cache_activations, task.cache_activations)")
+    return result

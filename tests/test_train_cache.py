@@ -1,0 +1,90 @@
+"""Training-time activation caching (qadapt/train.py): the frozen prefix's output is computed once per chunk, and
+training with the cache gives the losses and adapter weights of training without it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qadapt import adapters, devices
+from qadapt.config import compose
+from qadapt.errors import ConfigError
+from qadapt.train import ChunkActivations, first_trainable_layer, fit
+
+
+def _tiny_llama(layers: int = 4):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=layers, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _adapted(layers: str = "[2,3]"):
+    cfg = compose([f"adapter.layers={layers}", "adapter.modules=[v_proj,down_proj]"])
+    model = _tiny_llama()
+    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    return model
+
+
+def _train_cfg(*extra):
+    return compose(["train.max_steps=6", "train.batch_size=2", "train.lr=0.05", "train.warmup_steps=0", "train.log_every=1",
+                    *extra]).train
+
+
+CHUNKS = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(1))  # 3 chunks, 12 visits: repeats
+
+
+@pytest.mark.parametrize("max_gib", [2.0, 0.0])  # in memory, and spilled to a memory-mapped file
+def test_cached_training_equals_uncached(tmp_path, max_gib):
+    plain, cached = _adapted(), _adapted()
+    (tmp_path / "a").mkdir()
+    a = fit(plain, CHUNKS, _train_cfg("train.cache_activations=false"), tmp_path / "a", seed=0, resume=False)
+    (tmp_path / "b").mkdir()
+    b = fit(cached, CHUNKS, _train_cfg("train.cache_activations=true", f"train.cache_max_gib={max_gib}"), tmp_path / "b",
+            seed=0, resume=False)
+    assert a.cache_layer is None and b.cache_layer == 2
+    assert b.cache_storage == ("memory" if max_gib else "disk")
+    assert not (tmp_path / "b" / "activations.bin").exists()  # the spill file goes with the run
+    assert b.losses == pytest.approx(a.losses, rel=1e-5, abs=1e-6)
+    assert a.losses[-1] < a.losses[0] - 0.01  # it trained: equality is not two untouched models
+    mine, theirs = adapters.adapter_state_dict(cached), adapters.adapter_state_dict(plain)
+    for name in theirs:
+        torch.testing.assert_close(mine[name], theirs[name], rtol=1e-4, atol=1e-6)
+
+
+def test_auto_caches_only_when_a_chunk_comes_back(tmp_path):
+    once = fit(_adapted(), CHUNKS, _train_cfg("train.max_steps=1"), tmp_path, seed=0, resume=False)
+    again = fit(_adapted(), CHUNKS, _train_cfg("train.max_steps=3"), tmp_path, seed=0, resume=False)
+    assert once.cache_layer is None and again.cache_layer == 2
+    with pytest.raises(ConfigError, match="auto, true, false"):
+        fit(_adapted(), CHUNKS, _train_cfg("train.cache_activations=sometimes"), tmp_path, seed=0, resume=False)
+
+
+def test_first_trainable_layer():
+    assert first_trainable_layer(_adapted("[2,3]")) == 2
+    assert first_trainable_layer(_adapted("[0,3]")) is None  # nothing frozen below layer 0
+    model = _adapted("[3]")
+    assert first_trainable_layer(model) == 3
+    model.get_input_embeddings().weight.requires_grad_(True)
+    assert first_trainable_layer(model) is None  # the embeddings train: every layer sees new inputs
+    frozen = _tiny_llama().requires_grad_(False)
+    assert first_trainable_layer(frozen) is None
+
+
+def test_the_cache_computes_each_chunk_once(tmp_path, monkeypatch):
+    import qadapt.train as train
+
+    model, calls = _adapted(), []
+    real = train.hidden_at
+    monkeypatch.setattr(train, "hidden_at", lambda m, ids, mask, layer: calls.append(ids.shape[0]) or real(m, ids, mask, layer))
+    cache = ChunkActivations(model, CHUNKS, torch.tensor([0, 2, 2, 0]), 2, 1.0, tmp_path)
+    first = cache.stream(torch.tensor([0, 2]), "cpu")
+    again = cache.stream(torch.tensor([2, 0]), "cpu")
+    assert calls == [2]  # one pass for both chunks, none on the second visit
+    assert torch.equal(again, first.flip(0))
+    with torch.no_grad():
+        torch.testing.assert_close(first, real(model, CHUNKS[[0, 2]], None, 2))
+    with pytest.raises(ValueError, match="batch order"):
+        cache.stream(torch.tensor([1]), "cpu")
