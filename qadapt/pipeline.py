@@ -44,13 +44,16 @@ _BASE_EVALS: dict[str, tuple[dict, perplexity.ActivationCache | None]] = {}
 
 @functools.cache
 def git_commit() -> str:
-    """HEAD of the project checkout, with ``-dirty`` when tracked files differ; ``unknown`` outside git.
+    """HEAD of the project checkout, with ``-dirty`` when tracked files outside ``results/`` differ; ``unknown``
+    outside git.
 
     Cached: read once when the first run of a process starts, i.e. the code that process is running.
     """
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
+        # results/ is what runs write (runs.csv, tables): a sweep appending its own rows is not a change of the code
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                               cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
