@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench-devices bench-qffn clean
+.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -68,6 +68,11 @@ reproduce-vtab: data
 # 3 ratios, recovered by CUA and by parameter-matched LoRA / OFT; perplexity, MMLU, ARC (FULL=1: whole MMLU and ARC)
 reproduce-recovery: data
 	$(VPY) scripts/reproduce_recovery.py $(if $(FULL),--full,)
+
+# results/bench.md (+ .csv): evaluation tokens/s (base, CUA, cached CUA, QFFN-half, lightning.qubit), CUA training steps
+# with and without the activation cache, PennyLane against our simulators, peak memory; one run, ratios within it
+bench: data
+	$(VPY) scripts/bench.py
 
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data

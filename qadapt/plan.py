@@ -14,8 +14,8 @@ Memory, in bytes at the model's dtypes (``model.dtype``; adapters take their bas
   (transient, about one layer's worth).
 - evaluation peak: the most bytes alive at once during a no-grad forward of ``task.batch_size`` x
   ``task.max_length`` tokens through the decoder stack (traced on the meta device, every tensor's storage
-  followed from creation to release), plus one chunk of LM-head logits as qadapt's scorer computes them
-  (``qadapt/tasks/perplexity.py``, ``scored_nll``). The training pass traces with an unpacked batch and
+  followed from creation to release), plus one chunk of LM-head logits and their log-softmax as qadapt's
+  scorer computes them (``qadapt/tasks/perplexity.py``, ``scored_nll``, ``head_chunk``). The training pass traces with an unpacked batch and
   SDPA's causal path (no materialised mask), as real training runs.
 
 Circuits (adapters that talk to a device): one forward pass of a few tokens through a counting device
@@ -179,9 +179,11 @@ class _LiveBytes(TorchDispatchMode):
 
 
 def eval_peak_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
-    """Peak bytes alive in a no-grad forward of the decoder stack on ``(batch, seq_len)`` tokens, plus one chunk
-    of LM-head logits as :func:`qadapt.tasks.perplexity.scored_nll` computes them (float32, at most 4,096
-    positions and 2^28 logits). ``model`` lives on the meta device (or any other: the count is the same)."""
+    """Peak bytes alive in a no-grad forward of the decoder stack on ``(batch, seq_len)`` tokens, plus what
+    :func:`qadapt.tasks.perplexity.scored_nll` holds for one chunk of positions (float32 logits and their
+    log-softmax). ``model`` lives on the meta device (or any other: the count is the same)."""
+    from .tasks.perplexity import head_chunk
+
     ignore = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
     tracker = _LiveBytes(ignore)
@@ -189,8 +191,8 @@ def eval_peak_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
         hidden = model.get_decoder()(input_ids=ids, attention_mask=None, use_cache=False).last_hidden_state
     del hidden
     vocab = model.get_output_embeddings().weight.shape[0]
-    positions = max(1, min(4096, 2**28 // vocab, batch * seq_len))
-    return tracker.peak + positions * vocab * 4
+    positions = min(head_chunk(vocab), batch * seq_len)
+    return tracker.peak + 2 * positions * vocab * 4
 
 
 def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[SitePlan]:

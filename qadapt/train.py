@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,6 +39,7 @@ class TrainResult:
     first_loss: float
     final_loss: float  # mean of the last log_every steps
     losses: list[float]
+    step_seconds: list[float] = field(default_factory=list)  # wall seconds of each step this call ran
     cache_layer: int | None = None  # decoder layer whose input stream was cached (None: no cache)
     cache_storage: str | None = None  # "memory" or "disk"
 
@@ -188,6 +189,7 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
     if teacher is None:
         kl_weight = 0.0
     cache = _activation_cache(model, chunks, order[start * accum * bs :], cfg, run_dir)
+    step_seconds: list[float] = []
     t0 = time.perf_counter()
     columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
@@ -195,6 +197,7 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
         with Progress(*columns, transient=True) as progress:
             bar = progress.add_task("train", total=steps, completed=start, loss="-")
             for step in range(start, steps):
+                step_start = time.perf_counter()
                 loss_sum = 0.0
                 for micro in range(accum):
                     first = (step * accum + micro) * bs
@@ -216,6 +219,7 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss_sum)
+                step_seconds.append(time.perf_counter() - step_start)
                 progress.update(bar, advance=1, loss=f"{loss_sum:.4f}")
                 if (step + 1) % int(cfg.log_every) == 0:
                     log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
@@ -230,7 +234,7 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
     k = max(1, min(int(cfg.log_every), len(losses)))
     return TrainResult(steps, steps * accum * bs * chunks.shape[1], seconds,
                        losses[0] if losses else float("nan"), sum(losses[-k:]) / k if losses else float("nan"), losses,
-                       cache.layer if cache else None, cache.storage if cache else None)
+                       step_seconds, cache.layer if cache else None, cache.storage if cache else None)
 
 
 def _forward(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, cache: ChunkActivations | None, device):

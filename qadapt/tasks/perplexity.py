@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 import resource
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -202,8 +204,19 @@ class PerplexityResult:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process so far, MiB.
+
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this program's own address space. Not
+    ``ru_maxrss``: it survives fork and exec, so a worker started by a large parent (a sweep, a benchmark) would
+    report the parent's peak. Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / scale
 
 
 def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
@@ -225,12 +238,19 @@ def _collate(batch: list[Window], pad_id: int, device) -> tuple[torch.Tensor, to
     return ids.to(device), labels.to(device), mask.to(device)
 
 
+def head_chunk(vocab: int) -> int:
+    """Positions per LM-head call in :func:`scored_nll`: at most 1,024 and at most 2^26 logits (256 MiB in float32),
+    whatever the vocabulary. Cross-entropy holds the logits and their log-softmax at once, so this bounds the
+    scorer's own memory to about 512 MiB (SmolLM2, 49,152 tokens: 1,024 positions, 384 MiB)."""
+    return max(1, min(1024, 2**26 // vocab))
+
+
 def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    """Summed NLL of the labelled positions. The LM head runs only on those positions, in chunks (default: 4096 positions, at most
-    2^28 logits, 1 GiB in float32, whatever the vocabulary), so (B, T, vocab) logits are never materialised.
+    """Summed NLL of the labelled positions. The LM head runs only on those positions, in chunks of
+    :func:`head_chunk` positions, so (B, T, vocab) logits are never materialised.
     ``hidden``: (B, T, d); ``labels``: (B, T)."""
     head = model.get_output_embeddings()
-    chunk = chunk or max(1, min(4096, 2**28 // head.weight.shape[0]))
+    chunk = chunk or head_chunk(head.weight.shape[0])
     softcap = getattr(model.config, "final_logit_softcapping", None)
     keep = labels != IGNORE
     h, y = hidden[keep], labels[keep]
