@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from .config import compose, expand_sweep
-from .errors import QadaptError
+from .errors import ConfigError, QadaptError
 from .log import log
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quantum and quantum-inspired adapters on real models and data.")
@@ -35,12 +35,29 @@ OVERRIDES = typer.Argument(None, help="Hydra overrides, e.g. adapter=cua adapter
 MULTIRUN = typer.Option(False, "--multirun", "-m", help="Expand sweep syntax (a=1,2 b=x,y) into one run per point.")
 
 
-def _run(overrides: list[str] | None, multirun: bool, job: Callable) -> None:
-    """Compose each point's config and run ``job(cfg, overrides)``; map qadapt errors to exit codes."""
+def _run(overrides: list[str] | None, multirun: bool, job: Callable, command: str | None = None) -> None:
+    """Compose each point's config and run ``job(cfg, overrides)``; map qadapt errors to exit codes.
+
+    With ``-m`` and a ``hydra/launcher=`` override, the points go to that Hydra launcher instead (qadapt/launch.py),
+    after every one of them has composed here.
+    """
+    from .launch import multirun as launch_sweep
+    from .launch import split_overrides, uses_launcher
+
     overrides = list(overrides or [])
     try:
-        points = expand_sweep(overrides) if multirun else [overrides]
+        run_overrides, hydra_overrides = split_overrides(overrides)
+        if hydra_overrides and not (multirun and uses_launcher(hydra_overrides) and command):
+            raise ConfigError(f"{' '.join(hydra_overrides)}: Hydra settings apply to launcher sweeps only "
+                              "(qadapt train|eval ppl|eval mc -m ... hydra/launcher=joblib|submitit_slurm|submitit_local)")
+        points = expand_sweep(run_overrides) if multirun else [run_overrides]
         configs = [compose(p) for p in points]  # every point is checked before the first one runs
+        if hydra_overrides:
+            log(f"sweep of {len(points)} points through {' '.join(hydra_overrides)}")
+            jobs = launch_sweep(command, overrides)
+            log(f"{jobs} jobs done; one row each in {configs[0].results_dir}/runs.csv, Hydra's job configs in "
+                f"{configs[0].runs_dir}/multirun/")
+            return
         for i, (point, cfg) in enumerate(zip(points, configs)):
             if multirun:
                 log(f"sweep point {i + 1}/{len(points)}: {' '.join(point)}")
@@ -68,7 +85,7 @@ def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
                          "delta_ppl_pct", "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "subtask", "metric", "score",
                          "adapter_params", "head_params", "wall_seconds", "run_dir"))
 
-    _run(overrides, multirun, job)
+    _run(overrides, multirun, job, "train")
 
 
 @eval_app.command("ppl")
@@ -82,7 +99,7 @@ def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> Non
                          "mean_nll", "word_perplexity", "bits_per_byte", "tokens_scored", "device_circuits", "tokens_per_s",
                          "peak_rss_mb"))
 
-    _run(overrides, multirun, job)
+    _run(overrides, multirun, job, "eval ppl")
 
 
 @eval_app.command("mc")
@@ -99,7 +116,7 @@ def eval_mc(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None
         _print_row(row, ("model", "adapter", "from_run", *[k for k in row if k.endswith(("_acc", "_acc_norm"))],
                          "wall_seconds", "run_dir"))
 
-    _run(overrides, multirun, job)
+    _run(overrides, multirun, job, "eval mc")
 
 
 @app.command("config")

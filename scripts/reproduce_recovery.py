@@ -13,9 +13,10 @@ directory) are reused: an interrupted sweep continues where it stopped.
 
     python scripts/reproduce_recovery.py [--ratios 0.9,0.8,0.7] [--full] [--quick] [--render-only]
 
-Budget (default): see configs/train/recovery.yaml and configs/task/compression_recovery.yaml (MMLU: 5 test
-questions per subject zero-shot and 1 five-shot, the paper's two quoted questions always in; ARC: 150 test
-questions per set; perplexity on 64 KiB of WikiText-2 test). ``--full`` scores the whole MMLU and ARC test sets.
+Budget (default): see configs/train/recovery.yaml and configs/task/compression_recovery.yaml (40 steps x 4 x 128
+tokens of distillation; MMLU: 3 test questions per subject zero-shot and 1 five-shot, the paper's two quoted
+questions always in; ARC: 100 test questions per set; perplexity on 64 KiB of WikiText-2 test). ``--full`` scores
+the whole MMLU and ARC test sets.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ the repeated cache (so a 5-shot prompt is not recomputed per choice). Questions 
 
 from __future__ import annotations
 
+import copy
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from ..data.multiple_choice import Question, context, continuations
+from .perplexity import target_logprobs
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,14 @@ def encode_pair(tokenizer, ctx: str, answer: str, prefix: list[int]) -> tuple[li
     return prefix + whole[:n_ctx], whole[n_ctx:]
 
 
+def _cache_keyword(module: nn.Module) -> str:
+    # transformers 5 renamed forward's past_key_values to cache (the old name warns); 4.x knows only the old one
+    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
-def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[list[list[int]]], pad_id: int) -> list[list[float]]:
+def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[list[list[int]]], pad_id: int,
+                   answer_tokens: int = 4096) -> list[list[float]]:
     """log p(answer | context) for a batch of questions, each context computed once.
 
     Args:
@@ -67,10 +76,14 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
         answers: per question, per choice, the answer token ids (non-empty).
     Returns:
         per question, per choice, the summed log-probability (nats).
-    Shapes inside: contexts are left-padded to ``(B, L)`` so every context ends at column L-1; the cache is
-    repeated per choice (``(N, ...)``, N = total choices) and the answers right-padded to ``(N, T)``.
+    Shapes inside: contexts are left-padded to ``(B, L)`` so every context ends at column L-1; the N choices run
+    in groups of similar answer length, each on the context cache repeated once per choice (``(n_g, ...)``) with
+    its answers right-padded to ``(n_g, T_g)``, n_g T_g <= ``answer_tokens`` (or one choice). The decoder
+    returns hidden states and the LM head runs only on the answer tokens' positions, in bounded chunks
+    (:func:`qadapt.tasks.perplexity.target_logprobs`): ``(N, T, vocab)`` logits never exist.
     """
     device = next(model.parameters()).device
+    body = model.get_decoder()
     b, length = len(contexts), max(len(c) for c in contexts)
     ctx = torch.full((b, length), pad_id, dtype=torch.long)
     ctx_mask = torch.zeros((b, length), dtype=torch.long)
@@ -78,33 +91,51 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
         ctx[i, length - len(c):] = torch.tensor(c)
         ctx_mask[i, length - len(c):] = 1
     ctx_pos = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ctx.to(device), attention_mask=ctx_mask.to(device), position_ids=ctx_pos.to(device),
-                use_cache=True, logits_to_keep=1)
-    first = torch.log_softmax(out.logits[:, -1].float(), -1)  # (B, V): predicts each answer's first token
+    out = body(input_ids=ctx.to(device), attention_mask=ctx_mask.to(device), position_ids=ctx_pos.to(device), use_cache=True)
+    last = out.last_hidden_state[:, -1]  # (B, d): predicts each answer's first token
 
     counts = [len(a) for a in answers]
     owner = torch.repeat_interleave(torch.arange(b), torch.tensor(counts))  # (N,) question of each choice
     flat = [a for per_q in answers for a in per_q]
-    n, t = len(flat), max(len(a) for a in flat)
-    ans = torch.full((n, t), pad_id, dtype=torch.long)
-    ans_mask = torch.zeros((n, t), dtype=torch.long)
-    for i, a in enumerate(flat):
-        ans[i, : len(a)] = torch.tensor(a)
-        ans_mask[i, : len(a)] = 1
+    n = len(flat)
+    # answer token 0 is predicted by the context's last position
+    sums = target_logprobs(model, last[owner.to(device)], torch.tensor([a[0] for a in flat], device=device)).double().cpu()
+    # the other tokens run on the repeated context cache, choices grouped by answer length so little is padding:
+    # each group pads to its own longest answer and holds at most answer_tokens padded tokens
+    by_length = sorted(range(n), key=lambda i: len(flat[i]))
+    groups, start = [], 0
+    while start < n:
+        stop = start + 1
+        while stop < n and (stop + 1 - start) * len(flat[by_length[stop]]) <= answer_tokens:
+            stop += 1
+        groups.append(by_length[start:stop])
+        start = stop
     cache = out.past_key_values
-    cache.batch_select_indices(owner.to(device))  # repeat each question's cache once per choice
-    lengths = ctx_mask.sum(-1)[owner]
-    pos = lengths[:, None] + torch.arange(t)[None]
-    mask = torch.cat([ctx_mask[owner], ans_mask], dim=1)
-    logits = model(input_ids=ans.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                   past_key_values=cache, use_cache=True).logits.float()
-    # position j of the answer is predicted by the context's last token (j = 0) or by answer token j - 1
-    logp = torch.cat([first[owner.to(device)][:, None], torch.log_softmax(logits[:, :-1], -1)], dim=1)
-    token_lp = logp.gather(-1, ans.to(device)[..., None]).squeeze(-1) * ans_mask.to(device)
-    sums = token_lp.sum(-1).double().cpu().tolist()
+    ctx_lengths = ctx_mask.sum(-1)
+    for g, rows in enumerate(groups):
+        t = max(len(flat[i]) for i in rows)
+        if t == 1:
+            continue  # one-token answers: all predicted by the context pass
+        ans = torch.full((len(rows), t), pad_id, dtype=torch.long)
+        ans_mask = torch.zeros((len(rows), t), dtype=torch.bool)
+        for r, i in enumerate(rows):
+            ans[r, : len(flat[i])] = torch.tensor(flat[i])
+            ans_mask[r, : len(flat[i])] = True
+        who = owner[rows]
+        # repeat each question's cache once per choice of this group (the last group may use the cache itself)
+        group_cache = cache if g == len(groups) - 1 else copy.deepcopy(cache)
+        group_cache.batch_select_indices(who.to(device))
+        pos = ctx_lengths[who][:, None] + torch.arange(t)[None]
+        mask = torch.cat([ctx_mask[who], ans_mask.long()], dim=1)
+        hidden = body(input_ids=ans.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                      use_cache=True, **{_cache_keyword(body): group_cache}).last_hidden_state  # (n_group, t, d)
+        follow = ans_mask[:, 1:]  # answer position j - 1 predicts answer token j
+        row_of = torch.tensor(rows)[:, None].expand(len(rows), t - 1)[follow]
+        rest = target_logprobs(model, hidden[:, :-1][follow.to(device)], ans[:, 1:][follow].to(device)).double().cpu()
+        sums.index_add_(0, row_of, rest)
     result, k = [], 0
     for c in counts:
-        result.append(sums[k : k + c])
+        result.append(sums[k : k + c].tolist())
         k += c
     return result
 
@@ -137,7 +168,7 @@ def score(model: nn.Module, tokenizer, questions: list[Question], shots: dict[st
             width = len(encoded[order[start]][0])  # longest in this batch (sorted descending)
             size = max(1, batch_tokens // max(1, width))
             batch = order[start : start + size]
-            out = answer_logliks(model, [encoded[i][0] for i in batch], [encoded[i][1] for i in batch], pad_id)
+            out = answer_logliks(model, [encoded[i][0] for i in batch], [encoded[i][1] for i in batch], pad_id, batch_tokens)
             for i, ll in zip(batch, out):
                 logliks[i] = ll
             start += len(batch)

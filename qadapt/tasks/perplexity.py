@@ -239,28 +239,34 @@ def _collate(batch: list[Window], pad_id: int, device) -> tuple[torch.Tensor, to
 
 
 def head_chunk(vocab: int) -> int:
-    """Positions per LM-head call in :func:`scored_nll`: at most 1,024 and at most 2^26 logits (256 MiB in float32),
+    """Positions per LM-head call in :func:`target_logprobs`: at most 1,024 and at most 2^26 logits (256 MiB in float32),
     whatever the vocabulary. Cross-entropy holds the logits and their log-softmax at once, so this bounds the
     scorer's own memory to about 512 MiB (SmolLM2, 49,152 tokens: 1,024 positions, 384 MiB)."""
     return max(1, min(1024, 2**26 // vocab))
 
 
-def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    """Summed NLL of the labelled positions. The LM head runs only on those positions, in chunks of
-    :func:`head_chunk` positions, so (B, T, vocab) logits are never materialised.
-    ``hidden``: (B, T, d); ``labels``: (B, T)."""
+def target_logprobs(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """log p(target) under the model's LM head for every row: ``hidden`` ``(M, d)``, ``targets`` ``(M,)`` -> ``(M,)``
+    float32 (nats). The head runs in chunks of :func:`head_chunk` rows, so at most one chunk of logits (and its
+    log-softmax) exists at a time, whatever M and the vocabulary; Gemma's final logit soft-capping is applied."""
     head = model.get_output_embeddings()
     chunk = chunk or head_chunk(head.weight.shape[0])
     softcap = getattr(model.config, "final_logit_softcapping", None)
-    keep = labels != IGNORE
-    h, y = hidden[keep], labels[keep]
-    total = hidden.new_zeros((), dtype=torch.float64)
-    for i in range(0, h.shape[0], chunk):
-        logits = head(h[i : i + chunk]).float()
+    out = []
+    for i in range(0, hidden.shape[0], chunk):
+        logits = head(hidden[i : i + chunk]).float()
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
-        total += F.cross_entropy(logits, y[i : i + chunk], reduction="sum").double()
-    return total
+        out.append(-F.cross_entropy(logits, targets[i : i + chunk], reduction="none"))
+    return torch.cat(out) if out else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """Summed NLL (float64, nats) of the labelled positions: the LM head runs only on those positions
+    (:func:`target_logprobs`), so (B, T, vocab) logits are never materialised.
+    ``hidden``: (B, T, d); ``labels``: (B, T), IGNORE where unscored."""
+    keep = labels != IGNORE
+    return -target_logprobs(model, hidden[keep], labels[keep], chunk).double().sum()
 
 
 class ActivationCache:
