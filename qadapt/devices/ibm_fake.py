@@ -22,14 +22,17 @@ import torch
 from ..errors import ConfigError
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device, sample_counts
+from .jobs import JobRunner, JobSpec, split_jobs
 from .qiskit_compile import amplitude_angles, block_circuits, state_prep_template  # noqa: F401 (re-exported)
 
 
 class QiskitSamplerDevice(Device):
     """Block circuits compiled for an IBM backend and sampled by a SamplerV2 (Aer or IBM Runtime).
 
-    Subclasses set ``self.backend`` (compilation target) and ``self.sampler``. ``job_ids`` collects the ids of
-    the jobs sent, so results can be re-fetched.
+    Subclasses set ``self.backend`` (compilation target) and ``self.sampler``. The (token, block) circuits of a
+    call go out as jobs of at most ``device.max_circuits_per_job`` circuits, ``device.max_jobs_in_flight`` at once,
+    retried after transient errors and kept in ``device.journal_dir`` for resuming (:mod:`qadapt.devices.jobs`).
+    ``job_ids`` collects the ids of the jobs sent, so results can be re-fetched.
     """
 
     differentiable = False
@@ -40,7 +43,14 @@ class QiskitSamplerDevice(Device):
             raise ConfigError(f"device={cfg.name} samples: set device.shots (the paper used 8192)")
         self.optimization_level = int(cfg.get("optimization_level", 2))
         self._compiled: dict[str, list] = {}
-        self.job_ids: list[str] = []
+        self.max_circuits_per_job = int(cfg.get("max_circuits_per_job") or 100_000)
+        self.jobs = JobRunner(cfg.get("max_jobs_in_flight", 3), cfg.get("retries", 3), cfg.get("retry_wait_s", 5.0),
+                              cfg.get("journal_dir"))
+
+    @property
+    def job_ids(self) -> list[str]:
+        """Ids of the jobs sent so far, so results can be re-fetched from the service."""
+        return self.jobs.job_ids
 
     def _templates(self, circuit: BlockUnitaryCircuit) -> list:
         """Compiled template per block, cached by the unitaries' bytes: compiled once, reused for every token."""
@@ -61,18 +71,31 @@ class QiskitSamplerDevice(Device):
                                             seed_transpiler=self.seed)
         return key, self._compiled[key]
 
+    def _journal_prefix(self, key: str) -> str:
+        """What identifies this device's measurements of the circuits ``key``, for the job journal."""
+        return f"{self.describe()}|opt{self.optimization_level}|seed{self.seed}|{key}"
+
     def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         N, n, b = states.shape
-        templates = self._templates(circuit)
+        key, templates = self._compile(circuit)
         angles = amplitude_angles(states.cpu().numpy())  # (N, n, b - 1)
-        pubs = [(templates[j], angles[:, j, :]) for j in range(n)]
-        job = self.sampler.run(pubs, shots=self.shots)
-        self.job_ids.append(str(job.job_id()))
-        result = job.result()
-        # (n, N, shots) outcomes; the lowest byte holds the q <= 8 measured bits, qubit 0 least significant
-        outcomes = np.stack([r.data.meas.array[..., -1] for r in result]).astype(np.int64) & (b - 1)
-        flat = (np.arange(n * N).reshape(n, N, 1) * b + outcomes).ravel()
-        counts = np.bincount(flat, minlength=n * N * b).reshape(n, N, b)
+        specs = split_jobs(n, N, self.max_circuits_per_job)
+
+        def pubs_of(spec: JobSpec) -> list:  # one PUB per block: its template and the job's tokens' angles
+            return [(templates[j], angles[spec.start : spec.stop, j, :]) for j in spec.blocks]
+
+        def collect(result, spec: JobSpec) -> np.ndarray:
+            # (blocks, tokens, shots) outcomes; the lowest byte holds the q <= 8 measured bits, qubit 0 least significant
+            outcomes = np.stack([r.data.meas.array[..., -1] for r in result]).astype(np.int64) & (b - 1)
+            rows = outcomes.shape[0] * outcomes.shape[1]
+            flat = (np.arange(rows).reshape(outcomes.shape[:2] + (1,)) * b + outcomes).ravel()
+            return np.bincount(flat, minlength=rows * b).reshape(outcomes.shape[0], outcomes.shape[1], b)
+
+        parts = self.jobs.run(specs, pubs_of, lambda pubs: self.sampler.run(pubs, shots=self.shots), collect, angles,
+                              self._journal_prefix(key))
+        counts = np.zeros((n, N, b))
+        for spec, part in zip(specs, parts):
+            counts[list(spec.blocks), spec.start : spec.stop] = part
         return torch.from_numpy(counts.transpose(1, 0, 2) / self.shots)
 
 
