@@ -28,6 +28,7 @@ from . import __version__, adapters, devices, models
 from .adapters.base import count_trainable
 from .config import config_hash
 from .data.wikitext import load_eval_text, load_train_text
+from .distributed import barrier, ranks
 from .log import log
 from .errors import ConfigError, QadaptError
 from .paths import PROJECT_DIR
@@ -98,6 +99,7 @@ def _base_row(cfg: DictConfig, command: str, overrides: list[str], loaded: model
         "config": json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "processes": ranks().world,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
     }
 
@@ -187,12 +189,15 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
     # the run directory is made only now that config, device, data and model are known to be good
     run_dir = run_dir_for(cfg)
-    if run_dir.exists() and not cfg.resume:
-        log(f"{run_dir} exists; starting it over (resume=true continues it instead)")
-        for stale in ("adapter.safetensors", "metrics.json"):
-            (run_dir / stale).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml")
+    main = ranks().is_main  # in a multi-process launch only process 0 writes (qadapt/distributed.py)
+    if main:
+        if run_dir.exists() and not cfg.resume:
+            log(f"{run_dir} exists; starting it over (resume=true continues it instead)")
+            for stale in ("adapter.safetensors", "metrics.json"):
+                (run_dir / stale).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml")
+    barrier()
     distilled = {}
     if replacing and int(cfg.train.get("distill_steps", 0)) > 0 and not (cfg.resume and (run_dir / "checkpoint.pt").exists()):
         replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
@@ -204,7 +209,8 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     log(f"adapted perplexity {adapted['perplexity']:.4f}")
 
     # write the adapter, then the row: a run that fails above leaves neither
-    save_file(adapters.adapter_state_dict(model), run_dir / "adapter.safetensors")
+    if main:
+        save_file(adapters.adapter_state_dict(model), run_dir / "adapter.safetensors")
     run_id = f"{run_dir.name}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}"
     row = _base_row(cfg, "train", overrides, loaded, run_id)
     row.update({
@@ -232,8 +238,9 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
     row["delta_ppl_pct"] = 100 * (adapted["perplexity"] / base["perplexity"] - 1)
     row["wall_seconds"] = time.perf_counter() - t0
     row["peak_rss_mb"] = perplexity.peak_rss_mb()
-    (run_dir / "metrics.json").write_text(json.dumps(row, indent=2, default=str))
-    append_row(cfg.results_dir, row)
+    if main:
+        (run_dir / "metrics.json").write_text(json.dumps(row, indent=2, default=str))
+        append_row(cfg.results_dir, row)
     return row
 
 
@@ -308,7 +315,8 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
         row["exact_mean_nll"] = reference["mean_nll"]
         row["device_degradation_pct"] = 100 * (metrics["perplexity"] / reference["perplexity"] - 1)
     row["wall_seconds"] = time.perf_counter() - t0
-    append_row(cfg.results_dir, row)
+    if ranks().is_main:
+        append_row(cfg.results_dir, row)
     return row
 
 

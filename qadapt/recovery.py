@@ -33,6 +33,7 @@ from .adapters.base import count_trainable, freeze
 from .compress import CompressionReport, compress
 from .data import multiple_choice as mc_data
 from .data.wikitext import load_eval_text, load_train_text
+from .distributed import barrier, ranks
 from .errors import ConfigError
 from .log import log
 from .results import append_row
@@ -156,23 +157,28 @@ def run_train_recovery(cfg: DictConfig, overrides: list[str], run_dir: Path) -> 
 
     sites = adapters.apply(student, cfg.adapter, device) if training else []
     trainable = count_trainable(student)
-    if run_dir.exists() and not cfg.resume:
-        for stale in ("adapter.safetensors", "metrics.json"):  # a fresh run must not leave an old result behind
-            (run_dir / stale).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml")
+    main = ranks().is_main  # in a multi-process launch only process 0 writes (qadapt/distributed.py)
+    if main:
+        if run_dir.exists() and not cfg.resume:
+            for stale in ("adapter.safetensors", "metrics.json"):  # a fresh run must not leave an old result behind
+                (run_dir / stale).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml")
+    barrier()
     result = None
     if training:
         log(f"{adapters.registry.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
         chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
         result = fit(student, chunks, cfg.train, run_dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
         adapted = _evaluate(student, tokenizer, cfg, eval_set, "recovered")
-        save_file(adapters.adapter_state_dict(student), run_dir / "adapter.safetensors")
+        if main:
+            save_file(adapters.adapter_state_dict(student), run_dir / "adapter.safetensors")
     else:
         adapted = compressed
 
     for variant, (_, _, frame) in zip(("base", "compressed", "adapted"), (base, compressed, adapted)):
-        _write_csv(frame, run_dir / f"mc_{variant}.csv")
+        if main:
+            _write_csv(frame, run_dir / f"mc_{variant}.csv")
     run_id = f"{run_dir.name}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}"
     row = _base_row(cfg, "train", overrides, loaded, run_id)
     row.update({
@@ -193,8 +199,9 @@ def run_train_recovery(cfg: DictConfig, overrides: list[str], run_dir: Path) -> 
     row["recovery_pct"] = 100 * (compressed[0]["perplexity"] - adapted[0]["perplexity"]) / gap if gap > 0 else float("nan")
     row["wall_seconds"] = time.perf_counter() - t0
     row["peak_rss_mb"] = perplexity.peak_rss_mb()
-    (run_dir / "metrics.json").write_text(json.dumps(row, indent=2, default=str))
-    append_row(cfg.results_dir, row)
+    if main:
+        (run_dir / "metrics.json").write_text(json.dumps(row, indent=2, default=str))
+        append_row(cfg.results_dir, row)
     return row
 
 
@@ -235,12 +242,14 @@ def run_eval_mc(cfg: DictConfig, overrides: list[str]) -> dict:
                                  bool(cfg.model.get("bos_in_windows", False)), label)
     name = f"eval-mc-{config_hash(cfg)}"
     out_dir = Path(cfg.runs_dir) / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_csv(frame, out_dir / "mc_predictions.csv")
+    if ranks().is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_csv(frame, out_dir / "mc_predictions.csv")
     row = _base_row(cfg, "eval mc", overrides, loaded, f"{name}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}")
     row.update({"from_run": cfg.from_run, "run_dir": str(out_dir), "mc_format": cfg.task.mc.format,
                 "compression_ratio": report.ratio if report else None,
                 "total_params": sum(p.numel() for p in model.parameters()), **metrics,
                 "wall_seconds": time.perf_counter() - t0, "peak_rss_mb": perplexity.peak_rss_mb()})
-    append_row(cfg.results_dir, row)
+    if ranks().is_main:
+        append_row(cfg.results_dir, row)
     return row

@@ -24,8 +24,10 @@ from torch import nn
 from transformers import get_scheduler
 
 from .adapters.base import decoder_layers
+from .distributed import all_reduce_sum, average_gradients, ranks
 from .log import log
 from .errors import ConfigError, TrainingDiverged
+from .models import input_device
 from .models.partial import hidden_at, layer_range
 
 CHECKPOINT = "checkpoint.pt"
@@ -166,7 +168,12 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
     if not params:
         raise ConfigError("nothing to train: the adapter has no trainable parameters (adapter=none?)")
     steps, accum, bs = int(cfg.max_steps), int(cfg.grad_accum), int(cfg.batch_size)
+    here = ranks()
+    if bs % here.world:
+        raise ConfigError(f"train.batch_size={bs} must be a multiple of the {here.world} processes of this launch")
     order = batch_order(chunks.shape[0], steps * accum * bs, seed)
+    # this process's chunks of every micro-batch (all of them with one process): rows r, r + W, ... of each
+    mine = order.view(steps * accum, bs)[:, here.rank :: here.world]
     optimizer = torch.optim.AdamW(params, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=int(cfg.warmup_steps), num_training_steps=steps)
     ckpt_path = run_dir / CHECKPOINT
@@ -182,26 +189,26 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
         start, losses = state["step"], state["losses"]
         log(f"resuming {run_dir.name} at step {start}/{steps}")
     elif ckpt_path.exists():
-        ckpt_path.unlink()  # a fresh run must not be mixed with an old checkpoint
+        if here.is_main:
+            ckpt_path.unlink()  # a fresh run must not be mixed with an old checkpoint
 
-    device = params[0].device
+    device = input_device(model)
     ce_weight, kl_weight = float(cfg.get("ce_weight", 1.0)), float(cfg.get("kl_weight", 0.0))
     if teacher is None:
         kl_weight = 0.0
-    cache = _activation_cache(model, chunks, order[start * accum * bs :], cfg, run_dir)
+    cache = _activation_cache(model, chunks, mine[start * accum :].reshape(-1), cfg, run_dir)
     step_seconds: list[float] = []
     t0 = time.perf_counter()
     columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
     try:
-        with Progress(*columns, transient=True) as progress:
+        with Progress(*columns, transient=True, disable=not here.is_main) as progress:
             bar = progress.add_task("train", total=steps, completed=start, loss="-")
             for step in range(start, steps):
                 step_start = time.perf_counter()
                 loss_sum = 0.0
                 for micro in range(accum):
-                    first = (step * accum + micro) * bs
-                    idx = order[first : first + bs]
+                    idx = mine[step * accum + micro]
                     x = chunks[idx].to(device)
                     out = _forward(model, x, idx, cache, device)
                     loss = ce_weight * out.loss if ce_weight != 1.0 else out.loss
@@ -214,6 +221,8 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
                         )
                     (loss / accum).backward()
                     loss_sum += loss.item() / accum
+                average_gradients(params)  # the whole batch's gradient, on every process (one process: a no-op)
+                loss_sum = float(all_reduce_sum(torch.tensor(loss_sum, dtype=torch.float64))) / here.world
                 torch.nn.utils.clip_grad_norm_(params, float(cfg.max_grad_norm))
                 optimizer.step()
                 scheduler.step()
@@ -221,9 +230,9 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
                 losses.append(loss_sum)
                 step_seconds.append(time.perf_counter() - step_start)
                 progress.update(bar, advance=1, loss=f"{loss_sum:.4f}")
-                if (step + 1) % int(cfg.log_every) == 0:
+                if here.is_main and (step + 1) % int(cfg.log_every) == 0:
                     log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
-                if (step + 1) % int(cfg.save_every) == 0 or step + 1 == steps:
+                if here.is_main and ((step + 1) % int(cfg.save_every) == 0 or step + 1 == steps):
                     adapter = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
                     _atomic_save({"adapter": adapter, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                   "step": step + 1, "losses": losses}, ckpt_path)

@@ -171,12 +171,44 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     return target
 
 
+def placement(cfg: DictConfig) -> dict:
+    """``from_pretrained`` keywords that place the weights (accelerate): ``model.device_map`` (``auto``: layers spread
+    over the GPUs, then CPU, then ``model.offload_folder``; ``cuda``, ``cpu``, or a module -> device map) and
+    ``model.max_memory`` (e.g. ``{0: 70GiB, cpu: 100GiB}``). Unset in a multi-process launch: the whole model on the
+    process's own GPU (qadapt/distributed.py). Unset otherwise: CPU, as transformers loads by default.
+
+    Raises:
+        ConfigError: a CUDA device map on a machine without a visible CUDA GPU.
+    """
+    from ..distributed import ranks
+
+    device_map = cfg.get("device_map")
+    wants_cuda = "cuda" in str(OmegaConf.to_container(device_map) if OmegaConf.is_config(device_map) else device_map)
+    if wants_cuda and not torch.cuda.is_available():
+        raise ConfigError(f"model.device_map={device_map} needs a CUDA GPU and none is visible (torch.cuda.is_available() "
+                          "is False); use model.device_map=null (CPU) or auto (whatever devices there are)")
+    if device_map is None and ranks().device is not None:
+        device_map = {"": str(ranks().device)}
+    out = {}
+    for key, value in (("device_map", device_map), ("max_memory", cfg.get("max_memory")), ("offload_folder", cfg.get("offload_folder"))):
+        if value is not None:
+            out[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return out
+
+
+def input_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's input ids go: its input embeddings' device (the CPU when accelerate offloaded them to disk:
+    its hooks move inputs there)."""
+    device = model.get_input_embeddings().weight.device
+    return torch.device("cpu") if device.type == "meta" else device
+
+
 def _from_pretrained(path_or_id: str, cfg: DictConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path_or_id)
-        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=_dtype(cfg))
+        model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=_dtype(cfg), **placement(cfg))
     except (OSError, ValueError) as err:
         raise ModelUnavailable(
             f"cannot load '{path_or_id}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from ..data.multiple_choice import Question, context, continuations
+from ..models import input_device
 from .perplexity import target_logprobs
 
 
@@ -82,7 +83,7 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
     returns hidden states and the LM head runs only on the answer tokens' positions, in bounded chunks
     (:func:`qadapt.tasks.perplexity.target_logprobs`): ``(N, T, vocab)`` logits never exist.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     body = model.get_decoder()
     b, length = len(contexts), max(len(c) for c in contexts)
     ctx = torch.full((b, length), pad_id, dtype=torch.long)

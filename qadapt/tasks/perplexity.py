@@ -312,22 +312,27 @@ def evaluate(
     Raises:
         ValueError: ``use_cache`` was filled for another evaluation set or batch size.
     """
-    device = next(model.parameters()).device
-    batches = _batches(eval_set.windows, batch_size)
+    from ..distributed import all_reduce_sum, ranks
+    from ..models import input_device
+
+    device = input_device(model)
+    here = ranks()  # in a multi-process launch, process r scores batches r, r + W, ... (qadapt/distributed.py)
+    batches = _batches(eval_set.windows, batch_size)[here.rank :: here.world]
     if use_cache is not None and len(use_cache.hidden) != len(batches):
         raise ValueError("activation cache was filled for a different evaluation set or batch size")
     nll = torch.zeros((), dtype=torch.float64)
     start = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        bar = progress.add_task(description, total=eval_set.n_scored)
+    with Progress(*columns, transient=True, disable=not here.is_main) as progress:
+        bar = progress.add_task(description, total=sum(w.n_scored for b in batches for w in b))
         for i, batch in enumerate(batches):
             ids, labels, mask = _collate(batch, pad_id, device)
             with device_positions(model, labels != IGNORE if scored_only else None):
                 hidden = _hidden(model, ids, mask, i, fill_cache, use_cache, device)
             nll += scored_nll(model, hidden, labels).cpu()
             progress.advance(bar, sum(w.n_scored for w in batch))
+    nll = all_reduce_sum(nll)
     seconds = time.perf_counter() - start
     return PerplexityResult(float(nll), eval_set.n_scored, eval_set.words, eval_set.bytes, seconds, peak_rss_mb())
 
