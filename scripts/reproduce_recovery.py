@@ -218,6 +218,10 @@ def _quoted_id(rows: pd.DataFrame, subject: str, start: str, table) -> str | Non
     return None
 
 
+STYLE = {"compressed": ("tab:gray", "o", "-"), "CUA q=2": ("tab:blue", "o", "-"), "LoRA r=1": ("tab:orange", "s", "-"),
+         "OFT b=4": ("tab:green", "x", "--")}  # OFT dashed with crosses: where it coincides with CUA both stay visible
+
+
 def plot(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -229,10 +233,11 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     for label in METHODS:
         part = table[table["method"] == label].sort_values("ratio")
         col = "compressed_perplexity" if label == "compressed" else "perplexity"
-        ax.plot(part["ratio"], part[col], "o-", label=label)
+        color, marker, line = STYLE[label]
+        ax.plot(part["ratio"], part[col], linestyle=line, marker=marker, color=color, label=label)
         if label != "compressed":
-            bx.plot(part["ratio"], part["recovery_pct"], "o-", label=label)
-    ax.axhline(base, color="k", linestyle="--", linewidth=1, label="base")
+            bx.plot(part["ratio"], part["recovery_pct"], linestyle=line, marker=marker, color=color, label=label)
+    ax.axhline(base, color="k", linestyle=":", linewidth=1, label="base")
     ax.set_yscale("log")
     ax.set_xlabel("parameters kept in the projections (ratio)")
     ax.set_ylabel("WikiText-2 perplexity (log)")
@@ -243,6 +248,16 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     bx.legend(fontsize=8)
     fig.tight_layout()
     save_figure_atomic(fig, path)
+
+
+def _cua_equals_oft(table: pd.DataFrame) -> bool:
+    """CUA q=2 and OFT b=4 reached the same perplexity at every ratio, to 1e-5 relative (float rounding apart)."""
+    cua = table[table["method"] == "CUA q=2"].set_index("ratio")["perplexity"]
+    oft = table[table["method"] == "OFT b=4"].set_index("ratio")["perplexity"]
+    both = cua.index.intersection(oft.index)
+    same_answers = all((table[table["method"] == "CUA q=2"].set_index("ratio").loc[both, f"{s}_acc"]
+                        == table[table["method"] == "OFT b=4"].set_index("ratio").loc[both, f"{s}_acc"]).all() for s in SUITES)
+    return len(both) > 0 and same_answers and all(abs(cua[r] / oft[r] - 1) < 1e-5 for r in both)
 
 
 def render(table: pd.DataFrame, args, command: str) -> None:
@@ -267,11 +282,15 @@ def render(table: pd.DataFrame, args, command: str) -> None:
              budget, "", *main_table(table), "",
              "recovery = (ppl_compressed − ppl_recovered) / (ppl_compressed − ppl_base). Parameters: the whole model after "
              "compression, adapters included; trainable: the adapter alone.", "", PAPER, "",
+             "CUA with 2 qubits per block on a projection's input and peft's OFT with 4 x 4 blocks are the same "
+             "block-orthogonal Cayley map (Q = (I - A)(I + A)^-1 against R = (I + S)(I - S)^-1: S = -A), both start at "
+             "the identity and train with the same learning rate; AdamW is blind to a sign flip of a coordinate, so "
+             "the two follow the same path" + (" and their rows here agree (perplexity to 1e-5 relative, the same accuracy on every suite, no question answered differently: see question_diff.md): OFT b=4 is CUA q=2 "
+             "computed by another implementation (a check of both), not a second control; the classical control of "
+             "another form is LoRA r=1 (36 % more parameters)" if _cua_equals_oft(table) else "") + ".", "",
              "Why it may differ from the paper: CompactifAI is proprietary and its ratio unpublished, so the compression "
-             "here (whitened truncated SVD) and its damage differ; the training budget is a few CPU minutes; CUA with 2 "
-             "qubits per block on a projection's input is the same block-orthogonal Cayley map as OFT with 4 x 4 blocks, "
-             "so the two rows differ only by parameterisation details and seeds of the optimisation path, not by "
-             "expressivity.", "", "![perplexity and recovery vs ratio](compression_recovery.png)"]
+             "here (whitened truncated SVD) and its damage differ; the training budget is a few CPU minutes.", "",
+             "![perplexity and recovery vs ratio](compression_recovery.png)"]
     write_text_atomic(out / "compression_recovery.md", "\n".join(lines) + "\n")
     keep = ["ratio", "method", "adapter_desc", "compression_method", "compression_achieved", "compressed_total_params",
             "total_params", "trainable_params", "base_perplexity", "compressed_perplexity", "perplexity", "recovery_pct",
