@@ -108,16 +108,17 @@ def _eval_set(cfg: DictConfig, tokenizer, text) -> perplexity.EvalSet:
     return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False)))
 
 
-def _cache_layer(cfg: DictConfig, model, eval_set: perplexity.EvalSet) -> int | None:
-    """First adapted layer, when caching the frozen layers below it is on and fits in memory."""
+def _eval_cache(cfg: DictConfig, model, eval_set: perplexity.EvalSet) -> perplexity.ActivationCache | None:
+    """Cache of the stream entering the first adapted layer, when caching is on and some layer is frozen below
+    every adapter: in memory up to ``task.cache_max_gib``, on disk above it."""
     layers = adapters.adapter_layers(model)
     if not cfg.task.cache_activations or not layers or min(layers) == 0:
         return None
     size = perplexity.ActivationCache.size_gib(eval_set, model.config.hidden_size, int(cfg.task.batch_size))
-    if size > float(cfg.task.cache_max_gib):
-        log(f"activation cache would need {size:.1f} GiB > task.cache_max_gib; recomputing instead")
-        return None
-    return min(layers)
+    on_disk = size > float(cfg.task.cache_max_gib)
+    if on_disk:
+        log(f"activation cache needs {size:.1f} GiB > task.cache_max_gib: kept on disk under $QADAPT_CACHE/activations")
+    return perplexity.ActivationCache(min(layers), on_disk)
 
 
 def _pad_id(tokenizer) -> int:
@@ -169,13 +170,14 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         f"{total:,} in all (base {base_total:,})")
 
     # base model: evaluated with the adapters switched off; fills the cache of frozen lower layers
-    layer = None if replacing else _cache_layer(cfg, model, eval_set)
+    fresh = None if replacing else _eval_cache(cfg, model, eval_set)
+    layer = fresh.layer if fresh else None
     key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer], sort_keys=True)
     if key in _BASE_EVALS:
         base, cache = _BASE_EVALS[key]
         log("base model already evaluated in this process; re-using it")
     else:
-        cache = perplexity.ActivationCache(layer) if layer is not None else None
+        cache = fresh
         if replacing:
             base = perplexity.evaluate(teacher, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer),
                                        description="base model").metrics()
@@ -229,6 +231,7 @@ def run_train(cfg: DictConfig, overrides: list[str]) -> dict:
         "train_loss_first": result.first_loss,
         "train_loss_final": result.final_loss,
         "activation_cache_layer": cache.layer if cache else None,
+        "activation_cache_storage": cache.storage if cache else None,
         "train_cache_layer": result.cache_layer,
         "train_cache_storage": result.cache_storage,
         **distilled,
@@ -293,8 +296,7 @@ def run_eval_ppl(cfg: DictConfig, overrides: list[str]) -> dict:
     scored_only = device.positions == "scored"
     reference, cache = None, None
     if cfg.adapter.name != "none" and not device.is_exact:
-        layer = _cache_layer(cfg, model, eval_set)
-        cache = perplexity.ActivationCache(layer) if layer is not None else None
+        cache = _eval_cache(cfg, model, eval_set)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
         reference = perplexity.evaluate(model, eval_set, int(cfg.task.batch_size), _pad_id(tokenizer), fill_cache=cache,
                                         description="exact reference").metrics()

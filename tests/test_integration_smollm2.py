@@ -83,15 +83,21 @@ def test_activation_cache_gives_identical_results(smollm2, wikitext_test, tmp_pa
         torch.nn.init.normal_(layer.generator, std=0.3)
     eval_set = _eval_set(tokenizer, wikitext_test, cfg)
     plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
-    cache = perplexity.ActivationCache(min(adapters.adapter_layers(model)))
     with adapters.adapters_disabled(model):
         base_plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
-        base_filled = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, fill_cache=cache)
-    cached = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, use_cache=cache)
-    assert cache.layer == 24 and len(cache.hidden) > 0
-    assert base_filled.nll_sum == pytest.approx(base_plain.nll_sum, rel=1e-6)
-    assert cached.nll_sum == pytest.approx(plain.nll_sum, rel=1e-6)
-    assert abs(cached.nll_sum - base_plain.nll_sum) > 1e-3  # the adapter changed something
+    for on_disk in (False, True):
+        cache = perplexity.ActivationCache(min(adapters.adapter_layers(model)), on_disk)
+        with adapters.adapters_disabled(model):
+            base_filled = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, fill_cache=cache)
+        cached = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, use_cache=cache)
+        assert cache.layer == 24 and len(cache.hidden) > 0 and cache.storage == ("disk" if on_disk else "memory")
+        assert base_filled.nll_sum == pytest.approx(base_plain.nll_sum, rel=1e-6)
+        assert cached.nll_sum == pytest.approx(plain.nll_sum, rel=1e-6)
+        assert abs(cached.nll_sum - base_plain.nll_sum) > 1e-3  # the adapter changed something
+    files = cache.hidden
+    assert all(f.exists() for f in files)
+    del cache  # the disk cache goes with its object
+    assert not any(f.exists() for f in files)
 
 
 def test_training_activation_cache_matches_on_smollm2(smollm2_cfg, smollm2_path, data_dir, tmp_path):

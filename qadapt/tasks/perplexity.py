@@ -273,12 +273,39 @@ class ActivationCache:
     """Residual streams entering decoder layer ``layer`` for every batch of an :class:`EvalSet`.
 
     Filled during the base evaluation, reused by the adapted one: layers below ``layer`` carry no
-    adapter, so their output is the same for both (results identical to recomputing them).
+    adapter, so their output is the same for both (results identical to recomputing them). In memory, or with
+    ``on_disk`` one file per batch in a temporary directory under ``$QADAPT_CACHE/activations`` (memory-mapped
+    when read back), removed with the cache.
     """
 
-    def __init__(self, layer: int):
+    def __init__(self, layer: int, on_disk: bool = False):
         self.layer = layer
-        self.hidden: list[torch.Tensor] = []
+        self.hidden: list[torch.Tensor | Path] = []
+        self._dir = None
+        if on_disk:
+            import tempfile
+
+            from ..paths import cache_dir
+
+            root = cache_dir() / "activations"
+            root.mkdir(parents=True, exist_ok=True)
+            self._dir = tempfile.TemporaryDirectory(dir=root, prefix=f"layer{layer}-")  # deleted with this object
+
+    @property
+    def storage(self) -> str:
+        return "memory" if self._dir is None else "disk"
+
+    def append(self, stream: torch.Tensor) -> None:
+        if self._dir is None:
+            self.hidden.append(stream.cpu())
+            return
+        path = Path(self._dir.name) / f"{len(self.hidden)}.pt"
+        torch.save(stream.cpu(), path)
+        self.hidden.append(path)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        item = self.hidden[i]
+        return torch.load(item, mmap=True) if isinstance(item, Path) else item
 
     @staticmethod
     def size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
@@ -340,9 +367,9 @@ def evaluate(
 def _hidden(model, ids, mask, i, fill_cache, use_cache, device) -> torch.Tensor:
     """Final hidden states of batch ``i``, from the cached residual stream, filling the cache, or from scratch."""
     if use_cache is not None:
-        return final_hidden(model, mask, start_hidden=use_cache.hidden[i].to(device), start=use_cache.layer)
+        return final_hidden(model, mask, start_hidden=use_cache[i].to(device), start=use_cache.layer)
     if fill_cache is not None:
         stream = hidden_at(model, ids, mask, fill_cache.layer)
-        fill_cache.hidden.append(stream.cpu())
+        fill_cache.append(stream)
         return final_hidden(model, mask, start_hidden=stream, start=fill_cache.layer)
     return final_hidden(model, mask, input_ids=ids)
