@@ -19,7 +19,7 @@
 Targets (issue 7): CUA (exact) >= 0.97x base tokens/s; QFFN-half >= 1.0x base (the paper claims 2.0x on GPU);
 peak memory of a SmolLM2 evaluation < 2 GB. Not a test: figures depend on the machine, described in the output.
 
-    python scripts/bench.py [--repeats 5] [--eval-tokens 8192] [--lightning-tokens 48] [--train-steps 4] [--train-repeats 3]
+    python scripts/bench.py [--repeats 5] [--eval-tokens 4096] [--lightning-tokens 48] [--train-steps 4] [--train-repeats 3]
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def render(evals: pd.DataFrame, train: pd.DataFrame, sims: pd.DataFrame, rss: pd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--eval-tokens", type=int, default=8192)
+    parser.add_argument("--eval-tokens", type=int, default=4096, help="WikiText-2 test tokens per evaluation (2 windows)")
     parser.add_argument("--lightning-tokens", type=int, default=48)
     parser.add_argument("--train-steps", type=int, default=4, help="timed steps after the first, per round")
     parser.add_argument("--train-repeats", type=int, default=3, help="training rounds (each: without, then with cache)")

@@ -189,8 +189,10 @@ def test_parameter_counts_per_fraction_on_smollm2_architecture():
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 15 * (2 * 576 + 576)
 
 
-def test_quantum_heads_in_a_real_transformers_attention():
+@pytest.mark.parametrize("block", [256, 3])  # one block of queries; several, the last one short
+def test_quantum_heads_in_a_real_transformers_attention(block, monkeypatch):
     """Heads switched off = SDPA exactly; switched on = the kernel formula, computed by hand for one layer."""
+    monkeypatch.setattr(qffn, "QUERY_BLOCK", block)
     model = _tiny_llama()
     ids = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(0))
     reference = model(ids).logits
@@ -229,6 +231,11 @@ def test_quantum_heads_in_a_real_transformers_attention():
         head0 = torch.softmax(score, -1) @ v[:, 0]
     heads_out = captured["heads"].reshape(2, 10, 4, 16)  # o_proj's input: the concatenated head outputs
     torch.testing.assert_close(heads_out[:, :, 0], head0, atol=1e-5, rtol=0)
+    # the blockwise exact path and the full kernel path (what devices run) agree
+    q4, k4, v4 = (torch.randn(2, 2, 10, 16, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    full = torch.softmax((heads[0].kernel(q4, k4, qffn._allowed_mask(None, 10, 10, "cpu")) * heads[0].log_tau.exp()[None, :, None, None])
+                         .masked_fill(~torch.ones(10, 10, dtype=torch.bool).tril(), float("-inf")), -1) @ v4
+    torch.testing.assert_close(heads[0].causal_attention(q4, k4, v4), full, atol=1e-6, rtol=1e-5)
 
 
 def test_replacement_adapters_train_and_run_on_pennylane():

@@ -213,8 +213,40 @@ class QuantumHeads(AdapterLayer):
                 out[b, h, t, s] = device.overlap_probabilities(circuit, q[b, h, t], k[b, h, s]).to(out.dtype)
         return out
 
+    def causal_attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, block: int | None = None) -> torch.Tensor:
+        """The heads' output softmax_s(tau_h |<q_t| V_h |k_s>|^2, s <= t) v_s, exactly (noise-free exact device),
+        for a causal window without padding (S = T).
+
+        Computed in blocks of ``block`` queries (default :data:`QUERY_BLOCK`), each scored against the keys it may
+        see only: the masked half of the T x T kernel is never computed and one block's scores exist at a time
+        (what flash attention does for dot-product heads). Same values as :meth:`kernel` + mask + softmax.
+        Shapes: query, key, value ``(B, h, T, d_h)`` -> ``(B, h, T, d_h)``.
+        """
+        block = block or QUERY_BLOCK
+        q, _ = amplitude_encode(query.to(self.weights.dtype), self.n_qubits)
+        k, _ = amplitude_encode(key.to(self.weights.dtype), self.n_qubits)
+        unitaries = torch.stack([c.unitary() for c in self.circuits()])  # (h, N, N), once per forward pass
+        vk_re = torch.einsum("bhsn,hmn->bhsm", k, unitaries.real)
+        vk_im = torch.einsum("bhsn,hmn->bhsm", k, unitaries.imag)
+        tau = self.log_tau.exp()[None, :, None, None]
+        n_batch, _, t, _ = q.shape
+        outputs = []
+        for t0 in range(0, t, block):
+            t1 = min(t, t0 + block)
+            qb = q[:, :, t0:t1]
+            scores = ((qb @ vk_re[:, :, :t1].transpose(-1, -2)).square() + (qb @ vk_im[:, :, :t1].transpose(-1, -2)).square()) * tau
+            allowed = torch.arange(t1, device=q.device)[None, :] <= torch.arange(t0, t1, device=q.device)[:, None]
+            scores = torch.where(allowed, scores, scores.new_full((), float("-inf")))
+            outputs.append(torch.softmax(scores, dim=-1).to(value.dtype) @ value[:, :, :t1])
+        self.device.circuits_run += n_batch * self.n_heads * t * (t + 1) // 2  # one circuit per allowed pair
+        return torch.cat(outputs, dim=2)
+
     def extra_repr(self) -> str:
         return f"heads={self.n_heads}, qubits={self.n_qubits}, depth={self.weights.shape[1]}"
+
+
+# queries per block of QuantumHeads.causal_attention: a block's scores are (B, h, QUERY_BLOCK, <= T)
+QUERY_BLOCK = 256
 
 
 def _allowed_mask(attention_mask: torch.Tensor | None, t: int, s: int, device) -> torch.Tensor:
@@ -242,14 +274,21 @@ def quantum_heads_attention(module, query, key, value, attention_mask, dropout: 
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     h, t, s = heads.n_heads, query.shape[2], key.shape[2]
     allowed = _allowed_mask(attention_mask, t, s, query.device)
-    classical = F.scaled_dot_product_attention(query[:, h:], key[:, h:], value[:, h:], attn_mask=allowed,
-                                               dropout_p=dropout, scale=scaling)
-    scores = heads.kernel(query[:, :h], key[:, :h], allowed) * heads.log_tau.exp()[None, :, None, None]
-    scores = torch.where(allowed, scores, scores.new_full((), float("-inf")))  # (masked_fill has no meta kernel here)
-    weights = torch.softmax(scores, dim=-1).to(value.dtype)
-    if dropout and module.training:
-        weights = F.dropout(weights, p=dropout)
-    quantum = weights @ value[:, :h]
+    if attention_mask is None and s == t:  # plain causal: SDPA's causal kernel skips the masked half
+        classical = F.scaled_dot_product_attention(query[:, h:], key[:, h:], value[:, h:], is_causal=t > 1,
+                                                   dropout_p=dropout, scale=scaling)
+    else:
+        classical = F.scaled_dot_product_attention(query[:, h:], key[:, h:], value[:, h:], attn_mask=allowed,
+                                                   dropout_p=dropout, scale=scaling)
+    if heads.device.is_exact and attention_mask is None and s == t and not (dropout and module.training):
+        quantum = heads.causal_attention(query[:, :h], key[:, :h], value[:, :h])  # blockwise, the masked half skipped
+    else:  # padding masks, KV caches, dropout, and devices that run (query, key) circuits
+        scores = heads.kernel(query[:, :h], key[:, :h], allowed) * heads.log_tau.exp()[None, :, None, None]
+        scores = torch.where(allowed, scores, scores.new_full((), float("-inf")))  # (masked_fill has no meta kernel here)
+        weights = torch.softmax(scores, dim=-1).to(value.dtype)
+        if dropout and module.training:
+            weights = F.dropout(weights, p=dropout)
+        quantum = weights @ value[:, :h]
     return torch.cat([quantum, classical], dim=1).transpose(1, 2).contiguous(), None
 
 
