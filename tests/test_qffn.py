@@ -238,6 +238,22 @@ def test_quantum_heads_in_a_real_transformers_attention(block, monkeypatch):
     torch.testing.assert_close(heads[0].causal_attention(q4, k4, v4), full, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("tau", [10.0, 79.0, 200.0])  # fixed-shift softmax near its limit; beyond it, the row maximum
+def test_quantum_heads_evaluation_path_equals_training_path(tau):
+    """Without gradients the heads use the in-place fixed-shift softmax: same output as the autograd path, for
+    strided (transformers' layout) inputs, several query blocks and a short last one."""
+    heads = qffn.QuantumHeads(3, 16, 2, tau, _device("exact"))
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 37, 3, 16, generator=gen).transpose(1, 2) for _ in range(3))  # (B, h, T, d_h), strided
+    trained = heads.causal_attention(q, k, v, block=8)
+    assert trained.requires_grad
+    with torch.no_grad():
+        evaluated = heads.causal_attention(q, k, v, block=8)
+    assert evaluated.isfinite().all()
+    # float32 rounding of a score is ~tau * 1e-7 and moves its exponential by as much: the bar scales with tau
+    torch.testing.assert_close(evaluated, trained.detach(), atol=2e-7 * max(tau, 10.0), rtol=1e-5)
+
+
 def test_replacement_adapters_train_and_run_on_pennylane():
     model = _tiny_llama()
     ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(1))
