@@ -131,6 +131,22 @@ def test_training_after_an_evaluation_in_inference_mode():
     assert w.grad is not None and w.grad.abs().sum() > 0
 
 
+def test_quantum_heads_unitaries_cached_in_evaluation_until_the_weights_change():
+    heads = qffn.QuantumHeads(2, 8, 2, 10.0, _device("exact"), dtype=torch.float64)
+    with torch.inference_mode():
+        first = heads.unitaries()
+        assert heads.unitaries() is first  # built once per weight version
+    fresh = torch.stack([c.unitary() for c in heads.circuits()])
+    torch.testing.assert_close(first, fresh.detach())
+    fresh.real.sum().backward()  # the training path builds its own, with gradients
+    assert heads.weights.grad is not None
+    torch.optim.SGD(heads.parameters(), lr=0.1).step()  # in place: the version changes
+    with torch.no_grad():
+        after = heads.unitaries()
+        assert after is not first
+        torch.testing.assert_close(after, torch.stack([c.unitary() for c in heads.circuits()]))
+
+
 def test_qffn_readout_formula_and_zero_init():
     layer = qffn.QuantumFFN(12, depth=2, device=_device("exact"), dtype=torch.float64)
     x = torch.randn(3, 7, 12, dtype=torch.float64)

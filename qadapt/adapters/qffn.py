@@ -178,9 +178,21 @@ class QuantumHeads(AdapterLayer):
         self.n_heads, self.head_dim, self.n_qubits, self.device = n_heads, head_dim, qubits_for(head_dim), device
         self.weights = nn.Parameter(torch.rand(n_heads, depth, self.n_qubits, 3, dtype=dtype) * (2 * math.pi))
         self.log_tau = nn.Parameter(torch.full((n_heads,), math.log(tau_init), dtype=dtype))
+        self._frozen: tuple[tuple, torch.Tensor] | None = None
 
     def circuits(self) -> list[StronglyEntanglingCircuit]:
         return [StronglyEntanglingCircuit(w) for w in self.weights]
+
+    def unitaries(self) -> torch.Tensor:
+        """``(h, N, N)`` complex: V_h(phi) of every head. With gradients, built from the weights on every call;
+        without (evaluation), built once and reused until the weights change (in-place updates bump the version),
+        as :meth:`QuantumFFN.circuit` does: a forward pass would otherwise rebuild them in every layer."""
+        if torch.is_grad_enabled() or self.weights.is_meta:
+            return torch.stack([c.unitary() for c in self.circuits()])
+        key = (self.weights.data_ptr(), self.weights._version, self.weights.device)
+        if self._frozen is None or self._frozen[0] != key:
+            self._frozen = (key, torch.stack([StronglyEntanglingCircuit(w).unitary() for w in self.weights.detach()]))
+        return self._frozen[1]
 
     def kernel(self, query: torch.Tensor, key: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """|<q_t| V_h |k_s>|^2 for every head, query t and key s.
@@ -193,7 +205,7 @@ class QuantumHeads(AdapterLayer):
         q, _ = amplitude_encode(query.to(self.weights.dtype), self.n_qubits)
         k, _ = amplitude_encode(key.to(self.weights.dtype), self.n_qubits)
         circuits = self.circuits()
-        unitaries = torch.stack([c.unitary() for c in circuits])  # (h, N, N), built once per forward pass
+        unitaries = self.unitaries()  # (h, N, N)
         vk_re = torch.einsum("bhsn,hmn->bhsm", k, unitaries.real)
         vk_im = torch.einsum("bhsn,hmn->bhsm", k, unitaries.imag)
         exact = (q @ vk_re.transpose(-1, -2)).square() + (q @ vk_im.transpose(-1, -2)).square()
@@ -229,7 +241,7 @@ class QuantumHeads(AdapterLayer):
         q, _ = amplitude_encode(query.to(self.weights.dtype).contiguous(), self.n_qubits)
         k, _ = amplitude_encode(key.to(self.weights.dtype).contiguous(), self.n_qubits)
         value = value.contiguous()
-        unitaries = torch.stack([c.unitary() for c in self.circuits()])  # (h, N, N), once per forward pass
+        unitaries = self.unitaries()  # (h, N, N)
         tau = self.log_tau.exp()
         n_batch, _, t, _ = q.shape
         self.device.circuits_run += n_batch * self.n_heads * t * (t + 1) // 2  # one circuit per allowed pair
