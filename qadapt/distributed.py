@@ -26,6 +26,8 @@ import torch
 
 @dataclass(frozen=True)
 class Ranks:
+    """This process's ``rank`` of ``world`` processes and its accelerator ``device`` (None: the model's own placement)."""
+
     rank: int
     world: int
     device: torch.device | None  # the process's accelerator (None: the model's own placement)
@@ -76,5 +78,6 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
 
 
 def barrier() -> None:
+    """Wait until every process of the launch gets here (nothing to wait for with one process)."""
     if ranks().world > 1:
         torch.distributed.barrier()

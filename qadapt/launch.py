@@ -36,6 +36,7 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 
 def uses_launcher(overrides: list[str]) -> bool:
+    """Whether ``overrides`` choose a Hydra launcher (``hydra/launcher=<name>``)."""
     return any(o.split("=", 1)[0].lstrip("+~") == "hydra/launcher" for o in overrides)
 
 

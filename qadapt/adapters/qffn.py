@@ -204,7 +204,6 @@ class QuantumHeads(AdapterLayer):
         """
         q, _ = amplitude_encode(query.to(self.weights.dtype), self.n_qubits)
         k, _ = amplitude_encode(key.to(self.weights.dtype), self.n_qubits)
-        circuits = self.circuits()
         unitaries = self.unitaries()  # (h, N, N)
         vk_re = torch.einsum("bhsn,hmn->bhsm", k, unitaries.real)
         vk_im = torch.einsum("bhsn,hmn->bhsm", k, unitaries.imag)
@@ -221,7 +220,7 @@ class QuantumHeads(AdapterLayer):
         out = exact.detach().clone()
         b, t, s = run.nonzero(as_tuple=True)
         if b.numel():
-            for h, circuit in enumerate(circuits):
+            for h, circuit in enumerate(self.circuits()):
                 out[b, h, t, s] = device.overlap_probabilities(circuit, q[b, h, t], k[b, h, s]).to(out.dtype)
         return out
 

@@ -293,9 +293,11 @@ class ActivationCache:
 
     @property
     def storage(self) -> str:
+        """Where the streams live: ``memory`` or ``disk`` (recorded in the results row)."""
         return "memory" if self._dir is None else "disk"
 
     def append(self, stream: torch.Tensor) -> None:
+        """Keep the next batch's stream ``(B, T, d)`` (moved to the CPU; written to a file when on disk)."""
         if self._dir is None:
             self.hidden.append(stream.cpu())
             return
@@ -304,6 +306,7 @@ class ActivationCache:
         self.hidden.append(path)
 
     def __getitem__(self, i: int) -> torch.Tensor:
+        """Batch ``i``'s stream ``(B, T, d)`` on the CPU (memory-mapped from its file when on disk)."""
         item = self.hidden[i]
         return torch.load(item, mmap=True) if isinstance(item, Path) else item
 
