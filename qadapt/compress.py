@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .adapters.base import find_targets
+from .models.layers import find_targets
 from .errors import ConfigError
 
 # the seven projections of a Llama-style decoder layer (the paper's recovery adapters sit on all of them)

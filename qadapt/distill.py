@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from .adapters.base import decoder_layers
+from .models.layers import decoder_layers
 from .log import log
 
 

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from transformers import get_scheduler
 
-from .adapters.base import decoder_layers
+from .models.layers import decoder_layers
 from .distributed import all_reduce_sum, average_gradients, ranks
 from .log import log
 from .errors import ConfigError, TrainingDiverged

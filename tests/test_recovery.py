@@ -84,7 +84,7 @@ def test_compression_reaches_the_requested_ratio_by_counted_parameters(ratio):
 
 
 def test_input_grams_equal_each_projections_own_inputs():
-    from qadapt.adapters.base import find_targets
+    from qadapt.models.layers import find_targets
     from qadapt.compress import PROJECTIONS, input_grams
 
     model, x = _tiny_llama(), torch.randint(0, 97, (6, 16), generator=torch.Generator().manual_seed(3))

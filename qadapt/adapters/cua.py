@@ -23,7 +23,8 @@ from torch import nn
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
-from .base import AdapterLayer, find_targets
+from ..models.layers import find_targets
+from .base import AdapterLayer
 
 SIDES = ("input", "output")
 

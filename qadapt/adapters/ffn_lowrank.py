@@ -22,7 +22,8 @@ from torch import nn
 
 from ..devices.base import Device
 from ..errors import ConfigError
-from .base import AdapterLayer, decoder_layers
+from ..models.layers import decoder_layers
+from .base import AdapterLayer
 from .qffn import QFFNConfig, param_summary, select_layers
 
 

@@ -47,7 +47,8 @@ from torch import nn
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode, qubits_for
-from .base import AdapterLayer, decoder_layers
+from ..models.layers import decoder_layers
+from .base import AdapterLayer
 
 FRACTIONS = {"quarter": 0.25, "half": 0.5, "full": 1.0}
 PATTERNS = ("spread", "last", "random")

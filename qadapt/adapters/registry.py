@@ -11,7 +11,8 @@ from torch import nn
 from ..devices.base import Device
 from ..errors import ConfigError
 from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
-from .base import adapter_modules, adapter_state_dict, adapters_disabled, decoder_layers, freeze
+from ..models.layers import decoder_layers
+from .base import adapter_modules, adapter_state_dict, adapters_disabled, freeze
 
 # name -> (inject(model, cfg, device) -> site names, describe(cfg) -> short label)
 ADAPTERS: dict[str, tuple[Callable, Callable] | None] = {

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..adapters.base import decoder_layers
+from .layers import decoder_layers
 
 
 @contextmanager
