@@ -1,4 +1,4 @@
-# qadapt: `make run` (set-up + data + the main job) and `make test` (set-up + data + tests).
+# qadapt: `make run` (set-up + data + the main job) and `make test` (set-up + data + lint + tests).
 PY       ?= python3
 VENV     := .venv
 VPY      := $(VENV)/bin/python
@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -33,7 +33,12 @@ run: data
 	$(QADAPT) train model=smollm2_135m adapter=cua device=exact task=wikitext_ppl seed=0
 	$(QADAPT) results --last 1
 
-test: data
+# ruff (pyflakes, import order, pyupgrade, bugbear, line length 120) and import-linter's layer contracts (pyproject.toml)
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: data lint
 	$(VPY) -m pytest -q -ra tests
 
 test-fast: data

@@ -77,10 +77,10 @@ def _print_row(row: dict, keys: tuple[str, ...]) -> None:
 @app.command()
 def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
     """Train an adapter on a frozen model; evaluate base and adapted; append a results row."""
-    from .pipeline import run_train
+    from .experiments import run
 
     def job(cfg, point):
-        row = run_train(cfg, point)
+        row = run("train", cfg, point)
         _print_row(row, ("adapter_desc", "trainable_params", "train_source", "base_perplexity", "perplexity",
                          "delta_ppl_pct", "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "subtask", "metric", "score",
                          "adapter_params", "head_params", "wall_seconds", "run_dir"))
@@ -91,10 +91,10 @@ def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
 @eval_app.command("ppl")
 def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
     """Perplexity, word perplexity and bits per byte on WikiText (task.mode=sliding|documents)."""
-    from .pipeline import run_eval_ppl
+    from .experiments import run
 
     def job(cfg, point):
-        row = run_eval_ppl(cfg, point)
+        row = run("eval ppl", cfg, point)
         _print_row(row, ("model", "adapter_desc", "device_desc", "perplexity", "exact_perplexity", "device_degradation_pct",
                          "mean_nll", "word_perplexity", "bits_per_byte", "tokens_scored", "device_circuits", "tokens_per_s",
                          "peak_rss_mb"))
@@ -105,14 +105,14 @@ def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> Non
 @eval_app.command("mc")
 def eval_mc(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
     """MMLU (0- and 5-shot) and ARC accuracy by answer log-likelihood (task=mc unless another task with mc keys)."""
-    from .recovery import run_eval_mc
+    from .experiments import run
 
     overrides = list(overrides or [])
     if not any(o.split("=")[0].lstrip("+~") == "task" for o in overrides):
         overrides.insert(0, "task=mc")
 
     def job(cfg, point):
-        row = run_eval_mc(cfg, point)
+        row = run("eval mc", cfg, point)
         _print_row(row, ("model", "adapter", "from_run", *[k for k in row if k.endswith(("_acc", "_acc_norm"))],
                          "wall_seconds", "run_dir"))
 
@@ -143,7 +143,7 @@ def results(
 @app.command()
 def params(overrides: list[str] = OVERRIDES) -> None:
     """Parameter counts from the architecture alone (meta device; no weights are loaded)."""
-    from .pipeline import count_params
+    from .resources import count_params
 
     def job(cfg, _):
         for k, v in count_params(cfg).items():
@@ -152,69 +152,19 @@ def params(overrides: list[str] = OVERRIDES) -> None:
     _run(overrides, False, job)
 
 
-def _gib(n: float) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"
-
-
 @app.command()
 def plan(overrides: list[str] = OVERRIDES, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
     """Resources of a run without its weights: parameters, memory, circuits, shots, gate counts, QPU time."""
-    import dataclasses
-    import json
-
-    from rich.table import Table
-
-    from .plan import plan as make_plan
+    from .resources import plan as make_plan
+    from .resources import plan_json, plan_tables
 
     def job(cfg, _):
         p = make_plan(cfg)
         if as_json:
-            typer.echo(json.dumps({**dataclasses.asdict(p), "circuits_per_token": p.circuits_per_token,
-                                   "train_total_bytes": p.train_total_bytes, "eval_total_bytes": p.eval_total_bytes}, indent=2))
+            typer.echo(plan_json(p))
             return
-        table = Table(title=f"qadapt plan: {p.model} · {p.adapter} · device={p.device}", show_header=False)
-        table.add_column("", style="bold")
-        table.add_column("")
-        table.add_row("parameters", f"{p.total_params:,} in all, {p.trainable_params:,} trainable ({p.sites} sites)")
-        table.add_row("weights", _gib(p.weights_bytes) + f" ({cfg.model.get('dtype', 'float32')})")
-        table.add_row("trainable state", _gib(p.trainable_state_bytes) + " (parameters + gradients + AdamW's 2 moments)")
-        table.add_row("training activations", f"{_gib(p.train_activation_bytes)} saved for backward at batch {p.train_tokens[0]} x "
-                      f"{p.train_tokens[1]} tokens; training total {_gib(p.train_total_bytes)}")
-        table.add_row("evaluation peak", f"{_gib(p.eval_peak_bytes)} at batch {p.eval_tokens[0]} x {p.eval_tokens[1]} tokens; "
-                      f"evaluation total {_gib(p.eval_total_bytes)}")
-        if p.circuit_sites:
-            widths = sorted({s.qubits for s in p.circuit_sites})
-            table.add_row("circuits", f"{p.circuits_per_token:,.0f} per token over {len(p.circuit_sites)} sites, "
-                          f"{'/'.join(map(str, widths))} qubits per circuit")
-            if p.shots:
-                table.add_row("shots", f"{p.shots:,} per circuit, {p.shots * p.circuits_per_token:,.0f} per token")
-            gates = [s for s in p.circuit_sites if s.two_qubit_gates is not None]
-            if gates:
-                mean = sum(s.two_qubit_gates * s.circuits_per_token for s in gates) / sum(s.circuits_per_token for s in gates)
-                table.add_row("compiled", f"{p.backend}, optimisation level {cfg.device.get('optimization_level', 2)}: "
-                              f"{mean:.1f} two-qubit gates per token circuit (mean over sites)")
-            if p.seconds_per_circuit:
-                per_token = p.circuits_per_token * p.seconds_per_circuit / 3600
-                line = f"{per_token:,.2f} h per token at {p.seconds_per_circuit:.1f} s per circuit (the paper's rate)"
-                if p.eval_tokens_on_device:
-                    line += f"; {per_token * p.eval_tokens_on_device:,.1f} h for {p.eval_tokens_on_device:,} tokens"
-                table.add_row("QPU time", line)
-        else:
-            table.add_row("circuits", "none: this adapter runs no circuits on a device")
-        for note in p.notes:
-            table.add_row("note", note)
-        Console(width=max(out.width, 140)).print(table)
-        if p.circuit_sites:
-            sites = Table(title="circuits per site")
-            for col in ("site", "kind", "qubits", "circuits/token", "2q gates", "depth"):
-                sites.add_column(col)
-            for s in p.circuit_sites:
-                sites.add_row(s.site, s.kind, str(s.qubits), f"{s.circuits_per_token:,.1f}",
-                              "" if s.two_qubit_gates is None else f"{s.two_qubit_gates:.1f}", "" if s.depth is None else f"{s.depth:.1f}")
-            Console(width=max(out.width, 140)).print(sites)
+        for table in plan_tables(p, cfg):
+            Console(width=max(out.width, 140)).print(table)
 
     _run(overrides, False, job)
 
@@ -232,7 +182,7 @@ def circuits(
     from rich.table import Table
 
     from .devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT
-    from .pipeline import circuit_plan
+    from .resources import circuit_plan
 
     spc = PAPER_SECONDS_PER_CIRCUIT if seconds_per_circuit is None else seconds_per_circuit
 
@@ -255,9 +205,9 @@ def circuits(
 @app.command()
 def data(overrides: list[str] = OVERRIDES) -> None:
     """Fill data_dir: link ../shared/data when it exists, else download the datasets from the hub."""
-    from .pipeline import fill_data
+    from .data.fetch import fill
 
-    _run(overrides, False, lambda cfg, _: log(fill_data(cfg)))
+    _run(overrides, False, lambda cfg, _: log(fill(cfg.data_dir)))
 
 
 def main() -> None:  # pragma: no cover - `python -m qadapt.cli`

@@ -1,7 +1,9 @@
-"""Hydra compose API: overrides in, resolved config out; sweep expansion for ``--multirun``.
+"""Hydra compose API: overrides in, resolved and type-checked config out; sweep expansion for ``--multirun``.
 
 ``compose(["adapter=cua", "adapter.qubits_per_block=3"])`` returns the same config Hydra's
-``@hydra.main`` would, without Hydra taking over the process (the CLI is Typer's).
+``@hydra.main`` would, without Hydra taking over the process (the CLI is Typer's), after checking every key
+against the typed schema of its option (``qadapt/schema.py``): a value of the wrong type or range is a
+:class:`ConfigError` (exit 2) naming the key and what it accepts.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 from .paths import CONFIG_DIR
+from .schema import GROUPS, validate
 
-GROUPS = ("model", "adapter", "device", "task", "train")
+# keys that never change a run by themselves, left out of config_hash: run bookkeeping, and model.adapter_targets, the
+# default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
+# the key existed stay the same)
+HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
 
 
 def group_choices(group: str) -> list[str]:
@@ -39,25 +46,52 @@ def _check_choices(overrides: list[str]) -> None:
             )
 
 
+def _unresolvable_key(node, prefix: str = "") -> str | None:
+    """Dotted key of the first value in ``node`` whose interpolation does not resolve (OmegaConf.resolve does not
+    say which)."""
+    keys = list(node.keys()) if isinstance(node, DictConfig) else range(len(node))
+    for key in keys:
+        name = f"{prefix}.{key}" if prefix else str(key)
+        try:
+            value = node[key]
+        except OmegaConfBaseException:
+            return name
+        if isinstance(value, (DictConfig, ListConfig)):
+            found = _unresolvable_key(value, name)
+            if found:
+                return found
+    return None
+
+
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Resolved config for ``overrides`` (Hydra syntax).
+    """Resolved config for ``overrides`` (Hydra syntax), checked against the schemas in ``qadapt/schema.py``.
 
     Raises:
-        ConfigError: unknown group option (message lists the valid choices), unknown key, bad syntax.
+        ConfigError: unknown group option (message lists the valid choices), unknown key, bad syntax, an
+            interpolation that does not resolve, a value of the wrong type or range (names the key and what it accepts).
     """
     overrides = list(overrides)
     _check_choices(overrides)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=overrides)
+            # the hydra node only tells which option each group took (train has no name key); it is dropped below
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
     except MissingConfigException as err:
         raise ConfigError(str(err)) from None
     except HydraException as err:
         raise ConfigError(str(err)) from None
     finally:
         GlobalHydra.instance().clear()
-    OmegaConf.resolve(cfg)
+    choices = {group: cfg.hydra.runtime.choices.get(group) for group in GROUPS}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        key = _unresolvable_key(cfg)
+        raise ConfigError(f"{key + ': ' if key else ''}{str(err).splitlines()[0]}") from None
+    validate(cfg, choices)
     return cfg
 
 
@@ -81,10 +115,16 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
     return [list(point) for point in itertools.product(*axes)]
 
 
-def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = ("resume", "run_name", "threads")) -> str:
-    """Stable 8-hex-digit hash of the resolved config (run-level bookkeeping keys ignored)."""
+def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
+    """Stable 8-hex-digit hash of the resolved config (``ignore``: dotted keys left out, by default run-level
+    bookkeeping and the adapter-target default)."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in ignore:
-        data.pop(key, None)
+        *parents, last = key.split(".")
+        block = data
+        for parent in parents:
+            block = block.get(parent) if isinstance(block, dict) else None
+        if isinstance(block, dict):
+            block.pop(last, None)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:8]

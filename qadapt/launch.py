@@ -40,25 +40,23 @@ def uses_launcher(overrides: list[str]) -> bool:
     return any(o.split("=", 1)[0].lstrip("+~") == "hydra/launcher" for o in overrides)
 
 
-def _jobs():
-    from .pipeline import run_eval_ppl, run_train
-    from .recovery import run_eval_mc
-
-    return {"train": run_train, "eval ppl": run_eval_ppl, "eval mc": run_eval_mc}
+COMMANDS = ("train", "eval ppl", "eval mc")
 
 
 def run_job(command: str, cfg: DictConfig) -> dict:
-    """One point of a launcher sweep, inside the job: the pipeline ``command`` on ``cfg`` (Hydra's, ``hydra`` removed).
+    """One point of a launcher sweep, inside the job: the experiment command ``command`` on ``cfg`` (Hydra's, ``hydra`` removed).
 
     Raises:
-        QadaptError: whatever the pipeline raises (the launcher records the job as failed; the sweep reports it).
+        QadaptError: whatever the experiment raises (the launcher records the job as failed; the sweep reports it).
     """
     from hydra.core.hydra_config import HydraConfig
 
     point = [o for o in HydraConfig.get().overrides.task if not split_overrides([o])[1]]
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # as compose() returns it: resolved
     try:
-        return _jobs()[command](cfg, point)
+        from .experiments import run
+
+        return run(command, cfg, point)
     except QadaptError as err:
         log(f"error in sweep point {' '.join(point)}: {err}")
         raise
@@ -70,15 +68,15 @@ def multirun(command: str, overrides: list[str]) -> int:
     ``multirun``), without its error report: a failed job's own exception reaches the caller.
 
     Raises:
-        ValueError: ``command`` is not one the pipeline runs.
+        ValueError: ``command`` is not train, eval ppl or eval mc.
         Whatever a failed job raised, once the launcher has collected every job (Hydra's sweeper re-raises it).
     """
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
-    if command not in _jobs():
-        raise ValueError(f"unknown sweep command '{command}'; valid choices: {', '.join(_jobs())}")
+    if command not in COMMANDS:
+        raise ValueError(f"unknown sweep command '{command}'; valid choices: {', '.join(COMMANDS)}")
 
     def task(cfg: DictConfig) -> dict:
         return run_job(command, cfg)

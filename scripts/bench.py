@@ -2,7 +2,7 @@
 """results/bench.md (+ bench.csv): qadapt's speed and memory on this machine, every figure from this one run.
 
 1. Evaluation tokens/s on the same WikiText-2 test windows (the real ``qadapt eval ppl`` path,
-   ``qadapt/tasks/perplexity.py``): base SmolLM2-135M; + CUA (q = 2, v_proj of the last 6 layers, exact
+   ``qadapt/eval/perplexity.py``): base SmolLM2-135M; + CUA (q = 2, v_proj of the last 6 layers, exact
    device); the same CUA evaluated again from the activation cache (layers below 24 kept from the base pass);
    + QFFN-half (15 FFNs and 4 heads per layer replaced, exact fused simulator); + CUA on lightning.qubit
    (a short slice: PennyLane runs one tape per (token, block) circuit); base, CUA and QFFN-half again on the same
@@ -42,21 +42,20 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_devices import block_circuit, site_inputs  # noqa: E402
-from bench_qffn import ffn_inputs, median_seconds, pennylane_probs  # noqa: E402
+from qadapt.benchmarks import block_circuit, ffn_inputs, median_seconds, pennylane_probs, site_inputs
 
-from qadapt import adapters, devices  # noqa: E402
-from qadapt.config import compose  # noqa: E402
-from qadapt.data.wikitext import load_eval_text  # noqa: E402
-from qadapt.models import load  # noqa: E402
-from qadapt.pipeline import git_commit  # noqa: E402
-from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode  # noqa: E402
-from qadapt.results import write_text_atomic  # noqa: E402
-from qadapt.tasks import perplexity  # noqa: E402
-from qadapt.train import chunk_tokens, fit  # noqa: E402
+from qadapt import adapters, devices
+from qadapt.config import compose
+from qadapt.data.wikitext import load_eval_text
+from qadapt.models import load
+from qadapt.runs import git_commit
+from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode
+from qadapt.results import write_text_atomic
+from qadapt.cache import ActivationCache
+from qadapt.eval import perplexity
+from qadapt.process import peak_rss_mb
+from qadapt.training.lm import chunk_tokens, fit
 
 MODELS = {  # row label -> adapter overrides
     "base SmolLM2-135M": ["adapter=none"],
@@ -105,7 +104,7 @@ def eval_rounds(args) -> pd.DataFrame:
     built = {label: build(over, args.eval_tokens) for label, over in MODELS.items()}
     cua, tok, eval_set = built["+ CUA (exact)"]
     layer = min(adapters.adapter_layers(cua))
-    cache = perplexity.ActivationCache(layer)
+    cache = ActivationCache(layer)
     with adapters.adapters_disabled(cua):
         evaluate(cua, tok, eval_set, fill_cache=cache)  # the base pass of `qadapt train`, which fills the cache
     # the same tokens in shorter windows (the QFFN paper's speed setting): attention's share of the work shrinks
@@ -201,7 +200,7 @@ def rss_probe(label: str, eval_tokens: int) -> None:
     """Child process: load SmolLM2 with ``label``'s adapter, evaluate the windows, print peak RSS (MiB) as JSON."""
     model, tokenizer, eval_set = build(MODELS[label], eval_tokens)
     evaluate(model, tokenizer, eval_set)
-    print(json.dumps({"peak_rss_mb": perplexity.peak_rss_mb()}))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
 def peak_memory(args) -> pd.DataFrame:

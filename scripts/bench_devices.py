@@ -26,17 +26,17 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file
 
-from qadapt.config import compose  # noqa: E402
-from qadapt.data.wikitext import load_eval_text  # noqa: E402
-from qadapt.devices import get  # noqa: E402
-from qadapt.models import load  # noqa: E402
-from qadapt.results import write_text_atomic  # noqa: E402
-from qadapt.pipeline import git_commit  # noqa: E402
-from qadapt.quantum import BlockUnitaryCircuit, cayley, skew_symmetric  # noqa: E402
+from qadapt.config import compose
+from qadapt.data.wikitext import load_eval_text
+from qadapt.devices import get
+from qadapt.models import load
+from qadapt.results import write_text_atomic
+from qadapt.benchmarks import block_circuit, site_inputs
+from qadapt.runs import git_commit
+from qadapt.quantum import BlockUnitaryCircuit, cayley, skew_symmetric
 
 DEVICES = [  # (label, overrides, uses qiskit)
     ("exact", ["device=exact"], False),
@@ -49,30 +49,6 @@ DEVICES = [  # (label, overrides, uses qiskit)
     ("ibm_fake FakeFez ideal, 8192 shots, Aer", ["device=ibm_fake", "device.noise=false", "device.engine=aer"], True),
     ("ibm_fake FakeFez noisy, 8192 shots, Aer", ["device=ibm_fake", "device.engine=aer"], True),
 ]
-
-
-def site_inputs(tokens: int) -> torch.Tensor:
-    """``(tokens, 576)`` real inputs of the last layer's v_proj (after its input RMSNorm)."""
-    cfg = compose([])
-    loaded = load(cfg.model)
-    ids = loaded.tokenizer(load_eval_text(cfg.data_dir).text[:20000], add_special_tokens=False).input_ids[:tokens]
-    captured = {}
-    v_proj = loaded.model.model.layers[-1].self_attn.v_proj
-    handle = v_proj.register_forward_hook(lambda m, args, out: captured.setdefault("x", args[0].detach()))
-    with torch.inference_mode():
-        loaded.model(torch.tensor([ids]))
-    handle.remove()
-    return captured["x"][0].double()
-
-
-def block_circuit(from_run: str | None) -> tuple[BlockUnitaryCircuit, str]:
-    if from_run:
-        weights = load_file(str(Path(from_run) / "adapter.safetensors"))
-        name = next(k for k in weights if "layers.29.self_attn.v_proj" in k)
-        gens, source = weights[name].double(), f"trained ({from_run}, {name})"
-    else:
-        gens, source = torch.randn(144, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3, "random generators (seed 0, std 0.3)"
-    return BlockUnitaryCircuit(cayley(skew_symmetric(gens, 4)), 2), source
 
 
 def main() -> None:

@@ -34,59 +34,16 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from qadapt.adapters.qffn import QuantumFFN  # noqa: E402
-from qadapt.config import compose  # noqa: E402
-from qadapt.data.wikitext import load_eval_text  # noqa: E402
-from qadapt.devices import get  # noqa: E402
-from qadapt.models import load  # noqa: E402
-from qadapt.results import write_text_atomic  # noqa: E402
-from qadapt.pipeline import git_commit  # noqa: E402
-from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode  # noqa: E402
-
-
-def median_seconds(fn, repeats: int) -> tuple[float, float, object]:
-    """(median, spread = max - min) seconds of ``repeats`` calls after one warm-up call, and the last result."""
-    out = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), max(times) - min(times), out
-
-
-def ffn_inputs(tokens: int) -> tuple[torch.Tensor, torch.nn.Module]:
-    """``(tokens, 576)`` real inputs of SmolLM2 layer 1's FFN (after its RMSNorm), and that FFN (real weights)."""
-    cfg = compose([])
-    loaded = load(cfg.model)
-    text = load_eval_text(cfg.data_dir).text
-    ids = loaded.tokenizer(text[: 12 * tokens], add_special_tokens=False).input_ids[:tokens]
-    if len(ids) < tokens:
-        raise ValueError(f"only {len(ids)} tokens in the text slice, {tokens} requested")
-    mlp = loaded.model.model.layers[1].mlp
-    captured = {}
-    handle = mlp.register_forward_pre_hook(lambda m, args: captured.setdefault("x", args[0].detach()))
-    with torch.inference_mode():
-        loaded.model(torch.tensor([ids]), use_cache=False)
-    handle.remove()
-    return captured["x"][0].clone(), mlp
-
-
-def pennylane_probs(backend: str, n: int, weights: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """``(N, 2^n)`` probabilities from one broadcast QNode call: StatePrep, StronglyEntanglingLayers, probs."""
-    import pennylane as qml
-
-    dev = qml.device(backend, wires=n)
-
-    @qml.qnode(dev, diff_method=None)
-    def circuit(psi, w):
-        qml.StatePrep(psi, wires=range(n))
-        qml.StronglyEntanglingLayers(w, wires=range(n))
-        return qml.probs(wires=range(n))
-
-    return np.asarray(circuit(states, weights))
+from qadapt.adapters.qffn import QuantumFFN
+from qadapt.config import compose
+from qadapt.data.wikitext import load_eval_text
+from qadapt.devices import get
+from qadapt.models import load
+from qadapt.results import write_text_atomic
+from qadapt.benchmarks import ffn_inputs, median_seconds, pennylane_probs
+from qadapt.runs import git_commit
+from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode
 
 
 def main() -> None:

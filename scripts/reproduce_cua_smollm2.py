@@ -20,9 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from qadapt.results import load_rows, write_text_atomic  # noqa: E402
+from qadapt.results import load_rows, write_text_atomic
 
 SWEEP = ["model=smollm2_135m", "adapter=cua", "device=exact", "task=wikitext_ppl", "adapter.qubits_per_block=1,2,3", "seed=0"]
 OUT = ROOT / "results" / "cua_smollm2.md"

@@ -23,11 +23,12 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from qadapt.config import compose  # noqa: E402
-from qadapt.pipeline import circuit_plan, git_commit, run_dir_for, run_eval_ppl, run_train  # noqa: E402
-from qadapt.results import save_figure_atomic, write_text_atomic  # noqa: E402
+from qadapt.config import compose
+from qadapt.experiments import run_or_reuse
+from qadapt.resources import circuit_plan
+from qadapt.runs import git_commit
+from qadapt.results import save_figure_atomic, write_text_atomic
 
 OUT = ROOT / "results" / "noise_expressivity.md"
 CSV = ROOT / "results" / "noise_expressivity.csv"
@@ -39,17 +40,14 @@ BASE = ["model=smollm2_135m", "adapter=cua", "task=wikitext_ppl", "seed=0"]
 
 def _train(q: int, tokens: int) -> dict:
     overrides = [*BASE, "device=exact", f"adapter.qubits_per_block={q}", f"task.max_tokens={tokens}"]
-    cfg = compose(overrides)
-    metrics = run_dir_for(cfg) / "metrics.json"
-    if metrics.exists() and (run_dir_for(cfg) / "adapter.safetensors").exists():
-        print(f"q={q}: reusing the finished training run {run_dir_for(cfg)}")
-        return json.loads(metrics.read_text())
-    return run_train(cfg, ["qadapt", "train", *overrides])
+    return run_or_reuse(overrides)
 
 
 def _evaluate(run_dir: str, device: list[str], tokens: int) -> dict:
     overrides = [*BASE, *device, f"device.max_tokens={tokens}", f"from_run={run_dir}"]
-    return run_eval_ppl(compose(overrides), ["qadapt", "eval", "ppl", *overrides])
+    from qadapt.experiments import run
+
+    return run("eval ppl", compose(overrides), ["qadapt", "eval", "ppl", *overrides])
 
 
 def run(tokens: int, qubits: list[int], command: str) -> pd.DataFrame:

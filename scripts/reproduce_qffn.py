@@ -32,14 +32,14 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import OmegaConf
 
-from qadapt import adapters, devices, models  # noqa: E402
-from qadapt.config import compose  # noqa: E402
-from qadapt.results import save_figure_atomic, write_text_atomic  # noqa: E402
-from qadapt.pipeline import git_commit, run_dir_for, run_eval_ppl, run_train  # noqa: E402
+from qadapt import adapters, devices, models
+from qadapt.config import compose
+from qadapt.results import save_figure_atomic, write_text_atomic
+from qadapt.experiments import run, run_or_reuse
+from qadapt.runs import git_commit
 
 # paper figures: (params in billions, WikiText-103 perplexity, speed vs LLaMA-7B with CPU QSim, with GPU QSim)
 PAPER_T1 = {"base": ("LLaMA-7B", 7.0, 20.1, 1.0, 1.0), "reference": ("Qwen-7B", 7.0, 18.9, 0.9, 0.9),
@@ -60,16 +60,11 @@ def budget(args) -> list[str]:
 
 
 def train_or_reuse(overrides: list[str]) -> dict:
-    cfg = compose(overrides)
-    run_dir = run_dir_for(cfg)
-    if (run_dir / "metrics.json").exists() and (run_dir / "adapter.safetensors").exists():
-        print(f"reusing the finished training run {run_dir}", flush=True)
-        return json.loads((run_dir / "metrics.json").read_text())
-    return run_train(cfg, ["qadapt", "train", *overrides])
+    return run_or_reuse(overrides)
 
 
 def evaluate(overrides: list[str]) -> dict:
-    return run_eval_ppl(compose(overrides), ["qadapt", "eval", "ppl", *overrides])
+    return run("eval ppl", compose(overrides), ["qadapt", "eval", "ppl", *overrides])
 
 
 def speed_devices() -> list[tuple[str, dict | None]]:

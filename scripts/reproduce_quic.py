@@ -4,7 +4,7 @@ and full fine-tuning on GLUE (all-MiniLM-L6-v2) and a VTAB-1k-protocol image sui
 parameter-matched LoRA and OFT, seeds 0, 1, 2, mean +- std (QuIC paper, GLUE and VTAB tables; its reviewers
 asked for matched baselines and confidence intervals).
 
-Every cell is one ``qadapt train`` run (qadapt/classify.py) whose row lands in results/runs.csv; the tables
+Every cell is one ``qadapt train`` run (qadapt/experiments/classify.py) whose row lands in results/runs.csv; the tables
 are built from those rows. Finished runs (same config, same run directory) are reused, so an interrupted
 sweep continues where it stopped. Runs go to ``--jobs`` worker processes (one torch thread each when > 1).
 
@@ -25,10 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from qadapt.config import compose  # noqa: E402
-from qadapt.results import load_rows, save_figure_atomic, write_text_atomic  # noqa: E402
+from qadapt.config import compose
+from qadapt.results import load_rows, save_figure_atomic, write_text_atomic
 
 GLUE_TASKS = ("sst2", "cola", "mrpc", "rte", "stsb", "qnli")
 VTAB_TASKS = ("mnist", "digits", "animal_mnist", "elpv")
@@ -115,7 +114,7 @@ def _lr(overrides: list[str], suite: str) -> list[str]:
 
 def trainable_params(suite: str, overrides: list[str]) -> int:
     """Adapter parameters of a method on the suite's backbone (built on real weights; seconds)."""
-    from qadapt.classify import adapter_param_count
+    from qadapt.experiments.classify import adapter_param_count
 
     return adapter_param_count(compose(_targets(suite, overrides)))
 
@@ -131,17 +130,9 @@ def matched_sizes(suite: str, common: list[str]) -> tuple[int, int, int]:
 
 def run_cell(overrides: list[str], threads: int | None) -> dict:
     """One training run (reused when its run directory already holds metrics.json)."""
-    import torch
+    from qadapt.experiments import run_or_reuse
 
-    from qadapt.pipeline import run_dir_for, run_train
-
-    cfg = compose(overrides + ([f"threads={threads}"] if threads else []))
-    run_dir = run_dir_for(cfg)
-    if (run_dir / "metrics.json").exists():
-        return json.loads((run_dir / "metrics.json").read_text())
-    if threads:
-        torch.set_num_threads(threads)
-    return run_train(cfg, ["qadapt", "train", *overrides])
+    return run_or_reuse(overrides + ([f"threads={threads}"] if threads else []))
 
 
 def sweep(args) -> pd.DataFrame:

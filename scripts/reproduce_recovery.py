@@ -6,7 +6,7 @@ ratios; recover with CUA (q = 2 on every compressed projection) and, with the sa
 with peft's LoRA and OFT sized to CUA's parameter count; score base, compressed and recovered models on WikiText-2
 perplexity, MMLU (0- and 5-shot) and ARC-Easy / ARC-Challenge; compare answers question by question.
 
-Every cell is one ``qadapt train task=compression_recovery`` run (qadapt/recovery.py) whose row lands in
+Every cell is one ``qadapt train task=compression_recovery`` run (qadapt/experiments/compression_recovery.py) whose row lands in
 results/runs.csv; the tables are built from those rows and the runs' per-question files. All cells run in this one
 process, so the base model and each compressed model are evaluated once. Finished cells (same config, same run
 directory) are reused: an interrupted sweep continues where it stopped.
@@ -30,10 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from qadapt.config import compose  # noqa: E402
-from qadapt.results import load_rows, save_figure_atomic, write_text_atomic  # noqa: E402
+from qadapt.config import compose
+from qadapt.results import load_rows, save_figure_atomic, write_text_atomic
 
 PROJECTIONS = "[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
 # table label -> adapter overrides; LoRA r=1 is the smallest LoRA on these sites (305,280 parameters against CUA's
@@ -71,13 +70,9 @@ def cells(args) -> list[tuple[float, str, list[str]]]:
 
 
 def run_cell(overrides: list[str]) -> dict:
-    from qadapt.pipeline import run_dir_for, run_train
+    from qadapt.experiments import run_or_reuse
 
-    cfg = compose(overrides)
-    run_dir = run_dir_for(cfg)
-    if (run_dir / "metrics.json").exists():
-        return json.loads((run_dir / "metrics.json").read_text())
-    return run_train(cfg, ["qadapt", "train", *overrides])
+    return run_or_reuse(overrides)
 
 
 def sweep(args) -> pd.DataFrame:
@@ -134,13 +129,11 @@ def predictions(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     """Questions right in a and wrong in b and the reverse, with McNemar's exact test on the discordant pairs."""
-    from scipy.stats import binomtest
+    from qadapt.results.stats import mcnemar
 
     m = a.merge(b, on=["suite", "id"], suffixes=("_a", "_b"))
-    a_only = int((m["correct_a"] & ~m["correct_b"]).sum())
-    b_only = int((~m["correct_a"] & m["correct_b"]).sum())
-    p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
-    return {"n": len(m), "a_only": a_only, "b_only": b_only, "net": b_only - a_only, "p": p, "merged": m}
+    test = mcnemar(m["correct_a"], m["correct_b"])
+    return {"n": test.n, "a_only": test.a_only, "b_only": test.b_only, "net": test.net, "p": test.p, "merged": m}
 
 
 def question_diff(table: pd.DataFrame, preds: dict[str, pd.DataFrame], commit: str, command: str) -> str:

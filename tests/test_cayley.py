@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from qadapt.quantum import cayley, num_skew_params, skew_symmetric
+from qadapt.quantum import cayley, num_skew_params, random_block_unitaries, random_cayley_generators, skew_symmetric
 
 
 @pytest.mark.parametrize("q", [1, 2, 3, 4])
@@ -38,3 +38,19 @@ def test_skew_symmetric_layout_and_errors():
     assert [num_skew_params(2**q) for q in (1, 2, 3)] == [1, 6, 28]
     with pytest.raises(ValueError, match="expected 6 parameters"):
         skew_symmetric(torch.zeros(5), 4)
+
+
+def test_random_generators_are_the_hand_written_draws():
+    """The shared "random Cayley blocks x 0.3" draws exactly what its callers drew by hand (same RNG calls, dtype)."""
+    by_hand = torch.randn(8, num_skew_params(4), generator=torch.Generator().manual_seed(11), dtype=torch.float64) * 0.3
+    ours = random_cayley_generators(8, 4, torch.Generator().manual_seed(11))
+    assert ours.dtype == torch.float64 and torch.equal(ours, by_hand)
+    blocks = random_block_unitaries(8, 4, torch.Generator().manual_seed(11))
+    assert torch.equal(blocks, cayley(skew_symmetric(by_hand, 4)))
+    torch.manual_seed(0)
+    global_draw = torch.randn(6, 6) * 0.3
+    torch.manual_seed(0)
+    assert torch.equal(random_cayley_generators(6, 4, dtype=torch.float32), global_draw)  # generator=None: global RNG
+    half = random_block_unitaries(3, 8, torch.Generator().manual_seed(1), scale=0.5)
+    assert half.shape == (3, 8, 8)
+    assert torch.allclose(half @ half.transpose(-1, -2), torch.eye(8, dtype=torch.float64).expand(3, 8, 8), atol=1e-12)

@@ -8,8 +8,8 @@ from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT, compile_blocks, fake_backend
 from qadapt.errors import ConfigError
-from qadapt.pipeline import circuit_plan
 from qadapt.quantum import cayley, skew_symmetric
+from qadapt.resources import circuit_plan
 
 
 def test_two_qubit_cayley_blocks_compile_to_at_most_3_cz_on_heron():
@@ -29,7 +29,8 @@ def test_a_token_circuit_adds_state_preparation_and_measurement():
 
 
 def test_llama31_8b_one_projection_needs_1024_circuits_per_token():
-    rows = circuit_plan(compose(["model=llama31_8b", "adapter.layers=[0]"]), "FakeFez", 1, 8192, 1, PAPER_SECONDS_PER_CIRCUIT)
+    cfg = compose(["model=llama31_8b", "adapter.layers=[0]"])
+    rows = circuit_plan(cfg, "FakeFez", 1, 8192, 1, PAPER_SECONDS_PER_CIRCUIT)
     assert [r["blocks"] for r in rows] == [1024]
     assert rows[0]["circuits"] == 1024 and rows[0]["shots_total"] == 1024 * 8192
     assert rows[0]["q_2q_max"] <= 3

@@ -12,13 +12,15 @@ runner = CliRunner()
 
 def test_defaults_and_overrides():
     cfg = compose(["adapter.qubits_per_block=3", "seed=4"])
-    assert (cfg.model.name, cfg.adapter.name, cfg.device.name, cfg.task.name) == ("smollm2_135m", "cua", "exact", "wikitext_ppl")
+    names = (cfg.model.name, cfg.adapter.name, cfg.device.name, cfg.task.name)
+    assert names == ("smollm2_135m", "cua", "exact", "wikitext_ppl")
     assert cfg.adapter.qubits_per_block == 3 and cfg.seed == 4
     assert config_hash(cfg) != config_hash(compose([]))
     assert config_hash(compose(["resume=true"])) == config_hash(compose([]))
 
 
-MODELS = "deberta_v3_base, dinov2_large, efficientnet_lite0, gemma3_270m, llama31_8b, llama_7b, minilm_l6, qwen_7b, smollm2_135m"
+MODELS = ("deberta_v3_base, dinov2_large, efficientnet_lite0, gemma3_270m, llama31_8b, llama_7b, minilm_l6, qwen_7b, "
+          "smollm2_135m")
 
 
 def test_groups_have_the_designed_options():
@@ -56,10 +58,29 @@ def test_cli_multirun_checks_every_point_first():
     assert result.exit_code == 2 and "unknown adapter 'nope'" in result.output
 
 
+def test_cli_multirun_checks_every_points_types_first():
+    result = runner.invoke(app, ["train", "-m", "adapter.qubits_per_block=1,abc"])
+    assert result.exit_code == 2 and "adapter.qubits_per_block='abc': expected an integer >= 1" in result.output
+
+
+def test_cli_config_bad_value_is_one_line_exit_2():
+    result = runner.invoke(app, ["config", "task.mode=rolling"])
+    assert result.exit_code == 2
+    expected = "error: task.mode='rolling': expected one of the valid choices: sliding, documents"
+    assert result.output.strip().splitlines() == [expected]
+
+
 def test_cli_config_prints_resolved_yaml():
     result = runner.invoke(app, ["config", "adapter.qubits_per_block=3"])
     assert result.exit_code == 0
     assert "qubits_per_block: 3" in result.output
+
+
+def test_cli_config_lora_targets_the_models_projections():
+    result = runner.invoke(app, ["config", "adapter=lora"])  # SmolLM2 (Llama family): q_proj, v_proj, not BERT's names
+    assert result.exit_code == 0
+    adapter = result.output.split("\nadapter:\n", 1)[1]
+    assert "  modules:\n  - q_proj\n  - v_proj\n" in adapter
 
 
 def test_cli_params_llama_without_weights():

@@ -5,12 +5,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from qadapt.adapters.cua import CUAConfig, CUALinear, cua_param_count
+from qadapt.adapters.cua import CUAConfig, CUALinear, cua_param_count, run_blocks
 from qadapt.config import compose
 from qadapt.devices.exact import ExactDevice
 from qadapt.errors import ConfigError
-from qadapt.pipeline import count_params
 from qadapt.quantum import cayley, skew_symmetric
+from qadapt.resources import count_params
 
 
 def _layer(side="input", q=2, in_f=16, out_f=8):
@@ -44,7 +44,7 @@ def test_norm_is_preserved_per_slice():
     with torch.no_grad():
         layer.generator.normal_()
     x = torch.randn(4, 16)
-    y = layer.device.run_blocks(layer.circuit(), x)
+    y = run_blocks(layer.device, layer.circuit(), x)
     assert torch.allclose(y.view(4, 2, 8).norm(dim=-1), x.view(4, 2, 8).norm(dim=-1), atol=1e-5)
 
 
@@ -55,7 +55,8 @@ def test_width_not_divisible_is_a_clear_error():
 
 def test_bad_side_is_rejected():
     with pytest.raises(ConfigError, match="valid choices: input, output"):
-        CUAConfig.from_cfg(OmegaConf.create({"qubits_per_block": 2, "modules": ["v_proj"], "layers": None, "side": "left"}))
+        cfg = {"qubits_per_block": 2, "modules": ["v_proj"], "layers": None, "side": "left"}
+        CUAConfig.from_cfg(OmegaConf.create(cfg))
 
 
 def test_param_count_formula():
@@ -66,7 +67,8 @@ def test_param_count_formula():
 
 def test_llama31_8b_cua_count_without_weights():
     """The paper's ~6k: 2 qubits per block on one width-4096 projection of Llama 3.1 8B = 6,144."""
-    counts = count_params(compose(["model=llama31_8b", "adapter=cua", "adapter.layers=[0]", "adapter.modules=[v_proj]"]))
+    counts = count_params(compose(["model=llama31_8b", "adapter=cua", "adapter.layers=[0]",
+                                   "adapter.modules=[v_proj]"]))
     assert counts["adapter_params"] == 6144
     assert counts["sites"] == 1
     assert counts["base_params"] == 8_030_261_248  # Llama 3.1 8B as published
@@ -105,3 +107,35 @@ def test_device_positions_send_only_masked_positions_to_the_device():
     assert torch.equal(mixed[~mask], exact[~mask])
     assert not torch.allclose(mixed[mask], exact[mask], atol=1e-4)
     assert layer.device_mask is None  # reset on leaving
+
+
+def test_structure_and_counted_circuits():
+    layer = _layer("output", q=2, in_f=16, out_f=8)
+    assert layer.structure() == {"layer": "CUALinear", "qubits_per_block": 2, "block_size": 4, "side": "output",
+                                 "n_blocks": 2, "width": 8}
+    assert layer.circuit_sites(2048) == []  # every circuit is counted by the device as it runs
+    layer(torch.randn(3, 5, 16))
+    assert layer.device.circuits_run == 3 * 5 * 2  # exact device: U_j x_j computed directly, counted all the same
+
+
+def test_readout_on_a_shot_device_is_the_quantum_readout_rule():
+    """CUA on a sampling device = qadapt.quantum.readout applied to that device's probabilities, same draws."""
+    from functools import partial
+
+    from qadapt.quantum.readout import decode_blocks, encode_blocks, read_out_blocks
+
+    layer = _layer("input")
+    with torch.no_grad():
+        layer.generator.normal_()
+    x = torch.randn(4, 16, dtype=torch.float64)
+    x[0, :4] = 0
+    circuit = layer.circuit()
+    got = run_blocks(ExactDevice(OmegaConf.create({"shots": 128, "seed": 5})), circuit, x)
+    device = ExactDevice(OmegaConf.create({"shots": 128, "seed": 5}))
+    encoded = encode_blocks(circuit, x)
+    by_hand = decode_blocks(encoded, device.block_probabilities(circuit, encoded.states)).reshape(x.shape)
+    assert torch.equal(got, by_hand)
+    assert torch.equal(got[0, :4], torch.zeros(4, dtype=torch.float64))  # a zero slice reads out as zero
+    exact = ExactDevice()
+    noiseless = read_out_blocks(circuit, x, partial(exact.block_probabilities, circuit))
+    torch.testing.assert_close(noiseless, circuit.apply(x), atol=1e-12, rtol=0)  # the rule with p exact is U_j x_j

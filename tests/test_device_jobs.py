@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from qadapt.adapters.cua import run_blocks
 from qadapt.config import compose
 from qadapt.devices import get
 from qadapt.devices.jobs import split_jobs
 from qadapt.errors import QadaptError
-from qadapt.quantum import BlockUnitaryCircuit, cayley, skew_symmetric
+from qadapt.quantum import BlockUnitaryCircuit, random_block_unitaries
 
 
 @pytest.mark.parametrize("blocks,tokens,cap", [(6, 16, 40), (3, 100, 30), (5, 7, 1), (144, 8, 1000)])
@@ -39,7 +40,8 @@ class _FlakySampler:
     """Aer's sampler, with chosen calls failing: a transient error at submission, a permanent one at collection."""
 
     def __init__(self, inner, fail_submit=(), fail_result=()):
-        self.inner, self.fail_submit, self.fail_result, self.calls, self.pubs = inner, set(fail_submit), set(fail_result), 0, []
+        self.inner, self.fail_submit, self.fail_result = inner, set(fail_submit), set(fail_result)
+        self.calls, self.pubs = 0, []
 
     def run(self, pubs, shots):
         self.calls += 1
@@ -51,7 +53,8 @@ class _FlakySampler:
 
 
 def _device(journal=None):
-    over = ["device=ibm_fake", "device.engine=aer", "device.noise=false", "device.shots=256", "device.max_circuits_per_job=40",
+    over = ["device=ibm_fake", "device.engine=aer", "device.noise=false", "device.shots=256",
+            "device.max_circuits_per_job=40",
             "device.max_jobs_in_flight=2", "device.retry_wait_s=0.5"]
     device = get(compose([*over, f"device.journal_dir={journal}" if journal else "device.journal_dir=null"]).device)
     waits = []
@@ -61,7 +64,7 @@ def _device(journal=None):
 
 def _inputs():
     gen = torch.Generator().manual_seed(0)
-    circuit = BlockUnitaryCircuit(cayley(skew_symmetric(torch.randn(6, 6, generator=gen, dtype=torch.float64) * 0.5, 4)), 2)
+    circuit = BlockUnitaryCircuit(random_block_unitaries(6, 4, gen, scale=0.5), 2)
     x = torch.randn(16, 24, generator=gen, dtype=torch.float64)  # 16 tokens x 6 blocks = 96 circuits: 3 jobs of 32
     return circuit, x
 
@@ -69,7 +72,7 @@ def _inputs():
 def test_a_failed_evaluation_resumes_from_the_journal_to_the_same_counts(tmp_path):
     circuit, x = _inputs()
     clean, _ = _device()
-    reference = clean.run_blocks(circuit, x)
+    reference = run_blocks(clean, circuit, x)
     assert clean.jobs.submitted == 3 and len(clean.job_ids) == 3
 
     flaky, waits = _device(tmp_path / "journal")
@@ -77,14 +80,14 @@ def test_a_failed_evaluation_resumes_from_the_journal_to_the_same_counts(tmp_pat
     # call 4 sends fails for good when collected, after jobs 0 and 1 were
     flaky.sampler = _FlakySampler(flaky.sampler, fail_submit={1}, fail_result={4})
     with pytest.raises(QadaptError, match=r"device job 2 failed: RuntimeError.*run the same command again"):
-        flaky.run_blocks(circuit, x)
+        run_blocks(flaky, circuit, x)
     assert waits == [0.5] and flaky.jobs.retried == 1
     kept = sorted((tmp_path / "journal").glob("*.npy"))
     assert len(kept) == 2  # jobs 0 and 1 finished before job 2 failed
 
     again, _ = _device(tmp_path / "journal")
     again.sampler = _FlakySampler(again.sampler)
-    resumed = again.run_blocks(circuit, x)
+    resumed = run_blocks(again, circuit, x)
     assert again.jobs.from_journal == 2 and again.jobs.submitted == 1 and again.sampler.pubs == [2]  # only job 2 ran
     torch.testing.assert_close(resumed, reference, rtol=0, atol=0)  # Aer is seeded: the same counts as one clean run
     assert len(list((tmp_path / "journal").glob("*.npy"))) == 3
@@ -95,11 +98,11 @@ def test_retries_are_bounded_and_other_circuits_are_not_mixed_up(tmp_path):
     device, waits = _device(tmp_path / "j")
     device.sampler = _FlakySampler(device.sampler, fail_submit={1, 2, 3, 4})
     with pytest.raises(QadaptError, match=r"ConnectionError.*after 3 retries"):
-        device.run_blocks(circuit, x)
+        run_blocks(device, circuit, x)
     assert waits == [0.5, 1.0, 2.0]  # exponential back-off
     # a journal entry belongs to its circuits and inputs: other angles are measured, not read back
     first, _ = _device(tmp_path / "k")
-    first.run_blocks(circuit, x)
+    run_blocks(first, circuit, x)
     other, _ = _device(tmp_path / "k")
-    other.run_blocks(circuit, x.flip(0))
+    run_blocks(other, circuit, x.flip(0))
     assert other.jobs.from_journal == 0 and other.jobs.submitted == 3

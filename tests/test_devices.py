@@ -8,10 +8,11 @@ import torch
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
+from qadapt.adapters.cua import run_blocks
 from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.devices import get
-from qadapt.devices.base import sample_counts
+from qadapt.devices.sampling import sample_counts
 from qadapt.errors import ConfigError
 from qadapt.quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
 
@@ -50,8 +51,8 @@ def test_readout_with_restored_signs_reproduces_exact_outputs(name):
     circuit = _circuit(2, n_blocks=6)
     x = torch.randn(3, 4, 24, dtype=torch.float64)
     x[0, 0, :4] = 0  # a zero slice stays zero
-    exact = _device("exact").run_blocks(circuit, x)
-    out = _device(name).run_blocks(circuit, x)
+    exact = run_blocks(_device("exact"), circuit, x)
+    out = run_blocks(_device(name), circuit, x)
     assert torch.allclose(out, exact, atol=1e-6)
     assert torch.equal(out[0, 0, :4], torch.zeros(4, dtype=torch.float64))
 
@@ -81,6 +82,64 @@ def test_sample_counts_sum_to_shots_and_follow_the_probabilities():
     assert torch.allclose(mean, probs[0], atol=5 * math.sqrt(0.25 / 1000 / 2000))
 
 
+def test_devices_count_the_circuits_their_probability_methods_run():
+    """Counting is the device's: every probability method records its circuits; CircuitCounter tallies per site."""
+    from qadapt.devices.accounting import CircuitCounter
+    from qadapt.quantum.ansatz import StronglyEntanglingCircuit
+    from qadapt.quantum.compound import RBSCircuit
+
+    circuit = _circuit(2, n_blocks=3)
+    angles = torch.rand(2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ansatz = StronglyEntanglingCircuit(angles)
+    rbs = RBSCircuit(torch.zeros(3, dtype=torch.float64), 3)
+    unit = torch.eye(8, dtype=torch.float64)[:5]
+    for name in ("exact", "default_qubit"):
+        device = _device(name)
+        device.block_probabilities(circuit, _states(4, circuit))
+        assert device.circuits_run == 4 * 3, name
+        device.ansatz_probabilities(ansatz, unit, 6)
+        device.overlap_probabilities(ansatz, unit, unit)
+        device.rbs_states(rbs, unit)
+        assert device.circuits_run == 12 + 5 + 5 + 5, name
+    counter = CircuitCounter()
+    counter.site = "a"
+    counter.block_probabilities(circuit, _states(4, circuit))
+    counter.site = "b"
+    counter.ansatz_probabilities(ansatz, unit, 6)
+    counter.count_circuits("overlap", 3, 7, 2)
+    assert {k: (t.kind, t.qubits, t.circuits, t.blocks) for k, t in counter.tally.items()} == {
+        "a": ("block", 2, 12, 3), "b": ("overlap", 3, 12, 2)}
+    assert counter.circuits_run == 12 + 5 + 7
+
+
+def test_devices_say_what_they_cannot_run():
+    fake = _device("ibm_fake")
+    with pytest.raises(ConfigError, match="cannot run QFFN circuits.*valid choices: .*exact"):
+        fake.require_ansatz()
+    _device("exact").require_ansatz()
+    with pytest.raises(ConfigError, match="returns no statevectors; valid choices: .*exact"):
+        _device("exact", shots=100).require_statevector()
+
+
+def test_adapters_and_quantum_import_no_backend():
+    """The circuit says what, the device says where: no backend library in qadapt/adapters or qadapt/quantum,
+    at module level or inside functions."""
+    import ast
+    from pathlib import Path
+
+    import qadapt
+
+    backends = ("pennylane", "qiskit", "qiskit_aer", "qiskit_ibm_runtime")
+    root = Path(qadapt.__file__).parent
+    found = []
+    for path in [*sorted((root / "adapters").rglob("*.py")), *sorted((root / "quantum").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in backends]
+    assert not found
+
+
 def test_exact_with_shots_is_not_differentiable_and_exact_is():
     assert _device("exact").differentiable
     assert not _device("exact", shots=100).differentiable
@@ -95,7 +154,8 @@ def test_lightning_gpu_without_cuda_fails_clearly():
 
 
 def test_training_on_a_non_differentiable_device_is_refused_before_loading(tmp_path):
-    result = CliRunner().invoke(app, ["train", "device=default_qubit", f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path}"])
+    args = ["train", "device=default_qubit", f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path}"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "Train with device=exact" in result.output
     assert not (tmp_path / "runs").exists()  # nothing half-written
@@ -175,7 +235,8 @@ def test_fused_noise_equals_aer_density_matrix_before_readout(q):
     bound_circuits = []
     for t in range(3):
         for j, template in enumerate(compiled):
-            measured = {template.find_bit(i.clbits[0]).index: i.qubits[0] for i in template.data if i.operation.name == "measure"}
+            measured = {template.find_bit(i.clbits[0]).index: i.qubits[0]
+                        for i in template.data if i.operation.name == "measure"}
             bound = template.assign_parameters(angles[t, j]).remove_final_measurements(inplace=False)
             bound.save_probabilities([bound.qubits[template.find_bit(measured[c]).index] for c in range(q)])
             bound_circuits.append(bound)

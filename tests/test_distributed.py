@@ -61,7 +61,7 @@ def test_accelerate_device_map_with_disk_offload_scores_what_the_plain_model_sco
     from omegaconf import OmegaConf
 
     from qadapt.models import input_device, load
-    from qadapt.tasks import perplexity
+    from qadapt.eval import perplexity
 
     task = OmegaConf.create({"mode": "sliding", "max_length": 256, "stride": 256, "max_tokens": 512})
     scores = []
@@ -91,7 +91,7 @@ def test_smollm2_on_the_gpu_scores_what_the_cpu_scores(smollm2_cfg, smollm2_path
     from omegaconf import OmegaConf
 
     from qadapt.models import load
-    from qadapt.tasks import perplexity
+    from qadapt.eval import perplexity
 
     task = OmegaConf.create({"mode": "sliding", "max_length": 512, "stride": 512, "max_tokens": 2048})
     scores = []

@@ -7,7 +7,7 @@ import pytest
 
 from qadapt.data.glue import QNLI_HELDOUT, TASKS, load_glue
 from qadapt.errors import ConfigError
-from qadapt.tasks.metrics import score
+from qadapt.eval.metrics import score
 
 # (task, split) -> rows, from the data README
 ROWS = {("sst2", "train"): 67_349, ("sst2", "dev"): 872, ("cola", "train"): 8_551, ("cola", "dev"): 527,

@@ -12,10 +12,11 @@ from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.errors import ModelUnavailable, TrainingDiverged
 from qadapt.models import load
-from qadapt.pipeline import run_eval_ppl, run_train
+from qadapt.cache import ActivationCache
+from qadapt.experiments import run
 from qadapt.results import load_rows
-from qadapt.tasks import perplexity
-from qadapt.train import chunk_tokens, fit
+from qadapt.eval import perplexity
+from qadapt.training.lm import chunk_tokens, fit
 
 pytestmark = pytest.mark.integration
 SLICE = ["task.max_tokens=1536", "task.max_length=512", "task.stride=256", "task.batch_size=2"]
@@ -86,15 +87,15 @@ def test_activation_cache_gives_identical_results(smollm2, wikitext_test, tmp_pa
     with adapters.adapters_disabled(model):
         base_plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
     for on_disk in (False, True):
-        cache = perplexity.ActivationCache(min(adapters.adapter_layers(model)), on_disk)
+        cache = ActivationCache(min(adapters.adapter_layers(model)), on_disk)
         with adapters.adapters_disabled(model):
             base_filled = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, fill_cache=cache)
         cached = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, use_cache=cache)
-        assert cache.layer == 24 and len(cache.hidden) > 0 and cache.storage == ("disk" if on_disk else "memory")
+        assert cache.layer == 24 and len(cache) > 0 and cache.storage == ("disk" if on_disk else "memory")
         assert base_filled.nll_sum == pytest.approx(base_plain.nll_sum, rel=1e-6)
         assert cached.nll_sum == pytest.approx(plain.nll_sum, rel=1e-6)
         assert abs(cached.nll_sum - base_plain.nll_sum) > 1e-3  # the adapter changed something
-    files = cache.hidden
+    files = cache.files
     assert all(f.exists() for f in files)
     del cache  # the disk cache goes with its object
     assert not any(f.exists() for f in files)
@@ -175,10 +176,10 @@ def test_resume_continues_exactly(smollm2_cfg, smollm2_path, data_dir, tmp_path,
 
 def test_train_save_load_reproduces_eval_exactly(smollm2_path, tmp_path):
     cfg = _cfg(tmp_path, "train.max_steps=3", "train.batch_size=2", "train.seq_len=64", "adapter.layers=[-2,-1]")
-    row = run_train(cfg, ["(test)"])
+    row = run("train", cfg, ["(test)"])
     assert row["trainable_params"] == 2 * 864
     assert (tmp_path / "runs").exists()
-    ev = run_eval_ppl(_cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
+    ev = run("eval ppl", _cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
     assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-9)
     assert ev["adapter_desc"] == row["adapter_desc"]
     rows = load_rows(tmp_path / "results")
@@ -197,7 +198,7 @@ def test_nan_loss_stops_the_run_without_a_row(smollm2_path, tmp_path, monkeypatc
     cfg = _cfg(tmp_path, "train.max_steps=2", "train.batch_size=1", "train.seq_len=32", "task.cache_activations=false")
     # the base evaluation runs with adapters off and is unaffected; training then hits NaN at once
     with pytest.raises(TrainingDiverged, match="loss is nan"):
-        run_train(cfg, ["(test)"])
+        run("train", cfg, ["(test)"])
     assert load_rows(tmp_path / "results").empty
     assert not list((tmp_path / "runs").glob("*/adapter.safetensors"))
 
@@ -241,34 +242,34 @@ def test_uncached_model_with_unreachable_hub_fails_before_any_download(monkeypat
 def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_path, tmp_path):
     """The same trained adapter evaluated on exact, on default.qubit (exact probabilities) and with 8192 shots."""
     small = ["task.max_tokens=192", "task.max_length=192", "task.stride=192"]
-    row = run_train(_cfg(tmp_path, *small, "train.max_steps=2", "train.batch_size=2", "train.seq_len=64",
+    row = run("train", _cfg(tmp_path, *small, "train.max_steps=2", "train.batch_size=2", "train.seq_len=64",
                          "train.lr=0.05", "adapter.layers=[-1]"), ["(test)"])
-    run = f"from_run={row['run_dir']}"
-    exact = run_eval_ppl(_cfg(tmp_path, *small, run), ["(test)"])
-    pennylane = run_eval_ppl(_cfg(tmp_path, *small, run, "device=default_qubit"), ["(test)"])
-    shots = run_eval_ppl(_cfg(tmp_path, *small, run, "device=default_qubit", "device.shots=8192"), ["(test)"])
+    trained = f"from_run={row['run_dir']}"
+    exact = run("eval ppl", _cfg(tmp_path, *small, trained), ["(test)"])
+    pennylane = run("eval ppl", _cfg(tmp_path, *small, trained, "device=default_qubit"), ["(test)"])
+    shots = run("eval ppl", _cfg(tmp_path, *small, trained, "device=default_qubit", "device.shots=8192"), ["(test)"])
     assert pennylane["perplexity"] == pytest.approx(exact["perplexity"], rel=1e-5)
     assert shots["perplexity"] != exact["perplexity"]
     assert shots["perplexity"] == pytest.approx(exact["perplexity"], rel=0.05)
     assert load_rows(tmp_path / "results")["shots"].iloc[-1] == 8192
 
     # ibm_fake through Aer end to end on a tiny slice: 7 positions x 144 blocks = 1,008 circuits in one Aer job
-    tiny = ["task.max_tokens=8", "task.max_length=8", "task.stride=8", run]
-    exact_tiny = run_eval_ppl(_cfg(tmp_path, *tiny), ["(test)"])
-    ideal = run_eval_ppl(_cfg(tmp_path, *tiny, "device=ibm_fake", "device.noise=false", "device.engine=aer"), ["(test)"])
+    tiny = ["task.max_tokens=8", "task.max_length=8", "task.stride=8", trained]
+    exact_tiny = run("eval ppl", _cfg(tmp_path, *tiny), ["(test)"])
+    ideal = run("eval ppl", _cfg(tmp_path, *tiny, "device=ibm_fake", "device.noise=false", "device.engine=aer"), ["(test)"])
     assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
     assert ideal["exact_perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=1e-6)
 
     # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 190 input positions only
     # the 143 scored ones go to the device (positions=scored); the exact reference covers the same tokens
-    overlap = ["task.max_length=96", "task.stride=48", run]
-    noisy = run_eval_ppl(_cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144"), ["(test)"])
-    exact_same = run_eval_ppl(_cfg(tmp_path, *overlap, "task.max_tokens=144"), ["(test)"])
+    overlap = ["task.max_length=96", "task.stride=48", trained]
+    noisy = run("eval ppl", _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144"), ["(test)"])
+    exact_same = run("eval ppl", _cfg(tmp_path, *overlap, "task.max_tokens=144"), ["(test)"])
     assert noisy["tokens_scored"] == exact_same["tokens_scored"] == 143
     assert noisy["device_circuits"] == 143 * 144
     assert noisy["exact_perplexity"] == pytest.approx(exact_same["perplexity"], rel=1e-6)
     assert noisy["device_degradation_pct"] == pytest.approx(100 * (noisy["perplexity"] / exact_same["perplexity"] - 1))
     assert math.isfinite(noisy["perplexity"]) and noisy["perplexity"] != exact_same["perplexity"]
-    every = run_eval_ppl(_cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"), ["(test)"])
+    every = run("eval ppl", _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"), ["(test)"])
     assert every["device_circuits"] == 190 * 144
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]

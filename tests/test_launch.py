@@ -19,7 +19,7 @@ from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.launch import split_overrides, uses_launcher
 from qadapt.paths import CONFIG_DIR
-from qadapt.pipeline import run_dir_for
+from qadapt.runs import run_dir_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["task.max_tokens=64", "task.max_length=64", "task.stride=64", "train.max_steps=1", "train.batch_size=1",

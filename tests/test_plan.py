@@ -11,7 +11,7 @@ from qadapt import adapters, devices
 from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.errors import ConfigError
-from qadapt.plan import eval_peak_bytes, plan, saved_activation_bytes
+from qadapt.resources import eval_peak_bytes, plan, saved_activation_bytes
 
 LLAMA_CUA = ["model=llama31_8b", "adapter=cua", "adapter.qubits_per_block=2", "adapter.modules=[v_proj]", "adapter.layers=[0]"]
 

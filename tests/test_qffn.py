@@ -17,7 +17,7 @@ from qadapt import adapters, devices
 from qadapt.adapters import ffn_lowrank, qffn
 from qadapt.adapters.base import adapter_modules
 from qadapt.config import compose
-from qadapt.devices.base import sample_counts
+from qadapt.devices.sampling import sample_counts
 from qadapt.errors import ConfigError
 from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode, qubits_for
 
@@ -25,9 +25,10 @@ EXACT = OmegaConf.create({"name": "exact", "shots": None, "seed": 0})
 
 
 def _device(name: str, **extra):
-    base = {"exact": EXACT, "default_qubit": {"name": "default_qubit", "backend": "default.qubit", "shots": None, "seed": 0},
-            "lightning_qubit": {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0}}[name]
-    return devices.get(OmegaConf.merge(OmegaConf.create(base), extra))
+    base = {"exact": EXACT,
+            "default_qubit": {"name": "default_qubit", "backend": "default.qubit", "shots": None, "seed": 0},
+            "lightning_qubit": {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0}}
+    return devices.get(OmegaConf.merge(OmegaConf.create(base[name]), extra))
 
 
 def _unit_rows(n_rows: int, width: int, seed: int) -> torch.Tensor:
@@ -37,7 +38,8 @@ def _unit_rows(n_rows: int, width: int, seed: int) -> torch.Tensor:
 
 def _tiny_llama(layers: int = 4) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96, num_hidden_layers=layers, num_attention_heads=4,
+    cfg = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96, num_hidden_layers=layers,
+                      num_attention_heads=4,
                       num_key_value_heads=2, head_dim=16, attn_implementation="sdpa")
     return LlamaForCausalLM(cfg).eval()
 
@@ -68,7 +70,8 @@ def test_fused_ansatz_equals_pennylane_strongly_entangling_layers(n, depth):
 
 @pytest.mark.parametrize("backend", ["default_qubit", "lightning_qubit"])
 def test_ansatz_probabilities_agree_across_devices(backend):
-    circuit = StronglyEntanglingCircuit(torch.rand(4, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 6.3)
+    angles = torch.rand(4, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 6.3
+    circuit = StronglyEntanglingCircuit(angles)
     states = _unit_rows(40, 32, seed=2)
     exact = _device("exact").ansatz_probabilities(circuit, states)
     other = _device(backend).ansatz_probabilities(circuit, states)
@@ -78,7 +81,8 @@ def test_ansatz_probabilities_agree_across_devices(backend):
 
 @pytest.mark.parametrize("backend", ["exact", "default_qubit", "lightning_qubit"])
 def test_quantum_head_kernel_is_the_compute_uncompute_probability(backend):
-    circuit = StronglyEntanglingCircuit(torch.rand(2, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 6.3)
+    angles = torch.rand(2, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 6.3
+    circuit = StronglyEntanglingCircuit(angles)
     left, right = _unit_rows(30, 16, seed=4), _unit_rows(30, 16, seed=5)
     u = qml.matrix(qml.StronglyEntanglingLayers(circuit.weights.numpy(), wires=range(4)), wire_order=range(4))
     reference = np.abs(np.einsum("na,ab,nb->n", left.numpy(), u, right.numpy())) ** 2
@@ -208,7 +212,7 @@ def test_parameter_counts_per_fraction_on_smollm2_architecture():
 @pytest.mark.parametrize("block", [256, 3])  # one block of queries; several, the last one short
 def test_quantum_heads_in_a_real_transformers_attention(block, monkeypatch):
     """Heads switched off = SDPA exactly; switched on = the kernel formula, computed by hand for one layer."""
-    monkeypatch.setattr(qffn, "QUERY_BLOCK", block)
+    monkeypatch.setattr(qffn.heads, "QUERY_BLOCK", block)
     model = _tiny_llama()
     ids = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(0))
     reference = model(ids).logits
@@ -249,8 +253,9 @@ def test_quantum_heads_in_a_real_transformers_attention(block, monkeypatch):
     torch.testing.assert_close(heads_out[:, :, 0], head0, atol=1e-5, rtol=0)
     # the blockwise exact path and the full kernel path (what devices run) agree
     q4, k4, v4 = (torch.randn(2, 2, 10, 16, generator=torch.Generator().manual_seed(i)) for i in range(3))
-    full = torch.softmax((heads[0].kernel(q4, k4, qffn._allowed_mask(None, 10, 10, "cpu")) * heads[0].log_tau.exp()[None, :, None, None])
-                         .masked_fill(~torch.ones(10, 10, dtype=torch.bool).tril(), float("-inf")), -1) @ v4
+    tau = heads[0].log_tau.exp()[None, :, None, None]
+    scores = heads[0].kernel(q4, k4, qffn.allowed_mask(None, 10, 10, "cpu")) * tau
+    full = torch.softmax(scores.masked_fill(~torch.ones(10, 10, dtype=torch.bool).tril(), float("-inf")), -1) @ v4
     torch.testing.assert_close(heads[0].causal_attention(q4, k4, v4), full, atol=1e-6, rtol=1e-5)
 
 
@@ -279,7 +284,8 @@ def test_replacement_adapters_train_and_run_on_pennylane():
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
     assert all(g is not None for g in grads.values())
     # at init w = 0, so the FFN circuit angles get no gradient yet; the readout and the heads' circuits do
-    assert all(g.abs().sum() > 0 for n, g in grads.items() if n.endswith("mlp.scale") or n.endswith("qadapt_heads.weights"))
+    assert all(g.abs().sum() > 0 for n, g in grads.items()
+               if n.endswith("mlp.scale") or n.endswith("qadapt_heads.weights"))
     with torch.no_grad():
         for n, p in model.named_parameters():
             if n.endswith("scale"):
@@ -303,3 +309,49 @@ def test_wide_register_shot_sampling():
     assert torch.all(counts.sum(-1) == 8192)
     sigma = (probs * (1 - probs) / 8192).sqrt()
     assert torch.all((counts / 8192 - probs).abs() <= 5 * sigma + 1e-3)
+
+
+def test_layers_report_circuit_sites_and_structure():
+    """What plan asks every layer: the heads' window-dependent circuits (n_heads (window + 1) / 2 per token), nothing
+    for the FFN (its circuits are counted as they run); and each layer's structure as plain JSON values."""
+    import json
+
+    from qadapt.adapters.base import CircuitSite
+
+    heads = qffn.QuantumHeads(4, 64, 3, 10.0, _device("exact"))
+    assert heads.circuit_sites(2048) == [CircuitSite("overlap", 6, 4 * 2049 / 2)]
+    assert heads.structure() == {"layer": "QuantumHeads", "n_heads": 4, "head_dim": 64, "qubits": 6, "depth": 3}
+    ffn = qffn.QuantumFFN(576, 4, _device("exact"))
+    assert ffn.circuit_sites(2048) == []
+    assert ffn.structure() == {"layer": "QuantumFFN", "width": 576, "qubits": 10, "depth": 4}
+    low = ffn_lowrank.LowRankFFN(48, 3)
+    assert low.circuit_sites(128) == [] and low.structure() == {"layer": "LowRankFFN", "width": 48, "rank": 3}
+    json.dumps([heads.structure(), ffn.structure(), low.structure()])
+
+
+def test_heads_count_their_kernel_circuits_on_the_device_but_not_in_a_planning_pass():
+    device = _device("exact")
+    heads = qffn.QuantumHeads(2, 8, 1, 10.0, device)
+    q, k, v = (torch.randn(1, 2, 5, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    with torch.no_grad():
+        heads.causal_attention(q, k, v)
+        assert device.circuits_run == 2 * 5 * 6 // 2
+        heads.kernel(q, k, qffn.allowed_mask(None, 5, 5, "cpu"))  # the same 15 causal pairs per head
+        assert device.circuits_run == 2 * 2 * 15
+        with torch.device("meta"):
+            meta = qffn.QuantumHeads(2, 8, 1, 10.0, device)
+        meta.causal_attention(q.to("meta"), k.to("meta"), v.to("meta"))
+    assert device.circuits_run == 2 * 2 * 15
+
+
+def test_the_classical_control_imports_no_quantum_adapter():
+    """ffn_lowrank and the shared replacement module import neither qadapt.adapters.qffn nor a device back end."""
+    import ast
+    from pathlib import Path
+
+    root = Path(ffn_lowrank.__file__).parent
+    for name in ("ffn_lowrank.py", "replacement.py"):
+        tree = ast.parse((root / name).read_text())
+        modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [m for m in modules if "qffn" in m or m.startswith(("pennylane", "qiskit"))], (name, modules)

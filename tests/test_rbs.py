@@ -11,6 +11,7 @@ from torch import nn
 from qadapt.adapters import rbs
 from qadapt.devices import DEVICES
 from qadapt.errors import ConfigError
+from qadapt.quantum import random_cayley_generators
 from qadapt.quantum.compound import RBSCircuit, compound, num_rbs_gates, rbs_gates, weight_indices
 
 
@@ -34,7 +35,7 @@ class Toy(nn.Module):
 def _randomise(model):
     torch.manual_seed(1)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.normal_(0, 0.4)
 
@@ -47,7 +48,8 @@ def test_compound_of_orthogonal_is_orthogonal_and_multiplicative():
         c = compound(a, k)
         assert c.shape == (math.comb(6, k),) * 2
         torch.testing.assert_close(c @ c.T, torch.eye(c.shape[0], dtype=torch.float64), atol=1e-12, rtol=0)
-        torch.testing.assert_close(compound(a @ b, k), compound(a, k) @ compound(b, k), atol=1e-10, rtol=0)  # Cauchy-Binet
+        # Cauchy-Binet
+        torch.testing.assert_close(compound(a @ b, k), compound(a, k) @ compound(b, k), atol=1e-10, rtol=0)
     assert torch.allclose(compound(b, 6).squeeze(), torch.linalg.det(b))  # top order = determinant
 
 
@@ -113,7 +115,8 @@ def test_layer_equals_explicit_block_rotation():
     torch.manual_seed(0)
     base = nn.Linear(24, 24)
     for side in ("input", "output"):
-        layer = rbs.CompoundLayer(copy.deepcopy(base).requires_grad_(False), rbs.RBSConfig.from_cfg(_cfg(side=side, block_size=12)))
+        config = rbs.RBSConfig.from_cfg(_cfg(side=side, block_size=12))
+        layer = rbs.CompoundLayer(copy.deepcopy(base).requires_grad_(False), config)
         _randomise(layer)
         b = layer.blocks()  # (2, 12, 12): 24 features = 2 whole blocks
         x = torch.randn(5, 24)
@@ -124,6 +127,14 @@ def test_layer_equals_explicit_block_rotation():
         torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_layer_reports_its_structure_and_no_device_circuits():
+    layer = rbs.CompoundLayer(nn.Linear(24, 20), rbs.RBSConfig.from_cfg(_cfg(side="input", block_size=12)))
+    assert layer.structure() == {"layer": "CompoundLayer", "n": 4, "orders": [1, 2], "block_size": 12,
+                                 "parametrization": "cayley", "layout": "pyramid", "block_share": False,
+                                 "side": "input", "n_blocks": 2, "width": 24}
+    assert layer.circuit_sites(128) == []
+
+
 def test_order_one_equals_peft_oft_rotation():
     """QuIC with orders=[1] and block size n is OFT: same A from the same generator gives the same outputs."""
     from peft import OFTConfig, inject_adapter_in_model
@@ -132,8 +143,9 @@ def test_order_one_equals_peft_oft_rotation():
     model, x = Toy(), torch.randn(6, 24)
     ours = copy.deepcopy(model)
     rbs.inject(ours, _cfg(orders=[1], modules=["query"]))
-    oft = inject_adapter_in_model(OFTConfig(oft_block_size=4, r=0, target_modules=["query"], use_cayley_neumann=False), copy.deepcopy(model))
-    generators = torch.randn(6, 6) * 0.3  # 24 / 4 blocks, 4*3/2 skew entries each
+    oft_config = OFTConfig(oft_block_size=4, r=0, target_modules=["query"], use_cayley_neumann=False)
+    oft = inject_adapter_in_model(oft_config, copy.deepcopy(model))
+    generators = random_cayley_generators(6, 4, dtype=torch.float32)  # 24 / 4 blocks, 4*3/2 skew entries each
     with torch.no_grad():
         ours.query.weight.copy_(generators)
         oft.query.oft_R["default"].weight.copy_(generators)
@@ -143,7 +155,8 @@ def test_order_one_equals_peft_oft_rotation():
 
 def test_parameter_count_formula():
     cases = [(_cfg(n=8, orders=[1, 2]), 384, 10 * 28), (_cfg(n=8, orders=[1, 2], block_size=48), 384, 8 * 28),
-             (_cfg(n=8, orders=[1, 2], block_share=True), 384, 28), (_cfg(n=8, parametrization="rbs", layout="butterfly"), 384, 10 * 12),
+             (_cfg(n=8, orders=[1, 2], block_share=True), 384, 28),
+             (_cfg(n=8, parametrization="rbs", layout="butterfly"), 384, 10 * 12),
              (_cfg(n=4, orders=[1, 2, 3], parametrization="free"), 384, 27 * 16)]
     for cfg, width, expected in cases:
         rcfg = rbs.RBSConfig.from_cfg(cfg)

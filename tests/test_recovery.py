@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from qadapt.compress import LowRankLinear, compress, decompose, factorize, rank_for_ratio
+from qadapt.models.compress import LowRankLinear, compress, decompose, factorize, rank_for_ratio
 from qadapt.data import multiple_choice as mc
 from qadapt.errors import ConfigError
 
@@ -85,7 +85,7 @@ def test_compression_reaches_the_requested_ratio_by_counted_parameters(ratio):
 
 def test_input_grams_equal_each_projections_own_inputs():
     from qadapt.models.layers import find_targets
-    from qadapt.compress import PROJECTIONS, input_grams
+    from qadapt.models.compress import PROJECTIONS, input_grams
 
     model, x = _tiny_llama(), torch.randint(0, 97, (6, 16), generator=torch.Generator().manual_seed(3))
     targets = find_targets(model, PROJECTIONS, None)
@@ -121,7 +121,7 @@ def test_svd_llm_compression_needs_calibration_and_whitening_helps_the_model():
 
 
 def test_distillation_loss_is_zero_for_identical_teacher_and_student(smollm2):
-    from qadapt.train import kl_to_teacher
+    from qadapt.training.lm import kl_to_teacher
 
     model, tok = smollm2
     ids = tok("The tower is 324 metres tall, about the same height as an 81-storey building.", return_tensors="pt").input_ids
@@ -179,7 +179,7 @@ def test_prompts_follow_lm_eval_and_capped_selection_keeps_the_quoted_questions(
 # ---- the scorer --------------------------------------------------------------------------------------------------
 
 def test_scorer_picks_the_right_answer_on_a_constructed_case(smollm2):
-    from qadapt.tasks.multiple_choice import accuracy, score
+    from qadapt.eval.multiple_choice import accuracy, score
 
     model, tok = smollm2
     items = [mc.Question("toy", "toy", "a", "What is the capital city of France?", ("Banana", "Paris", "Seven"), 1),
@@ -191,7 +191,7 @@ def test_scorer_picks_the_right_answer_on_a_constructed_case(smollm2):
 
 
 def test_batched_scorer_matches_plain_transformers_loglik_on_real_mmlu_items(smollm2, data_dir):
-    from qadapt.tasks.multiple_choice import encode_pair, score
+    from qadapt.eval.multiple_choice import encode_pair, score
 
     model, tok = smollm2
     subject = "college_biology"

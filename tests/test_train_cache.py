@@ -1,4 +1,4 @@
-"""Training-time activation caching (qadapt/train.py): the frozen prefix's output is computed once per chunk, and
+"""Training-time activation caching (qadapt/training/lm.py): the frozen prefix's output is computed once per chunk, and
 training with the cache gives the losses and adapter weights of training without it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 from qadapt import adapters, devices
 from qadapt.config import compose
 from qadapt.errors import ConfigError
-from qadapt.train import ChunkActivations, first_trainable_layer, fit
+from qadapt.training.lm import ChunkActivations, first_trainable_layer, fit
 
 
 def _tiny_llama(layers: int = 4):
@@ -74,7 +74,7 @@ def test_first_trainable_layer():
 
 
 def test_the_cache_computes_each_chunk_once(tmp_path, monkeypatch):
-    import qadapt.train as train
+    import qadapt.training.lm as train
 
     model, calls = _adapted(), []
     real = train.hidden_at

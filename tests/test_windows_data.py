@@ -10,7 +10,7 @@ from qadapt.data.fetch import download_wikitext, fill, rows_to_upstream
 from qadapt.data.wikitext import handle_unk, load_eval_text, load_train_text, split_articles
 from qadapt.errors import ConfigError, DataMissing
 from qadapt.results import append_row, load_rows
-from qadapt.tasks.perplexity import rolling_windows, sliding_windows, truncate_bytes
+from qadapt.eval.perplexity import rolling_windows, sliding_windows, truncate_bytes
 
 
 def _scored_positions(windows, offsets):

@@ -4,25 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..models.layers import decoder_layers
+
+@dataclass(frozen=True)
+class CircuitSite:
+    """Circuits an adapter layer runs per token that a counting forward pass does not see (see
+    :meth:`AdapterLayer.circuit_sites`).
+
+    Attributes:
+        kind: circuit kind, as :data:`qadapt.devices.base.CIRCUIT_KINDS` (``block``, ``ansatz``, ``overlap``, ``rbs``).
+        qubits: register width of each circuit.
+        circuits_per_token: mean circuits per token (a float: e.g. (window + 1) / 2 per head for causal pairs).
+    """
+
+    kind: str
+    qubits: int
+    circuits_per_token: float
 
 
 class AdapterLayer(nn.Module):
-    """Base of every injected layer: wraps a frozen ``base`` module and can be switched off."""
+    """Base of every injected layer: wraps a frozen ``base`` module (None for a replacement) and can be switched off.
+
+    Every layer answers two questions the same way: :meth:`circuit_sites` (circuits for a resource plan) and
+    :meth:`structure` (its shape, saved with the weights).
+    """
 
     adapter_name = "adapter"
 
-    def __init__(self, base: nn.Module):
+    def __init__(self, base: nn.Module | None):
         super().__init__()
         self.base = base
         self.enabled = True
         # (batch, seq) bool: positions whose circuits go to the device; the others are computed exactly.
         # None = every position. Set per batch by :func:`device_positions`.
         self.device_mask: torch.Tensor | None = None
+
+    def circuit_sites(self, window: int) -> list[CircuitSite]:
+        """Circuits this layer runs that a counting forward pass (:class:`qadapt.devices.accounting.CircuitCounter`
+        on the meta device) does not record, for evaluation windows of ``window`` tokens.
+
+        Circuits whose number grows linearly with the tokens are counted by that pass (the device counts what it
+        runs); a layer lists here those whose number per token depends on the window (quantum heads: one per
+        allowed (query, key) pair). Default: none.
+        """
+        return []
+
+    def structure(self) -> dict:
+        """The layer's shape as plain JSON values (ints, strings, bools, lists), saved with the weights so a reader
+        can rebuild or check the layer: ``{"layer": class name, ...}``; subclasses add their sizes."""
+        return {"layer": type(self).__name__}
 
 
 def adapter_modules(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:

@@ -10,11 +10,16 @@ A_j skew-symmetric with b(b-1)/2 parameters:
 Parameters per site: (d / b) * b(b-1)/2 = d (b - 1) / 2. Llama 3.1 8B, one projection of width 4096,
 q = 2: 1024 blocks x 6 = 6,144 (the paper's "~6k parameters"). All generators start at zero, so
 Q = I and the adapted model equals the base model exactly at step 0.
+
+On a device (execution on the QPU), each (token, block) pair is one q-qubit circuit: the slice amplitude-encoded,
+U_j, measured; the read-out rule y_j(k) = ||x_j|| sqrt(p_j(k)) sign((U_j x_j)(k)) is
+:mod:`qadapt.quantum.readout` (:func:`run_blocks`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from omegaconf import DictConfig
@@ -22,8 +27,9 @@ from torch import nn
 
 from ..devices.base import Device
 from ..errors import ConfigError
-from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
 from ..models.layers import find_targets
+from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
+from ..quantum.readout import read_out_blocks
 from .base import AdapterLayer
 
 SIDES = ("input", "output")
@@ -37,7 +43,7 @@ class CUAConfig:
     side: str = "input"
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> "CUAConfig":
+    def from_cfg(cls, cfg: DictConfig) -> CUAConfig:
         side = str(cfg.get("side", "input"))
         if side not in SIDES:
             raise ConfigError(f"unknown adapter.side '{side}'; valid choices: {', '.join(SIDES)}")
@@ -56,6 +62,20 @@ def cua_param_count(width: int, qubits_per_block: int) -> int:
     """Parameters of one CUA site of width d: (d / b) * b(b-1)/2 with b = 2^q."""
     b = 2**qubits_per_block
     return (width // b) * num_skew_params(b)
+
+
+def run_blocks(device: Device, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
+    """``circuit`` run on ``device`` for every vector of ``x`` ``(..., d)``, read out: ``(..., d)`` in x's dtype.
+
+    On an exact device (:attr:`Device.is_exact`) the readout rule gives U_j x_j exactly, so that is computed
+    directly (differentiable) and counted as the device's circuits; on any other device the device's outcome
+    probabilities go through :func:`qadapt.quantum.readout.read_out_blocks` (no gradient).
+    Raises: ValueError when d is not the circuit's width.
+    """
+    if device.is_exact:
+        device.count_circuits("block", circuit.qubits_per_block, x.numel() // circuit.block_size, circuit.n_blocks)
+        return circuit.apply(x)
+    return read_out_blocks(circuit, x, partial(device.block_probabilities, circuit))
 
 
 class CUALinear(AdapterLayer):
@@ -101,11 +121,11 @@ class CUALinear(AdapterLayer):
         circuit = self.circuit()
         mask = self.device_mask
         if mask is None or self.device.is_exact or mask.shape != v.shape[:-1]:
-            return self.device.run_blocks(circuit, v)
+            return run_blocks(self.device, circuit, v)
         # only the masked positions go to the device (QPU time is money); the rest get the exact U_j x_j
         out = circuit.apply(v).clone()
         if mask.any():
-            out[mask] = self.device.run_blocks(circuit, v[mask])
+            out[mask] = run_blocks(self.device, circuit, v[mask])
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,9 +135,16 @@ class CUALinear(AdapterLayer):
             return self.base(self._blocks(x))
         return self._blocks(self.base(x))
 
+    def structure(self) -> dict:
+        """``qubits_per_block``, ``block_size`` (b = 2^q), ``side``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""
+        c = self.config
+        return {**super().structure(), "qubits_per_block": c.qubits_per_block, "block_size": c.block_size,
+                "side": c.side, "n_blocks": int(self.generator.shape[0]), "width": self.width}
+
     def extra_repr(self) -> str:
         c = self.config
-        return f"qubits_per_block={c.qubits_per_block}, side={c.side}, width={self.width}, blocks={self.generator.shape[0]}"
+        return (f"qubits_per_block={c.qubits_per_block}, side={c.side}, width={self.width}, "
+                f"blocks={self.generator.shape[0]}")
 
 
 def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:

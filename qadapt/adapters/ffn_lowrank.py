@@ -8,7 +8,8 @@ control replaces exactly the FFNs QFFN replaces (same ``fraction``, ``layer_patt
 and trains it with the same budget and procedure (local distillation, then cross-entropy + KL). ``rank: auto``
 picks the r >= 0 whose total comes nearest to the QFFN config with the same fraction (its quantum FFNs and
 quantum heads together); r = 0 is "FFN removed, a learned constant". B and c start at zero, so the block starts
-as "FFN removed", as a QFFN does. Attention is left classical.
+as "FFN removed", as a QFFN does. Attention is left classical. The layer choice and the QFFN parameter budget
+come from :mod:`qadapt.adapters.replacement`, shared with QFFN; this control imports no quantum adapter.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
 from .base import AdapterLayer
-from .qffn import QFFNConfig, param_summary, select_layers
+from .replacement import ReplacementConfig, param_summary
 
 
 def lowrank_params(width: int, rank: int) -> int:
@@ -57,6 +58,10 @@ class LowRankFFN(AdapterLayer):
         h = x.to(self.down.dtype)
         return (F.silu(h @ self.down.T) @ self.up.T + self.bias).to(x.dtype)
 
+    def structure(self) -> dict:
+        """``width`` (d) and ``rank`` (r)."""
+        return {**super().structure(), "width": self.width, "rank": self.rank}
+
     def extra_repr(self) -> str:
         return f"width={self.width}, rank={self.rank}"
 
@@ -65,7 +70,8 @@ def resolve_rank(cfg: DictConfig, model_config) -> int:
     """``cfg.rank`` as an int (``auto`` resolved against the architecture). Raises: ConfigError for a bad rank."""
     rank = cfg.get("rank", "auto")
     if str(rank) == "auto":
-        head_dim = getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
+        head_dim = (getattr(model_config, "head_dim", None)
+                    or model_config.hidden_size // model_config.num_attention_heads)
         return auto_rank(cfg, model_config.num_hidden_layers, model_config.hidden_size,
                          model_config.num_attention_heads, head_dim)
     if int(rank) < 0:
@@ -78,18 +84,18 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
 
     Raises: ConfigError for bad fraction/pattern/rank values.
     """
-    config = QFFNConfig.from_cfg(cfg)
+    config = ReplacementConfig.from_cfg(cfg)
     rank = resolve_rank(cfg, model.config)
     stack = decoder_layers(model)
     dtype = next(model.parameters()).dtype
     dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     sites = []
-    for idx in select_layers(config.fraction, len(stack), config.layer_pattern, config.layer_seed):
+    for idx in config.layers(len(stack)):
         stack[idx].mlp = LowRankFFN(model.config.hidden_size, rank, dtype).to(next(stack[idx].parameters()).device)
         sites.append(f"layers.{idx}.mlp")
     return sites
 
 
 def describe(cfg: DictConfig) -> str:
-    c = QFFNConfig.from_cfg(cfg)
+    c = ReplacementConfig.from_cfg(cfg)
     return f"ffn_lowrank({c.fraction}, rank={cfg.get('rank', 'auto')}, {c.layer_pattern})"

@@ -2,6 +2,10 @@
 fine-tuning. Each is injected with ``peft.inject_adapter_in_model`` into the plain model, so they go through
 the same registry, training loop and parameter count as our own adapters.
 
+Target modules: ``adapter.modules``, by default the model's ``model.adapter_targets`` (configs/model/<name>.yaml: the
+attention query and value projections, ``q_proj``/``v_proj`` on Llama-family models, ``query``/``value`` on BERT,
+the 1x1 convolutions on EfficientNet-Lite0), so ``adapter=lora`` fits whichever model is chosen.
+
 Parameters per ``nn.Linear(d_in, d_out)`` site (peft's layouts):
     LoRA r:                r (d_in + d_out)
     OFT block b:           (d_in / b) * b(b-1)/2                 (Cayley, exact: use_cayley_neumann=False)
@@ -25,13 +29,25 @@ def _sites(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, BaseTunerLayer)]
 
 
+def _layer_names(model: nn.Module) -> list[str]:
+    """Last name components of the layers peft can target (nn.Linear, nn.Conv2d), for error messages."""
+    layers = (nn.Linear, nn.Conv2d)
+    return sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, layers)})
+
+
 def _inject(model: nn.Module, peft_config) -> list[str]:
     from peft import inject_adapter_in_model
 
     try:
         inject_adapter_in_model(peft_config, model)
     except ValueError as err:  # peft: target modules not found, block size not dividing a width
-        raise ConfigError(f"peft could not inject {type(peft_config).__name__}: {str(err).splitlines()[0][:300]}") from None
+        message = f"peft could not inject {type(peft_config).__name__}: {str(err).splitlines()[0][:300]}"
+        if "not found" in str(err):
+            targets = peft_config.target_modules
+            targets = sorted(targets) if isinstance(targets, (set, list)) else targets
+            message += (f" (adapter.modules={targets}, default: model.adapter_targets); "
+                        f"valid choices: {', '.join(_layer_names(model))}")
+        raise ConfigError(message) from None
     return _sites(model)
 
 
@@ -43,8 +59,8 @@ def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     """
     from peft import LoraConfig
 
-    return _inject(model, LoraConfig(r=int(cfg.r), lora_alpha=float(cfg.alpha), lora_dropout=float(cfg.get("dropout", 0.0)),
-                                     target_modules=list(cfg.modules)))
+    return _inject(model, LoraConfig(r=int(cfg.r), lora_alpha=float(cfg.alpha),
+                                     lora_dropout=float(cfg.get("dropout", 0.0)), target_modules=list(cfg.modules)))
 
 
 def inject_oft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
@@ -75,8 +91,9 @@ def inject_boft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
         warnings.simplefilter("ignore")
         has_extension = boft_layer.get_fbd_cuda() is not None
         if factor > 1 and not has_extension:
-            raise ConfigError(f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and nvcc); "
-                              "without it peft uses 1 factor (block-diagonal rotation + output scale): set adapter.butterfly_factor=1")
+            raise ConfigError(f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and "
+                              "nvcc); without it peft uses 1 factor (block-diagonal rotation + output scale): set "
+                              "adapter.butterfly_factor=1")
         return _inject(model, BOFTConfig(boft_block_size=int(cfg.block_size), boft_n_butterfly_factor=factor,
                                          target_modules=list(cfg.modules), boft_dropout=0.0))
 

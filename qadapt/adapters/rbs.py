@@ -56,15 +56,17 @@ class RBSConfig:
     side: str = "input"
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> "RBSConfig":
+    def from_cfg(cls, cfg: DictConfig) -> RBSConfig:
         n = int(cfg.n)
         orders = tuple(sorted({int(k) for k in cfg.orders}))
         if n < 2:
             raise ConfigError(f"adapter.n (modes of the base matrix A) must be >= 2, got {n}")
         if not orders or orders[0] < 1 or orders[-1] > n:
             raise ConfigError(f"adapter.orders must be compound orders in [1, {n}], got {list(cfg.orders)}")
-        par, layout, side = str(cfg.get("parametrization", "cayley")), str(cfg.get("layout", "pyramid")), str(cfg.get("side", "input"))
-        for key, value, valid in (("parametrization", par, PARAMETRIZATIONS), ("layout", layout, LAYOUTS), ("side", side, SIDES)):
+        par, layout = str(cfg.get("parametrization", "cayley")), str(cfg.get("layout", "pyramid"))
+        side = str(cfg.get("side", "input"))
+        choices = (("parametrization", par, PARAMETRIZATIONS), ("layout", layout, LAYOUTS), ("side", side, SIDES))
+        for key, value, valid in choices:
             if value not in valid:
                 raise ConfigError(f"unknown adapter.{key} '{value}'; valid choices: {', '.join(valid)}")
         if par == "rbs" and layout == "butterfly" and n & (n - 1):
@@ -72,7 +74,8 @@ class RBSConfig:
         size = cfg.get("block_size")
         natural = compound_dim(n, orders)
         if size is not None and int(size) < natural:
-            raise ConfigError(f"adapter.block_size={size} is smaller than the compounds' size sum_k C({n}, k) = {natural}")
+            raise ConfigError(f"adapter.block_size={size} is smaller than the compounds' size "
+                              f"sum_k C({n}, k) = {natural}")
         return cls(n, orders, None if size is None else int(size), par, layout, bool(cfg.get("block_share", False)),
                    tuple(cfg.modules), side)
 
@@ -98,7 +101,8 @@ def rbs_param_count(width: int, cfg: RBSConfig) -> int:
     """
     blocks = width // cfg.size
     if blocks == 0:
-        raise ConfigError(f"a layer side of width {width} holds no block of size {cfg.size}; lower adapter.n or block_size")
+        raise ConfigError(f"a layer side of width {width} holds no block of size {cfg.size}; "
+                          "lower adapter.n or block_size")
     return cfg.params_per_block * (1 if cfg.block_share else blocks)
 
 
@@ -122,6 +126,14 @@ class CompoundLayer(AdapterLayer):
         rbs_param_count(self.width, cfg)  # raises when no block fits
         shape = (1 if cfg.block_share else self.n_blocks, cfg.params_per_block)
         self.weight = nn.Parameter(torch.zeros(shape, dtype=torch.float32, device=w.device))
+
+    def structure(self) -> dict:
+        """``n``, ``orders``, ``block_size``, ``parametrization``, ``layout``, ``block_share``, ``side``, ``n_blocks``
+        and ``width`` (features on the rotated side; the last width - n_blocks * block_size pass unchanged)."""
+        c = self.cfg
+        return {**super().structure(), "n": c.n, "orders": list(c.orders), "block_size": c.size,
+                "parametrization": c.parametrization, "layout": c.layout, "block_share": c.block_share, "side": c.side,
+                "n_blocks": self.n_blocks, "width": self.width}
 
     def base_matrix(self) -> torch.Tensor:
         """A: ``(N or 1, n, n)``; orthogonal unless ``parametrization=free``."""
@@ -154,7 +166,8 @@ class CompoundLayer(AdapterLayer):
         used = self.n_blocks * self.cfg.size
         if self.cfg.side == "input":  # x <- x B  =>  W' = W B^T on the flattened input axis
             flat = w.reshape(w.shape[0], -1)
-            head = torch.einsum("onc,nkc->onk", flat[:, :used].reshape(w.shape[0], self.n_blocks, self.cfg.size), blocks)
+            rows = flat[:, :used].reshape(w.shape[0], self.n_blocks, self.cfg.size)
+            head = torch.einsum("onc,nkc->onk", rows, blocks)
             return torch.cat([head.reshape(w.shape[0], used), flat[:, used:]], 1).reshape(w.shape), bias
         flat = w.reshape(w.shape[0], -1)  # y <- y B  =>  W' = B^T W on the output axis, bias' = bias B
         rows = flat[:used].reshape(self.n_blocks, self.cfg.size, -1)
@@ -185,7 +198,8 @@ def find_modules(model: nn.Module, names, kinds=(nn.Linear, nn.Conv2d)) -> list[
     for name, module in model.named_modules():
         if not isinstance(module, kinds) or isinstance(module, AdapterLayer):
             continue
-        hit = any(re.fullmatch(n[3:], name) if n.startswith("re:") else (name == n or name.endswith("." + n)) for n in names)
+        hit = any(re.fullmatch(n[3:], name) if n.startswith("re:") else (name == n or name.endswith("." + n))
+                  for n in names)
         if hit:
             parent_name, _, attr = name.rpartition(".")
             found.append((name, model.get_submodule(parent_name) if parent_name else model, attr))
@@ -218,9 +232,10 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
         sites.append(name)
     if narrow:
         if not sites:
-            raise ConfigError(f"every target layer is narrower than one block of size {rcfg.size}: {', '.join(narrow[:4])}; "
-                              "lower adapter.n or adapter.block_size")
-        log(f"adapter=rbs: left {len(narrow)} layer(s) narrower than a block of {rcfg.size} as they are: {', '.join(narrow[:4])}")
+            raise ConfigError(f"every target layer is narrower than one block of size {rcfg.size}: "
+                              f"{', '.join(narrow[:4])}; lower adapter.n or adapter.block_size")
+        log(f"adapter=rbs: left {len(narrow)} layer(s) narrower than a block of {rcfg.size} as they are: "
+            f"{', '.join(narrow[:4])}")
     return sites
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
@@ -14,22 +15,44 @@ from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
 from ..models.layers import decoder_layers
 from .base import adapter_modules, adapter_state_dict, adapters_disabled, freeze
 
-# name -> (inject(model, cfg, device) -> site names, describe(cfg) -> short label)
-ADAPTERS: dict[str, tuple[Callable, Callable] | None] = {
+@dataclass(frozen=True)
+class AdapterSpec:
+    """One adapter method, as peft's tuner registry has them.
+
+    Attributes:
+        inject: ``inject(model, cfg, device) -> site names``; freezes nothing itself (:func:`apply` froze the model).
+        describe: ``describe(cfg) -> short label`` for rows and logs, e.g. ``cua(q=2,input)``.
+        replaces: the adapter replaces a sub-layer (its weights are deleted) instead of wrapping a frozen one: the base
+            model is not recoverable by switching it off, so training keeps a frozen copy as teacher and base.
+        config: the method's own config dataclass where it has one (built from the ``adapter`` group).
+    """
+
+    inject: Callable[[nn.Module, DictConfig, Device], list[str]]
+    describe: Callable[[DictConfig], str]
+    replaces: bool = False
+    config: type | None = None
+
+
+# adapter= name -> spec (None: no adapter, the frozen base model)
+ADAPTERS: dict[str, AdapterSpec | None] = {
     "none": None,
-    "cua": (cua.inject, cua.describe),
-    "qffn": (qffn.inject, qffn.describe),
-    "ffn_lowrank": (ffn_lowrank.inject, ffn_lowrank.describe),
-    "rbs": (rbs.inject, rbs.describe),
+    "cua": AdapterSpec(cua.inject, cua.describe, config=cua.CUAConfig),
+    "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, config=qffn.QFFNConfig),
+    "ffn_lowrank": AdapterSpec(ffn_lowrank.inject, ffn_lowrank.describe, replaces=True),
+    "rbs": AdapterSpec(rbs.inject, rbs.describe),
     # classical baselines through peft (qadapt/adapters/peft_baselines.py)
-    "lora": (peft_baselines.inject_lora, peft_baselines.describe_lora),
-    "oft": (peft_baselines.inject_oft, peft_baselines.describe_oft),
-    "boft": (peft_baselines.inject_boft, peft_baselines.describe_boft),
-    "full": (peft_baselines.inject_full, peft_baselines.describe_full),
+    "lora": AdapterSpec(peft_baselines.inject_lora, peft_baselines.describe_lora),
+    "oft": AdapterSpec(peft_baselines.inject_oft, peft_baselines.describe_oft),
+    "boft": AdapterSpec(peft_baselines.inject_boft, peft_baselines.describe_boft),
+    "full": AdapterSpec(peft_baselines.inject_full, peft_baselines.describe_full),
 }
-# adapters that replace a sub-layer (its weights are deleted) instead of wrapping a frozen one: the base model is
-# not recoverable by switching them off, so training keeps a frozen copy as teacher and base
-REPLACEMENTS = frozenset({"qffn", "ffn_lowrank"})
+REPLACEMENTS = frozenset(name for name, spec in ADAPTERS.items() if spec is not None and spec.replaces)
+
+
+def replaces(cfg: DictConfig) -> bool:
+    """Whether the adapter ``cfg`` names replaces sub-layers (see :class:`AdapterSpec`)."""
+    spec = ADAPTERS.get(cfg.name)
+    return spec is not None and spec.replaces
 
 
 def apply(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
@@ -41,13 +64,36 @@ def apply(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
     if cfg.name not in ADAPTERS:
         raise ConfigError(f"unknown adapter '{cfg.name}'; valid choices: {', '.join(sorted(ADAPTERS))}")
     freeze(model)
-    entry = ADAPTERS[cfg.name]
-    return [] if entry is None else entry[0](model, cfg, device)
+    spec = ADAPTERS[cfg.name]
+    return [] if spec is None else spec.inject(model, cfg, device)
 
 
 def describe(cfg: DictConfig) -> str:
-    entry = ADAPTERS.get(cfg.name)
-    return "none" if entry is None else entry[1](cfg)
+    """Short label of the adapter ``cfg`` names (``none`` for the base model)."""
+    spec = ADAPTERS.get(cfg.name)
+    return "none" if spec is None else spec.describe(cfg)
+
+
+def structure(model: nn.Module) -> dict[str, dict]:
+    """Per adapted site (qualified module name), the structure its layer reports (block size, qubits, side, rank...;
+    plain JSON values): saved with the weights (qadapt/runs.py). peft's layers report their class and config."""
+    out: dict[str, dict] = {}
+    for name, layer in adapter_modules(model):
+        report = getattr(layer, "structure", None)
+        out[name] = report() if callable(report) else {"layer": type(layer).__name__}
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # peft is a dependency; without it there are no peft layers to describe
+        return out
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            info = {"layer": type(module).__name__}
+            for attr in ("r", "oft_block_size", "boft_block_size", "boft_n_butterfly_factor"):
+                value = getattr(module, attr, None)
+                if isinstance(value, dict) and value:
+                    info[attr] = next(iter(value.values()))
+            out[name] = info
+    return out
 
 
 def adapter_layers(model: nn.Module) -> list[int]:
@@ -74,4 +120,4 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
             own[name].copy_(tensor)
 
 
-__all__ = ["ADAPTERS", "REPLACEMENTS", "apply", "describe", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]
+__all__ = ["ADAPTERS", "REPLACEMENTS", "AdapterSpec", "apply", "describe", "replaces", "structure", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]

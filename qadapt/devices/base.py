@@ -1,18 +1,30 @@
-"""The one interface between adapters and execution back ends, and the readout rule they share.
+"""The one interface between adapters and execution back ends: circuits + inputs -> probabilities, counts or states.
 
-Readout (CUA paper, execution on the QPU; NOTES.md): slice x_j (b = 2^q entries) is normalised and
-amplitude-encoded, |x_j> = x_j / ||x_j||; U_j acts; the device returns the outcome probabilities
-p_j(k) (exact, or counts / shots). The output slice is
+A device runs circuit descriptions (qadapt/quantum/: what runs) on batches of inputs, and decides where and how:
+exact torch simulation, PennyLane, Qiskit/Aer, IBM hardware. It returns outcome probabilities (exact, or counts /
+shots) or, on statevector simulators, final states, and knows nothing of what an adapter makes of them: CUA's
+readout rule is :mod:`qadapt.quantum.readout`, QFFN's is in :mod:`qadapt.adapters.qffn.ffn`.
 
-    y_j(k) = ||x_j|| * sqrt(p_j(k)) * sign((U_j x_j)(k))
+One method per circuit kind, as their inputs differ (N circuits per call, batched):
 
-Counts carry no sign, so signs are restored from the exact computation, as the paper does. With exact
-probabilities, y_j = U_j x_j exactly; with finite shots, sqrt(counts / shots) estimates |(U_j x_j)(k)| / ||x_j||.
+=========  ===============================================================  ==========================
+kind       method                                                           returns
+=========  ===============================================================  ==========================
+block      ``block_probabilities(BlockUnitaryCircuit, states (N, n, b))``     ``(N, n, b)`` (CUA)
+ansatz     ``ansatz_probabilities(StronglyEntanglingCircuit, (N, k), m)``     ``(N, m)`` (QFFN)
+overlap    ``overlap_probabilities(StronglyEntanglingCircuit, l, r (N, 2^n))``  ``(N,)`` (quantum heads)
+rbs        ``rbs_states(RBSCircuit, states (N, 2^n))``                        ``(N, 2^n)`` (QuIC checks)
+=========  ===============================================================  ==========================
+
+Accounting is the device's: every one of these methods records what it ran through :meth:`Device.count_circuits`
+(``circuits_run``; :class:`~qadapt.devices.accounting.CircuitCounter` also tallies per site). A backend implements
+the underscored methods (``_block_probabilities`` ...), the public ones check support and count.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import partial
 
 import torch
 from omegaconf import DictConfig
@@ -21,74 +33,111 @@ from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 from ..quantum.compound import RBSCircuit
+from ..quantum.readout import read_out_blocks
+from .sampling import sample_counts  # noqa: F401 (re-exported: qadapt.devices.base.sample_counts)
+
+CIRCUIT_KINDS = ("block", "ansatz", "overlap", "rbs")
 
 
 class Device(ABC):
-    """Executes circuit descriptions on vectors of activations.
+    """Executes circuit descriptions on batches of inputs (module docstring).
 
-    ``differentiable`` says whether gradients flow through :meth:`run_blocks` (training needs it).
-    ``shots``: None for exact probabilities, else measurements per circuit.
+    Attributes:
+        differentiable: gradients flow through the results (training needs it).
+        shots: None for exact probabilities, else measurements per circuit.
+        seed: seeds the device's sampling.
+        circuits_run: circuits executed so far (one per input vector and block, QPU accounting).
+        positions: ``scored`` or ``all``: which token positions an evaluation sends to the device.
+        supports_ansatz: the device runs QFFN circuits (ansatz and overlap kinds).
+        supports_statevector: the device returns final statevectors (without shots).
+    Raises (at construction):
+        ConfigError: unknown ``positions``.
     """
 
     name: str = "abstract"
     differentiable: bool = False
     POSITIONS = ("scored", "all")
+    supports_ansatz: bool = False
+    supports_statevector: bool = False
 
     def __init__(self, cfg: DictConfig | None = None):
         self.cfg = cfg
         shots = None if cfg is None else cfg.get("shots")
         self.shots = None if shots is None else int(shots)
         self.seed = 0 if cfg is None or cfg.get("seed") is None else int(cfg.seed)
-        self.circuits_run = 0  # (token, block) circuits executed so far (QPU accounting)
+        self.circuits_run = 0
         self.positions = "scored" if cfg is None else str(cfg.get("positions", "scored"))
         if self.positions not in self.POSITIONS:
-            raise ConfigError(f"unknown device.positions '{self.positions}'; valid choices: {', '.join(self.POSITIONS)}")
+            raise ConfigError(f"unknown device.positions '{self.positions}'; "
+                              f"valid choices: {', '.join(self.POSITIONS)}")
 
     @property
     def is_exact(self) -> bool:
-        """True when readout equals U_j x_j exactly (no shots, no noise): nothing to compare against."""
+        """True when results are exact and noise-free (no shots, no noise), so an adapter may compute them itself:
+        e.g. CUA's readout then equals U_j x_j exactly (qadapt/quantum/readout.py)."""
         return self.differentiable
-    def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``circuit`` to every vector of ``x`` and read the result out (rule in the module docstring).
 
-        Args:
-            circuit: block unitaries, width d = n_blocks * b.
-            x: ``(..., d)`` activations, any leading shape (batch, tokens).
-        Returns:
-            ``(..., d)`` in the dtype of ``x``: slice j of each vector replaced by the read-out U_j x_j.
-        Raises:
-            ValueError: ``x``'s last axis is not the circuit's width.
+    def count_circuits(self, kind: str, qubits: int, circuits: int, distinct: int = 1) -> None:
+        """Record that ``circuits`` circuits of ``kind`` (:data:`CIRCUIT_KINDS`) on ``qubits`` qubits ran, built
+        from ``distinct`` different circuits (block unitaries, heads).
+
+        The probability methods below call it; an adapter calls it for circuits whose exact result it computes
+        itself on an exact device (:attr:`is_exact`: CUA's U_j x_j, the quantum heads' kernel as one matmul), so
+        ``circuits_run`` counts what an evaluation would send to hardware either way. Subclasses that keep more
+        (:class:`~qadapt.devices.accounting.CircuitCounter`) override it and call ``super()``.
         """
-        if x.shape[-1] != circuit.width:
-            raise ValueError(f"vector width {x.shape[-1]} != circuit width {circuit.width}")
-        b, n = circuit.block_size, circuit.n_blocks
-        slices = x.detach().to(torch.float64).reshape(-1, n, b)
-        unitaries = circuit.unitaries.detach().to(torch.float64)
-        exact = torch.einsum("Nnb,ncb->Nnc", slices, unitaries)
-        norms = slices.norm(dim=-1, keepdim=True)
-        # an all-zero slice has no quantum state; its output is zero whatever is measured
-        states = torch.where(norms > 0, slices / norms.clamp_min(1e-300), torch.full_like(slices, b**-0.5))
-        probs = self.block_probabilities(circuit, states)
-        self.circuits_run += states.shape[0] * n
-        out = norms * probs.clamp_min(0).sqrt() * torch.sign(exact)
-        return out.reshape(x.shape).to(x.dtype)
+        self.circuits_run += circuits
 
-    @abstractmethod
+    # -- block circuits (CUA) -----------------------------------------------------------------------------------
+
     def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
-        """Outcome probabilities of every (vector, block) circuit.
+        """Outcome probabilities of every (vector, block) circuit S(|x_j>), U_j, measure all.
 
         Args:
-            states: ``(N, n_blocks, b)`` float64 unit vectors, the amplitude-encoded slices.
+            circuit: block unitaries U_j ``(n_blocks, b, b)``, b = 2^q.
+            states: ``(N, n_blocks, b)`` float64 unit vectors, the amplitude-encoded slices
+                (:func:`qadapt.quantum.readout.encode_blocks`).
         Returns:
             ``(N, n_blocks, b)`` float64; entry k is P(outcome k) after U_j, basis order = amplitude order
-            (first qubit most significant). Exact when ``shots`` is None, else counts / shots.
+            (first qubit most significant). Exact when ``shots`` is None, else counts / shots. Counts N * n_blocks.
         """
+        probs = self._block_probabilities(circuit, states)
+        self.count_circuits("block", circuit.qubits_per_block, states.shape[0] * states.shape[1], circuit.n_blocks)
+        return probs
 
-    # QFFN circuits (qadapt/quantum/ansatz.py): amplitude encoding of a whole hidden vector + a variational
-    # ansatz, and the compute-uncompute kernel of quantum attention heads. Devices that cannot run them say so.
-    supports_ansatz: bool = False
+    @abstractmethod
+    def _block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+        """The backend's :meth:`block_probabilities` (no counting)."""
 
-    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None) -> torch.Tensor:
+    def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
+        """Deprecated, kept for callers not yet moved: :func:`qadapt.adapters.cua.run_blocks` (this device's
+        probabilities read out by :func:`qadapt.quantum.readout.read_out_blocks`; an exact device gives U_j x_j).
+
+        ``x``: ``(..., d)``; returns ``(..., d)`` in the dtype of ``x``. Raises: ValueError for a width mismatch.
+        """
+        if self.is_exact:
+            self.count_circuits("block", circuit.qubits_per_block, x.numel() // circuit.block_size, circuit.n_blocks)
+            return circuit.apply(x)
+        return read_out_blocks(circuit, x, partial(self.block_probabilities, circuit))
+
+    # -- QFFN circuits: amplitude encoding of a whole hidden vector + a variational ansatz, and the compute-uncompute
+    # kernel of quantum attention heads (qadapt/quantum/ansatz.py). Devices that cannot run them say so.
+
+    def require_ansatz(self) -> None:
+        """Check that this device runs QFFN circuits (ansatz and overlap kinds).
+
+        Raises:
+            ConfigError: it cannot; the message lists the device names that can.
+        """
+        if not self.supports_ansatz:
+            from . import DEVICES
+
+            ok = sorted(name for name, cls in DEVICES.items() if cls.supports_ansatz)
+            raise ConfigError(f"device={self.name} cannot run QFFN circuits (10-qubit amplitude encoding + ansatz) "
+                              f"yet; valid choices: {', '.join(ok)}")
+
+    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
+                             outputs: int | None = None) -> torch.Tensor:
         """Outcome probabilities of S(psi) then U(theta), for every state.
 
         Args:
@@ -97,25 +146,53 @@ class Device(ABC):
             outputs: return outcomes 0..outputs-1 only (default all 2^n); all 2^n are measured.
         Returns:
             ``(N, outputs)``: P(k) (exact) or counts_k / shots; differentiable only on a differentiable device.
+            Counts N circuits.
         Raises:
             ConfigError: the device cannot run QFFN circuits.
         """
-        raise ConfigError(self._no_ansatz())
+        self.require_ansatz()
+        probs = self._ansatz_probabilities(circuit, states, outputs)
+        self.count_circuits("ansatz", circuit.n_qubits, states.shape[0])
+        return probs
 
-    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    def _ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
+                              outputs: int | None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} sets supports_ansatz without _ansatz_probabilities")
+
+    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
+                              right: torch.Tensor) -> torch.Tensor:
         """P(|0...0>) of the compute-uncompute circuit S(r), U(theta), S(l)^dagger for every pair of rows.
 
         Args:
             left, right: ``(N, 2^n)`` real unit vectors (row i of each forms pair i).
         Returns:
-            ``(N,)`` = |<l_i| U |r_i>|^2 exactly, or counts of the all-zero outcome / shots.
+            ``(N,)`` = |<l_i| U |r_i>|^2 exactly, or counts of the all-zero outcome / shots. Counts N circuits.
         Raises:
             ConfigError: the device cannot run QFFN circuits.
         """
-        raise ConfigError(self._no_ansatz())
+        self.require_ansatz()
+        probs = self._overlap_probabilities(circuit, left, right)
+        self.count_circuits("overlap", circuit.n_qubits, left.shape[0])
+        return probs
 
-    # QuIC: Hamming-weight-preserving (RBS/FBS) circuits, final statevectors (tests the compound-matrix claim)
-    supports_statevector: bool = False
+    def _overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
+                               right: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} sets supports_ansatz without _overlap_probabilities")
+
+    # -- QuIC: Hamming-weight-preserving (RBS/FBS) circuits, final statevectors (tests the compound-matrix claim) --
+
+    def require_statevector(self) -> None:
+        """Check that this device returns final statevectors (a simulator without shots).
+
+        Raises:
+            ConfigError: it does not; the message lists the device names that do.
+        """
+        if not self.supports_statevector or self.shots is not None:
+            from . import DEVICES
+
+            ok = sorted(name for name, cls in DEVICES.items() if cls.supports_statevector)
+            raise ConfigError(f"device={self.name} returns no statevectors; "
+                              f"valid choices: {', '.join(ok)} (shots=null)")
 
     def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
         """Final statevectors of ``circuit`` run on each input state.
@@ -123,52 +200,17 @@ class Device(ABC):
         Args:
             states: ``(N, 2^n)`` real unit vectors (qubit 0 = most significant bit).
         Returns:
-            ``(N, 2^n)`` float64 amplitudes (RBS circuits are real).
+            ``(N, 2^n)`` float64 amplitudes (RBS circuits are real). Counts N circuits.
         Raises:
             ConfigError: the device returns no statevectors (hardware, shots).
         """
-        from . import DEVICES
+        self.require_statevector()
+        out = self._rbs_states(circuit, states)
+        self.count_circuits("rbs", circuit.n_qubits, states.shape[0])
+        return out
 
-        ok = sorted(name for name, cls in DEVICES.items() if cls.supports_statevector)
-        raise ConfigError(f"device={self.name} returns no statevectors; valid choices: {', '.join(ok)} (shots=null)")
-
-    def _no_ansatz(self) -> str:
-        from . import DEVICES
-
-        ok = sorted(name for name, cls in DEVICES.items() if cls.supports_ansatz)
-        return (f"device={self.name} cannot run QFFN circuits (10-qubit amplitude encoding + ansatz) yet; "
-                f"valid choices: {', '.join(ok)}")
+    def _rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} sets supports_statevector without _rbs_states")
 
     def describe(self) -> str:
         return self.name if self.shots is None else f"{self.name}(shots={self.shots})"
-
-
-def sample_counts(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
-    """Multinomial counts for every row of ``probs`` (``(..., b)``), as conditional binomials.
-
-    One vectorised draw per basis state when b <= 64, never a loop over circuits or tokens, and no
-    ``(rows, shots)`` sample array; for wider registers (QFFN: 1024 outcomes) ``torch.multinomial`` in row
-    chunks of bounded size, counted with one scatter-add per chunk. Returns float64 counts of the same shape,
-    summing to ``shots``.
-    """
-    p = probs.clamp_min(0)
-    p = p / p.sum(-1, keepdim=True)
-    if p.shape[-1] > 64:
-        flat = p.reshape(-1, p.shape[-1])
-        counts = torch.zeros_like(flat)
-        rows = max(1, 2**24 // shots)  # at most 16M samples held at once
-        for start in range(0, flat.shape[0], rows):
-            draws = torch.multinomial(flat[start : start + rows], shots, replacement=True, generator=generator)
-            counts[start : start + rows].scatter_add_(1, draws, torch.ones_like(draws, dtype=counts.dtype))
-        return counts.reshape(p.shape)
-    counts = torch.zeros_like(p)
-    remaining = torch.full(p.shape[:-1], float(shots), dtype=p.dtype)
-    mass = torch.ones(p.shape[:-1], dtype=p.dtype)
-    for k in range(p.shape[-1] - 1):
-        ratio = (p[..., k] / mass.clamp_min(1e-300)).clamp(0, 1)
-        draw = torch.binomial(remaining, ratio, generator=generator)
-        counts[..., k] = draw
-        remaining = remaining - draw
-        mass = mass - p[..., k]
-    counts[..., -1] = remaining
-    return counts

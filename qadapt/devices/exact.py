@@ -1,4 +1,4 @@
-"""Exact device: block unitaries applied by one batched matmul over all tokens and blocks."""
+"""Exact device: torch statevector simulation, batched over every circuit of a call."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import torch
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 from ..quantum.compound import RBSCircuit
-from .base import Device, sample_counts
+from .base import Device
+from .sampling import sample_counts
 
 
 class ExactDevice(Device):
     """Torch statevector execution.
 
-    ``shots=None`` (default): noise-free, infinite shots, differentiable: y_j = U_j x_j directly (the
-    readout rule reduces to this exactly, so no normalisation is done). ``shots=N``: the exact
-    probabilities |U_j x_j|^2 / ||x_j||^2 are sampled N times per circuit (seeded) and read out with
-    the shared rule; not differentiable.
+    ``shots=None`` (default): noise-free, infinite shots, differentiable (:attr:`is_exact`: adapters may compute
+    the exact results themselves, e.g. CUA's y_j = U_j x_j, and count them with :meth:`count_circuits`).
+    ``shots=N``: the exact probabilities are sampled N times per circuit (seeded); not differentiable.
     """
 
     name = "exact"
@@ -31,20 +31,14 @@ class ExactDevice(Device):
         super().__init__(cfg)
         self._generator = torch.Generator().manual_seed(self.seed)
 
-    def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
-        if self.shots is not None:
-            return super().run_blocks(circuit, x)
-        self.circuits_run += x.numel() // circuit.block_size
-        return circuit.apply(x)
-
-    def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+    def _block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         probs = torch.einsum("Nnb,ncb->Nnc", states, circuit.unitaries.to(states.dtype)).square()
         if self.shots is None:
             return probs
         return sample_counts(probs, self.shots, self._generator) / self.shots
 
-    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None) -> torch.Tensor:
-        self.circuits_run += states.shape[0]
+    def _ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
+                              outputs: int | None = None) -> torch.Tensor:
         if self.shots is None:
             return circuit.probabilities(states, outputs)  # fused simulator, differentiable
         # shots sample every outcome of the register, also those the caller does not read
@@ -52,19 +46,17 @@ class ExactDevice(Device):
         counts = sample_counts(probs, self.shots, self._generator)
         return (counts / self.shots)[:, :outputs].to(states.dtype)
 
-    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    def _overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
+                               right: torch.Tensor) -> torch.Tensor:
         u = circuit.unitary()
         ur = right.to(u.dtype) @ u.transpose(0, 1)  # rows (U r_i)^T
         amp = (left.to(u.dtype) * ur).sum(-1)
         probs = amp.real.square() + amp.imag.square()
-        self.circuits_run += left.shape[0]
         if self.shots is None:
             return probs
-        hits = torch.binomial(torch.full_like(probs.detach().double(), float(self.shots)), probs.detach().double().clamp(0, 1),
-                              generator=self._generator)
+        hits = torch.binomial(torch.full_like(probs.detach().double(), float(self.shots)),
+                              probs.detach().double().clamp(0, 1), generator=self._generator)
         return (hits / self.shots).to(probs.dtype)
 
-    def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
-        if self.shots is not None:
-            return super().rbs_states(circuit, states)
+    def _rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
         return circuit.apply_to_states(states.to(torch.float64))

@@ -136,7 +136,8 @@ class NoiseChannels:
 
 
 def fuse_block(compiled, n_angles: int, channels: NoiseChannels) -> FusedBlock:
-    """Fuse one transpiled block circuit (prep angles theta[0..n_angles), measurements included) into a :class:`FusedBlock`.
+    """Fuse one transpiled block circuit (prep angles theta[0..n_angles), measurements included) into a
+    :class:`FusedBlock`.
 
     Raises:
         QadaptError: a token-dependent gate other than RZ, or more than 6 active qubits.
@@ -147,7 +148,8 @@ def fuse_block(compiled, n_angles: int, channels: NoiseChannels) -> FusedBlock:
     active = sorted({compiled.find_bit(qb).index for ins in ops for qb in ins.qubits})
     k = len(active)
     if k > 6:
-        raise QadaptError(f"a compiled block touches {k} qubits; the fused simulator handles at most 6 (device.engine=aer)")
+        raise QadaptError(f"a compiled block touches {k} qubits; the fused simulator handles at most 6 "
+                          "(device.engine=aer)")
     local_of = {p: i for i, p in enumerate(active)}
     dim = 2**k
     # the segment being fused acts on the 4^k basis operators E_ab at once: rho[(a, b)] starts as E_ab
@@ -180,7 +182,8 @@ def fuse_block(compiled, n_angles: int, channels: NoiseChannels) -> FusedBlock:
             coefs.append(coef)
             offsets.append(offset)
             continue
-        superop = local_superop(np.asarray(Operator(op).data, dtype=np.complex128), channels.error_superop(op.name, phys))
+        gate = np.asarray(Operator(op).data, dtype=np.complex128)
+        superop = local_superop(gate, channels.error_superop(op.name, phys))
         if len(local) == 1:
             pending[local[0]] = superop @ pending.get(local[0], np.eye(4))
         else:
@@ -204,7 +207,10 @@ def fuse_block(compiled, n_angles: int, channels: NoiseChannels) -> FusedBlock:
     diag[np.arange(dim), np.arange(dim) * dim + np.arange(dim)] = 1.0
     start = superops[0][:, 0].numpy()  # the first segment applied to |0><0| = E_00
     final = (readout @ diag) @ superops[-1].numpy() if len(superops) > 1 else readout @ diag
-    mids = np.stack([s.numpy() for s in superops[1:-1]]) if len(superops) > 2 else np.zeros((0, dim * dim, dim * dim), np.complex128)
+    if len(superops) > 2:
+        mids = np.stack([s.numpy() for s in superops[1:-1]])
+    else:
+        mids = np.zeros((0, dim * dim, dim * dim), np.complex128)
     return FusedBlock(start, mids, np.array(phase_qubit, dtype=np.int64), np.array(coefs).reshape(len(coefs), n_angles),
                       np.array(offsets), final, active)
 
@@ -233,11 +239,14 @@ class FusedCircuits:
         self.dtype = dtype
         self.start = torch.from_numpy(np.stack([b.start for b in blocks])).to(dtype)  # (n, D)
         # (m - 1, n, D, D): each segment transposed, since the batch holds vec(rho) as rows
-        self.mids = torch.from_numpy(np.stack([b.superops for b in blocks], axis=1).transpose(0, 1, 3, 2).copy()).to(dtype)
-        self.patterns = _phase_pattern(self.k)[torch.from_numpy(np.stack([b.phase_qubit for b in blocks], axis=1))]  # (m, n, D)
+        mids = np.stack([b.superops for b in blocks], axis=1).transpose(0, 1, 3, 2)
+        self.mids = torch.from_numpy(mids.copy()).to(dtype)
+        phase_qubits = torch.from_numpy(np.stack([b.phase_qubit for b in blocks], axis=1))
+        self.patterns = _phase_pattern(self.k)[phase_qubits]  # (m, n, D)
         self.coef = torch.from_numpy(np.stack([b.phase_coef for b in blocks], axis=1))  # (m, n, angles)
         self.offset = torch.from_numpy(np.stack([b.phase_offset for b in blocks], axis=1))  # (m, n)
-        self.final = torch.from_numpy(np.stack([b.readout for b in blocks]).transpose(0, 2, 1).copy()).to(dtype)  # (n, D, b)
+        final = np.stack([b.readout for b in blocks]).transpose(0, 2, 1)
+        self.final = torch.from_numpy(final.copy()).to(dtype)  # (n, D, b)
 
     def probabilities(self, angles: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
         """Outcome distributions ``(N, n, b)`` float64 for prep angles ``(N, n, 2^q - 1)`` float64."""

@@ -52,9 +52,13 @@ class IBMDevice(QiskitSamplerDevice):
                 "use device=ibm_fake."
             ) from None
         except Exception as err:  # rejected token, network: say so without the token
-            raise QadaptError(f"IBM Quantum account could not be used: {type(err).__name__}: {_scrub(str(err))}") from None
+            raise QadaptError(f"IBM Quantum account could not be used: "
+                              f"{type(err).__name__}: {_scrub(str(err))}") from None
         try:
-            self.backend = service.backend(str(cfg.backend)) if cfg.backend else service.least_busy(operational=True, simulator=False)
+            if cfg.backend:
+                self.backend = service.backend(str(cfg.backend))
+            else:
+                self.backend = service.least_busy(operational=True, simulator=False)
         except Exception as err:
             raise QadaptError(f"IBM backend {cfg.backend or '(least busy)'} unavailable: {_scrub(str(err))}") from None
         self.batch = Batch(backend=self.backend)

@@ -21,9 +21,10 @@ import torch
 
 from ..errors import ConfigError
 from ..quantum.circuits import BlockUnitaryCircuit
-from .base import Device, sample_counts
+from .base import Device
 from .jobs import JobRunner, JobSpec, split_jobs
 from .qiskit_compile import amplitude_angles, block_circuits, state_prep_template  # noqa: F401 (re-exported)
+from .sampling import sample_counts
 
 
 class QiskitSamplerDevice(Device):
@@ -75,7 +76,7 @@ class QiskitSamplerDevice(Device):
         """What identifies this device's measurements of the circuits ``key``, for the job journal."""
         return f"{self.describe()}|opt{self.optimization_level}|seed{self.seed}|{key}"
 
-    def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+    def _block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         N, n, b = states.shape
         key, templates = self._compile(circuit)
         angles = amplitude_angles(states.cpu().numpy())  # (N, n, b - 1)
@@ -85,7 +86,8 @@ class QiskitSamplerDevice(Device):
             return [(templates[j], angles[spec.start : spec.stop, j, :]) for j in spec.blocks]
 
         def collect(result, spec: JobSpec) -> np.ndarray:
-            # (blocks, tokens, shots) outcomes; the lowest byte holds the q <= 8 measured bits, qubit 0 least significant
+            # (blocks, tokens, shots) outcomes; the lowest byte holds the q <= 8 measured bits, qubit 0 least
+            # significant
             outcomes = np.stack([r.data.meas.array[..., -1] for r in result]).astype(np.int64) & (b - 1)
             rows = outcomes.shape[0] * outcomes.shape[1]
             flat = (np.arange(rows).reshape(outcomes.shape[:2] + (1,)) * b + outcomes).ravel()
@@ -129,9 +131,9 @@ class IBMFakeDevice(QiskitSamplerDevice):
         options = {"backend_options": {"seed_simulator": self.seed, "noise_model": self._noise_model}}
         self.sampler = SamplerV2(seed=self.seed, options=options)
 
-    def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+    def _block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         if self.engine == "aer":
-            return super().block_probabilities(circuit, states)
+            return super()._block_probabilities(circuit, states)
         from .fused_noise import FusedCircuits, NoiseChannels, fuse_block
 
         key, templates = self._compile(circuit)

@@ -129,14 +129,15 @@ class JobRunner:
             else:
                 todo.append(i)
         if self.from_journal:
-            log(f"device journal {self.journal}: {self.from_journal} of {len(specs)} jobs already measured, {len(todo)} to run")
+            log(f"device journal {self.journal}: {self.from_journal} of {len(specs)} jobs already measured, "
+                f"{len(todo)} to run")
         attempts = {i: 0 for i in todo}
         waiting = list(reversed(todo))  # popped from the end: submission in order
         in_flight: list[tuple[int, object]] = []
         while waiting or in_flight:
             while waiting and len(in_flight) < self.max_jobs_in_flight:
                 i = waiting.pop()
-                job = self._attempt(lambda: submit(pubs_of(specs[i])), i, attempts, transient, waiting)
+                job = self._attempt(lambda i=i: submit(pubs_of(specs[i])), i, attempts, transient, waiting)
                 if job is not None:
                     self.job_ids.append(str(job.job_id()))
                     self.submitted += 1
@@ -144,7 +145,8 @@ class JobRunner:
             if not in_flight:
                 continue
             i, job = in_flight.pop(0)  # the oldest first: the service runs them in order
-            counts = self._attempt(lambda: collect(job.result(), specs[i]), i, attempts, transient, waiting)
+            counts = self._attempt(lambda i=i, job=job: collect(job.result(), specs[i]), i, attempts, transient,
+                                   waiting)
             if counts is not None:
                 results[i] = counts
                 self._save(keys[i], counts)
@@ -157,7 +159,8 @@ class JobRunner:
         except transient as err:
             attempts[i] += 1
             if attempts[i] > self.retries:
-                raise QadaptError(self._failure(i, f"{type(err).__name__}: {err} (after {self.retries} retries)")) from None
+                what = f"{type(err).__name__}: {err} (after {self.retries} retries)"
+                raise QadaptError(self._failure(i, what)) from None
             wait = self.retry_wait_s * 2 ** (attempts[i] - 1)
             log(f"job {i}: {type(err).__name__}: {err}; retry {attempts[i]}/{self.retries} in {wait:.0f} s")
             self.retried += 1

@@ -55,7 +55,8 @@ class PennyLaneDevice(Device):
             try:
                 dev = qml.device(self.backend, wires=qubits, seed=self.seed)
             except qml.DeviceError as err:
-                raise ConfigError(f"device {self.backend}: {err} (for lightning.gpu: pip install 'qadapt[gpu]')") from None
+                raise ConfigError(f"device {self.backend}: {err} "
+                                  "(for lightning.gpu: pip install 'qadapt[gpu]')") from None
             wires = list(range(qubits))
 
             def blocks(states, unitaries):  # CUA: S(x_j), U_j
@@ -90,7 +91,7 @@ class PennyLaneDevice(Device):
             self._qnodes[(qubits, kind)] = qnode if self.shots is None else qml.set_shots(qnode, shots=self.shots)
         return self._qnodes[(qubits, kind)]
 
-    def block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
+    def _block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         N, n, b = states.shape
         flat_states = states.reshape(N * n, b).cpu().numpy()
         unitaries = circuit.unitaries.detach().to(torch.float64).cpu().numpy()
@@ -98,26 +99,24 @@ class PennyLaneDevice(Device):
         probs = np.asarray(self._qnode(circuit.qubits_per_block)(flat_states, flat_unitaries), dtype=np.float64)
         return torch.from_numpy(probs.reshape(N, n, b))
 
-    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None) -> torch.Tensor:
+    def _ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
+                              outputs: int | None = None) -> torch.Tensor:
         weights = circuit.weights.detach().to(torch.float64).cpu().numpy()
         padded = torch.nn.functional.pad(states.detach().to(torch.float64), (0, circuit.size - states.shape[-1]))
         probs = self._qnode(circuit.n_qubits, "ansatz")(padded.cpu().numpy(), weights)
-        self.circuits_run += states.shape[0]
         probs = torch.from_numpy(np.asarray(probs, dtype=np.float64).reshape(states.shape[0], circuit.size))
         return probs[:, :outputs].to(states.dtype)
 
-    def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
-        if self.shots is not None:
-            return super().rbs_states(circuit, states)
+    def _rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
         angles = circuit.angles.detach().to(torch.float64).cpu().numpy()
         gates = [(i, j, float(t)) for (i, j), t in zip(circuit.gates, angles)]
         out = self._qnode(circuit.n_qubits, "rbs")(states.detach().to(torch.float64).cpu().numpy(), gates)
-        self.circuits_run += states.shape[0]
         return torch.from_numpy(np.real(np.asarray(out)).reshape(states.shape[0], -1).copy())
 
-    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    def _overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
+                               right: torch.Tensor) -> torch.Tensor:
         weights = circuit.weights.detach().to(torch.float64).cpu().numpy()
         as_np = lambda t: t.detach().to(torch.float64).cpu().numpy()  # noqa: E731
-        probs = np.asarray(self._qnode(circuit.n_qubits, "overlap")(as_np(left), as_np(right), weights), dtype=np.float64)
-        self.circuits_run += left.shape[0]
+        qnode = self._qnode(circuit.n_qubits, "overlap")
+        probs = np.asarray(qnode(as_np(left), as_np(right), weights), dtype=np.float64)
         return torch.from_numpy(probs.reshape(left.shape)[:, 0].copy()).to(left.dtype)

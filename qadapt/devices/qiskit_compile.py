@@ -25,7 +25,8 @@ def _qiskit():
         import qiskit  # noqa: F401
         from qiskit_ibm_runtime import fake_provider
     except ImportError:
-        raise ConfigError("compiling circuits needs the extra `ibm`: pip install -e '.[ibm]' (make setup installs it)") from None
+        raise ConfigError("compiling circuits needs the extra `ibm`: pip install -e '.[ibm]' "
+                          "(make setup installs it)") from None
     return fake_provider
 
 
@@ -37,7 +38,8 @@ def fake_backend(name: str):
         ConfigError: unknown name (lists the valid ones).
     """
     fake_provider = _qiskit()
-    names = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n not in ("FakeProviderForBackendV2", "FakeProvider"))
+    providers = ("FakeProviderForBackendV2", "FakeProvider")
+    names = sorted(n for n in dir(fake_provider) if n.startswith("Fake") and n not in providers)
     if name not in names:
         raise ConfigError(f"unknown fake backend '{name}'; valid choices: {', '.join(names)}")
     return getattr(fake_provider, name)()
@@ -90,7 +92,8 @@ def block_circuits(unitaries: np.ndarray, prep=None) -> list:
     return circuits
 
 
-def compile_blocks(unitaries: np.ndarray, backend, optimization_level: int = 3, seed: int = 0, with_state_prep: bool = False) -> list[BlockCost]:
+def compile_blocks(unitaries: np.ndarray, backend, optimization_level: int = 3, seed: int = 0,
+                   with_state_prep: bool = False) -> list[BlockCost]:
     """Transpile every block unitary once to the backend's basis (CZ/SX/RZ on Heron).
 
     Args:
@@ -104,7 +107,8 @@ def compile_blocks(unitaries: np.ndarray, backend, optimization_level: int = 3, 
     from qiskit import transpile
 
     prep = state_prep_template(unitaries.shape[-1].bit_length() - 1)[0] if with_state_prep else None
-    compiled = transpile(block_circuits(unitaries, prep), backend=backend, optimization_level=optimization_level, seed_transpiler=seed)
+    compiled = transpile(block_circuits(unitaries, prep), backend=backend, optimization_level=optimization_level,
+                         seed_transpiler=seed)
     return [_cost(c) for c in compiled]
 
 
@@ -182,7 +186,7 @@ def state_prep_template(qubits: int):
     for level in range(qubits):
         target = qubits - 1 - level
         controls = list(range(qubits - 1, qubits - 1 - level, -1))  # the qubits above, nearest last
-        for j, c in enumerate(_multiplexor_controls(level) if level else [None]):
+        for c in _multiplexor_controls(level) if level else [None]:
             circuit.ry(theta[i], target)
             i += 1
             if c is not None:

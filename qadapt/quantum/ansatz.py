@@ -59,7 +59,7 @@ def amplitude_encode(x: torch.Tensor, n_qubits: int, pad: bool = True) -> tuple[
 
 def entangler_ranges(n_qubits: int, depth: int) -> list[int]:
     """PennyLane's default CNOT ranges of StronglyEntanglingLayers: r_l = (l mod (n-1)) + 1 (n > 1)."""
-    return [(l % (n_qubits - 1)) + 1 if n_qubits > 1 else 0 for l in range(depth)]
+    return [(layer % (n_qubits - 1)) + 1 if n_qubits > 1 else 0 for layer in range(depth)]
 
 
 @functools.cache
@@ -178,7 +178,8 @@ class StronglyEntanglingCircuit:
         """|<k| U(theta) |psi>|^2 for k < ``outputs`` (default 2^n).
 
         Args:
-            states: ``(N, k_in)`` real unit vectors, k_in <= 2^n (zero padding to 2^n implicit), or complex ``(N, 2^n)``.
+            states: ``(N, k_in)`` real unit vectors, k_in <= 2^n (zero padding to 2^n implicit), or complex
+                ``(N, 2^n)``.
         Returns:
             ``(N, outputs)`` real. Real inputs go through the fused columns U[:outputs, :k_in] as one real matmul
             against [Re; Im] (the fast path: QFFN reads 576 of 1024 outcomes of 576-dim inputs); complex inputs

@@ -47,3 +47,25 @@ def cayley(skew: torch.Tensor) -> torch.Tensor:
     """
     eye = torch.eye(skew.shape[-1], dtype=skew.dtype, device=skew.device)
     return torch.linalg.solve(eye + skew, eye - skew)
+
+
+def random_cayley_generators(n_blocks: int, block_size: int, generator: torch.Generator | None = None,
+                             scale: float = 0.3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Seeded random skew generators, the stand-in for trained ones (circuit compilation, benchmarks, tests).
+
+    One ``torch.randn(n_blocks, b(b-1)/2, generator=generator, dtype=dtype)`` draw times ``scale``: exactly the
+    draws qadapt's callers made by hand, so switching to this function changes no number. ``generator=None``
+    draws from torch's global generator. The default 0.3 gives blocks some way from the identity (rotation angles
+    of about 0.6 rad) without wrapping around.
+
+    Returns:
+        ``(n_blocks, b(b-1)/2)`` in ``dtype``, rows as :func:`skew_symmetric` takes them.
+    """
+    return torch.randn(n_blocks, num_skew_params(block_size), generator=generator, dtype=dtype) * scale
+
+
+def random_block_unitaries(n_blocks: int, block_size: int, generator: torch.Generator | None = None,
+                           scale: float = 0.3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``(n_blocks, b, b)`` orthogonal blocks Q_j = cayley(skew(G_j)) of :func:`random_cayley_generators` (same
+    arguments, same draws)."""
+    return cayley(skew_symmetric(random_cayley_generators(n_blocks, block_size, generator, scale, dtype), block_size))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import combinations
 
 import torch
@@ -26,7 +26,7 @@ import torch
 LAYOUTS = ("pyramid", "butterfly")
 
 
-@lru_cache(maxsize=None)
+@cache
 def subsets(n: int, k: int) -> tuple[tuple[int, ...], ...]:
     """The k-subsets of {0..n-1} in lexicographic order: the row/column order of A^(k)."""
     return tuple(combinations(range(n), k))

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from qadapt import adapters, devices  # noqa: E402
 from qadapt.config import compose  # noqa: E402
 from qadapt.distributed import ranks  # noqa: E402
-from qadapt.train import fit  # noqa: E402
+from qadapt.training.lm import fit  # noqa: E402
 
 
 def main(out: Path, cache: str) -> None:

@@ -182,3 +182,43 @@ def accuracy(scored: list[Scored]) -> dict[str, float]:
     n = len(scored)
     return {"n": n, "acc": sum(s.correct for s in scored) / n if n else float("nan"),
             "acc_norm": sum(s.correct_norm for s in scored) / n if n else float("nan")}
+
+
+MC_COLUMNS = ("suite", "benchmark", "subject", "id", "answer", "choice", "choice_norm", "correct", "correct_norm",
+              "prob_choice", "prob_answer", "probs")
+
+
+def predictions_frame(name: str, scored: list[Scored]):
+    """One row per question (pandas DataFrame, columns :data:`MC_COLUMNS`): the right answer, the model's choice
+    (plain and length-normalised) and its probabilities."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for s in scored:
+        probs = s.probs
+        rows.append({"suite": name, "benchmark": s.question.benchmark, "subject": s.question.subject, "id": s.question.id,
+                     "answer": s.question.answer, "choice": s.choice, "choice_norm": s.choice_norm, "correct": s.correct,
+                     "correct_norm": s.correct_norm, "prob_choice": probs[s.choice], "prob_answer": probs[s.question.answer],
+                     "probs": json.dumps([round(p, 6) for p in probs])})
+    return pd.DataFrame(rows, columns=list(MC_COLUMNS))
+
+
+def evaluate_suites(model: nn.Module, tokenizer, data_dir: str, mc_cfg, bos: bool, label: str):
+    """Every suite of ``mc_cfg`` (the task's ``mc`` block): metrics ``{<suite>_acc, <suite>_acc_norm, <suite>_n}`` and
+    the per-question frame (:func:`predictions_frame`, all suites)."""
+    import pandas as pd
+
+    from ..data import multiple_choice as mc_data
+    from ..log import log
+
+    metrics, frames = {}, []
+    for suite in mc_data.suites(data_dir, mc_cfg):
+        scored = score(model, tokenizer, suite.questions, suite.shots, str(mc_cfg.format), int(mc_cfg.batch_tokens),
+                       int(mc_cfg.max_length), bos, f"{label} {suite.name}")
+        acc = accuracy(scored)
+        metrics.update({f"{suite.name}_{k}": v for k, v in acc.items()})
+        frames.append(predictions_frame(suite.name, scored))
+        log(f"{label} {suite.name}: acc {acc['acc']:.3f}, acc_norm {acc['acc_norm']:.3f} ({acc['n']} questions)")
+    return metrics, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(MC_COLUMNS))

@@ -1,4 +1,6 @@
-"""``qadapt plan``: what a run needs, from the architecture alone (meta device: no weights, no memory).
+"""Resources of a run without its weights: ``qadapt params`` (parameter counts), ``qadapt plan`` (parameters,
+memory, circuits, QPU time) and ``qadapt circuits`` (compiled cost per site), all from the architecture on the meta
+device (no weights, no memory).
 
 Parameters: total (after the adapter is injected) and trainable, counted on the meta-device model.
 
@@ -15,7 +17,7 @@ Memory, in bytes at the model's dtypes (``model.dtype``; adapters take their bas
 - evaluation peak: the most bytes alive at once during a no-grad forward of ``task.batch_size`` x
   ``task.max_length`` tokens through the decoder stack (traced on the meta device, every tensor's storage
   followed from creation to release), plus one chunk of LM-head logits and their log-softmax as qadapt's
-  scorer computes them (``qadapt/tasks/perplexity.py``, ``scored_nll``, ``head_chunk``). The training pass traces with an unpacked batch and
+  scorer computes them (``qadapt/eval/perplexity.py``, ``scored_nll``, ``head_chunk``). The training pass traces with an unpacked batch and
   SDPA's causal path (no materialised mask), as real training runs.
 
 Circuits (adapters that talk to a device): one forward pass of a few tokens through a counting device
@@ -43,7 +45,7 @@ from . import adapters, models
 from .adapters.base import adapter_modules, count_trainable
 from .devices.accounting import CircuitCounter
 from .errors import ConfigError
-from .train import first_trainable_layer
+from .training.lm import first_trainable_layer
 
 QPU_DEVICES = ("ibm", "ibm_fake")
 COMPILE_SAMPLE = 8  # random blocks compiled per site for the gate count (every block of a site has the same shape)
@@ -182,7 +184,7 @@ def eval_peak_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
     """Peak bytes alive in a no-grad forward of the decoder stack on ``(batch, seq_len)`` tokens, plus what
     :func:`qadapt.tasks.perplexity.scored_nll` holds for one chunk of positions (float32 logits and their
     log-softmax). ``model`` lives on the meta device (or any other: the count is the same)."""
-    from .tasks.perplexity import head_chunk
+    from .eval.perplexity import head_chunk
 
     ignore = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
@@ -274,7 +276,7 @@ def plan(cfg: DictConfig) -> Plan:
     train_shape = (int(cfg.train.batch_size), int(cfg.train.seq_len))
     eval_shape = (int(cfg.task.get("batch_size", 1)), int(cfg.task.get("max_length", cfg.train.seq_len)))
     saved = saved_activation_bytes(model, *train_shape) if trainable else 0
-    result = Plan(cfg.model.name, adapters.registry.describe(cfg.adapter), cfg.device.name,
+    result = Plan(cfg.model.name, adapters.describe(cfg.adapter), cfg.device.name,
                   sum(p.numel() for p in model.parameters()), count_trainable(model), len(sites), weights, state,
                   train_shape, saved, eval_shape, eval_peak_bytes(model, *eval_shape), first_trainable_layer(model))
     result.circuit_sites = _circuits(model, cfg) if any(True for _ in adapter_modules(model)) else []
@@ -292,3 +294,136 @@ def plan(cfg: DictConfig) -> Plan:
         result.notes.append(f"layers < {result.first_trainable_layer} are frozen below every trainable parameter: "
                             "their output can be cached (train.cache_activations, task.cache_activations)")
     return result
+
+
+def count_params(cfg: DictConfig) -> dict:
+    """``qadapt params``: parameter counts from the architecture alone (meta device, no weights): base, adapter
+    (trainable), removed (replacement adapters) and total, and the number of adapted sites."""
+    from . import devices
+
+    model = models.build_meta(cfg.model)
+    total = sum(p.numel() for p in model.parameters())
+    sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    added = count_trainable(model)
+    after = sum(p.numel() for p in model.parameters())
+    return {"model": cfg.model.name, "adapter": adapters.describe(cfg.adapter), "sites": len(sites),
+            "base_params": total, "adapter_params": added, "removed_params": total + added - after, "total_params": after}
+
+
+def circuit_plan(cfg: DictConfig, backend_name: str, optimization_level: int, shots: int, tokens: int,
+                 seconds_per_circuit: float) -> list[dict]:
+    """``qadapt circuits``: per block-circuit adapter site (CUA), the compiled cost of its circuits on an IBM backend.
+
+    Block unitaries come from ``from_run`` (a trained adapter: its saved weights and structure) or, without it, from
+    seeded random generators (an untrained adapter is the identity, which compiles to nothing). No model weights are
+    loaded: the sites come from the architecture on the meta device, their block size from the adapter layer itself.
+    Returns one dict per site: blocks (= circuits per token), qubits, depth / 1q / 2q gate counts of Q alone
+    (mean, max) and of a token's full circuit (amplitude encoding + Q + measurement), circuits and shots for
+    ``tokens`` tokens, and QPU time at ``seconds_per_circuit``.
+
+    Raises:
+        ConfigError: an unknown backend; QadaptError: ``from_run`` is not a finished run or is damaged.
+    """
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from . import devices, runs
+    from .devices.qiskit_compile import compile_blocks, fake_backend
+    from .quantum import cayley, num_skew_params, skew_symmetric
+
+    backend = fake_backend(backend_name)
+    trained = runs.load_trained(cfg.from_run) if cfg.from_run else None
+    if trained is not None:
+        cfg.adapter = trained.cfg.adapter
+    model = models.build_meta(cfg.model)
+    adapters.apply(model, cfg.adapter, devices.get(OmegaConf.create({"name": "exact", "shots": None, "seed": 0})))
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    rows = []
+    for name, layer in adapter_modules(model):
+        structure = layer.structure() if hasattr(layer, "structure") else {}
+        if "block_size" not in structure or "generator" not in dict(layer.named_parameters(recurse=False)):
+            continue  # this adapter runs no block circuits
+        b, n_blocks = int(structure["block_size"]), int(structure["n_blocks"])
+        if trained is not None:
+            gens = trained.weights[f"{name}.generator"].double()
+        else:
+            gens = torch.randn(n_blocks, num_skew_params(b), generator=gen, dtype=torch.float64) * 0.3
+        unitaries = cayley(skew_symmetric(gens, b)).numpy()
+        q_only = compile_blocks(unitaries, backend, optimization_level, int(cfg.seed))
+        full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), with_state_prep=True)[0]
+        circuits = n_blocks * tokens
+        rows.append({
+            "site": name.removeprefix("model."),
+            "blocks": n_blocks, "qubits": int(np.log2(b)),
+            "q_depth_mean": float(np.mean([c.depth for c in q_only])), "q_depth_max": max(c.depth for c in q_only),
+            "q_2q_mean": float(np.mean([c.two_qubit for c in q_only])), "q_2q_max": max(c.two_qubit for c in q_only),
+            "q_1q_mean": float(np.mean([c.one_qubit for c in q_only])),
+            "token_circuit_depth": full.depth, "token_circuit_2q": full.two_qubit, "token_circuit_ops": full.ops,
+            "tokens": tokens, "circuits": circuits, "shots_total": circuits * shots,
+            "qpu_hours": circuits * seconds_per_circuit / 3600,
+            "source": "trained" if trained is not None else "random generators (seeded)",
+        })
+    return rows
+
+
+def _gib(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def plan_json(p: Plan) -> str:
+    """``qadapt plan --json``: the plan's fields and its totals as indented JSON."""
+    import dataclasses
+    import json
+
+    return json.dumps({**dataclasses.asdict(p), "circuits_per_token": p.circuits_per_token,
+                       "train_total_bytes": p.train_total_bytes, "eval_total_bytes": p.eval_total_bytes}, indent=2)
+
+
+def plan_tables(p: Plan, cfg: DictConfig) -> list:
+    """``qadapt plan``: the plan as rich tables (the summary, then circuits per site when there are any)."""
+    from rich.table import Table
+
+    table = Table(title=f"qadapt plan: {p.model} · {p.adapter} · device={p.device}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row("parameters", f"{p.total_params:,} in all, {p.trainable_params:,} trainable ({p.sites} sites)")
+    table.add_row("weights", _gib(p.weights_bytes) + f" ({cfg.model.get('dtype', 'float32')})")
+    table.add_row("trainable state", _gib(p.trainable_state_bytes) + " (parameters + gradients + AdamW's 2 moments)")
+    table.add_row("training activations", f"{_gib(p.train_activation_bytes)} saved for backward at batch {p.train_tokens[0]} x "
+                  f"{p.train_tokens[1]} tokens; training total {_gib(p.train_total_bytes)}")
+    table.add_row("evaluation peak", f"{_gib(p.eval_peak_bytes)} at batch {p.eval_tokens[0]} x {p.eval_tokens[1]} tokens; "
+                  f"evaluation total {_gib(p.eval_total_bytes)}")
+    if p.circuit_sites:
+        widths = sorted({s.qubits for s in p.circuit_sites})
+        table.add_row("circuits", f"{p.circuits_per_token:,.0f} per token over {len(p.circuit_sites)} sites, "
+                      f"{'/'.join(map(str, widths))} qubits per circuit")
+        if p.shots:
+            table.add_row("shots", f"{p.shots:,} per circuit, {p.shots * p.circuits_per_token:,.0f} per token")
+        gates = [s for s in p.circuit_sites if s.two_qubit_gates is not None]
+        if gates:
+            mean = sum(s.two_qubit_gates * s.circuits_per_token for s in gates) / sum(s.circuits_per_token for s in gates)
+            table.add_row("compiled", f"{p.backend}, optimisation level {cfg.device.get('optimization_level', 2)}: "
+                          f"{mean:.1f} two-qubit gates per token circuit (mean over sites)")
+        if p.seconds_per_circuit:
+            per_token = p.circuits_per_token * p.seconds_per_circuit / 3600
+            line = f"{per_token:,.2f} h per token at {p.seconds_per_circuit:.1f} s per circuit (the paper's rate)"
+            if p.eval_tokens_on_device:
+                line += f"; {per_token * p.eval_tokens_on_device:,.1f} h for {p.eval_tokens_on_device:,} tokens"
+            table.add_row("QPU time", line)
+    else:
+        table.add_row("circuits", "none: this adapter runs no circuits on a device")
+    for note in p.notes:
+        table.add_row("note", note)
+    tables = [table]
+    if p.circuit_sites:
+        sites = Table(title="circuits per site")
+        for col in ("site", "kind", "qubits", "circuits/token", "2q gates", "depth"):
+            sites.add_column(col)
+        for s in p.circuit_sites:
+            sites.add_row(s.site, s.kind, str(s.qubits), f"{s.circuits_per_token:,.1f}",
+                          "" if s.two_qubit_gates is None else f"{s.two_qubit_gates:.1f}", "" if s.depth is None else f"{s.depth:.1f}")
+        tables.append(sites)
+    return tables

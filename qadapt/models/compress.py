@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models.layers import find_targets
-from .errors import ConfigError
+from .layers import find_targets
+from ..errors import ConfigError
 
 # the seven projections of a Llama-style decoder layer (the paper's recovery adapters sit on all of them)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -1,4 +1,4 @@
-"""The training loop: adapter parameters only, next-token cross-entropy, checkpoints, resume.
+"""The LM training loop: adapter parameters only, next-token cross-entropy, checkpoints, resume.
 
 Direct on purpose (nanoGPT style): AdamW, warmup then cosine/linear decay (transformers.get_scheduler),
 gradient clipping and accumulation. The data order is a seeded permutation of fixed-length chunks, so a
@@ -23,14 +23,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from transformers import get_scheduler
 
-from .models.layers import decoder_layers
-from .distributed import all_reduce_sum, average_gradients, ranks
-from .log import log
-from .errors import ConfigError, TrainingDiverged
-from .models import input_device
-from .models.partial import hidden_at, layer_range
+from ..models.layers import decoder_layers
+from ..cache import ActivationCache
+from ..distributed import all_reduce_sum, average_gradients, ranks
+from ..log import log
+from ..errors import ConfigError, QadaptError, TrainingDiverged
+from ..models import input_device
+from ..models.partial import hidden_at, layer_range
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.pt"  # qadapt/runs.py CHECKPOINT_FILE
 
 
 @dataclass
@@ -44,6 +45,12 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)  # wall seconds of each step this call ran
     cache_layer: int | None = None  # decoder layer whose input stream was cached (None: no cache)
     cache_storage: str | None = None  # "memory" or "disk"
+
+    def row(self) -> dict:
+        """The training columns of a results row (qadapt/runs.py ROW_COLUMNS)."""
+        return {"train_steps": self.steps, "train_tokens": self.tokens, "train_seconds": self.seconds,
+                "train_loss_first": self.first_loss, "train_loss_final": self.final_loss,
+                "train_cache_layer": self.cache_layer, "train_cache_storage": self.cache_storage}
 
 
 def chunk_tokens(tokens: list[int], seq_len: int) -> torch.Tensor:
@@ -78,11 +85,12 @@ def first_trainable_layer(model: nn.Module) -> int | None:
 
 
 class ChunkActivations:
-    """Residual stream entering decoder layer ``layer`` for the training chunks a run visits, each computed once.
+    """The residual stream entering decoder layer ``layer`` for the training chunks a run visits, each computed once
+    and kept in an :class:`qadapt.cache.ActivationCache` (one slot per chunk).
 
-    Storage: one ``(n_used, seq_len, hidden)`` tensor in the model's dtype; in memory when it needs at most
-    ``max_gib`` GiB, else memory-mapped from ``spill_dir/activations.bin`` (deleted by :meth:`close`). Slots are
-    filled on a chunk's first visit (one no-grad pass of layers < ``layer``); later visits read them.
+    Storage: in memory when the visited chunks need at most ``max_gib`` GiB, else one memory-mapped file per chunk in
+    a temporary directory under ``spill_dir`` (deleted by :meth:`close`). A chunk's slot is filled on its first visit
+    (one no-grad pass of layers < ``layer`` for the chunks of the batch not seen yet); later visits read it.
 
     Args:
         chunks: ``(n_chunks, seq_len)`` token ids (all of the run's training chunks).
@@ -91,44 +99,39 @@ class ChunkActivations:
 
     def __init__(self, model: nn.Module, chunks: torch.Tensor, used: torch.Tensor, layer: int, max_gib: float, spill_dir: Path):
         self.model, self.chunks, self.layer = model, chunks, layer
-        ids = torch.unique(used)
-        self.slot = torch.full((chunks.shape[0],), -1, dtype=torch.long)
-        self.slot[ids] = torch.arange(len(ids))
-        self.chunk_of_slot = ids
+        self.visited = set(torch.unique(used).tolist())
         dtype = model.get_input_embeddings().weight.dtype
-        shape = (len(ids), chunks.shape[1], int(model.config.hidden_size))
-        numel = shape[0] * shape[1] * shape[2]
-        self.gib = numel * torch.empty((), dtype=dtype).element_size() / 2**30
-        self.path: Path | None = None
-        if self.gib <= max_gib:
-            self.storage, self.store = "memory", torch.empty(shape, dtype=dtype)
-        else:  # a file the size of the cache, paged in and out by the OS; only slots filled so far are written
-            spill_dir.mkdir(parents=True, exist_ok=True)
-            self.path = spill_dir / "activations.bin"
-            self.path.unlink(missing_ok=True)
-            self.storage = "disk"
-            self.store = torch.from_file(str(self.path), shared=True, size=numel, dtype=dtype).view(shape)
-        self.filled = torch.zeros(len(ids), dtype=torch.bool)
-        log(f"activation cache: layers < {layer} computed once per chunk, {len(ids):,} chunks, {self.gib:.2f} GiB "
-            f"({self.storage}{'' if self.path is None else ': ' + str(self.path)})")
+        self.gib = ActivationCache.gib(len(self.visited) * chunks.shape[1] * int(model.config.hidden_size), dtype)
+        self.cache = ActivationCache(layer, on_disk=self.gib > max_gib, root=spill_dir)
+        log(f"activation cache: layers < {layer} computed once per chunk, {len(self.visited):,} chunks, {self.gib:.2f} GiB "
+            f"({self.storage})")
+
+    @property
+    def storage(self) -> str:
+        """``memory`` or ``disk``."""
+        return self.cache.storage
 
     @torch.no_grad()
     def stream(self, idx: torch.Tensor, device) -> torch.Tensor:
-        """``(B, seq_len, hidden)`` residual stream entering ``layer`` for chunks ``idx`` ``(B,)``."""
-        slots = self.slot[idx]
-        if (slots < 0).any():
+        """``(B, seq_len, hidden)`` residual stream entering ``layer`` for chunks ``idx`` ``(B,)``.
+
+        Raises:
+            ValueError: a chunk outside the batch order the cache was built for.
+        """
+        wanted = idx.tolist()
+        if any(c not in self.visited for c in wanted):
             raise ValueError("chunk outside the cache's batch order")
-        todo = torch.unique(slots[~self.filled[slots]])
-        if len(todo):
-            ids = self.chunks[self.chunk_of_slot[todo]].to(device)
-            self.store[todo] = hidden_at(self.model, ids, None, self.layer).to(self.store.dtype).cpu()
-            self.filled[todo] = True
-        return self.store[slots].to(device)
+        todo = sorted({c for c in wanted if c not in self.cache})
+        if todo:
+            ids = self.chunks[torch.tensor(todo)].to(device)
+            streams = hidden_at(self.model, ids, None, self.layer)
+            for c, stream in zip(todo, streams):
+                self.cache.put(c, stream)
+        return torch.stack([self.cache.get(c) for c in wanted]).to(device)
 
     def close(self) -> None:
-        self.store = None
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        """Drop the streams and delete the spill files."""
+        self.cache.close()
 
 
 def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -137,6 +140,20 @@ def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Ten
         target = torch.log_softmax(teacher(input_ids=input_ids, use_cache=False).logits.float(), dim=-1)
     log_p = torch.log_softmax(logits.float(), dim=-1)
     return torch.nn.functional.kl_div(log_p.flatten(0, 1), target.flatten(0, 1), log_target=True, reduction="batchmean")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A training checkpoint written by :func:`fit`.
+
+    Raises:
+        QadaptError: the file is damaged or truncated (names it and what to do).
+    """
+    try:
+        state = torch.load(path, weights_only=False)
+        return {k: state[k] for k in ("adapter", "optimizer", "scheduler", "step", "losses")}
+    except Exception as err:  # pickle, zip and key errors alike: the file is not a checkpoint any more
+        raise QadaptError(f"{path} is damaged or truncated ({type(err).__name__}); delete it to train from the start, "
+                          "or rerun without resume=true") from None
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -179,7 +196,7 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
     ckpt_path = run_dir / CHECKPOINT
     start, losses = 0, []
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
+        state = load_checkpoint(ckpt_path)
         own = dict(model.named_parameters())
         with torch.no_grad():
             for name, tensor in state["adapter"].items():

@@ -17,8 +17,6 @@ Words are whitespace-separated strings, as the harness counts them.
 from __future__ import annotations
 
 import math
-import resource
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +28,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..adapters.base import device_positions
+from ..cache import ActivationCache
 from ..data.wikitext import split_articles
 from ..errors import ConfigError
 from ..models.partial import final_hidden, hidden_at
+from ..process import peak_rss_mb
 
 MODES = ("sliding", "documents")
 IGNORE = -100
@@ -203,22 +203,6 @@ class PerplexityResult:
         }
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB.
-
-    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this program's own address space. Not
-    ``ru_maxrss``: it survives fork and exec, so a worker started by a large parent (a sweep, a benchmark) would
-    report the parent's peak. Elsewhere ``ru_maxrss`` (KiB on Linux, bytes on macOS).
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / scale
-
-
 def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
     # longest first, so padding is small and a memory problem shows up in the first batch
     ordered = sorted(windows, key=lambda w: -len(w.tokens))
@@ -269,52 +253,10 @@ def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chu
     return -target_logprobs(model, hidden[keep], labels[keep], chunk).double().sum()
 
 
-class ActivationCache:
-    """Residual streams entering decoder layer ``layer`` for every batch of an :class:`EvalSet`.
-
-    Filled during the base evaluation, reused by the adapted one: layers below ``layer`` carry no
-    adapter, so their output is the same for both (results identical to recomputing them). In memory, or with
-    ``on_disk`` one file per batch in a temporary directory under ``$QADAPT_CACHE/activations`` (memory-mapped
-    when read back), removed with the cache.
-    """
-
-    def __init__(self, layer: int, on_disk: bool = False):
-        self.layer = layer
-        self.hidden: list[torch.Tensor | Path] = []
-        self._dir = None
-        if on_disk:
-            import tempfile
-
-            from ..paths import cache_dir
-
-            root = cache_dir() / "activations"
-            root.mkdir(parents=True, exist_ok=True)
-            self._dir = tempfile.TemporaryDirectory(dir=root, prefix=f"layer{layer}-")  # deleted with this object
-
-    @property
-    def storage(self) -> str:
-        """Where the streams live: ``memory`` or ``disk`` (recorded in the results row)."""
-        return "memory" if self._dir is None else "disk"
-
-    def append(self, stream: torch.Tensor) -> None:
-        """Keep the next batch's stream ``(B, T, d)`` (moved to the CPU; written to a file when on disk)."""
-        if self._dir is None:
-            self.hidden.append(stream.cpu())
-            return
-        path = Path(self._dir.name) / f"{len(self.hidden)}.pt"
-        torch.save(stream.cpu(), path)
-        self.hidden.append(path)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        """Batch ``i``'s stream ``(B, T, d)`` on the CPU (memory-mapped from its file when on disk)."""
-        item = self.hidden[i]
-        return torch.load(item, mmap=True) if isinstance(item, Path) else item
-
-    @staticmethod
-    def size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
-        """GiB the cache needs: padded tokens of every batch x hidden width x bytes per value."""
-        padded = sum(max(len(w.tokens) - 1 for w in b) * len(b) for b in _batches(eval_set.windows, batch_size))
-        return padded * width * dtype_bytes / 2**30
+def cache_size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
+    """GiB an evaluation activation cache needs: padded tokens of every batch x hidden width x bytes per value."""
+    padded = sum(max(len(w.tokens) - 1 for w in b) * len(b) for b in _batches(eval_set.windows, batch_size))
+    return padded * width * dtype_bytes / 2**30
 
 
 @torch.inference_mode()
@@ -348,7 +290,7 @@ def evaluate(
     device = input_device(model)
     here = ranks()  # in a multi-process launch, process r scores batches r, r + W, ... (qadapt/distributed.py)
     batches = _batches(eval_set.windows, batch_size)[here.rank :: here.world]
-    if use_cache is not None and len(use_cache.hidden) != len(batches):
+    if use_cache is not None and len(use_cache) != len(batches):
         raise ValueError("activation cache was filled for a different evaluation set or batch size")
     nll = torch.zeros((), dtype=torch.float64)
     start = time.perf_counter()

@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from .models.layers import decoder_layers
-from .log import log
+from ..models.layers import decoder_layers
+from ..log import log
 
 
 @torch.no_grad()

@@ -1,0 +1,86 @@
+"""What the benchmark scripts share (scripts/bench*.py): real inputs of SmolLM2 sites, the benchmarked block
+circuit, a median timer, PennyLane's reference probabilities. Timing lives in benchmarks, never in tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from .config import compose
+from .data.wikitext import load_eval_text
+from .models import load
+from .quantum import BlockUnitaryCircuit, cayley, skew_symmetric
+
+
+def site_inputs(tokens: int) -> torch.Tensor:
+    """``(tokens, 576)`` real inputs of the last layer's v_proj (after its input RMSNorm)."""
+    cfg = compose([])
+    loaded = load(cfg.model)
+    ids = loaded.tokenizer(load_eval_text(cfg.data_dir).text[:20000], add_special_tokens=False).input_ids[:tokens]
+    captured = {}
+    v_proj = loaded.model.model.layers[-1].self_attn.v_proj
+    handle = v_proj.register_forward_hook(lambda m, args, out: captured.setdefault("x", args[0].detach()))
+    with torch.inference_mode():
+        loaded.model(torch.tensor([ids]))
+    handle.remove()
+    return captured["x"][0].double()
+
+
+def block_circuit(from_run: str | None) -> tuple[BlockUnitaryCircuit, str]:
+    """Layer 29's v_proj block circuit (q = 2, 144 blocks): trained (``from_run``) or seeded random generators."""
+    if from_run:
+        from .runs import load_trained
+
+        weights = load_trained(from_run).weights
+        name = next(k for k in weights if "layers.29.self_attn.v_proj" in k)
+        gens, source = weights[name].double(), f"trained ({from_run}, {name})"
+    else:
+        gens, source = torch.randn(144, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3, "random generators (seed 0, std 0.3)"
+    return BlockUnitaryCircuit(cayley(skew_symmetric(gens, 4)), 2), source
+
+
+def median_seconds(fn, repeats: int) -> tuple[float, float, object]:
+    """(median, spread = max - min) seconds of ``repeats`` calls after one warm-up call, and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), max(times) - min(times), out
+
+
+def ffn_inputs(tokens: int) -> tuple[torch.Tensor, torch.nn.Module]:
+    """``(tokens, 576)`` real inputs of SmolLM2 layer 1's FFN (after its RMSNorm), and that FFN (real weights)."""
+    cfg = compose([])
+    loaded = load(cfg.model)
+    text = load_eval_text(cfg.data_dir).text
+    ids = loaded.tokenizer(text[: 12 * tokens], add_special_tokens=False).input_ids[:tokens]
+    if len(ids) < tokens:
+        raise ValueError(f"only {len(ids)} tokens in the text slice, {tokens} requested")
+    mlp = loaded.model.model.layers[1].mlp
+    captured = {}
+    handle = mlp.register_forward_pre_hook(lambda m, args: captured.setdefault("x", args[0].detach()))
+    with torch.inference_mode():
+        loaded.model(torch.tensor([ids]), use_cache=False)
+    handle.remove()
+    return captured["x"][0].clone(), mlp
+
+
+def pennylane_probs(backend: str, n: int, weights: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """``(N, 2^n)`` probabilities from one broadcast QNode call: StatePrep, StronglyEntanglingLayers, probs."""
+    import pennylane as qml
+
+    dev = qml.device(backend, wires=n)
+
+    @qml.qnode(dev, diff_method=None)
+    def circuit(psi, w):
+        qml.StatePrep(psi, wires=range(n))
+        qml.StronglyEntanglingLayers(w, wires=range(n))
+        return qml.probs(wires=range(n))
+
+    return np.asarray(circuit(states, weights))

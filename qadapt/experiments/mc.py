@@ -1,0 +1,49 @@
+"""Multiple-choice reasoning (``task=mc``, ``qadapt eval mc``): MMLU (0- and 5-shot) and ARC accuracy by answer
+log-likelihood, of the base model or of a trained run (its adapter, and its compression when it is a
+compression-recovery run). Per-question answers go to ``<run dir>/mc_predictions.csv``.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from .. import adapters, devices, models, runs
+from ..data import multiple_choice as mc_data
+from ..errors import ConfigError
+from ..eval.multiple_choice import evaluate_suites
+from .compression_recovery import compressed_model, write_csv
+
+
+def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
+    """``qadapt eval mc``: one row (acc, acc_norm, n per suite) and the per-question answers.
+
+    Raises:
+        ConfigError (no ``task.mc`` block: use task=mc or task=compression_recovery; a run trained on another
+        model), DataMissing, ModelUnavailable, QadaptError (``from_run`` is not a finished run, or is damaged).
+    """
+    if not cfg.task.get("mc"):
+        raise ConfigError(f"task={cfg.task.name} has no multiple-choice settings; use task=mc or task=compression_recovery")
+    run = runs.start(cfg, "eval mc", overrides)
+    mc_data.suites(cfg.data_dir, cfg.task.mc)
+    trained = runs.load_trained(cfg.from_run, cfg.model.name) if cfg.from_run else None
+    if trained is not None:
+        cfg.adapter = trained.cfg.adapter
+    loaded = models.load(cfg.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    report = None
+    if trained is not None and trained.cfg.task.get("compression"):
+        model, report = compressed_model(trained.cfg, model, tokenizer)
+    if trained is not None:
+        adapters.apply(model, trained.cfg.adapter, devices.get(cfg.device))
+        adapters.load_adapter_state(model, trained.weights)
+    label = f"{cfg.model.name} {adapters.describe(cfg.adapter) if trained is not None else 'base'}"
+    metrics, frame = evaluate_suites(model.eval(), tokenizer, str(cfg.data_dir), cfg.task.mc,
+                                     bool(cfg.model.get("bos_in_windows", False)), label)
+    runs.prepare(run)
+    if run.main:
+        write_csv(frame, run.dir / "mc_predictions.csv")
+    row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
+    row.update({"from_run": cfg.from_run, "mc_format": cfg.task.mc.format,
+                "compression_ratio": report.ratio if report else None,
+                "total_params": sum(p.numel() for p in model.parameters()), **metrics})
+    return runs.finish(run, row)

@@ -1,0 +1,189 @@
+"""WikiText perplexity (``task=wikitext_ppl``): train an adapter on a frozen LM, score base and adapted models.
+
+    train:    model = models.load(cfg.model); sites = adapters.apply(model, cfg.adapter, device)
+              base = perplexity of the model with its adapters off (fills the activation cache)
+              training.fit (replacement adapters: local distillation first, the unmodified model as teacher)
+              adapted = perplexity (from the activation cache); runs.finish -> one row
+    evaluate: the base model (adapter=none), a fresh adapter or a trained one (from_run=runs/<dir>), on any device;
+              off the exact device the same adapter is also scored exactly on the same tokens (degradation)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from omegaconf import DictConfig, OmegaConf
+
+from .. import adapters, devices, models, runs
+from ..adapters.base import count_trainable
+from ..data.wikitext import load_eval_text, load_train_text
+from ..errors import ConfigError
+from ..eval import perplexity
+from ..log import log
+from ..training.distill import local_distill
+from ..training.lm import chunk_tokens, fit
+
+# base evaluations already done in this process (a sweep re-uses them): key -> (metrics, activation cache)
+_BASE_EVALS: dict[str, tuple[dict, object]] = {}
+EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
+
+
+def eval_set(cfg: DictConfig, tokenizer, text) -> perplexity.EvalSet:
+    """The task's evaluation windows of ``text`` (``task.mode``, ``max_length``, ``stride``, caps)."""
+    return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False)))
+
+
+def eval_cache(cfg: DictConfig, model, windows: perplexity.EvalSet):
+    """Cache of the stream entering the first adapted layer, when caching is on and some layer is frozen below
+    every adapter: in memory up to ``task.cache_max_gib``, on disk above it."""
+    from ..cache import ActivationCache
+
+    layers = adapters.adapter_layers(model)
+    if not cfg.task.cache_activations or not layers or min(layers) == 0:
+        return None
+    size = perplexity.cache_size_gib(windows, model.config.hidden_size, int(cfg.task.batch_size))
+    on_disk = size > float(cfg.task.cache_max_gib)
+    if on_disk:
+        log(f"activation cache needs {size:.1f} GiB > task.cache_max_gib: kept on disk under $QADAPT_CACHE/activations")
+    return ActivationCache(min(layers), on_disk)
+
+
+def train(cfg: DictConfig, overrides: list[str]) -> dict:
+    """``qadapt train`` on WikiText: base eval, train the adapter, adapted eval, save, append one results row.
+
+    Raises:
+        ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
+    """
+    run = runs.start(cfg, "train", overrides)
+    if cfg.adapter.name == "none":
+        valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
+        raise ConfigError(f"adapter=none has nothing to train; valid choices: {valid}")
+    # device and data first: a bad choice or a missing file should fail before minutes of model loading
+    device = devices.get(cfg.device)
+    runs.check_trainable(cfg, device)
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
+    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
+    loaded = models.load(cfg.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    windows = eval_set(cfg, tokenizer, eval_text)
+    base_total = sum(p.numel() for p in model.parameters())
+    # a replacement adapter deletes the sub-layers it replaces: keep the unmodified model as base and teacher
+    replacing = adapters.replaces(cfg.adapter)
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if replacing else None
+    sites = adapters.apply(model, cfg.adapter, device)
+    trainable = count_trainable(model)
+    total = sum(p.numel() for p in model.parameters())
+    log(f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters, "
+        f"{total:,} in all (base {base_total:,})")
+
+    # base model: evaluated with the adapters switched off; fills the cache of frozen lower layers
+    fresh = None if replacing else eval_cache(cfg, model, windows)
+    layer = fresh.layer if fresh else None
+    key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer],
+                     sort_keys=True)
+    pad = runs.pad_id(tokenizer)
+    if key in _BASE_EVALS:
+        base, cache = _BASE_EVALS[key]
+        log("base model already evaluated in this process; re-using it")
+    else:
+        cache = fresh
+        if replacing:
+            base = perplexity.evaluate(teacher, windows, int(cfg.task.batch_size), pad, description="base model").metrics()
+        else:
+            with adapters.adapters_disabled(model):
+                base = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, fill_cache=cache,
+                                           description="base model").metrics()
+        _BASE_EVALS[key] = (base, cache)
+    log(f"base perplexity {base['perplexity']:.4f}")
+
+    chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
+    # the run directory is made only now that config, device, data and model are known to be good
+    runs.prepare(run)
+    distilled = {}
+    if replacing and int(cfg.train.get("distill_steps", 0)) > 0 and not run.resumed:
+        replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
+        distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed))
+    result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
+
+    adapted = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, use_cache=cache,
+                                  description="adapted model").metrics()
+    log(f"adapted perplexity {adapted['perplexity']:.4f}")
+
+    row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
+    row.update({
+        "eval_source": windows.source,
+        "train_source": train_text.source,
+        "adapter_sites": len(sites),
+        "trainable_params": trainable,
+        "added_params": trainable,
+        "base_total_params": base_total,
+        "total_params": total,
+        "removed_params": base_total + trainable - total,
+        **result.row(),
+        "activation_cache_layer": cache.layer if cache else None,
+        "activation_cache_storage": cache.storage if cache else None,
+        **distilled,
+    })
+    row.update({f"base_{k}": v for k, v in base.items()})
+    row.update(adapted)
+    row["delta_ppl_pct"] = 100 * (adapted["perplexity"] / base["perplexity"] - 1)
+    return runs.finish(run, row, model)
+
+
+def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
+    """``qadapt eval ppl``: perplexity of the base model (adapter=none), a fresh adapter, or a trained one
+    (``from_run=runs/<dir>``: that run's adapter config and weights).
+
+    On a device other than noise-free exact (shots, noise, hardware), the same adapter is first evaluated exactly
+    on the same tokens (its activation cache reused by the device pass), and the row reports both perplexities
+    and the degradation ``100 (ppl_device / ppl_exact - 1)``. ``device.max_tokens`` caps the tokens evaluated
+    (as ``task.max_tokens``, the smaller wins); ``device.positions=scored`` sends only scored positions to the device.
+
+    Raises:
+        ConfigError, DataMissing, ModelUnavailable, QadaptError (a damaged or unfinished ``from_run``).
+    """
+    run = runs.start(cfg, "eval ppl", overrides)
+    if cfg.device.get("max_tokens") is not None:
+        caps = [int(v) for v in (cfg.task.max_tokens, cfg.device.max_tokens) if v is not None]
+        cfg.task.max_tokens = min(caps)
+    trained = None
+    if cfg.from_run:
+        trained = runs.load_trained(cfg.from_run, cfg.model.name)
+        cfg.adapter = trained.cfg.adapter
+    device = devices.get(cfg.device)
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
+    loaded = models.load(cfg.model)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    windows = eval_set(cfg, tokenizer, eval_text)
+    adapters.apply(model, cfg.adapter, device)
+    if trained is not None:
+        adapters.load_adapter_state(model, trained.weights)
+    elif cfg.adapter.name != "none":
+        log(f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): this measures the base model")
+    scored_only = device.positions == "scored"
+    pad = runs.pad_id(tokenizer)
+    reference, cache = None, None
+    if cfg.adapter.name != "none" and not device.is_exact:
+        cache = eval_cache(cfg, model, windows)
+        adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
+        reference = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, fill_cache=cache,
+                                        description="exact reference").metrics()
+        log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
+        adapters.set_device(model, device)
+    metrics = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, use_cache=cache, scored_only=scored_only,
+                                  description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}").metrics()
+    runs.prepare(run)
+    row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
+    n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
+    row.update({"eval_source": windows.source, "from_run": cfg.from_run, "trainable_params": n_adapter,
+                "added_params": n_adapter, "total_params": sum(p.numel() for p in model.parameters()),
+                "device_desc": device.describe(), "device_job_ids": " ".join(getattr(device, "job_ids", [])),
+                "device_positions": device.positions, "device_max_tokens": cfg.device.get("max_tokens"),
+                "device_circuits": device.circuits_run})
+    row.update(metrics)
+    if reference is not None:
+        row["exact_perplexity"] = reference["perplexity"]
+        row["exact_mean_nll"] = reference["mean_nll"]
+        row["device_degradation_pct"] = 100 * (metrics["perplexity"] / reference["perplexity"] - 1)
+    return runs.finish(run, row)

@@ -1,1 +1,0 @@
-"""Evaluation tasks. ``perplexity``: WikiText token/word perplexity and bits per byte."""

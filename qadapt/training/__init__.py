@@ -1,0 +1,1 @@
+"""Training loops: the LM loop (lm.py), the classifier loop (classifier.py), local distillation (distill.py)."""

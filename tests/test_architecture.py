@@ -1,0 +1,121 @@
+"""The house as built: import-linter's layer contracts hold, docs/architecture.md draws the same layers, every
+results column is documented, and damaged run files fail with one line naming the file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from qadapt import runs
+from qadapt.cli import app
+from qadapt.config import compose
+from qadapt.errors import QadaptError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout
+
+
+def _contract_layers() -> list[set[str]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c for c in config if c["type"] == "layers")["layers"]
+    return [{m.strip().removeprefix("qadapt.") for m in re.split(r"[|:]", layer)} for layer in layers]
+
+
+def test_architecture_page_draws_the_contract_layers():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("## Layers", 1)[1].split("```", 2)[1]
+    drawn = [{m.strip() for m in re.split(r"[|:,]", line.strip().lstrip("→ ").strip("{}"))}
+             for line in block.strip().splitlines() if line.strip()]
+    assert drawn == _contract_layers()
+
+
+def test_every_row_column_is_documented():
+    assert (ROOT / "docs" / "results-row.md").read_text() == runs.columns_markdown()
+    assert runs.documented("base_perplexity") and runs.documented("compressed_mmlu_0shot_acc")
+    assert runs.documented("metric_f1") and runs.documented("arc_easy_acc_norm")
+    assert not runs.documented("perplexity_typo")
+
+
+def test_finish_refuses_an_undocumented_column(tmp_path):
+    cfg = compose([f"runs_dir={tmp_path}/runs", f"results_dir={tmp_path}/results"])
+    run = runs.start(cfg, "eval ppl", [])
+    with pytest.raises(ValueError, match="made_up_column"):
+        runs.finish(run, {**runs.row(run), "made_up_column": 1.0})
+    assert not (tmp_path / "results" / "runs.csv").exists()
+
+
+def _finished_run(tmp_path) -> Path:
+    cfg = compose([f"runs_dir={tmp_path}/runs", f"results_dir={tmp_path}/results"])
+    run_dir = tmp_path / "runs" / "smollm2_135m-cua-test"
+    run_dir.mkdir(parents=True)
+    OmegaConf.save(cfg, run_dir / runs.CONFIG_FILE)
+    save_file({"model.layers.29.self_attn.v_proj.generator": torch.randn(144, 6)}, str(run_dir / runs.ADAPTER_FILE),
+              metadata={"format": runs.ADAPTER_FORMAT})
+    return run_dir
+
+
+def test_a_truncated_adapter_file_names_the_file(tmp_path):
+    run_dir = _finished_run(tmp_path)
+    assert runs.load_trained(run_dir).weights  # intact: loads
+    path = run_dir / runs.ADAPTER_FILE
+    path.write_bytes(path.read_bytes()[:-100])  # truncated, as by a full disk or a killed copy
+    with pytest.raises(QadaptError, match="damaged or truncated"):
+        runs.load_trained(run_dir)
+    result = CliRunner().invoke(app, ["eval", "ppl", f"from_run={run_dir}", f"runs_dir={tmp_path}/runs",
+                                      f"results_dir={tmp_path}/results"])
+    assert result.exit_code == 1
+    assert str(path) in result.output.replace("\n", "") and "train it again" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_garbage_adapter_file_names_the_file(tmp_path):
+    run_dir = _finished_run(tmp_path)
+    (run_dir / runs.ADAPTER_FILE).write_bytes(b"not a safetensors file at all")
+    with pytest.raises(QadaptError, match=re.escape(str(run_dir / runs.ADAPTER_FILE))):
+        runs.load_trained(run_dir)
+
+
+def test_a_damaged_checkpoint_names_the_file(tmp_path):
+    from qadapt.training.lm import load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"adapter": {}, "optimizer": {}, "scheduler": {}, "step": 3, "losses": [1.0]}, path)
+    assert load_checkpoint(path)["step"] == 3
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(QadaptError, match=f"{re.escape(str(path))} is damaged or truncated"):
+        load_checkpoint(path)
+
+
+def test_saved_adapters_carry_their_structure(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from qadapt import adapters, devices
+
+    cfg = compose(["adapter.layers=[1]", "adapter.qubits_per_block=2"])
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2))
+    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    path = tmp_path / runs.ADAPTER_FILE
+    runs.save_adapter(path, model, cfg)
+    (tmp_path / runs.CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg))
+    trained = runs.load_trained(tmp_path)
+    assert trained.metadata["format"] == runs.ADAPTER_FORMAT
+    assert OmegaConf.create(trained.metadata["adapter"]).qubits_per_block == 2
+    (site, structure), = trained.structure.items()
+    assert site.endswith("layers.1.self_attn.v_proj")
+    assert structure["block_size"] == 4 and structure["side"] == "input" and structure["n_blocks"] == 12
