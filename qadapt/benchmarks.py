@@ -39,7 +39,10 @@ def block_circuit(from_run: str | None) -> tuple[BlockUnitaryCircuit, str]:
         name = next(k for k in weights if "layers.29.self_attn.v_proj" in k)
         gens, source = weights[name].double(), f"trained ({from_run}, {name})"
     else:
-        gens, source = torch.randn(144, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3, "random generators (seed 0, std 0.3)"
+        gens, source = (
+            torch.randn(144, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3,
+            "random generators (seed 0, std 0.3)",
+        )
     return BlockUnitaryCircuit(cayley(skew_symmetric(gens, 4)), 2), source
 
 

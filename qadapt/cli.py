@@ -1,15 +1,15 @@
 """``qadapt``: Typer commands; every command takes Hydra overrides (``key=value``, ``group=option``).
 
-    qadapt train model=smollm2_135m adapter=cua device=exact task=wikitext_ppl seed=0
-    qadapt train -m adapter.qubits_per_block=1,2,3 seed=0,1,2     # one run (and results row) per point
-    qadapt eval ppl adapter=none                                    # base model
-    qadapt eval ppl from_run=runs/<dir>                             # a trained adapter
-    qadapt eval mc task.mc.subjects=[astronomy]                     # MMLU / ARC by answer log-likelihood
-    qadapt train task=compression_recovery train=recovery adapter=cua task.compression.ratio=0.8
-    qadapt config adapter.qubits_per_block=3                        # the resolved config
-    qadapt results                                                  # tidy tables
-    qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
-    qadapt plan model=llama31_8b adapter.layers=[0] device=ibm      # memory, circuits, QPU time, no weights
+qadapt train model=smollm2_135m adapter=cua device=exact task=wikitext_ppl seed=0
+qadapt train -m adapter.qubits_per_block=1,2,3 seed=0,1,2     # one run (and results row) per point
+qadapt eval ppl adapter=none                                    # base model
+qadapt eval ppl from_run=runs/<dir>                             # a trained adapter
+qadapt eval mc task.mc.subjects=[astronomy]                     # MMLU / ARC by answer log-likelihood
+qadapt train task=compression_recovery train=recovery adapter=cua task.compression.ratio=0.8
+qadapt config adapter.qubits_per_block=3                        # the resolved config
+qadapt results                                                  # tidy tables
+qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
+qadapt plan model=llama31_8b adapter.layers=[0] device=ibm      # memory, circuits, QPU time, no weights
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from .config import compose, expand_sweep
 from .errors import ConfigError, QadaptError
 from .log import log
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Quantum and quantum-inspired adapters on real models and data.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Quantum and quantum-inspired adapters on real models and data."
+)
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a model (base, fresh or trained adapter).")
 app.add_typer(eval_app, name="eval")
 err = Console(stderr=True)
@@ -48,15 +50,19 @@ def _run(overrides: list[str] | None, multirun: bool, job: Callable, command: st
     try:
         run_overrides, hydra_overrides = split_overrides(overrides)
         if hydra_overrides and not (multirun and uses_launcher(hydra_overrides) and command):
-            raise ConfigError(f"{' '.join(hydra_overrides)}: Hydra settings apply to launcher sweeps only "
-                              "(qadapt train|eval ppl|eval mc -m ... hydra/launcher=joblib|submitit_slurm|submitit_local)")
+            raise ConfigError(
+                f"{' '.join(hydra_overrides)}: Hydra settings apply to launcher sweeps only "
+                "(qadapt train|eval ppl|eval mc -m ... hydra/launcher=joblib|submitit_slurm|submitit_local)"
+            )
         points = expand_sweep(run_overrides) if multirun else [run_overrides]
         configs = [compose(p) for p in points]  # every point is checked before the first one runs
         if hydra_overrides:
             log(f"sweep of {len(points)} points through {' '.join(hydra_overrides)}")
             jobs = launch_sweep(command, overrides)
-            log(f"{jobs} jobs done; one row each in {configs[0].results_dir}/runs.csv, Hydra's job configs in "
-                f"{configs[0].runs_dir}/multirun/")
+            log(
+                f"{jobs} jobs done; one row each in {configs[0].results_dir}/runs.csv, Hydra's job configs in "
+                f"{configs[0].runs_dir}/multirun/"
+            )
             return
         for i, (point, cfg) in enumerate(zip(points, configs)):
             if multirun:
@@ -81,9 +87,27 @@ def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
 
     def job(cfg, point):
         row = run("train", cfg, point)
-        _print_row(row, ("adapter_desc", "trainable_params", "train_source", "base_perplexity", "perplexity",
-                         "delta_ppl_pct", "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "subtask", "metric", "score",
-                         "adapter_params", "head_params", "wall_seconds", "run_dir"))
+        _print_row(
+            row,
+            (
+                "adapter_desc",
+                "trainable_params",
+                "train_source",
+                "base_perplexity",
+                "perplexity",
+                "delta_ppl_pct",
+                "base_bits_per_byte",
+                "bits_per_byte",
+                "tokens_per_s",
+                "subtask",
+                "metric",
+                "score",
+                "adapter_params",
+                "head_params",
+                "wall_seconds",
+                "run_dir",
+            ),
+        )
 
     _run(overrides, multirun, job, "train")
 
@@ -95,9 +119,24 @@ def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> Non
 
     def job(cfg, point):
         row = run("eval ppl", cfg, point)
-        _print_row(row, ("model", "adapter_desc", "device_desc", "perplexity", "exact_perplexity", "device_degradation_pct",
-                         "mean_nll", "word_perplexity", "bits_per_byte", "tokens_scored", "device_circuits", "tokens_per_s",
-                         "peak_rss_mb"))
+        _print_row(
+            row,
+            (
+                "model",
+                "adapter_desc",
+                "device_desc",
+                "perplexity",
+                "exact_perplexity",
+                "device_degradation_pct",
+                "mean_nll",
+                "word_perplexity",
+                "bits_per_byte",
+                "tokens_scored",
+                "device_circuits",
+                "tokens_per_s",
+                "peak_rss_mb",
+            ),
+        )
 
     _run(overrides, multirun, job, "eval ppl")
 
@@ -113,8 +152,17 @@ def eval_mc(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None
 
     def job(cfg, point):
         row = run("eval mc", cfg, point)
-        _print_row(row, ("model", "adapter", "from_run", *[k for k in row if k.endswith(("_acc", "_acc_norm"))],
-                         "wall_seconds", "run_dir"))
+        _print_row(
+            row,
+            (
+                "model",
+                "adapter",
+                "from_run",
+                *[k for k in row if k.endswith(("_acc", "_acc_norm"))],
+                "wall_seconds",
+                "run_dir",
+            ),
+        )
 
     _run(overrides, multirun, job, "eval mc")
 
@@ -153,7 +201,9 @@ def params(overrides: list[str] = OVERRIDES) -> None:
 
 
 @app.command()
-def plan(overrides: list[str] = OVERRIDES, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
+def plan(
+    overrides: list[str] = OVERRIDES, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")
+) -> None:
     """Resources of a run without its weights: parameters, memory, circuits, shots, gate counts, QPU time."""
     from .resources import plan as make_plan
     from .resources import plan_json, plan_tables
@@ -176,7 +226,9 @@ def circuits(
     optimization_level: int = typer.Option(3, help="Qiskit transpiler optimization level."),
     shots: int = typer.Option(8192, help="Shots per circuit (the paper used 8,192)."),
     tokens: int = typer.Option(1, help="Tokens to evaluate on the device."),
-    seconds_per_circuit: float = typer.Option(None, help="QPU seconds per circuit; default: the paper's 4 h 24 min / 1,328."),
+    seconds_per_circuit: float = typer.Option(
+        None, help="QPU seconds per circuit; default: the paper's 4 h 24 min / 1,328."
+    ),
 ) -> None:
     """Compiled cost of the adapter's circuits per site: depth, gate counts, circuits, shots, QPU time."""
     from rich.table import Table
@@ -188,16 +240,40 @@ def circuits(
 
     def job(cfg, _):
         rows = circuit_plan(cfg, backend, optimization_level, shots, tokens, spc)
-        table = Table(title=f"{cfg.model.name} {rows[0]['source'] if rows else ''} on {backend} (opt {optimization_level}), {tokens} token(s), {shots} shots")
-        for col in ("site", "blocks", "qubits", "Q depth mean/max", "Q 2q mean/max", "Q 1q mean", "token circuit depth / 2q", "circuits", "QPU h"):
+        table = Table(
+            title=f"{cfg.model.name} {rows[0]['source'] if rows else ''} on {backend} (opt {optimization_level}), "
+            f"{tokens} token(s), {shots} shots"
+        )
+        for col in (
+            "site",
+            "blocks",
+            "qubits",
+            "Q depth mean/max",
+            "Q 2q mean/max",
+            "Q 1q mean",
+            "token circuit depth / 2q",
+            "circuits",
+            "QPU h",
+        ):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["site"], str(r["blocks"]), str(r["qubits"]), f"{r['q_depth_mean']:.1f}/{r['q_depth_max']}",
-                          f"{r['q_2q_mean']:.2f}/{r['q_2q_max']}", f"{r['q_1q_mean']:.1f}",
-                          f"{r['token_circuit_depth']} / {r['token_circuit_2q']}", f"{r['circuits']:,}", f"{r['qpu_hours']:.2f}")
+            table.add_row(
+                r["site"],
+                str(r["blocks"]),
+                str(r["qubits"]),
+                f"{r['q_depth_mean']:.1f}/{r['q_depth_max']}",
+                f"{r['q_2q_mean']:.2f}/{r['q_2q_max']}",
+                f"{r['q_1q_mean']:.1f}",
+                f"{r['token_circuit_depth']} / {r['token_circuit_2q']}",
+                f"{r['circuits']:,}",
+                f"{r['qpu_hours']:.2f}",
+            )
         Console(width=max(out.width, 160)).print(table)  # never squeeze the columns into 80 characters
         total = sum(r["circuits"] for r in rows)
-        out.print(f"total: {total:,} circuits, {total * shots:,} shots, {total * spc / 3600:.2f} QPU hours at {spc:.2f} s per circuit")
+        out.print(
+            f"total: {total:,} circuits, {total * shots:,} shots, {total * spc / 3600:.2f} QPU hours at {spc:.2f} s "
+            "per circuit"
+        )
 
     _run(overrides, False, job)
 

@@ -41,9 +41,7 @@ def _check_choices(overrides: list[str]) -> None:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
         if sep and key in GROUPS and value not in group_choices(key):
-            raise ConfigError(
-                f"unknown {key} '{value}'; valid choices: {', '.join(group_choices(key))}"
-            )
+            raise ConfigError(f"unknown {key} '{value}'; valid choices: {', '.join(group_choices(key))}")
 
 
 def _unresolvable_key(node, prefix: str = "") -> str | None:

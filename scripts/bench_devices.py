@@ -19,24 +19,18 @@ import datetime as dt
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-from safetensors.torch import load_file
-
-from qadapt.config import compose
-from qadapt.data.wikitext import load_eval_text
-from qadapt.devices import get
-from qadapt.models import load
-from qadapt.results import write_text_atomic
 from qadapt.benchmarks import block_circuit, site_inputs
+from qadapt.config import compose
+from qadapt.devices import get
+from qadapt.results import write_text_atomic
 from qadapt.runs import git_commit
-from qadapt.quantum import BlockUnitaryCircuit, cayley, skew_symmetric
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEVICES = [  # (label, overrides, uses qiskit)
     ("exact", ["device=exact"], False),
@@ -74,8 +68,17 @@ def main() -> None:
             out = device.run_blocks(circuit, x)
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times)
-        rows.append((label, x.shape[0], x.shape[0] * circuit.n_blocks, setup, seconds, x.shape[0] / seconds,
-                     float((out - reference).abs().max() / reference.abs().max())))
+        rows.append(
+            (
+                label,
+                x.shape[0],
+                x.shape[0] * circuit.n_blocks,
+                setup,
+                seconds,
+                x.shape[0] / seconds,
+                float((out - reference).abs().max() / reference.abs().max()),
+            )
+        )
         print(f"{label}: {x.shape[0] / seconds:.1f} tokens/s", flush=True)
     base = rows[0][5]
     lines = [
@@ -92,13 +95,18 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, tokens, circuits, setup, seconds, tps, err in rows:
-        lines.append(f"| {label} | {tokens} | {circuits:,} | {setup:.2f} | {seconds:.4f} | {tps:,.1f} | {tps / base:.2e}x | {err:.2e} |")
+        lines.append(
+            f"| {label} | {tokens} | {circuits:,} | {setup:.2f} | {seconds:.4f} | {tps:,.1f} | {tps / base:.2e}x | {err:.2e} |"
+        )
     fused = next(r for r in rows if r[0].startswith("ibm_fake FakeFez noisy") and "fused" in r[0])
     aer = next(r for r in rows if r[0].startswith("ibm_fake FakeFez noisy") and "Aer" in r[0])
-    lines += ["", f"Median of {args.repeats} timed calls ({'one call' if args.repeats > 1 else 'one'} for Aer). Setup: the one-token first call, "
-              "which compiles (and fuses) every block circuit once for all later tokens. Errors of the shot-based rows are sampling "
-              "noise (and, for the noisy rows, FakeFez's noise model).",
-              f"The fused engine samples the same FakeFez noise model {fused[5] / aer[5]:,.0f}x faster than Aer's noisy sampler here."]
+    lines += [
+        "",
+        f"Median of {args.repeats} timed calls ({'one call' if args.repeats > 1 else 'one'} for Aer). Setup: the one-token first call, "
+        "which compiles (and fuses) every block circuit once for all later tokens. Errors of the shot-based rows are sampling "
+        "noise (and, for the noisy rows, FakeFez's noise model).",
+        f"The fused engine samples the same FakeFez noise model {fused[5] / aer[5]:,.0f}x faster than Aer's noisy sampler here.",
+    ]
     out = ROOT / "results" / "bench_devices.md"
     write_text_atomic(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -25,25 +25,20 @@ import argparse
 import datetime as dt
 import os
 import platform
-import statistics
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from qadapt.adapters.qffn import QuantumFFN
-from qadapt.config import compose
-from qadapt.data.wikitext import load_eval_text
-from qadapt.devices import get
-from qadapt.models import load
-from qadapt.results import write_text_atomic
 from qadapt.benchmarks import ffn_inputs, median_seconds, pennylane_probs
-from qadapt.runs import git_commit
+from qadapt.config import compose
+from qadapt.devices import get
 from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode
+from qadapt.results import write_text_atomic
+from qadapt.runs import git_commit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -61,12 +56,16 @@ def main() -> None:
     width = x_all.shape[-1]
     if width > size:
         raise ValueError(f"{width}-dim inputs need at least {width.bit_length()} qubits, got --qubits {n}")
-    weights = torch.rand(args.depth, n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (2 * np.pi)
+    weights = torch.rand(args.depth, n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (
+        2 * np.pi
+    )
     states64, _ = amplitude_encode(x_all[: args.tokens].double(), n)  # (N, 2^n), zero-padded
     states32 = states64.float()
 
     rows = []  # (label, tokens, median s, spread s, probabilities (N, 2^n) or (N, width))
-    t, sp, ref = median_seconds(lambda: pennylane_probs("default.qubit", n, weights.numpy(), states64.numpy()), max(1, args.repeats // 2))
+    t, sp, ref = median_seconds(
+        lambda: pennylane_probs("default.qubit", n, weights.numpy(), states64.numpy()), max(1, args.repeats // 2)
+    )
     ref = torch.from_numpy(ref)
     rows.append(("PennyLane default.qubit, broadcast (complex128)", args.tokens, t, sp, ref))
     k = min(args.lightning_tokens, args.tokens)
@@ -77,8 +76,12 @@ def main() -> None:
     with torch.inference_mode():
         t, sp, out = median_seconds(lambda: circuit.probabilities(states32.to(torch.complex64)), args.repeats)
         rows.append(("ours, layer-fused statevector (complex64)", args.tokens, t, sp, out))
-        t, sp, out = median_seconds(lambda: StronglyEntanglingCircuit(w32).probabilities(states32[:, :width], width), args.repeats)
-        rows.append((f"ours, fused columns U[:, :{width}] + one matmul (float32; training path)", args.tokens, t, sp, out))
+        t, sp, out = median_seconds(
+            lambda: StronglyEntanglingCircuit(w32).probabilities(states32[:, :width], width), args.repeats
+        )
+        rows.append(
+            (f"ours, fused columns U[:, :{width}] + one matmul (float32; training path)", args.tokens, t, sp, out)
+        )
         cached = StronglyEntanglingCircuit(w32, circuit.real_columns(width))
         t, sp, out = median_seconds(lambda: cached.probabilities(states32[:, :width], width), args.repeats)
         rows.append(("ours, cached columns, one matmul (float32; evaluation path)", args.tokens, t, sp, out))
@@ -97,7 +100,10 @@ def main() -> None:
     with torch.no_grad():
         qffn.scale.normal_(0, 0.02)
     layer_rows = []
-    for label, module in (("SmolLM2 FFN (gated, 576 -> 1536 -> 576)", mlp), (f"QuantumFFN (n = {(width - 1).bit_length()}, D = {args.depth})", qffn)):
+    for label, module in (
+        ("SmolLM2 FFN (gated, 576 -> 1536 -> 576)", mlp),
+        (f"QuantumFFN (n = {(width - 1).bit_length()}, D = {args.depth})", qffn),
+    ):
         n_params = sum(p.numel() for p in module.parameters())
         with torch.inference_mode():
             fwd, fwd_sp, _ = median_seconds(lambda: module(x), args.repeats)
@@ -131,7 +137,9 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, tokens, cols, seconds, spread, tps, ratio, err in table:
-        lines.append(f"| {label} | {tokens} | {cols} | {seconds:.4f} | {spread:.4f} | {tps:,.0f} | {ratio:,.1f}x | {err:.1e} |")
+        lines.append(
+            f"| {label} | {tokens} | {cols} | {seconds:.4f} | {spread:.4f} | {tps:,.0f} | {ratio:,.1f}x | {err:.1e} |"
+        )
     lines += [
         "",
         f"Median of {args.repeats} timed calls after a warm-up ({max(1, args.repeats // 2)} for default.qubit, 1 for lightning.qubit). "
@@ -147,10 +155,15 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, n_params, fwd, fwd_sp, train, train_sp in layer_rows:
-        lines.append(f"| {label} | {n_params:,} | {fwd * 1e3:.1f} | {fwd_sp * 1e3:.1f} | {train * 1e3:.1f} | {train_sp * 1e3:.1f} |")
+        lines.append(
+            f"| {label} | {n_params:,} | {fwd * 1e3:.1f} | {fwd_sp * 1e3:.1f} | {train * 1e3:.1f} | {train_sp * 1e3:.1f} |"
+        )
     (ffn, q) = layer_rows
-    lines += ["", f"QFFN / FFN time: {q[2] / ffn[2]:.2f}x in evaluation (columns cached), {q[4] / ffn[4]:.2f}x in training "
-              "(the circuit's columns are rebuilt every step for the gradient)."]
+    lines += [
+        "",
+        f"QFFN / FFN time: {q[2] / ffn[2]:.2f}x in evaluation (columns cached), {q[4] / ffn[4]:.2f}x in training "
+        "(the circuit's columns are rebuilt every step for the gradient).",
+    ]
     out = Path(args.out)
     write_text_atomic(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -19,11 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from qadapt.results import load_rows, write_text_atomic
 
-SWEEP = ["model=smollm2_135m", "adapter=cua", "device=exact", "task=wikitext_ppl", "adapter.qubits_per_block=1,2,3", "seed=0"]
+ROOT = Path(__file__).resolve().parents[1]
+
+SWEEP = [
+    "model=smollm2_135m",
+    "adapter=cua",
+    "device=exact",
+    "task=wikitext_ppl",
+    "adapter.qubits_per_block=1,2,3",
+    "seed=0",
+]
 OUT = ROOT / "results" / "cua_smollm2.md"
 
 
@@ -38,7 +45,7 @@ def main(extra: list[str]) -> None:
         return render_only()
     qadapt = str(Path(sys.executable).with_name("qadapt"))
     command = ["qadapt", "train", "-m", *SWEEP, *extra]
-    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
     subprocess.run([qadapt, *command[1:]], cwd=ROOT, check=True)
     rows = load_rows(ROOT / "results")
     rows = rows[(rows["command"] == "train") & (pd.to_datetime(rows["time"]) >= pd.Timestamp(start))]
@@ -89,8 +96,9 @@ def write_table(rows: pd.DataFrame, command: str) -> None:
         f"| SmolLM2-135M: perplexity vs block dimension | improves monotonically with block dimension (no absolute figures published) | "
         f"Δ ppl {', '.join(f'{d:+.2f} %' for d in deltas)} at q = 1, 2, 3: {'monotone' if monotone else 'not monotone'} |",
         "",
-        f"CUA improved perplexity at q = {improved if improved else 'none'}." if improved else
-        "CUA did not improve perplexity at any q in this run; that is the result.",
+        f"CUA improved perplexity at q = {improved if improved else 'none'}."
+        if improved
+        else "CUA did not improve perplexity at any q in this run; that is the result.",
         "Wall time of the first point includes the base-model evaluation, which the sweep's points share. "
         "The number of parameters grows with the block size (d(b-1)/2 per site), so block dimension and "
         "parameter count are confounded here, as in the paper's design; a parameter-matched comparison is for the "

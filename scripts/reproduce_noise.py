@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-
 from qadapt.config import compose
 from qadapt.experiments import run_or_reuse
 from qadapt.resources import circuit_plan
-from qadapt.runs import git_commit
 from qadapt.results import save_figure_atomic, write_text_atomic
+from qadapt.runs import git_commit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 OUT = ROOT / "results" / "noise_expressivity.md"
 CSV = ROOT / "results" / "noise_expressivity.csv"
@@ -61,22 +60,40 @@ def run(tokens: int, qubits: list[int], command: str) -> pd.DataFrame:
         fez = _evaluate(run_dir, ["device=ibm_fake"], tokens)
         t2 = time.perf_counter()
         plan = circuit_plan(compose([*BASE, f"from_run={run_dir}"]), "FakeFez", 2, 8192, 1, 0.0)
-        points.append({
-            "q": q, "block": 2**q, "params": int(trained["trainable_params"]), "run_dir": run_dir,
-            "train_commit": trained["git_commit"], "eval_commit": fez["git_commit"],
-            "tokens_scored": int(fez["tokens_scored"]), "base_ppl": float(trained["base_perplexity"]),
-            "exact_ppl": float(fez["exact_perplexity"]),
-            "shots_ppl": float(shots["perplexity"]), "shots_degradation_pct": float(shots["device_degradation_pct"]),
-            "fakefez_ppl": float(fez["perplexity"]), "fakefez_degradation_pct": float(fez["device_degradation_pct"]),
-            "circuits_per_token": sum(p["blocks"] for p in plan), "circuits_run": int(fez["device_circuits"]),
-            "token_circuit_cz": plan[0]["token_circuit_2q"], "token_circuit_depth": plan[0]["token_circuit_depth"],
-            "q_cz_mean": sum(p["q_2q_mean"] for p in plan) / len(plan),
-            "shots_seconds": round(t1 - t0, 1), "fakefez_seconds": round(t2 - t1, 1),
-            "fakefez_device": fez["device_desc"], "machine": fez["machine"], "threads": fez["threads"], "torch": fez["torch"],
-            "paper_degradation_pct": PAPER.get(q), "command": command,
-        })
-        print(f"q={q}: exact {points[-1]['exact_ppl']:.4f}, shots {points[-1]['shots_degradation_pct']:+.3f} %, "
-              f"FakeFez {points[-1]['fakefez_degradation_pct']:+.3f} %")
+        points.append(
+            {
+                "q": q,
+                "block": 2**q,
+                "params": int(trained["trainable_params"]),
+                "run_dir": run_dir,
+                "train_commit": trained["git_commit"],
+                "eval_commit": fez["git_commit"],
+                "tokens_scored": int(fez["tokens_scored"]),
+                "base_ppl": float(trained["base_perplexity"]),
+                "exact_ppl": float(fez["exact_perplexity"]),
+                "shots_ppl": float(shots["perplexity"]),
+                "shots_degradation_pct": float(shots["device_degradation_pct"]),
+                "fakefez_ppl": float(fez["perplexity"]),
+                "fakefez_degradation_pct": float(fez["device_degradation_pct"]),
+                "circuits_per_token": sum(p["blocks"] for p in plan),
+                "circuits_run": int(fez["device_circuits"]),
+                "token_circuit_cz": plan[0]["token_circuit_2q"],
+                "token_circuit_depth": plan[0]["token_circuit_depth"],
+                "q_cz_mean": sum(p["q_2q_mean"] for p in plan) / len(plan),
+                "shots_seconds": round(t1 - t0, 1),
+                "fakefez_seconds": round(t2 - t1, 1),
+                "fakefez_device": fez["device_desc"],
+                "machine": fez["machine"],
+                "threads": fez["threads"],
+                "torch": fez["torch"],
+                "paper_degradation_pct": PAPER.get(q),
+                "command": command,
+            }
+        )
+        print(
+            f"q={q}: exact {points[-1]['exact_ppl']:.4f}, shots {points[-1]['shots_degradation_pct']:+.3f} %, "
+            f"FakeFez {points[-1]['fakefez_degradation_pct']:+.3f} %"
+        )
     frame = pd.DataFrame(points)
     tmp = CSV.with_suffix(".csv.tmp")
     frame.to_csv(tmp, index=False)
@@ -94,12 +111,17 @@ def plot(frame: pd.DataFrame) -> None:
     ax.plot(frame["q"], frame["fakefez_degradation_pct"], "o-", label="ours: FakeFez noise model, 8,192 shots")
     ax.plot(frame["q"], frame["shots_degradation_pct"], "s--", label="ours: exact probabilities, 8,192 shots")
     paper = sorted(PAPER.items())
-    ax.plot([q for q, _ in paper], [d for _, d in paper], "^:", color="grey", label="paper (third-party summary), IBM QPU")
+    ax.plot(
+        [q for q, _ in paper], [d for _, d in paper], "^:", color="grey", label="paper (third-party summary), IBM QPU"
+    )
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_xlabel("qubits per block q (block size 2^q)")
     ax.set_ylabel("perplexity degradation vs exact (%)")
     ax.set_xticks(list(frame["q"]))
-    ax.set_title(f"CUA on SmolLM2-135M: noise vs expressivity ({int(frame['tokens_scored'].iloc[0]):,} WikiText-2 test tokens)", fontsize=9)
+    ax.set_title(
+        f"CUA on SmolLM2-135M: noise vs expressivity ({int(frame['tokens_scored'].iloc[0]):,} WikiText-2 test tokens)",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure_atomic(fig, PNG)
@@ -143,15 +165,20 @@ def render(frame: pd.DataFrame, command: str) -> None:
         f"({'rises with every added qubit' if rising else 'not monotone in q'}). The paper's figures (0.08 %, 2.80 %, 12.50 % at "
         "q = 2, 3, 4) come from a third-party summary of a run on ibm_basquecountry; ours are a noise model of a sister "
         "Heron r2 device, so only the shape is comparable.",
-        "- Shot noise alone (exact probabilities, 8,192 shots): " + ", ".join(f"{d:+.3f} %" for d in frame["shots_degradation_pct"])
+        "- Shot noise alone (exact probabilities, 8,192 shots): "
+        + ", ".join(f"{d:+.3f} %" for d in frame["shots_degradation_pct"])
         + "; the rest of the FakeFez degradation is gate and readout noise.",
         "- Why noise grows with q: the compiled token circuit (amplitude encoding + Q_j, transpiled for FakeFez at "
-        "optimisation level 2) needs " + ", ".join(f"{r['token_circuit_cz']} CZ at q = {r['q']}" for _, r in frame.iterrows())
+        "optimisation level 2) needs "
+        + ", ".join(f"{r['token_circuit_cz']} CZ at q = {r['q']}" for _, r in frame.iterrows())
         + "; a generic b x b orthogonal block needs O(4^q) two-qubit gates, while its expressivity (b(b-1)/2 "
         "parameters per block) grows more slowly. That is the noise–expressivity transition.",
-        "- Wall time per point (this machine): " + ", ".join(
+        "- Wall time per point (this machine): "
+        + ", ".join(
             f"q = {r['q']}: shots {r['shots_seconds']:.0f} s, FakeFez {r['fakefez_seconds']:.0f} s for {r['circuits_run']:,} circuits"
-            for _, r in frame.iterrows()) + " (each includes the model load and the exact reference pass).",
+            for _, r in frame.iterrows()
+        )
+        + " (each includes the model load and the exact reference pass).",
         "",
         f"Numbers: `{CSV.relative_to(ROOT)}`; each evaluation is also a row of `results/runs.csv` (command, commit, full config).",
         "",

@@ -39,8 +39,11 @@ def _contract_layers() -> list[set[str]]:
 def test_architecture_page_draws_the_contract_layers():
     text = (ROOT / "docs" / "architecture.md").read_text()
     block = text.split("## Layers", 1)[1].split("```", 2)[1]
-    drawn = [{m.strip() for m in re.split(r"[|:,]", line.strip().lstrip("→ ").strip("{}"))}
-             for line in block.strip().splitlines() if line.strip()]
+    drawn = [
+        {m.strip() for m in re.split(r"[|:,]", line.strip().lstrip("→ ").strip("{}"))}
+        for line in block.strip().splitlines()
+        if line.strip()
+    ]
     assert drawn == _contract_layers()
 
 
@@ -64,8 +67,11 @@ def _finished_run(tmp_path) -> Path:
     run_dir = tmp_path / "runs" / "smollm2_135m-cua-test"
     run_dir.mkdir(parents=True)
     OmegaConf.save(cfg, run_dir / runs.CONFIG_FILE)
-    save_file({"model.layers.29.self_attn.v_proj.generator": torch.randn(144, 6)}, str(run_dir / runs.ADAPTER_FILE),
-              metadata={"format": runs.ADAPTER_FORMAT})
+    save_file(
+        {"model.layers.29.self_attn.v_proj.generator": torch.randn(144, 6)},
+        str(run_dir / runs.ADAPTER_FILE),
+        metadata={"format": runs.ADAPTER_FORMAT},
+    )
     return run_dir
 
 
@@ -76,8 +82,9 @@ def test_a_truncated_adapter_file_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])  # truncated, as by a full disk or a killed copy
     with pytest.raises(QadaptError, match="damaged or truncated"):
         runs.load_trained(run_dir)
-    result = CliRunner().invoke(app, ["eval", "ppl", f"from_run={run_dir}", f"runs_dir={tmp_path}/runs",
-                                      f"results_dir={tmp_path}/results"])
+    result = CliRunner().invoke(
+        app, ["eval", "ppl", f"from_run={run_dir}", f"runs_dir={tmp_path}/runs", f"results_dir={tmp_path}/results"]
+    )
     assert result.exit_code == 1
     assert str(path) in result.output.replace("\n", "") and "train it again" in result.output
     assert "Traceback" not in result.output
@@ -107,8 +114,16 @@ def test_saved_adapters_carry_their_structure(tmp_path):
     from qadapt import adapters, devices
 
     cfg = compose(["adapter.layers=[1]", "adapter.qubits_per_block=2"])
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=97,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
     adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     path = tmp_path / runs.ADAPTER_FILE
     runs.save_adapter(path, model, cfg)
@@ -116,6 +131,6 @@ def test_saved_adapters_carry_their_structure(tmp_path):
     trained = runs.load_trained(tmp_path)
     assert trained.metadata["format"] == runs.ADAPTER_FORMAT
     assert OmegaConf.create(trained.metadata["adapter"]).qubits_per_block == 2
-    (site, structure), = trained.structure.items()
+    ((site, structure),) = trained.structure.items()
     assert site.endswith("layers.1.self_attn.v_proj")
     assert structure["block_size"] == 4 and structure["side"] == "input" and structure["n_blocks"] == 12

@@ -19,8 +19,10 @@ def test_defaults_and_overrides():
     assert config_hash(compose(["resume=true"])) == config_hash(compose([]))
 
 
-MODELS = ("deberta_v3_base, dinov2_large, efficientnet_lite0, gemma3_270m, llama31_8b, llama_7b, minilm_l6, qwen_7b, "
-          "smollm2_135m")
+MODELS = (
+    "deberta_v3_base, dinov2_large, efficientnet_lite0, gemma3_270m, llama31_8b, llama_7b, minilm_l6, qwen_7b, "
+    "smollm2_135m"
+)
 
 
 def test_groups_have_the_designed_options():

@@ -18,15 +18,31 @@ HELPER = ROOT / "tests" / "helpers" / "ddp_fit.py"
 
 
 def _env():
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     return {**env, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
 @pytest.mark.parametrize("cache", ["false", "true"])
 def test_two_processes_train_the_adapter_one_process_trains(tmp_path, cache):
-    alone = subprocess.run([sys.executable, str(HELPER), str(tmp_path / "one"), cache], env=_env(), capture_output=True, text=True)
+    alone = subprocess.run(
+        [sys.executable, str(HELPER), str(tmp_path / "one"), cache], env=_env(), capture_output=True, text=True
+    )
     assert alone.returncode == 0, alone.stderr[-2000:]
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPER), str(tmp_path / "two"), cache]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(HELPER),
+        str(tmp_path / "two"),
+        cache,
+    ]
     pair = subprocess.run(launch, env=_env(), capture_output=True, text=True, timeout=600)
     assert pair.returncode == 0, pair.stderr[-3000:]
     one, two = torch.load(tmp_path / "one" / "adapter.pt"), torch.load(tmp_path / "two" / "adapter.pt")
@@ -39,14 +55,48 @@ def test_two_processes_train_the_adapter_one_process_trains(tmp_path, cache):
 
 @pytest.mark.integration
 def test_a_two_process_launch_of_qadapt_train_matches_one_process(tmp_path, smollm2_path, data_dir):
-    common = ["train", "task.max_tokens=1024", "task.max_length=256", "task.stride=256", "task.batch_size=1",
-              "train.max_steps=2", "train.batch_size=2", "train.seq_len=64", "adapter.layers=[-2,-1]", "threads=1"]
-    single = subprocess.run([sys.executable, "-m", "qadapt.cli", *common, f"results_dir={tmp_path / 'one'}",
-                             f"runs_dir={tmp_path / 'one' / 'runs'}"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    common = [
+        "train",
+        "task.max_tokens=1024",
+        "task.max_length=256",
+        "task.stride=256",
+        "task.batch_size=1",
+        "train.max_steps=2",
+        "train.batch_size=2",
+        "train.seq_len=64",
+        "adapter.layers=[-2,-1]",
+        "threads=1",
+    ]
+    single = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qadapt.cli",
+            *common,
+            f"results_dir={tmp_path / 'one'}",
+            f"runs_dir={tmp_path / 'one' / 'runs'}",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     # torchrun (accelerate launch --multi_gpu runs the same launcher on GPUs; on CPUs it would need MPI)
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "qadapt.cli", *common,
-              f"results_dir={tmp_path / 'two'}", f"runs_dir={tmp_path / 'two' / 'runs'}"]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "qadapt.cli",
+        *common,
+        f"results_dir={tmp_path / 'two'}",
+        f"runs_dir={tmp_path / 'two' / 'runs'}",
+    ]
     pair = subprocess.run(launch, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
     assert pair.returncode == 0, pair.stderr[-3000:]
     one, two = pd.read_csv(tmp_path / "one" / "runs.csv"), pd.read_csv(tmp_path / "two" / "runs.csv")
@@ -57,20 +107,26 @@ def test_a_two_process_launch_of_qadapt_train_matches_one_process(tmp_path, smol
 
 
 @pytest.mark.integration
-def test_accelerate_device_map_with_disk_offload_scores_what_the_plain_model_scores(tmp_path, smollm2_cfg, smollm2_path, wikitext_test):
+def test_accelerate_device_map_with_disk_offload_scores_what_the_plain_model_scores(
+    tmp_path, smollm2_cfg, smollm2_path, wikitext_test
+):
     from omegaconf import OmegaConf
 
-    from qadapt.models import input_device, load
     from qadapt.eval import perplexity
+    from qadapt.models import input_device, load
 
     task = OmegaConf.create({"mode": "sliding", "max_length": 256, "stride": 256, "max_tokens": 512})
     scores = []
     for placement in ({}, {"device_map": "auto", "max_memory": {"cpu": "200MB"}, "offload_folder": str(tmp_path)}):
         loaded = load(OmegaConf.merge(smollm2_cfg, placement))
         if placement:  # accelerate kept part of the weights on disk: they are meta tensors until its hooks load them
-            assert set(loaded.model.hf_device_map.values()) == {"cpu", "disk"} and input_device(loaded.model).type == "cpu"
+            assert (
+                set(loaded.model.hf_device_map.values()) == {"cpu", "disk"} and input_device(loaded.model).type == "cpu"
+            )
         eval_set = perplexity.build_eval_set(loaded.tokenizer, wikitext_test, "test", task)
-        scores.append(perplexity.evaluate(loaded.model, eval_set, 2, loaded.tokenizer.eos_token_id).metrics()["perplexity"])
+        scores.append(
+            perplexity.evaluate(loaded.model, eval_set, 2, loaded.tokenizer.eos_token_id).metrics()["perplexity"]
+        )
     assert scores[1] == pytest.approx(scores[0], rel=1e-6)
 
 
@@ -86,17 +142,21 @@ def test_a_cuda_device_map_without_a_gpu_fails_clearly(smollm2_cfg, monkeypatch)
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine: the GPU placement path needs one")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU on this machine: the GPU placement path needs one"
+)
 def test_smollm2_on_the_gpu_scores_what_the_cpu_scores(smollm2_cfg, smollm2_path, wikitext_test):
     from omegaconf import OmegaConf
 
-    from qadapt.models import load
     from qadapt.eval import perplexity
+    from qadapt.models import load
 
     task = OmegaConf.create({"mode": "sliding", "max_length": 512, "stride": 512, "max_tokens": 2048})
     scores = []
     for placement in ({}, {"device_map": "cuda"}):
         loaded = load(OmegaConf.merge(smollm2_cfg, placement))
         eval_set = perplexity.build_eval_set(loaded.tokenizer, wikitext_test, "test", task)
-        scores.append(perplexity.evaluate(loaded.model, eval_set, 2, loaded.tokenizer.eos_token_id).metrics()["perplexity"])
+        scores.append(
+            perplexity.evaluate(loaded.model, eval_set, 2, loaded.tokenizer.eos_token_id).metrics()["perplexity"]
+        )
     assert scores[1] == pytest.approx(scores[0], rel=1e-4)

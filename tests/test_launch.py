@@ -22,29 +22,52 @@ from qadapt.paths import CONFIG_DIR
 from qadapt.runs import run_dir_for
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["task.max_tokens=64", "task.max_length=64", "task.stride=64", "train.max_steps=1", "train.batch_size=1",
-        "train.seq_len=32", "adapter.layers=[-1]", "threads=1"]
+TINY = [
+    "task.max_tokens=64",
+    "task.max_length=64",
+    "task.stride=64",
+    "train.max_steps=1",
+    "train.batch_size=1",
+    "train.seq_len=32",
+    "adapter.layers=[-1]",
+    "threads=1",
+]
 
 
 def test_split_overrides():
-    run, hydra = split_overrides(["seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+hydra.x=1", "adapter=cua"])
+    run, hydra = split_overrides(
+        ["seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+hydra.x=1", "adapter=cua"]
+    )
     assert run == ["seed=0,1", "adapter=cua"]
     assert hydra == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "+hydra.x=1"]
     assert uses_launcher(hydra) and not uses_launcher(["hydra.launcher.n_jobs=2"])
 
 
-@pytest.mark.parametrize("launcher,target,field", [
-    ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", ("n_jobs", 2)),
-    ("submitit_slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", ("cpus_per_task", 8)),
-    ("submitit_local", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", ("cpus_per_task", 1)),
-])
+@pytest.mark.parametrize(
+    "launcher,target,field",
+    [
+        ("joblib", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", ("n_jobs", 2)),
+        (
+            "submitit_slurm",
+            "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+            ("cpus_per_task", 8),
+        ),
+        (
+            "submitit_local",
+            "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+            ("cpus_per_task", 1),
+        ),
+    ],
+)
 def test_launcher_configs_are_ours_and_instantiate_the_plugins(launcher, target, field):
     from hydra.utils import instantiate
 
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose("config", [f"hydra/launcher={launcher}", "runs_dir=/tmp/somewhere"], return_hydra_config=True)
+            cfg = hydra_compose(
+                "config", [f"hydra/launcher={launcher}", "runs_dir=/tmp/somewhere"], return_hydra_config=True
+            )
     finally:
         GlobalHydra.instance().clear()
     assert cfg.hydra.launcher._target_ == target
@@ -66,8 +89,19 @@ def test_hydra_settings_outside_a_launcher_sweep_exit_2():
 @pytest.mark.integration
 def test_joblib_sweep_trains_every_point_in_parallel_with_local_run_dirs(tmp_path, smollm2_path, data_dir):
     store, runs = tmp_path / "results", tmp_path / "runs"
-    cmd = [sys.executable, "-m", "qadapt.cli", "train", "-m", "seed=0,1,2", *TINY, f"results_dir={store}", f"runs_dir={runs}",
-           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qadapt.cli",
+        "train",
+        "-m",
+        "seed=0,1,2",
+        *TINY,
+        f"results_dir={store}",
+        f"runs_dir={runs}",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = pd.read_csv(store / "runs.csv")

@@ -13,7 +13,13 @@ from qadapt.config import compose
 from qadapt.errors import ConfigError
 from qadapt.resources import eval_peak_bytes, plan, saved_activation_bytes
 
-LLAMA_CUA = ["model=llama31_8b", "adapter=cua", "adapter.qubits_per_block=2", "adapter.modules=[v_proj]", "adapter.layers=[0]"]
+LLAMA_CUA = [
+    "model=llama31_8b",
+    "adapter=cua",
+    "adapter.qubits_per_block=2",
+    "adapter.modules=[v_proj]",
+    "adapter.layers=[0]",
+]
 
 
 def test_llama31_8b_cua_plan_matches_hand_counts():
@@ -28,14 +34,21 @@ def test_llama31_8b_cua_plan_matches_hand_counts():
     assert p.trainable_state_bytes == 3 * 6_144 * 2  # gradients + AdamW's two moments, bfloat16 like the weights
     assert p.first_trainable_layer is None  # layer 0: nothing frozen below
     [site] = p.circuit_sites
-    assert (site.site, site.kind, site.qubits, site.circuits_per_token) == ("layers.0.self_attn.v_proj", "block", 2, 1024)
+    assert (site.site, site.kind, site.qubits, site.circuits_per_token) == (
+        "layers.0.self_attn.v_proj",
+        "block",
+        2,
+        1024,
+    )
     assert p.circuits_per_token == 1024
     assert p.train_tokens == (8, 256) and p.eval_tokens == (2, 2048)
     # activations: every one of the 32 layers sits above the adapter and saves for backward; with the adapter in the
     # last layer only that layer and the LM head do. Linear in the batch (no T^2 attention matrix on SDPA's path).
     last = plan(compose([*LLAMA_CUA[:-1], "adapter.layers=[-1]", "train.batch_size=1"]))
     first = plan(compose([*LLAMA_CUA, "train.batch_size=1"]))
-    assert first.train_activation_bytes * 8 == pytest.approx(p.train_activation_bytes, rel=1e-3)  # rotary tables: per sequence
+    assert first.train_activation_bytes * 8 == pytest.approx(
+        p.train_activation_bytes, rel=1e-3
+    )  # rotary tables: per sequence
     assert last.first_trainable_layer == 31 and last.train_activation_bytes < first.train_activation_bytes / 5
     # float32 logits of one sequence alone: 256 x 128,256 x 4 bytes, for the cross-entropy's backward
     assert last.train_activation_bytes > 256 * v * 4
@@ -59,8 +72,15 @@ def test_llama31_8b_on_ibm_fake_gives_gate_counts_and_qpu_time():
 def _tiny(device):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=101, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64)
+    cfg = LlamaConfig(
+        vocab_size=101,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     with torch.device(device):
         model = LlamaForCausalLM(cfg)
     model.requires_grad_(False)

@@ -15,8 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_fraction_sweep_produces_a_consistent_table(tmp_path, data_dir):
     out = tmp_path / "tables"
-    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce_qffn.py"), "table2", "--quick", "--out-dir", str(out),
-           "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "reproduce_qffn.py"),
+        "table2",
+        "--quick",
+        "--out-dir",
+        str(out),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(out / "table2.csv")

@@ -14,14 +14,15 @@ import pytest
 import torch
 from torch import nn
 
-from qadapt.models.compress import LowRankLinear, compress, decompose, factorize, rank_for_ratio
 from qadapt.data import multiple_choice as mc
 from qadapt.errors import ConfigError
+from qadapt.models.compress import LowRankLinear, compress, decompose, factorize, rank_for_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- compression -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("shape", [(24, 40), (40, 24), (32, 32)])
 @pytest.mark.parametrize("whitened", [False, True])
@@ -63,8 +64,15 @@ def _tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64)
+    cfg = LlamaConfig(
+        vocab_size=97,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -79,19 +87,27 @@ def test_compression_reaches_the_requested_ratio_by_counted_parameters(ratio):
     assert report.projection_params_after == counted  # the report counts what the model now holds
     assert counted <= ratio * sum(dense.values())
     assert report.achieved_ratio > ratio - 0.1  # rank rounding costs little
-    assert report.model_params_after == sum(p.numel() for p in model.parameters()) == total_before - sum(dense.values()) + counted
+    assert (
+        report.model_params_after
+        == sum(p.numel() for p in model.parameters())
+        == total_before - sum(dense.values()) + counted
+    )
     assert all(isinstance(m, LowRankLinear) for n, m in model.named_modules() if n.endswith("_proj"))
 
 
 def test_input_grams_equal_each_projections_own_inputs():
-    from qadapt.models.layers import find_targets
     from qadapt.models.compress import PROJECTIONS, input_grams
+    from qadapt.models.layers import find_targets
 
     model, x = _tiny_llama(), torch.randint(0, 97, (6, 16), generator=torch.Generator().manual_seed(3))
     targets = find_targets(model, PROJECTIONS, None)
     seen: dict[str, list[torch.Tensor]] = {}
-    handles = [getattr(p, a).register_forward_pre_hook(lambda _m, args, n=n: seen.setdefault(n, []).append(args[0].detach().clone()))
-               for n, p, a in targets]
+    handles = [
+        getattr(p, a).register_forward_pre_hook(
+            lambda _m, args, n=n: seen.setdefault(n, []).append(args[0].detach().clone())
+        )
+        for n, p, a in targets
+    ]
     with torch.no_grad():
         for i in range(0, 6, 4):
             model(input_ids=x[i : i + 4], use_cache=False)
@@ -124,7 +140,9 @@ def test_distillation_loss_is_zero_for_identical_teacher_and_student(smollm2):
     from qadapt.training.lm import kl_to_teacher
 
     model, tok = smollm2
-    ids = tok("The tower is 324 metres tall, about the same height as an 81-storey building.", return_tensors="pt").input_ids
+    ids = tok(
+        "The tower is 324 metres tall, about the same height as an 81-storey building.", return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
         logits = model(input_ids=ids).logits
     assert abs(kl_to_teacher(logits, model, ids).item()) < 1e-6
@@ -133,6 +151,7 @@ def test_distillation_loss_is_zero_for_identical_teacher_and_student(smollm2):
 
 
 # ---- multiple-choice data ----------------------------------------------------------------------------------------
+
 
 def test_loaders_parse_every_shared_mmlu_and_arc_file_with_the_documented_counts(data_dir):
     subjects = mc.mmlu_subjects(data_dir)
@@ -143,8 +162,14 @@ def test_loaders_parse_every_shared_mmlu_and_arc_file_with_the_documented_counts
     assert len(val) == 1529  # not in the data README: what this copy holds (csv rows; some span several lines)
     assert {q.subject for q in test} == set(subjects)
     assert all(len(q.choices) == 4 and 0 <= q.answer < 4 for q in test + dev + val)
-    counts = {("arc_easy", "test"): 2376, ("arc_challenge", "test"): 1172,  # data README
-              ("arc_easy", "train"): 2251, ("arc_easy", "dev"): 570, ("arc_challenge", "train"): 1119, ("arc_challenge", "dev"): 299}
+    counts = {
+        ("arc_easy", "test"): 2376,
+        ("arc_challenge", "test"): 1172,  # data README
+        ("arc_easy", "train"): 2251,
+        ("arc_easy", "dev"): 570,
+        ("arc_challenge", "train"): 1119,
+        ("arc_challenge", "dev"): 299,
+    }
     for (bench, split), n in counts.items():
         items = mc.load_arc(data_dir, bench, split)
         assert len(items) == n, (bench, split)
@@ -154,15 +179,30 @@ def test_loaders_parse_every_shared_mmlu_and_arc_file_with_the_documented_counts
 def test_prompts_follow_lm_eval_and_capped_selection_keeps_the_quoted_questions(data_dir):
     q = next(q for q in mc.load_mmlu(data_dir, "test", ["astronomy"]) if q.question.startswith("Which of the jovian"))
     assert (q.choices[q.answer], q.answer) == ("all of the above", 3)
-    assert mc.context(q) == "The following are questions (with answers) about astronomy.\n\nQuestion: Which of the jovian planets have rings?\nAnswer:"
+    assert (
+        mc.context(q)
+        == "The following are questions (with answers) about astronomy.\n\nQuestion: Which of the jovian planets have rings?\nAnswer:"
+    )
     assert mc.continuations(q) == [" Neptune", " Uranus", " Saturn", " all of the above"]
-    assert mc.context(q, fmt="letters").endswith("\nD. all of the above\nAnswer:") and mc.continuations(q, "letters")[3] == " D"
+    assert (
+        mc.context(q, fmt="letters").endswith("\nD. all of the above\nAnswer:")
+        and mc.continuations(q, "letters")[3] == " D"
+    )
     shots = mc.load_mmlu(data_dir, "dev", ["astronomy"])[:2]
     assert mc.context(q, shots).count("\nAnswer:") == 3
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create({"benchmarks": ["mmlu", "arc_easy"], "format": "continuation", "subjects": ["astronomy", "college_biology"],
-                            "mmlu_shots": [0, 5], "mmlu_per_subject": [3, 1], "arc_questions": 7, "full": False})
+    cfg = OmegaConf.create(
+        {
+            "benchmarks": ["mmlu", "arc_easy"],
+            "format": "continuation",
+            "subjects": ["astronomy", "college_biology"],
+            "mmlu_shots": [0, 5],
+            "mmlu_per_subject": [3, 1],
+            "arc_questions": 7,
+            "full": False,
+        }
+    )
     suites = {s.name: s for s in mc.suites(data_dir, cfg)}
     zero, five = suites["mmlu_0shot"], suites["mmlu_5shot"]
     for s in (zero, five):
@@ -178,12 +218,15 @@ def test_prompts_follow_lm_eval_and_capped_selection_keeps_the_quoted_questions(
 
 # ---- the scorer --------------------------------------------------------------------------------------------------
 
+
 def test_scorer_picks_the_right_answer_on_a_constructed_case(smollm2):
     from qadapt.eval.multiple_choice import accuracy, score
 
     model, tok = smollm2
-    items = [mc.Question("toy", "toy", "a", "What is the capital city of France?", ("Banana", "Paris", "Seven"), 1),
-             mc.Question("toy", "toy", "b", "How many legs does a spider have?", ("eight", "purple", "Tuesday"), 0)]
+    items = [
+        mc.Question("toy", "toy", "a", "What is the capital city of France?", ("Banana", "Paris", "Seven"), 1),
+        mc.Question("toy", "toy", "b", "How many legs does a spider have?", ("eight", "purple", "Tuesday"), 0),
+    ]
     scored = score(model, tok, items)
     assert [s.choice for s in scored] == [1, 0]
     assert accuracy(scored)["acc"] == 1.0
@@ -211,17 +254,34 @@ def test_batched_scorer_matches_plain_transformers_loglik_on_real_mmlu_items(smo
 
 # ---- the recovery sweep ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.integration
 def test_recovery_sweep_quick_and_eval_mc_from_run_reproduces_it(tmp_path, data_dir):
     out = tmp_path / "tables"
-    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce_recovery.py"), "--quick", "--ratios", "0.8", "--out-dir", str(out),
-           "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "reproduce_recovery.py"),
+        "--quick",
+        "--ratios",
+        "0.8",
+        "--out-dir",
+        str(out),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(out / "compression_recovery.csv")
     assert list(table["method"]) == ["compressed", "CUA q=2", "LoRA r=1", "OFT b=4"]
     assert (table["compressed_perplexity"] > table["base_perplexity"]).all()
-    assert list(table["trainable_params"]) == [0, 224640, 305280, 224640]  # CUA = OFT b=4 exactly; LoRA r=1 the smallest
+    assert list(table["trainable_params"]) == [
+        0,
+        224640,
+        305280,
+        224640,
+    ]  # CUA = OFT b=4 exactly; LoRA r=1 the smallest
     assert table["compression_achieved"].between(0.75, 0.8).all()
     assert all(math.isfinite(x) for x in table["recovery_pct"].iloc[1:])
     diff = (out / "question_diff.md").read_text()
@@ -231,10 +291,22 @@ def test_recovery_sweep_quick_and_eval_mc_from_run_reproduces_it(tmp_path, data_
     # the trained CUA run, evaluated again through `qadapt eval mc from_run=`: compression rebuilt, same answers
     cua = json.loads((Path(table["run_dir"].iloc[1]) / "metrics.json").read_text())
     cfg = json.loads(cua["config"])
-    mc_over = [f"task.mc.subjects=[{','.join(cfg['task']['mc']['subjects'])}]", "task.mc.mmlu_per_subject=[2,1]",
-               "task.mc.arc_questions=4"]
-    cli = [sys.executable, "-m", "qadapt.cli", "eval", "mc", f"from_run={cua['run_dir']}", *mc_over,
-           f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path / 'results'}"]
+    mc_over = [
+        f"task.mc.subjects=[{','.join(cfg['task']['mc']['subjects'])}]",
+        "task.mc.mmlu_per_subject=[2,1]",
+        "task.mc.arc_questions=4",
+    ]
+    cli = [
+        sys.executable,
+        "-m",
+        "qadapt.cli",
+        "eval",
+        "mc",
+        f"from_run={cua['run_dir']}",
+        *mc_over,
+        f"runs_dir={tmp_path / 'runs'}",
+        f"results_dir={tmp_path / 'results'}",
+    ]
     done = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     again = pd.read_csv(tmp_path / "results" / "runs.csv").iloc[-1]

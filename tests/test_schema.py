@@ -31,10 +31,13 @@ PARTNERS = {
 }
 
 
-@pytest.mark.parametrize("argv,key,accepts", [
-    (["adapter.qubits_per_block=abc"], "adapter.qubits_per_block='abc'", "expected an integer >= 1"),
-    (["train.max_grad_norm=null"], "train.max_grad_norm=null", "expected a number > 0"),
-])
+@pytest.mark.parametrize(
+    "argv,key,accepts",
+    [
+        (["adapter.qubits_per_block=abc"], "adapter.qubits_per_block='abc'", "expected an integer >= 1"),
+        (["train.max_grad_norm=null"], "train.max_grad_norm=null", "expected a number > 0"),
+    ],
+)
 def test_cli_type_errors_exit_2_naming_the_key(argv, key, accepts):
     result = runner.invoke(app, ["train", *argv])
     out = " ".join(result.output.split())
@@ -43,41 +46,56 @@ def test_cli_type_errors_exit_2_naming_the_key(argv, key, accepts):
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["adapter.qubits_per_block=0"], "adapter.qubits_per_block=0: expected an integer >= 1"),
-    (["adapter.qubits_per_block=2.0"], "adapter.qubits_per_block=2.0: expected an integer >= 1"),
-    (["device.shots=0"], "device.shots=0: expected an integer >= 1 or null"),
-    (["device=ibm_fake", "device.optimization_level=4"], "device.optimization_level=4: expected an integer in [0, 3]"),
-    (["adapter=qffn", "adapter.fraction=most"],
-     "adapter.fraction='most': expected one of the valid choices: quarter, half, full"),
-    (["adapter.side=up"], "adapter.side='up': expected one of the valid choices: input, output"),
-    (["task.mode=rolling"], "task.mode='rolling': expected one of the valid choices: sliding, documents"),
-    (["train.cache_activations=sometimes"], "valid choices: auto, true, false"),
-    (["train.schedule=cosine_annealing"],
-     "train.schedule='cosine_annealing': expected one of the valid choices: linear, cosine"),
-    (["train.lr=0"], "train.lr=0: expected a number > 0"),
-    (["train.lr=fast"], "train.lr='fast': expected a number > 0"),
-    (["train=classify", "train.warmup_ratio=1.5"], "train.warmup_ratio=1.5: expected a number in [0, 1]"),
-    (["task=compression_recovery", "task.compression.ratio=1.5"],
-     "task.compression.ratio=1.5: expected a number in (0, 1]"),
-    (["adapter=lora", "adapter.dropout=1"], "adapter.dropout=1: expected a number in [0, 1)"),
-    (["adapter=ffn_lowrank", "adapter.rank=-1"], "adapter.rank=-1: expected auto or an integer >= 0"),
-    (["adapter.layers=[1,x]"], "adapter.layers=[1, 'x']: expected a list of integers or null"),
-    (["adapter.modules=v_proj"], "adapter.modules='v_proj': expected a non-empty list of"),
-    (["adapter.modules=[]"], "adapter.modules=[]: expected a non-empty list of"),
-    (["task=mc", "task.mc.mmlu_shots=[0,6]"], "task.mc.mmlu_shots=[0, 6]: expected a list of integers in [0, 5]"),
-    (["model.architecture.hidden_size=-1"], "model.architecture.hidden_size=-1: expected an integer >= 1"),
-    (["model.dtype=float64"], "model.dtype='float64': expected one of the valid choices: float32, bfloat16, float16"),
-    (["seed=-1"], "seed=-1: expected an integer >= 0"),
-    (["threads=0"], "threads=0: expected an integer >= 1 or null"),
-    (["resume=maybe"], "resume='maybe': expected true or false"),
-    (["run_name=2024"], "run_name=2024: expected a non-empty string or null (quote it: run_name='2024')"),
-    (["device=ibm_fake", "device.shots=null"], "set device.shots"),
-    (["adapter.name=lora"], "adapter.name='lora': expected 'cua' (the name of adapter=cua"),
-    (["+adapter.foo=1"], "adapter.foo: not a key of adapter=cua; its keys: name, qubits_per_block"),
-    (["~adapter.side"], "adapter.side is missing: expected one of the valid choices: input, output"),
-    (["adapter.modules=${model.nope}"], "adapter.modules: Interpolation key 'model.nope' not found"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["adapter.qubits_per_block=0"], "adapter.qubits_per_block=0: expected an integer >= 1"),
+        (["adapter.qubits_per_block=2.0"], "adapter.qubits_per_block=2.0: expected an integer >= 1"),
+        (["device.shots=0"], "device.shots=0: expected an integer >= 1 or null"),
+        (
+            ["device=ibm_fake", "device.optimization_level=4"],
+            "device.optimization_level=4: expected an integer in [0, 3]",
+        ),
+        (
+            ["adapter=qffn", "adapter.fraction=most"],
+            "adapter.fraction='most': expected one of the valid choices: quarter, half, full",
+        ),
+        (["adapter.side=up"], "adapter.side='up': expected one of the valid choices: input, output"),
+        (["task.mode=rolling"], "task.mode='rolling': expected one of the valid choices: sliding, documents"),
+        (["train.cache_activations=sometimes"], "valid choices: auto, true, false"),
+        (
+            ["train.schedule=cosine_annealing"],
+            "train.schedule='cosine_annealing': expected one of the valid choices: linear, cosine",
+        ),
+        (["train.lr=0"], "train.lr=0: expected a number > 0"),
+        (["train.lr=fast"], "train.lr='fast': expected a number > 0"),
+        (["train=classify", "train.warmup_ratio=1.5"], "train.warmup_ratio=1.5: expected a number in [0, 1]"),
+        (
+            ["task=compression_recovery", "task.compression.ratio=1.5"],
+            "task.compression.ratio=1.5: expected a number in (0, 1]",
+        ),
+        (["adapter=lora", "adapter.dropout=1"], "adapter.dropout=1: expected a number in [0, 1)"),
+        (["adapter=ffn_lowrank", "adapter.rank=-1"], "adapter.rank=-1: expected auto or an integer >= 0"),
+        (["adapter.layers=[1,x]"], "adapter.layers=[1, 'x']: expected a list of integers or null"),
+        (["adapter.modules=v_proj"], "adapter.modules='v_proj': expected a non-empty list of"),
+        (["adapter.modules=[]"], "adapter.modules=[]: expected a non-empty list of"),
+        (["task=mc", "task.mc.mmlu_shots=[0,6]"], "task.mc.mmlu_shots=[0, 6]: expected a list of integers in [0, 5]"),
+        (["model.architecture.hidden_size=-1"], "model.architecture.hidden_size=-1: expected an integer >= 1"),
+        (
+            ["model.dtype=float64"],
+            "model.dtype='float64': expected one of the valid choices: float32, bfloat16, float16",
+        ),
+        (["seed=-1"], "seed=-1: expected an integer >= 0"),
+        (["threads=0"], "threads=0: expected an integer >= 1 or null"),
+        (["resume=maybe"], "resume='maybe': expected true or false"),
+        (["run_name=2024"], "run_name=2024: expected a non-empty string or null (quote it: run_name='2024')"),
+        (["device=ibm_fake", "device.shots=null"], "set device.shots"),
+        (["adapter.name=lora"], "adapter.name='lora': expected 'cua' (the name of adapter=cua"),
+        (["+adapter.foo=1"], "adapter.foo: not a key of adapter=cua; its keys: name, qubits_per_block"),
+        (["~adapter.side"], "adapter.side is missing: expected one of the valid choices: input, output"),
+        (["adapter.modules=${model.nope}"], "adapter.modules: Interpolation key 'model.nope' not found"),
+    ],
+)
 def test_wrong_type_or_range_names_the_key_and_what_it_accepts(overrides, message):
     with pytest.raises(ConfigError) as err:
         compose(overrides)
@@ -91,8 +109,18 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_valid_values_of_other_types_pass_unchanged():
-    cfg = compose(["train.lr=1", "train.max_grad_norm=inf", "device.shots=8", "adapter.layers=null", "run_name='2024'",
-                   "train.cache_activations=true", "model.max_memory={0: 70GiB, cpu: 100GiB}", "model.device_map=auto"])
+    cfg = compose(
+        [
+            "train.lr=1",
+            "train.max_grad_norm=inf",
+            "device.shots=8",
+            "adapter.layers=null",
+            "run_name='2024'",
+            "train.cache_activations=true",
+            "model.max_memory={0: 70GiB, cpu: 100GiB}",
+            "model.device_map=auto",
+        ]
+    )
     assert cfg.train.lr == 1 and isinstance(cfg.train.lr, int)  # not turned into 1.0: the config hash stays as it was
     assert cfg.run_name == "2024" and cfg.train.cache_activations is True and cfg.adapter.layers is None
 
@@ -165,11 +193,17 @@ def test_schema_imports_no_heavy_library():
 # ---------------------------------------------------------------------------------------------------------------
 # adapter targets per model family
 
-TARGETS = {"smollm2_135m": ["q_proj", "v_proj"], "gemma3_270m": ["q_proj", "v_proj"],
-           "llama31_8b": ["q_proj", "v_proj"], "llama_7b": ["q_proj", "v_proj"], "qwen_7b": ["q_proj", "v_proj"],
-           "minilm_l6": ["query", "value"],
-           "deberta_v3_base": ["query_proj", "value_proj"], "efficientnet_lite0": ["_project_conv", "_conv_head"],
-           "dinov2_large": ["q_proj", "v_proj", "query", "value"]}
+TARGETS = {
+    "smollm2_135m": ["q_proj", "v_proj"],
+    "gemma3_270m": ["q_proj", "v_proj"],
+    "llama31_8b": ["q_proj", "v_proj"],
+    "llama_7b": ["q_proj", "v_proj"],
+    "qwen_7b": ["q_proj", "v_proj"],
+    "minilm_l6": ["query", "value"],
+    "deberta_v3_base": ["query_proj", "value_proj"],
+    "efficientnet_lite0": ["_project_conv", "_conv_head"],
+    "dinov2_large": ["q_proj", "v_proj", "query", "value"],
+}
 
 
 @pytest.mark.parametrize("adapter", ["lora", "oft", "boft", "rbs"])

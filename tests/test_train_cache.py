@@ -16,8 +16,15 @@ def _tiny_llama(layers: int = 4):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=layers, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64)
+    cfg = LlamaConfig(
+        vocab_size=97,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -29,8 +36,16 @@ def _adapted(layers: str = "[2,3]"):
 
 
 def _train_cfg(*extra):
-    return compose(["train.max_steps=6", "train.batch_size=2", "train.lr=0.05", "train.warmup_steps=0", "train.log_every=1",
-                    *extra]).train
+    return compose(
+        [
+            "train.max_steps=6",
+            "train.batch_size=2",
+            "train.lr=0.05",
+            "train.warmup_steps=0",
+            "train.log_every=1",
+            *extra,
+        ]
+    ).train
 
 
 CHUNKS = torch.randint(0, 97, (3, 16), generator=torch.Generator().manual_seed(1))  # 3 chunks, 12 visits: repeats
@@ -42,8 +57,14 @@ def test_cached_training_equals_uncached(tmp_path, max_gib):
     (tmp_path / "a").mkdir()
     a = fit(plain, CHUNKS, _train_cfg("train.cache_activations=false"), tmp_path / "a", seed=0, resume=False)
     (tmp_path / "b").mkdir()
-    b = fit(cached, CHUNKS, _train_cfg("train.cache_activations=true", f"train.cache_max_gib={max_gib}"), tmp_path / "b",
-            seed=0, resume=False)
+    b = fit(
+        cached,
+        CHUNKS,
+        _train_cfg("train.cache_activations=true", f"train.cache_max_gib={max_gib}"),
+        tmp_path / "b",
+        seed=0,
+        resume=False,
+    )
     assert a.cache_layer is None and b.cache_layer == 2
     assert b.cache_storage == ("memory" if max_gib else "disk")
     assert not (tmp_path / "b" / "activations.bin").exists()  # the spill file goes with the run
@@ -78,7 +99,9 @@ def test_the_cache_computes_each_chunk_once(tmp_path, monkeypatch):
 
     model, calls = _adapted(), []
     real = train.hidden_at
-    monkeypatch.setattr(train, "hidden_at", lambda m, ids, mask, layer: calls.append(ids.shape[0]) or real(m, ids, mask, layer))
+    monkeypatch.setattr(
+        train, "hidden_at", lambda m, ids, mask, layer: calls.append(ids.shape[0]) or real(m, ids, mask, layer)
+    )
     cache = ChunkActivations(model, CHUNKS, torch.tensor([0, 2, 2, 0]), 2, 1.0, tmp_path)
     first = cache.stream(torch.tensor([0, 2]), "cpu")
     again = cache.stream(torch.tensor([2, 0]), "cpu")

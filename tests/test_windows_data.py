@@ -9,8 +9,8 @@ import pytest
 from qadapt.data.fetch import download_wikitext, fill, rows_to_upstream
 from qadapt.data.wikitext import handle_unk, load_eval_text, load_train_text, split_articles
 from qadapt.errors import ConfigError, DataMissing
-from qadapt.results import append_row, load_rows
 from qadapt.eval.perplexity import rolling_windows, sliding_windows, truncate_bytes
+from qadapt.results import append_row, load_rows
 
 
 def _scored_positions(windows, offsets):
@@ -40,7 +40,7 @@ def test_sliding_windows_with_bos_score_every_token_once_with_bos_first(n, max_l
     bos = -1
     windows = sliding_windows(list(range(n)), max_length, stride, bos_id=bos)
     assert all(w.tokens[0] == bos and len(w.tokens) <= max_length + 1 for w in windows)
-    scored = [t for w in windows for t in w.tokens[w.first_target:]]
+    scored = [t for w in windows for t in w.tokens[w.first_target :]]
     assert sorted(scored) == list(range(n))  # token 0 too: it has BOS as context
 
 
@@ -97,8 +97,15 @@ def test_train_split_comes_from_the_hub_when_reachable(data_dir, monkeypatch, tm
     monkeypatch.setenv("QADAPT_CACHE", str(tmp_path))
     monkeypatch.setattr(qadapt.hub, "hub_reachable", lambda timeout=3.0: True)
     real = qadapt.data.fetch.download_wikitext
-    monkeypatch.setattr(qadapt.data.fetch, "download_wikitext", lambda target, only=None: real(
-        target, load_dataset=lambda name, config, split: {"text": ["" if l == " \n" else l for l in lines]}, only=only))
+    monkeypatch.setattr(
+        qadapt.data.fetch,
+        "download_wikitext",
+        lambda target, only=None: real(
+            target,
+            load_dataset=lambda name, config, split: {"text": ["" if l == " \n" else l for l in lines]},
+            only=only,
+        ),
+    )
     text = load_train_text(data_dir, "auto", "drop")
     assert text.source.startswith("hub:") and text.text == "".join(lines)
     assert (tmp_path / "data" / "wikitext-2" / "wiki.train.raw").exists()
@@ -152,11 +159,23 @@ def test_concurrent_appends_lose_no_rows(tmp_path):
 def test_results_summary_pivots_seeds_into_mean_and_std():
     from qadapt.results.tables import summary
 
-    rows = pd.DataFrame([
-        {"command": "train", "task": "wikitext_ppl", "model": "m", "adapter_desc": "cua(q=2)", "device": "exact",
-         "mode": "sliding", "seed": s, "perplexity": p, "base_perplexity": 20.0, "delta_ppl_pct": 100 * (p / 20 - 1)}
-        for s, p in [(0, 19.0), (1, 19.2), (2, 19.4)]
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "command": "train",
+                "task": "wikitext_ppl",
+                "model": "m",
+                "adapter_desc": "cua(q=2)",
+                "device": "exact",
+                "mode": "sliding",
+                "seed": s,
+                "perplexity": p,
+                "base_perplexity": 20.0,
+                "delta_ppl_pct": 100 * (p / 20 - 1),
+            }
+            for s, p in [(0, 19.0), (1, 19.2), (2, 19.4)]
+        ]
+    )
     table = summary(rows)
     assert "### train · wikitext_ppl" in table
     assert "19.2 ± 0.2" in table and "-4 ± 1" in table

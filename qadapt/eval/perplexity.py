@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -223,13 +222,16 @@ def _collate(batch: list[Window], pad_id: int, device) -> tuple[torch.Tensor, to
 
 
 def head_chunk(vocab: int) -> int:
-    """Positions per LM-head call in :func:`target_logprobs`: at most 1,024 and at most 2^26 logits (256 MiB in float32),
+    """Positions per LM-head call in :func:`target_logprobs`: at most 1,024 and at most 2^26 logits (256 MiB in
+    float32),
     whatever the vocabulary. Cross-entropy holds the logits and their log-softmax at once, so this bounds the
     scorer's own memory to about 512 MiB (SmolLM2, 49,152 tokens: 1,024 positions, 384 MiB)."""
     return max(1, min(1024, 2**26 // vocab))
 
 
-def target_logprobs(model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+def target_logprobs(
+    model: nn.Module, hidden: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
     """log p(target) under the model's LM head for every row: ``hidden`` ``(M, d)``, ``targets`` ``(M,)`` -> ``(M,)``
     float32 (nats). The head runs in chunks of :func:`head_chunk` rows, so at most one chunk of logits (and its
     log-softmax) exists at a time, whatever M and the vocabulary; Gemma's final logit soft-capping is applied."""
@@ -294,8 +296,14 @@ def evaluate(
         raise ValueError("activation cache was filled for a different evaluation set or batch size")
     nll = torch.zeros((), dtype=torch.float64)
     start = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tokens"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True, disable=not here.is_main) as progress:
         bar = progress.add_task(description, total=sum(w.n_scored for b in batches for w in b))
         for i, batch in enumerate(batches):

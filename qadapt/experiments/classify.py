@@ -46,8 +46,9 @@ def check(cfg: DictConfig) -> None:
     """
     kind, valid = KINDS[cfg.task.name]
     if cfg.model.get("kind") != kind:
-        raise ConfigError(f"task={cfg.task.name} needs a {kind} backbone; model={cfg.model.name} is not one "
-                          f"(valid choices: {valid})")
+        raise ConfigError(
+            f"task={cfg.task.name} needs a {kind} backbone; model={cfg.model.name} is not one (valid choices: {valid})"
+        )
     if "epochs" not in cfg.train:
         raise ConfigError(f"task={cfg.task.name} trains a classifier: add train=classify")
     if cfg.task.name == "glue":
@@ -69,7 +70,8 @@ def adapter_param_count(cfg: DictConfig) -> int:
 
 
 def _build(cfg: DictConfig):
-    """(model with a fresh head, training data, evaluation data, facts for the row). The head's init follows cfg.seed."""
+    """(model with a fresh head, training data, evaluation data, facts for the row). The head's init follows
+    cfg.seed."""
     name = str(cfg.task.subtask)
     if cfg.task.name == "glue":
         spec = task_spec(name)
@@ -80,17 +82,35 @@ def _build(cfg: DictConfig):
         train_data = Encoded(tokenizer, train_ex, _subset(len(train_ex.labels), cfg.task.max_train), max_length)
         cap = None if cfg.task.max_eval is None else int(cfg.task.max_eval)
         eval_data = Encoded(tokenizer, eval_ex, list(range(len(eval_ex.labels)))[:cap], max_length)
-        return model, train_data, eval_data, {"regression": spec.labels is None, "metric": spec.metric,
-                                              "model_source": source, "train_source": train_ex.source,
-                                              "eval_source": eval_ex.source}
+        return (
+            model,
+            train_data,
+            eval_data,
+            {
+                "regression": spec.labels is None,
+                "metric": spec.metric,
+                "model_source": source,
+                "train_source": train_ex.source,
+                "eval_source": eval_ex.source,
+            },
+        )
     parts = vtab_split(name, cfg.data_dir, cfg.task.max_test)
     torch.manual_seed(int(cfg.seed))
     model, source = load_image_classifier(cfg.model, parts["train"].classes)
     size = int(cfg.task.image_size)
     train_data, eval_data = (Images(parts[k], size, cfg.model.mean, cfg.model.std) for k in ("train", "test"))
-    return model, train_data, eval_data, {"regression": False, "metric": "accuracy", "model_source": source,
-                                          "train_source": f"{parts['train'].source} (vtab-1k train 800)",
-                                          "eval_source": f"{parts['test'].source} (test {len(parts['test'].labels)})"}
+    return (
+        model,
+        train_data,
+        eval_data,
+        {
+            "regression": False,
+            "metric": "accuracy",
+            "model_source": source,
+            "train_source": f"{parts['train'].source} (vtab-1k train 800)",
+            "eval_source": f"{parts['test'].source} (test {len(parts['test'].labels)})",
+        },
+    )
 
 
 def train(cfg: DictConfig, overrides: list[str]) -> dict:
@@ -108,8 +128,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         p.requires_grad_(True)
     head_params = sum(p.numel() for p in model.get_submodule(HEAD).parameters())
     trainable = count_trainable(model)
-    log(f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable - head_params:,} adapter + "
-        f"{head_params:,} head parameters trainable")
+    log(
+        f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable - head_params:,} adapter + "
+        f"{head_params:,} head parameters trainable"
+    )
     regression, metric = info["regression"], info["metric"]
     trained = fit(model, train_data, cfg.train, int(cfg.seed), regression)
     preds = predict(model, eval_data, int(cfg.train.eval_batch_size), regression)
@@ -118,11 +140,21 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
 
     runs.prepare(run)
     row = runs.row(run, model_source=info["model_source"])
-    row.update({
-        "metric": metric, "score": metrics["score"], **{f"metric_{k}": v for k, v in metrics.items() if k != "score"},
-        "adapter_sites": len(sites), "trainable_params": trainable, "adapter_params": trainable - head_params,
-        "head_params": head_params, "backbone_params": backbone, "train_examples": len(train_data),
-        "eval_examples": len(eval_data), "train_source": info["train_source"], "eval_source": info["eval_source"],
-        **trained,
-    })
+    row.update(
+        {
+            "metric": metric,
+            "score": metrics["score"],
+            **{f"metric_{k}": v for k, v in metrics.items() if k != "score"},
+            "adapter_sites": len(sites),
+            "trainable_params": trainable,
+            "adapter_params": trainable - head_params,
+            "head_params": head_params,
+            "backbone_params": backbone,
+            "train_examples": len(train_data),
+            "eval_examples": len(eval_data),
+            "train_source": info["train_source"],
+            "eval_source": info["eval_source"],
+            **trained,
+        }
+    )
     return runs.finish(run, row, model)

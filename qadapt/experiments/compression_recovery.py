@@ -43,8 +43,9 @@ _DECOMPOSITIONS: dict[str, dict] = {}
 
 
 def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str) -> tuple[dict, dict, pd.DataFrame]:
-    ppl = perplexity.evaluate(model, windows, int(cfg.task.batch_size), runs.pad_id(tokenizer),
-                              description=f"{label} perplexity").metrics()
+    ppl = perplexity.evaluate(
+        model, windows, int(cfg.task.batch_size), runs.pad_id(tokenizer), description=f"{label} perplexity"
+    ).metrics()
     log(f"{label} perplexity {ppl['perplexity']:.4f}")
     bos = bool(cfg.model.get("bos_in_windows", False))
     if not cfg.task.get("mc"):
@@ -88,16 +89,31 @@ def compressed_model(cfg: DictConfig, model: nn.Module, tokenizer) -> tuple[nn.M
     comp = cfg.task.compression
     student = copy.deepcopy(model)
     layers = comp.get("layers")
-    key = json.dumps([OmegaConf.to_container(cfg.model),
-                      {k: v for k, v in OmegaConf.to_container(comp).items() if k != "ratio"},
-                      str(cfg.data_dir), cfg.train.text, cfg.train.unk], sort_keys=True)
-    report = compress(student, str(comp.method), float(comp.ratio), list(comp.modules),
-                      None if layers is None else list(layers), calibration_chunks(cfg, tokenizer),
-                      _DECOMPOSITIONS.setdefault(key, {}))
+    key = json.dumps(
+        [
+            OmegaConf.to_container(cfg.model),
+            {k: v for k, v in OmegaConf.to_container(comp).items() if k != "ratio"},
+            str(cfg.data_dir),
+            cfg.train.text,
+            cfg.train.unk,
+        ],
+        sort_keys=True,
+    )
+    report = compress(
+        student,
+        str(comp.method),
+        float(comp.ratio),
+        list(comp.modules),
+        None if layers is None else list(layers),
+        calibration_chunks(cfg, tokenizer),
+        _DECOMPOSITIONS.setdefault(key, {}),
+    )
     freeze(student)  # the new factors are frozen like the rest: only an adapter on top of them trains
-    log(f"compressed {report.sites} projections by {report.method} at ratio {report.ratio}: projection parameters "
+    log(
+        f"compressed {report.sites} projections by {report.method} at ratio {report.ratio}: projection parameters "
         f"{report.projection_params_before:,} -> {report.projection_params_after:,}, model "
-        f"{report.model_params_before:,} -> {report.model_params_after:,}")
+        f"{report.model_params_before:,} -> {report.model_params_after:,}"
+    )
     return student, report
 
 
@@ -124,8 +140,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     common = {"model": OmegaConf.to_container(cfg.model), "ppl": ppl_task, "data_dir": str(cfg.data_dir)}
     base = _cached({**common, "variant": "base"}, lambda: _evaluate(teacher, tokenizer, cfg, windows, "base"))
     student, report = compressed_model(cfg, teacher, tokenizer)
-    compressed = _cached({**common, "variant": "compressed", "compression": OmegaConf.to_container(cfg.task.compression)},
-                         lambda: _evaluate(student, tokenizer, cfg, windows, "compressed"))
+    compressed = _cached(
+        {**common, "variant": "compressed", "compression": OmegaConf.to_container(cfg.task.compression)},
+        lambda: _evaluate(student, tokenizer, cfg, windows, "compressed"),
+    )
 
     sites = adapters.apply(student, cfg.adapter, device) if training else []
     trainable = count_trainable(student)
@@ -143,20 +161,40 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         for variant, (_, _, frame) in zip(("base", "compressed", "adapted"), (base, compressed, adapted)):
             write_csv(frame, run.dir / f"mc_{variant}.csv")
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
-    trained = result.row() if result else {"train_steps": 0, "train_tokens": 0, "train_seconds": 0.0,
-                                            "train_loss_first": None, "train_loss_final": None}
-    row.update({
-        "eval_source": windows.source, "train_source": train_text.source if training else None,
-        "compression_method": report.method, "compression_ratio": report.ratio,
-        "compression_achieved": report.achieved_ratio, "compressed_sites": report.sites,
-        "projection_params_before": report.projection_params_before,
-        "projection_params_after": report.projection_params_after,
-        "base_total_params": report.model_params_before, "compressed_total_params": report.model_params_after,
-        "adapter_sites": len(sites), "trainable_params": trainable, "added_params": trainable,
-        "total_params": report.model_params_after + trainable, **trained,
-    })
+    trained = (
+        result.row()
+        if result
+        else {
+            "train_steps": 0,
+            "train_tokens": 0,
+            "train_seconds": 0.0,
+            "train_loss_first": None,
+            "train_loss_final": None,
+        }
+    )
+    row.update(
+        {
+            "eval_source": windows.source,
+            "train_source": train_text.source if training else None,
+            "compression_method": report.method,
+            "compression_ratio": report.ratio,
+            "compression_achieved": report.achieved_ratio,
+            "compressed_sites": report.sites,
+            "projection_params_before": report.projection_params_before,
+            "projection_params_after": report.projection_params_after,
+            "base_total_params": report.model_params_before,
+            "compressed_total_params": report.model_params_after,
+            "adapter_sites": len(sites),
+            "trainable_params": trainable,
+            "added_params": trainable,
+            "total_params": report.model_params_after + trainable,
+            **trained,
+        }
+    )
     for prefix, (ppl, mc, _) in (("base_", base), ("compressed_", compressed), ("", adapted)):
         row.update({f"{prefix}{k}": v for k, v in {**ppl, **mc}.items()})
     gap = compressed[0]["perplexity"] - base[0]["perplexity"]
-    row["recovery_pct"] = 100 * (compressed[0]["perplexity"] - adapted[0]["perplexity"]) / gap if gap > 0 else float("nan")
+    row["recovery_pct"] = (
+        100 * (compressed[0]["perplexity"] - adapted[0]["perplexity"]) / gap if gap > 0 else float("nan")
+    )
     return runs.finish(run, row, student)  # adapter=none: an empty adapter file, so every run directory has one

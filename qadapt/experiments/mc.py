@@ -22,7 +22,9 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         model), DataMissing, ModelUnavailable, QadaptError (``from_run`` is not a finished run, or is damaged).
     """
     if not cfg.task.get("mc"):
-        raise ConfigError(f"task={cfg.task.name} has no multiple-choice settings; use task=mc or task=compression_recovery")
+        raise ConfigError(
+            f"task={cfg.task.name} has no multiple-choice settings; use task=mc or task=compression_recovery"
+        )
     run = runs.start(cfg, "eval mc", overrides)
     mc_data.suites(cfg.data_dir, cfg.task.mc)
     trained = runs.load_trained(cfg.from_run, cfg.model.name) if cfg.from_run else None
@@ -37,13 +39,20 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         adapters.apply(model, trained.cfg.adapter, devices.get(cfg.device))
         adapters.load_adapter_state(model, trained.weights)
     label = f"{cfg.model.name} {adapters.describe(cfg.adapter) if trained is not None else 'base'}"
-    metrics, frame = evaluate_suites(model.eval(), tokenizer, str(cfg.data_dir), cfg.task.mc,
-                                     bool(cfg.model.get("bos_in_windows", False)), label)
+    metrics, frame = evaluate_suites(
+        model.eval(), tokenizer, str(cfg.data_dir), cfg.task.mc, bool(cfg.model.get("bos_in_windows", False)), label
+    )
     runs.prepare(run)
     if run.main:
         write_csv(frame, run.dir / "mc_predictions.csv")
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
-    row.update({"from_run": cfg.from_run, "mc_format": cfg.task.mc.format,
-                "compression_ratio": report.ratio if report else None,
-                "total_params": sum(p.numel() for p in model.parameters()), **metrics})
+    row.update(
+        {
+            "from_run": cfg.from_run,
+            "mc_format": cfg.task.mc.format,
+            "compression_ratio": report.ratio if report else None,
+            "total_params": sum(p.numel() for p in model.parameters()),
+            **metrics,
+        }
+    )
     return runs.finish(run, row)

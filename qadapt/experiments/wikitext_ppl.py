@@ -1,11 +1,11 @@
 """WikiText perplexity (``task=wikitext_ppl``): train an adapter on a frozen LM, score base and adapted models.
 
-    train:    model = models.load(cfg.model); sites = adapters.apply(model, cfg.adapter, device)
-              base = perplexity of the model with its adapters off (fills the activation cache)
-              training.fit (replacement adapters: local distillation first, the unmodified model as teacher)
-              adapted = perplexity (from the activation cache); runs.finish -> one row
-    evaluate: the base model (adapter=none), a fresh adapter or a trained one (from_run=runs/<dir>), on any device;
-              off the exact device the same adapter is also scored exactly on the same tokens (degradation)
+train:    model = models.load(cfg.model); sites = adapters.apply(model, cfg.adapter, device)
+          base = perplexity of the model with its adapters off (fills the activation cache)
+          training.fit (replacement adapters: local distillation first, the unmodified model as teacher)
+          adapted = perplexity (from the activation cache); runs.finish -> one row
+evaluate: the base model (adapter=none), a fresh adapter or a trained one (from_run=runs/<dir>), on any device;
+          off the exact device the same adapter is also scored exactly on the same tokens (degradation)
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
 
 def eval_set(cfg: DictConfig, tokenizer, text) -> perplexity.EvalSet:
     """The task's evaluation windows of ``text`` (``task.mode``, ``max_length``, ``stride``, caps)."""
-    return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False)))
+    return perplexity.build_eval_set(
+        tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False))
+    )
 
 
 def eval_cache(cfg: DictConfig, model, windows: perplexity.EvalSet):
@@ -74,14 +76,17 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     sites = adapters.apply(model, cfg.adapter, device)
     trainable = count_trainable(model)
     total = sum(p.numel() for p in model.parameters())
-    log(f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters, "
-        f"{total:,} in all (base {base_total:,})")
+    log(
+        f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters, "
+        f"{total:,} in all (base {base_total:,})"
+    )
 
     # base model: evaluated with the adapters switched off; fills the cache of frozen lower layers
     fresh = None if replacing else eval_cache(cfg, model, windows)
     layer = fresh.layer if fresh else None
-    key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer],
-                     sort_keys=True)
+    key = json.dumps(
+        [OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer], sort_keys=True
+    )
     pad = runs.pad_id(tokenizer)
     if key in _BASE_EVALS:
         base, cache = _BASE_EVALS[key]
@@ -89,11 +94,14 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     else:
         cache = fresh
         if replacing:
-            base = perplexity.evaluate(teacher, windows, int(cfg.task.batch_size), pad, description="base model").metrics()
+            base = perplexity.evaluate(
+                teacher, windows, int(cfg.task.batch_size), pad, description="base model"
+            ).metrics()
         else:
             with adapters.adapters_disabled(model):
-                base = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, fill_cache=cache,
-                                           description="base model").metrics()
+                base = perplexity.evaluate(
+                    model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="base model"
+                ).metrics()
         _BASE_EVALS[key] = (base, cache)
     log(f"base perplexity {base['perplexity']:.4f}")
 
@@ -106,25 +114,28 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed))
     result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
 
-    adapted = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, use_cache=cache,
-                                  description="adapted model").metrics()
+    adapted = perplexity.evaluate(
+        model, windows, int(cfg.task.batch_size), pad, use_cache=cache, description="adapted model"
+    ).metrics()
     log(f"adapted perplexity {adapted['perplexity']:.4f}")
 
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
-    row.update({
-        "eval_source": windows.source,
-        "train_source": train_text.source,
-        "adapter_sites": len(sites),
-        "trainable_params": trainable,
-        "added_params": trainable,
-        "base_total_params": base_total,
-        "total_params": total,
-        "removed_params": base_total + trainable - total,
-        **result.row(),
-        "activation_cache_layer": cache.layer if cache else None,
-        "activation_cache_storage": cache.storage if cache else None,
-        **distilled,
-    })
+    row.update(
+        {
+            "eval_source": windows.source,
+            "train_source": train_text.source,
+            "adapter_sites": len(sites),
+            "trainable_params": trainable,
+            "added_params": trainable,
+            "base_total_params": base_total,
+            "total_params": total,
+            "removed_params": base_total + trainable - total,
+            **result.row(),
+            "activation_cache_layer": cache.layer if cache else None,
+            "activation_cache_storage": cache.storage if cache else None,
+            **distilled,
+        }
+    )
     row.update({f"base_{k}": v for k, v in base.items()})
     row.update(adapted)
     row["delta_ppl_pct"] = 100 * (adapted["perplexity"] / base["perplexity"] - 1)
@@ -160,27 +171,47 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     if trained is not None:
         adapters.load_adapter_state(model, trained.weights)
     elif cfg.adapter.name != "none":
-        log(f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): this measures the base model")
+        log(
+            f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
+            "this measures the base model"
+        )
     scored_only = device.positions == "scored"
     pad = runs.pad_id(tokenizer)
     reference, cache = None, None
     if cfg.adapter.name != "none" and not device.is_exact:
         cache = eval_cache(cfg, model, windows)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
-        reference = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, fill_cache=cache,
-                                        description="exact reference").metrics()
+        reference = perplexity.evaluate(
+            model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="exact reference"
+        ).metrics()
         log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
         adapters.set_device(model, device)
-    metrics = perplexity.evaluate(model, windows, int(cfg.task.batch_size), pad, use_cache=cache, scored_only=scored_only,
-                                  description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}").metrics()
+    metrics = perplexity.evaluate(
+        model,
+        windows,
+        int(cfg.task.batch_size),
+        pad,
+        use_cache=cache,
+        scored_only=scored_only,
+        description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
+    ).metrics()
     runs.prepare(run)
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
     n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
-    row.update({"eval_source": windows.source, "from_run": cfg.from_run, "trainable_params": n_adapter,
-                "added_params": n_adapter, "total_params": sum(p.numel() for p in model.parameters()),
-                "device_desc": device.describe(), "device_job_ids": " ".join(getattr(device, "job_ids", [])),
-                "device_positions": device.positions, "device_max_tokens": cfg.device.get("max_tokens"),
-                "device_circuits": device.circuits_run})
+    row.update(
+        {
+            "eval_source": windows.source,
+            "from_run": cfg.from_run,
+            "trainable_params": n_adapter,
+            "added_params": n_adapter,
+            "total_params": sum(p.numel() for p in model.parameters()),
+            "device_desc": device.describe(),
+            "device_job_ids": " ".join(getattr(device, "job_ids", [])),
+            "device_positions": device.positions,
+            "device_max_tokens": cfg.device.get("max_tokens"),
+            "device_circuits": device.circuits_run,
+        }
+    )
     row.update(metrics)
     if reference is not None:
         row["exact_perplexity"] = reference["perplexity"]

@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..log import log
 from .. import hub
 from ..errors import ConfigError, ModelUnavailable
+from ..log import log
 from ..paths import cache_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -185,12 +185,18 @@ def placement(cfg: DictConfig) -> dict:
     device_map = cfg.get("device_map")
     wants_cuda = "cuda" in str(OmegaConf.to_container(device_map) if OmegaConf.is_config(device_map) else device_map)
     if wants_cuda and not torch.cuda.is_available():
-        raise ConfigError(f"model.device_map={device_map} needs a CUDA GPU and none is visible (torch.cuda.is_available() "
-                          "is False); use model.device_map=null (CPU) or auto (whatever devices there are)")
+        raise ConfigError(
+            f"model.device_map={device_map} needs a CUDA GPU and none is visible (torch.cuda.is_available() "
+            "is False); use model.device_map=null (CPU) or auto (whatever devices there are)"
+        )
     if device_map is None and ranks().device is not None:
         device_map = {"": str(ranks().device)}
     out = {}
-    for key, value in (("device_map", device_map), ("max_memory", cfg.get("max_memory")), ("offload_folder", cfg.get("offload_folder"))):
+    for key, value in (
+        ("device_map", device_map),
+        ("max_memory", cfg.get("max_memory")),
+        ("offload_folder", cfg.get("offload_folder")),
+    ):
         if value is not None:
             out[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     return out
@@ -241,7 +247,8 @@ def load(cfg: DictConfig) -> LoadedModel:
         cached = isinstance(try_to_load_from_cache(cfg.hub_id, "config.json"), str)
         if not cached and not constants.HF_HUB_OFFLINE and not hub.hub_reachable():
             raise ModelUnavailable(
-                f"'{cfg.hub_id}' is not in the local Hugging Face cache and the hub is unreachable. Provide the weights: "
+                f"'{cfg.hub_id}' is not in the local Hugging Face cache and the hub is unreachable. "
+                "Provide the weights: "
                 f"download them where the hub is reachable (accept the licence for {cfg.hub_id} and set HF_TOKEN), "
                 f"or pass model.path=/dir/with/config.json"
             )

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import find_targets
 from ..errors import ConfigError
+from .layers import find_targets
 
 # the seven projections of a Llama-style decoder layer (the paper's recovery adapters sit on all of them)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -113,7 +113,9 @@ def decompose(weight: torch.Tensor, gram: torch.Tensor | None = None) -> Decompo
 
 
 @torch.no_grad()
-def factorize(linear: nn.Linear, rank: int, gram: torch.Tensor | None = None, dec: Decomposition | None = None) -> LowRankLinear:
+def factorize(
+    linear: nn.Linear, rank: int, gram: torch.Tensor | None = None, dec: Decomposition | None = None
+) -> LowRankLinear:
     """Truncated SVD of ``linear.weight`` at ``rank``: up = U_r sqrt(S_r), down = sqrt(S_r) V_r^T (balanced factors).
 
     ``gram``: ``(d_in, d_in)`` Gram matrix X^T X of the layer's inputs; when given, W S is truncated instead of W
@@ -160,7 +162,9 @@ class CompressionReport:
 
 
 @torch.no_grad()
-def input_grams(model: nn.Module, targets: list[tuple[str, nn.Module, str]], chunks: torch.Tensor, batch_size: int = 4) -> dict[str, torch.Tensor]:
+def input_grams(
+    model: nn.Module, targets: list[tuple[str, nn.Module, str]], chunks: torch.Tensor, batch_size: int = 4
+) -> dict[str, torch.Tensor]:
     """Gram matrices X^T X ``(d_in, d_in)`` (float64) of every target projection's inputs over ``chunks``
     ``(n, seq_len)`` of calibration token ids, from one pass of the unmodified model (forward pre-hooks)."""
     grams: dict[str, torch.Tensor] = {}
@@ -174,6 +178,7 @@ def input_grams(model: nn.Module, targets: list[tuple[str, nn.Module, str]], chu
                 x = args[0].reshape(-1, args[0].shape[-1]).float()
                 last[:] = [args[0], (x.T @ x).double()]  # float32 product, float64 sum over batches
             grams[name] = grams[name] + last[1] if name in grams else last[1].clone()
+
         return accumulate
 
     handles = [getattr(parent, attr).register_forward_pre_hook(hook(name)) for name, parent, attr in targets]
@@ -187,9 +192,15 @@ def input_grams(model: nn.Module, targets: list[tuple[str, nn.Module, str]], chu
     return grams
 
 
-def compress(model: nn.Module, method: str, ratio: float, modules: Sequence[str] = PROJECTIONS,
-             layers: Sequence[int] | None = None, calibration: torch.Tensor | None = None,
-             decompositions: dict[str, Decomposition] | None = None) -> CompressionReport:
+def compress(
+    model: nn.Module,
+    method: str,
+    ratio: float,
+    modules: Sequence[str] = PROJECTIONS,
+    layers: Sequence[int] | None = None,
+    calibration: torch.Tensor | None = None,
+    decompositions: dict[str, Decomposition] | None = None,
+) -> CompressionReport:
     """Replace every ``modules`` projection of ``layers`` (None = all) by its truncated factorisation, in place.
 
     ``calibration``: ``(n, seq_len)`` token ids whose activations whiten the SVD (``svd_llm``; ignored by ``svd``).
@@ -202,7 +213,9 @@ def compress(model: nn.Module, method: str, ratio: float, modules: Sequence[str]
     if method not in METHODS:
         raise ConfigError(f"unknown task.compression.method '{method}'; valid choices: {', '.join(METHODS)}")
     if method == "svd_llm" and calibration is None:
-        raise ConfigError("task.compression.method=svd_llm needs calibration tokens (task.compression.calibration_tokens > 0)")
+        raise ConfigError(
+            "task.compression.method=svd_llm needs calibration tokens (task.compression.calibration_tokens > 0)"
+        )
     rank_for_ratio(1, 1, ratio)  # checks the range before any work
     targets = find_targets(model, modules, layers)
     decompositions = {} if decompositions is None else decompositions
@@ -224,5 +237,6 @@ def compress(model: nn.Module, method: str, ratio: float, modules: Sequence[str]
             continue
         setattr(parent, attr, factorize(linear, rank, dec=decompositions[name]))
         after, sites = after + rank * (linear.out_features + linear.in_features), sites + 1
-    return CompressionReport(method, float(ratio), sites, dense, before, after, total_before,
-                             sum(p.numel() for p in model.parameters()))
+    return CompressionReport(
+        method, float(ratio), sites, dense, before, after, total_before, sum(p.numel() for p in model.parameters())
+    )

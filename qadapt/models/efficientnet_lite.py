@@ -17,7 +17,15 @@ import torch
 from torch import nn
 
 # (expand ratio, kernel, stride, output channels, repeats) per stage, EfficientNet-B0/Lite0
-STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 BN = dict(eps=1e-3, momentum=0.01)
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

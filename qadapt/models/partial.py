@@ -44,7 +44,9 @@ def hidden_at(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.T
         return body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
 
-def final_hidden(model: nn.Module, attention_mask: torch.Tensor, *, input_ids=None, start_hidden=None, start: int = 0) -> torch.Tensor:
+def final_hidden(
+    model: nn.Module, attention_mask: torch.Tensor, *, input_ids=None, start_hidden=None, start: int = 0
+) -> torch.Tensor:
     """``(B, T, d)`` final-normed hidden states, from token ids or from the stream entering layer ``start``."""
     body = model.get_decoder()
     if start_hidden is None:

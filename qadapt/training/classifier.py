@@ -6,21 +6,18 @@ The experiment around it (data, budget, row) is qadapt/experiments/classify.py.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 import random
 import time
-from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import save_file
+from omegaconf import DictConfig
 from torch import nn
 
 from ..errors import TrainingDiverged
-from ..log import log, progress
+from ..log import progress
 from ..models.encoders import HEAD
+
 
 class Encoded:
     """Tokenised examples kept unpadded; :meth:`batch` pads only to the longest row of a batch."""
@@ -48,11 +45,14 @@ class Encoded:
 
 
 class Images:
-    """Greyscale images resized once to ``size`` x ``size`` (bilinear, antialiased), copied to 3 channels, normalised."""
+    """Greyscale images resized once to ``size`` x ``size`` (bilinear, antialiased), copied to 3 channels,
+    normalised."""
 
     def __init__(self, part, size: int, mean, std):
         x = torch.from_numpy(part.images).unsqueeze(1)
-        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+        x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(
+            0, 1
+        )
         mean, std = torch.tensor(list(mean)).view(1, 3, 1, 1), torch.tensor(list(std)).view(1, 3, 1, 1)
         self.pixels = ((x.expand(-1, 3, -1, -1) - mean) / std).contiguous()
         self.labels = torch.from_numpy(part.labels)
@@ -86,7 +86,7 @@ def predict(model: nn.Module, data: Encoded | Images, batch_size: int, regressio
     order = data.eval_order()
     out = torch.empty(len(data))
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         logits = model(**data.batch(rows))
         out[torch.tensor(rows)] = logits.squeeze(-1).float() if regression else logits.argmax(-1).float()
     return out
@@ -108,8 +108,9 @@ def fit(model: nn.Module, data: Encoded | Images, tcfg: DictConfig, seed: int, r
     batch = int(tcfg.batch_size)
     per_epoch = math.ceil(len(data) / batch)
     steps = int(tcfg.max_steps) if tcfg.get("max_steps") else int(tcfg.epochs) * per_epoch
-    scheduler = get_scheduler(str(tcfg.schedule), optimizer, num_warmup_steps=int(float(tcfg.warmup_ratio) * steps),
-                              num_training_steps=steps)
+    scheduler = get_scheduler(
+        str(tcfg.schedule), optimizer, num_warmup_steps=int(float(tcfg.warmup_ratio) * steps), num_training_steps=steps
+    )
     rng = random.Random(seed)
     model.train()
     _freeze_norm_statistics(model)
@@ -128,5 +129,9 @@ def fit(model: nn.Module, data: Encoded | Images, tcfg: DictConfig, seed: int, r
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-    return {"train_steps": steps, "train_seconds": time.perf_counter() - t0, "train_loss_first": losses[0],
-            "train_loss_final": sum(losses[-10:]) / len(losses[-10:])}
+    return {
+        "train_steps": steps,
+        "train_seconds": time.perf_counter() - t0,
+        "train_loss_first": losses[0],
+        "train_loss_final": sum(losses[-10:]) / len(losses[-10:]),
+    }

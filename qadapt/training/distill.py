@@ -14,12 +14,14 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from ..models.layers import decoder_layers
 from ..log import log
+from ..models.layers import decoder_layers
 
 
 @torch.no_grad()
-def record_ffn_io(teacher: nn.Module, layers: list[int], chunks: torch.Tensor, batch_size: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+def record_ffn_io(
+    teacher: nn.Module, layers: list[int], chunks: torch.Tensor, batch_size: int
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Inputs and outputs ``(tokens, d)`` of the teacher's FFN in each of ``layers`` over ``chunks`` ``(n, seq)``."""
     stack = decoder_layers(teacher)
     store: dict[int, tuple[list, list]] = {i: ([], []) for i in layers}
@@ -28,6 +30,7 @@ def record_ffn_io(teacher: nn.Module, layers: list[int], chunks: torch.Tensor, b
         def hook(module, args, out) -> None:  # returns None: the output is left as it is
             store[i][0].append(args[0].reshape(-1, args[0].shape[-1]).float())
             store[i][1].append(out.reshape(-1, out.shape[-1]).float())
+
         return hook
 
     hooks = [stack[i].mlp.register_forward_hook(recorder(i)) for i in layers]
@@ -40,7 +43,9 @@ def record_ffn_io(teacher: nn.Module, layers: list[int], chunks: torch.Tensor, b
     return {i: (torch.cat(xs), torch.cat(ys)) for i, (xs, ys) in store.items()}
 
 
-def local_distill(student: nn.Module, teacher: nn.Module, layers: list[int], chunks: torch.Tensor, cfg: DictConfig, seed: int) -> dict:
+def local_distill(
+    student: nn.Module, teacher: nn.Module, layers: list[int], chunks: torch.Tensor, cfg: DictConfig, seed: int
+) -> dict:
     """Fit ``student``'s replacement FFNs in ``layers`` to the teacher's FFNs (module docstring).
 
     Args:
@@ -58,8 +63,14 @@ def local_distill(student: nn.Module, teacher: nn.Module, layers: list[int], chu
     gen = torch.Generator().manual_seed(seed)
     steps, batch = int(cfg.distill_steps), int(cfg.distill_batch)
     before, after = [], []
-    columns = (TextColumn("distill"), BarColumn(), MofNCompleteColumn(), TextColumn("layer {task.fields[layer]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("distill"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("layer {task.fields[layer]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, transient=True) as progress:
         bar = progress.add_task("distill", total=steps * len(layers), layer="-")
         for i in layers:
@@ -69,10 +80,15 @@ def local_distill(student: nn.Module, teacher: nn.Module, layers: list[int], chu
             optimizer = torch.optim.AdamW(params, lr=float(cfg.distill_lr), weight_decay=0.0)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
 
-            def rel_err() -> float:
+            def rel_err(module=module, x=x, y=y, scale=scale) -> float:
                 with torch.no_grad():
-                    return float(sum((module(x[s : s + 4096]).float() - y[s : s + 4096]).square().sum()
-                                     for s in range(0, x.shape[0], 4096)) / (scale * x.shape[0]))
+                    return float(
+                        sum(
+                            (module(x[s : s + 4096]).float() - y[s : s + 4096]).square().sum()
+                            for s in range(0, x.shape[0], 4096)
+                        )
+                        / (scale * x.shape[0])
+                    )
 
             before.append(rel_err())
             for _ in range(steps):
@@ -86,5 +102,9 @@ def local_distill(student: nn.Module, teacher: nn.Module, layers: list[int], chu
                 progress.update(bar, advance=1, layer=i)
             after.append(rel_err())
             log(f"distill layer {i}: relative error {before[-1]:.3f} -> {after[-1]:.3f}")
-    return {"distill_rel_err_before": sum(before) / len(before), "distill_rel_err_after": sum(after) / len(after),
-            "distill_tokens": int(sum(v[0].shape[0] for v in io.values()) / len(io)), "distill_seconds": time.perf_counter() - t0}
+    return {
+        "distill_rel_err_before": sum(before) / len(before),
+        "distill_rel_err_after": sum(after) / len(after),
+        "distill_tokens": int(sum(v[0].shape[0] for v in io.values()) / len(io)),
+        "distill_seconds": time.perf_counter() - t0,
+    }

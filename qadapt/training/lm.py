@@ -23,12 +23,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from transformers import get_scheduler
 
-from ..models.layers import decoder_layers
 from ..cache import ActivationCache
 from ..distributed import all_reduce_sum, average_gradients, ranks
-from ..log import log
 from ..errors import ConfigError, QadaptError, TrainingDiverged
+from ..log import log
 from ..models import input_device
+from ..models.layers import decoder_layers
 from ..models.partial import hidden_at, layer_range
 
 CHECKPOINT = "checkpoint.pt"  # qadapt/runs.py CHECKPOINT_FILE
@@ -48,9 +48,15 @@ class TrainResult:
 
     def row(self) -> dict:
         """The training columns of a results row (qadapt/runs.py ROW_COLUMNS)."""
-        return {"train_steps": self.steps, "train_tokens": self.tokens, "train_seconds": self.seconds,
-                "train_loss_first": self.first_loss, "train_loss_final": self.final_loss,
-                "train_cache_layer": self.cache_layer, "train_cache_storage": self.cache_storage}
+        return {
+            "train_steps": self.steps,
+            "train_tokens": self.tokens,
+            "train_seconds": self.seconds,
+            "train_loss_first": self.first_loss,
+            "train_loss_final": self.final_loss,
+            "train_cache_layer": self.cache_layer,
+            "train_cache_storage": self.cache_storage,
+        }
 
 
 def chunk_tokens(tokens: list[int], seq_len: int) -> torch.Tensor:
@@ -97,14 +103,19 @@ class ChunkActivations:
         used: chunk indices the run will visit (its batch order; repeats allowed).
     """
 
-    def __init__(self, model: nn.Module, chunks: torch.Tensor, used: torch.Tensor, layer: int, max_gib: float, spill_dir: Path):
+    def __init__(
+        self, model: nn.Module, chunks: torch.Tensor, used: torch.Tensor, layer: int, max_gib: float, spill_dir: Path
+    ):
         self.model, self.chunks, self.layer = model, chunks, layer
         self.visited = set(torch.unique(used).tolist())
         dtype = model.get_input_embeddings().weight.dtype
         self.gib = ActivationCache.gib(len(self.visited) * chunks.shape[1] * int(model.config.hidden_size), dtype)
         self.cache = ActivationCache(layer, on_disk=self.gib > max_gib, root=spill_dir)
-        log(f"activation cache: layers < {layer} computed once per chunk, {len(self.visited):,} chunks, {self.gib:.2f} GiB "
-            f"({self.storage})")
+        log(
+            f"activation cache: layers < {layer} computed once per chunk, {len(self.visited):,} chunks, "
+            f"{self.gib:.2f} GiB "
+            f"({self.storage})"
+        )
 
     @property
     def storage(self) -> str:
@@ -152,8 +163,10 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, weights_only=False)
         return {k: state[k] for k in ("adapter", "optimizer", "scheduler", "step", "losses")}
     except Exception as err:  # pickle, zip and key errors alike: the file is not a checkpoint any more
-        raise QadaptError(f"{path} is damaged or truncated ({type(err).__name__}); delete it to train from the start, "
-                          "or rerun without resume=true") from None
+        raise QadaptError(
+            f"{path} is damaged or truncated ({type(err).__name__}); delete it to train from the start, "
+            "or rerun without resume=true"
+        ) from None
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -162,8 +175,15 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, seed: int, resume: bool,
-        teacher: nn.Module | None = None) -> TrainResult:
+def fit(
+    model: nn.Module,
+    chunks: torch.Tensor,
+    cfg: DictConfig,
+    run_dir: Path,
+    seed: int,
+    resume: bool,
+    teacher: nn.Module | None = None,
+) -> TrainResult:
     """Train the trainable (adapter) parameters of ``model`` on ``chunks``.
 
     Loss: ``ce_weight`` * next-token cross-entropy + ``kl_weight`` * KL(teacher || model) per token (with a
@@ -216,8 +236,14 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
     cache = _activation_cache(model, chunks, mine[start * accum :].reshape(-1), cfg, run_dir)
     step_seconds: list[float] = []
     t0 = time.perf_counter()
-    columns = (TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     try:
         with Progress(*columns, transient=True, disable=not here.is_main) as progress:
             bar = progress.add_task("train", total=steps, completed=start, loss="-")
@@ -251,16 +277,32 @@ def fit(model: nn.Module, chunks: torch.Tensor, cfg: DictConfig, run_dir: Path, 
                     log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
                 if here.is_main and ((step + 1) % int(cfg.save_every) == 0 or step + 1 == steps):
                     adapter = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-                    _atomic_save({"adapter": adapter, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                  "step": step + 1, "losses": losses}, ckpt_path)
+                    _atomic_save(
+                        {
+                            "adapter": adapter,
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "step": step + 1,
+                            "losses": losses,
+                        },
+                        ckpt_path,
+                    )
     finally:  # an interrupted run leaves no cache file behind (it is rebuilt on resume)
         if cache is not None:
             cache.close()
     seconds = time.perf_counter() - t0
     k = max(1, min(int(cfg.log_every), len(losses)))
-    return TrainResult(steps, steps * accum * bs * chunks.shape[1], seconds,
-                       losses[0] if losses else float("nan"), sum(losses[-k:]) / k if losses else float("nan"), losses,
-                       step_seconds, cache.layer if cache else None, cache.storage if cache else None)
+    return TrainResult(
+        steps,
+        steps * accum * bs * chunks.shape[1],
+        seconds,
+        losses[0] if losses else float("nan"),
+        sum(losses[-k:]) / k if losses else float("nan"),
+        losses,
+        step_seconds,
+        cache.layer if cache else None,
+        cache.storage if cache else None,
+    )
 
 
 def _forward(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, cache: ChunkActivations | None, device):
@@ -275,8 +317,9 @@ def _forward(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, cache: ChunkA
 CACHE_MODES = ("auto", True, False)
 
 
-def _activation_cache(model: nn.Module, chunks: torch.Tensor, order: torch.Tensor, cfg: DictConfig,
-                      run_dir: Path) -> ChunkActivations | None:
+def _activation_cache(
+    model: nn.Module, chunks: torch.Tensor, order: torch.Tensor, cfg: DictConfig, run_dir: Path
+) -> ChunkActivations | None:
     """The run's :class:`ChunkActivations`, or None (off, nothing frozen below the trainable layers, or ``auto``
     and no chunk visited twice in what is left of the run).
 
