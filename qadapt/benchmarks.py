@@ -13,7 +13,7 @@ import torch
 from .config import compose
 from .data.wikitext import load_eval_text
 from .models import load
-from .quantum import BlockUnitaryCircuit, cayley, skew_symmetric
+from .quantum import BlockUnitaryCircuit, cayley, random_cayley_generators, skew_symmetric
 
 
 def site_inputs(tokens: int) -> torch.Tensor:
@@ -40,7 +40,7 @@ def block_circuit(from_run: str | None) -> tuple[BlockUnitaryCircuit, str]:
         gens, source = weights[name].double(), f"trained ({from_run}, {name})"
     else:
         gens, source = (
-            torch.randn(144, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.3,
+            random_cayley_generators(144, 4, torch.Generator().manual_seed(0)),
             "random generators (seed 0, std 0.3)",
         )
     return BlockUnitaryCircuit(cayley(skew_symmetric(gens, 4)), 2), source

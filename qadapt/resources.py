@@ -54,6 +54,14 @@ COMPILE_SAMPLE = 8  # random blocks compiled per site for the gate count (every 
 
 @dataclass
 class SitePlan:
+    """Circuits one adapter site runs.
+
+    Attributes:
+        site: qualified module name. kind: ``block`` (CUA blocks), ``ansatz`` (QFFN), ``overlap`` (quantum heads'
+        kernel), ``rbs``. qubits: width of each circuit. circuits_per_token: circuits per evaluated token (mean).
+        two_qubit_gates: mean two-qubit gates of the compiled token circuit (IBM devices only). depth: its mean depth.
+    """
+
     site: str
     kind: str
     qubits: int
@@ -64,6 +72,23 @@ class SitePlan:
 
 @dataclass
 class Plan:
+    """What a run needs, from the architecture alone (``qadapt plan``; module docstring for how each is measured).
+
+    Attributes:
+        model, adapter, device: config name, adapter label, device name.
+        total_params: parameters after injection. trainable_params: of those, trained. sites: adapted modules.
+        weights_bytes: parameters and buffers (bytes, at the model's dtypes).
+        trainable_state_bytes: trainable parameters + gradients + AdamW's two moments (bytes).
+        train_tokens: (batch, sequence length) of one training step. train_activation_bytes: tensors saved for
+        backward in that step (bytes). eval_tokens: (batch, window length) of one evaluation pass.
+        eval_peak_bytes: most bytes alive at once in that pass, LM-head chunk included.
+        first_trainable_layer: lowest decoder layer with a trainable parameter (None: no frozen prefix to cache).
+        circuit_sites: per site, the circuits it runs (:class:`SitePlan`). shots: measurements per circuit (None:
+        exact). backend: IBM backend the gate counts were compiled for. eval_tokens_on_device: tokens an evaluation
+        sends to the device (None: all). seconds_per_circuit: QPU seconds per circuit used for the time estimate.
+        notes: caveats printed under the table.
+    """
+
     model: str
     adapter: str
     device: str
@@ -232,24 +257,19 @@ def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[
         for h in hooks:
             h.remove()
     out = [SitePlan(site, t.kind, t.qubits, t.circuits / tokens) for site, t in counter.tally.items() if t.circuits]
-    # quantum attention heads: one compute-uncompute circuit per head and allowed (query, key) pair; on the exact
-    # device the kernel is one matmul, so count them here: a causal query at position t sees t + 1 keys, on
-    # average (T + 1) / 2 over a window of T = task.max_length tokens
-    from .adapters.qffn import QuantumHeads
-
+    # circuits a counted forward pass does not see (the quantum heads' kernel is one matmul on the exact device):
+    # every adapter layer reports them itself for a window of T = task.max_length tokens
     window = int(cfg.task.get("max_length", cfg.train.seq_len))
     for name, layer in adapter_modules(model):
-        if isinstance(layer, QuantumHeads):
-            out.append(
-                SitePlan(name.removeprefix("model."), "overlap", layer.n_qubits, layer.n_heads * (window + 1) / 2)
-            )
+        for s in layer.circuit_sites(window):
+            out.append(SitePlan(name.removeprefix("model."), s.kind, s.qubits, s.circuits_per_token))
     return out
 
 
 def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfig) -> tuple[str, list[str]]:
     """Fill each block site's 2-qubit gate count and depth (mean over a seeded random sample of its blocks)."""
     from .devices.qiskit_compile import compile_blocks, fake_backend
-    from .quantum import cayley, num_skew_params, skew_symmetric
+    from .quantum import random_block_unitaries
 
     notes = []
     name = str(cfg.device.get("backend") or "FakeFez")
@@ -269,8 +289,8 @@ def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfi
             continue
         if site.qubits not in compiled:  # random blocks of one width cost alike: compile a sample once per width
             b = 2**site.qubits
-            gens = torch.randn(COMPILE_SAMPLE, num_skew_params(b), generator=gen, dtype=torch.float64) * 0.3
-            costs = compile_blocks(cayley(skew_symmetric(gens, b)).numpy(), backend, level, seed, with_state_prep=True)
+            blocks = random_block_unitaries(COMPILE_SAMPLE, b, gen)
+            costs = compile_blocks(blocks.numpy(), backend, level, seed, with_state_prep=True)
             compiled[site.qubits] = (
                 sum(c.two_qubit for c in costs) / len(costs),
                 sum(c.depth for c in costs) / len(costs),
@@ -376,7 +396,7 @@ def circuit_plan(
 
     from . import devices, runs
     from .devices.qiskit_compile import compile_blocks, fake_backend
-    from .quantum import cayley, num_skew_params, skew_symmetric
+    from .quantum import cayley, random_cayley_generators, skew_symmetric
 
     backend = fake_backend(backend_name)
     trained = runs.load_trained(cfg.from_run) if cfg.from_run else None
@@ -394,7 +414,7 @@ def circuit_plan(
         if trained is not None:
             gens = trained.weights[f"{name}.generator"].double()
         else:
-            gens = torch.randn(n_blocks, num_skew_params(b), generator=gen, dtype=torch.float64) * 0.3
+            gens = random_cayley_generators(n_blocks, b, gen)
         unitaries = cayley(skew_symmetric(gens, b)).numpy()
         q_only = compile_blocks(unitaries, backend, optimization_level, int(cfg.seed))
         full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), with_state_prep=True)[0]

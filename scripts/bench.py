@@ -210,7 +210,8 @@ def train_steps(args) -> pd.DataFrame:
                     }
                 )
                 print(
-                    f"train round {r}, cache={cache}: {statistics.median(rest):.3f} s per step (first step {first:.3f} s)",
+                    f"train round {r}, cache={cache}: {statistics.median(rest):.3f} s per step "
+                    f"(first step {first:.3f} s)",
                     flush=True,
                 )
     return pd.DataFrame(rows)
@@ -338,8 +339,8 @@ def machine() -> str:
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f", {kib / 2**20:.0f} GiB RAM"
     return (
-        f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} {platform.machine()}, "
-        f"Python {platform.python_version()}, torch {torch.__version__}"
+        f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} "
+        f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}"
     )
 
 
@@ -388,12 +389,14 @@ def render(
     lines = [
         "# qadapt benchmark",
         "",
-        f"Command: `python scripts/bench.py --repeats {args.repeats} --eval-tokens {args.eval_tokens} --lightning-tokens "
-        f"{args.lightning_tokens} --short-window {args.short_window} --train-steps {args.train_steps} --train-repeats {args.train_repeats}` (`make bench`), {seconds / 60:.1f} min  ",
+        f"Command: `python scripts/bench.py --repeats {args.repeats} --eval-tokens {args.eval_tokens} "
+        f"--lightning-tokens {args.lightning_tokens} --short-window {args.short_window} --train-steps "
+        f"{args.train_steps} --train-repeats {args.train_repeats}` (`make bench`), {seconds / 60:.1f} min  ",
         f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {machine()}  ",
         "Raw timings: `results/bench.csv`. Every ratio compares rows measured in this run, on this machine.",
         "",
-        f"## Evaluation speed (WikiText-2 test, windows of {min(2048, args.eval_tokens):,} tokens, batch 2; median of {args.repeats} interleaved rounds)",
+        f"## Evaluation speed (WikiText-2 test, windows of {min(2048, args.eval_tokens):,} tokens, batch 2; median of "
+        f"{args.repeats} interleaved rounds)",
         "",
         "| model | tokens scored | tokens/s (median) | spread | vs base (median, min-max over rounds) | perplexity |",
         "|---|---:|---:|---:|---:|---:|",
@@ -406,9 +409,9 @@ def render(
     lines += [
         "",
         "Adapters carry seeded random weights (speed does not depend on training); perplexities show each row ran "
-        "the model it names (the cached CUA row equals the CUA row). The lightning.qubit row runs on its own short slice "
-        f"({args.lightning_tokens} tokens) against base on that slice. Rows marked{short_suffix(args)} score the same "
-        f"tokens in windows of {args.short_window} against base on those windows; the targets are judged on the "
+        "the model it names (the cached CUA row equals the CUA row). The lightning.qubit row runs on its own short "
+        f"slice ({args.lightning_tokens} tokens) against base on that slice. Rows marked{short_suffix(args)} score the "
+        f"same tokens in windows of {args.short_window} against base on those windows; the targets are judged on the "
         "default windows of 2,048 (`configs/task/wikitext_ppl.yaml`). QFFN-half's gain depends on the window: its 15 "
         "quantum FFNs cost about a quarter of the FFNs they replace (two real 576 x 576 products against three "
         "576 x 1,536 ones), but each of its 4 quantum heads per layer needs two real overlaps per (query, key) pair "
@@ -424,7 +427,8 @@ def render(
     for label, target in TARGETS.items():
         r = table[table["row"] == label].iloc[0]
         lines.append(
-            f"- {label}: {r['vs_base']:.3f}x base, target >= {target}x: **{'met' if r['vs_base'] >= target else 'not met'}**"
+            f"- {label}: {r['vs_base']:.3f}x base, target >= {target}x: "
+            f"**{'met' if r['vs_base'] >= target else 'not met'}**"
         )
     worst = rss["peak_rss_mb"].max()
     lines.append(
@@ -433,8 +437,8 @@ def render(
     )
     lines += [
         "",
-        f"## Training step, CUA (q = 2, v_proj of the last 6 layers), batch 8 x 256 tokens ({args.train_repeats} rounds "
-        f"of 1 + {args.train_steps} steps each)",
+        f"## Training step, CUA (q = 2, v_proj of the last 6 layers), batch 8 x 256 tokens ({args.train_repeats} "
+        f"rounds of 1 + {args.train_steps} steps each)",
         "",
         "| | seconds per step (median) | spread | first step (fills the cache) |",
         "|---|---:|---:|---:|",
@@ -449,9 +453,9 @@ def render(
     layer = int(train["cache_layer"].dropna().iloc[0]) if train["cache_layer"].notna().any() else None
     lines += [
         "",
-        f"Speed-up from the cache: **{steps['without cache'] / steps['with activation cache']:.2f}x** per step once every "
-        f"chunk has been seen (layers < {layer} skipped; backward already stopped there). One epoch over new chunks gains "
-        "nothing: the cache pays off from the second visit of a chunk (`train.cache_activations=auto`).",
+        f"Speed-up from the cache: **{steps['without cache'] / steps['with activation cache']:.2f}x** per step once "
+        f"every chunk has been seen (layers < {layer} skipped; backward already stopped there). One epoch over new "
+        "chunks gains nothing: the cache pays off from the second visit of a chunk (`train.cache_activations=auto`).",
         "",
         f"## PennyLane against our simulators, same circuits and inputs (median of {args.repeats} calls)",
         "",

@@ -84,8 +84,8 @@ def main() -> None:
     lines = [
         "# Device benchmark: one CUA site, tokens/s",
         "",
-        f"Command: `python scripts/bench_devices.py{' --from-run ' + args.from_run if args.from_run else ''} --tokens {args.tokens} "
-        f"--qiskit-tokens {args.qiskit_tokens} --repeats {args.repeats}`  ",
+        f"Command: `python scripts/bench_devices.py{' --from-run ' + args.from_run if args.from_run else ''} --tokens "
+        f"{args.tokens} --qiskit-tokens {args.qiskit_tokens} --repeats {args.repeats}`  ",
         f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {platform.machine()}, {os.cpu_count()} cpus, "
         f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}  ",
         f"Site: SmolLM2-135M-Instruct layer 29 v_proj input (width 576), q = 2: 144 blocks = 144 circuits per token; "
@@ -96,16 +96,18 @@ def main() -> None:
     ]
     for label, tokens, circuits, setup, seconds, tps, err in rows:
         lines.append(
-            f"| {label} | {tokens} | {circuits:,} | {setup:.2f} | {seconds:.4f} | {tps:,.1f} | {tps / base:.2e}x | {err:.2e} |"
+            f"| {label} | {tokens} | {circuits:,} | {setup:.2f} | {seconds:.4f} | {tps:,.1f} | {tps / base:.2e}x | "
+            f"{err:.2e} |"
         )
     fused = next(r for r in rows if r[0].startswith("ibm_fake FakeFez noisy") and "fused" in r[0])
     aer = next(r for r in rows if r[0].startswith("ibm_fake FakeFez noisy") and "Aer" in r[0])
     lines += [
         "",
-        f"Median of {args.repeats} timed calls ({'one call' if args.repeats > 1 else 'one'} for Aer). Setup: the one-token first call, "
-        "which compiles (and fuses) every block circuit once for all later tokens. Errors of the shot-based rows are sampling "
-        "noise (and, for the noisy rows, FakeFez's noise model).",
-        f"The fused engine samples the same FakeFez noise model {fused[5] / aer[5]:,.0f}x faster than Aer's noisy sampler here.",
+        f"Median of {args.repeats} timed calls ({'one call' if args.repeats > 1 else 'one'} for Aer). Setup: the "
+        "one-token first call, which compiles (and fuses) every block circuit once for all later tokens. Errors of the "
+        "shot-based rows are sampling noise (and, for the noisy rows, FakeFez's noise model).",
+        f"The fused engine samples the same FakeFez noise model {fused[5] / aer[5]:,.0f}x faster than Aer's noisy "
+        "sampler here.",
     ]
     out = ROOT / "results" / "bench_devices.md"
     write_text_atomic(out, "\n".join(lines) + "\n")

@@ -106,13 +106,13 @@ def main() -> None:
     ):
         n_params = sum(p.numel() for p in module.parameters())
         with torch.inference_mode():
-            fwd, fwd_sp, _ = median_seconds(lambda: module(x), args.repeats)
+            fwd, fwd_sp, _ = median_seconds(lambda module=module: module(x), args.repeats)
         xg = x.clone().requires_grad_(True)
         params = [p for p in module.parameters()]
         for p in params:
             p.requires_grad_(True)
 
-        def step():
+        def step(module=module, xg=xg, params=params):
             out = module(xg)
             torch.autograd.grad(out.square().mean(), [xg, *params])
 
@@ -129,11 +129,12 @@ def main() -> None:
         f"--lightning-tokens {args.lightning_tokens} --layer-tokens {args.layer_tokens} --repeats {args.repeats}`  ",
         f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {platform.machine()}, {os.cpu_count()} cpus, "
         f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}  ",
-        f"Circuit: amplitude encoding on n = {n} qubits, StronglyEntanglingLayers of depth D = {args.depth} (random angles, seed 0), "
-        f"probabilities of all outcomes. Inputs: SmolLM2-135M layer-1 FFN inputs ({width}-dim, zero-padded to {size}) of the first "
-        "WikiText-2 test tokens.",
+        f"Circuit: amplitude encoding on n = {n} qubits, StronglyEntanglingLayers of depth D = {args.depth} (random "
+        f"angles, seed 0), probabilities of all outcomes. Inputs: SmolLM2-135M layer-1 FFN inputs ({width}-dim, "
+        f"zero-padded to {size}) of the first WikiText-2 test tokens.",
         "",
-        "| simulator | tokens | outcomes | seconds (median) | spread | tokens/s | speed vs default.qubit | max abs. difference vs default.qubit |",
+        "| simulator | tokens | outcomes | seconds (median) | spread | tokens/s | speed vs default.qubit | max abs. "
+        "difference vs default.qubit |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, tokens, cols, seconds, spread, tps, ratio, err in table:
@@ -142,12 +143,12 @@ def main() -> None:
         )
     lines += [
         "",
-        f"Median of {args.repeats} timed calls after a warm-up ({max(1, args.repeats // 2)} for default.qubit, 1 for lightning.qubit). "
-        f"Against default.qubit's broadcast speed per token (acceptance: >= 50x at n = 10, D = 4, 1,024 tokens; outputs within "
-        f"1e-5): U(theta)'s columns built once and applied to every token as one matmul (evaluation, fixed theta) "
-        f"**{cached[6]:,.0f}x**; the columns rebuilt on every call (training, theta changes every step) **{fused[6]:,.0f}x**, "
-        f"the column build being {100 * (1 - cached[3] / fused[3]):.0f} % of that call at {args.tokens:,} tokens (it is paid once "
-        "per step, so larger steps amortise it).",
+        f"Median of {args.repeats} timed calls after a warm-up ({max(1, args.repeats // 2)} for default.qubit, 1 for "
+        "lightning.qubit). Against default.qubit's broadcast speed per token (acceptance: >= 50x at n = 10, D = 4, "
+        "1,024 tokens; outputs within 1e-5): U(theta)'s columns built once and applied to every token as one matmul "
+        f"(evaluation, fixed theta) **{cached[6]:,.0f}x**; the columns rebuilt on every call (training, theta changes "
+        f"every step) **{fused[6]:,.0f}x**, the column build being {100 * (1 - cached[3] / fused[3]):.0f} % of that "
+        f"call at {args.tokens:,} tokens (it is paid once per step, so larger steps amortise it).",
         "",
         f"## One QFFN layer against the FFN it replaces ({args.layer_tokens} tokens, one sequence)",
         "",
@@ -156,7 +157,8 @@ def main() -> None:
     ]
     for label, n_params, fwd, fwd_sp, train, train_sp in layer_rows:
         lines.append(
-            f"| {label} | {n_params:,} | {fwd * 1e3:.1f} | {fwd_sp * 1e3:.1f} | {train * 1e3:.1f} | {train_sp * 1e3:.1f} |"
+            f"| {label} | {n_params:,} | {fwd * 1e3:.1f} | {fwd_sp * 1e3:.1f} | {train * 1e3:.1f} | "
+            f"{train_sp * 1e3:.1f} |"
         )
     (ffn, q) = layer_rows
     lines += [

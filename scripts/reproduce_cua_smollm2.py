@@ -63,24 +63,26 @@ def write_table(rows: pd.DataFrame, command: str) -> None:
         "# CUA on SmolLM2-135M: WikiText-2 test perplexity vs qubits per block",
         "",
         f"Command: `{command}`  ",
-        f"Commit: `{', '.join(sorted(set(rows['git_commit'])))}` · written {dt.date.today()} · machine: {base['machine']}, "
-        f"{base['threads']} torch threads, torch {base['torch']}  ",
+        f"Commit: `{', '.join(sorted(set(rows['git_commit'])))}` · written {dt.date.today()} · machine: "
+        f"{base['machine']}, {base['threads']} torch threads, torch {base['torch']}  ",
         f"Model: {base['model_weights']} ({base['model_source']}). Evaluation: {base['eval_source']}, mode "
-        f"`{base['mode']}`, max_length {base['max_length']}, stride {base['stride']}, all {int(base['tokens_scored']):,} "
-        f"scored tokens. Training text: {base['train_source']}; {int(base['train_steps'])} steps x "
-        f"{cfg['train']['batch_size']} x {cfg['train']['seq_len']} tokens, AdamW lr {cfg['train']['lr']}, "
-        f"{cfg['train']['schedule']} schedule, seed {base['seed']}.  ",
+        f"`{base['mode']}`, max_length {base['max_length']}, stride {base['stride']}, all "
+        f"{int(base['tokens_scored']):,} scored tokens. Training text: {base['train_source']}; "
+        f"{int(base['train_steps'])} steps x {cfg['train']['batch_size']} x {cfg['train']['seq_len']} tokens, AdamW lr "
+        f"{cfg['train']['lr']}, {cfg['train']['schedule']} schedule, seed {base['seed']}.  ",
         f"Adapter sites: {cfg['adapter']['modules']} ({cfg['adapter']['side']} side) in decoder layers "
         f"{cfg['adapter']['layers']}; exact device.",
         "",
-        "| qubits per block q | block b = 2^q | trainable params | base ppl | CUA ppl | Δ ppl | base bits/byte | CUA bits/byte | CUA word ppl | train loss first → last | wall (s) |",
+        "| qubits per block q | block b = 2^q | trainable params | base ppl | CUA ppl | Δ ppl | base bits/byte | CUA "
+        "bits/byte | CUA word ppl | train loss first → last | wall (s) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for _, r in rows.iterrows():
         lines.append(
-            f"| {r['q']} | {2 ** r['q']} | {int(r['trainable_params']):,} | {r['base_perplexity']:.4f} | {r['perplexity']:.4f} | "
-            f"{r['delta_ppl_pct']:+.2f} % | {r['base_bits_per_byte']:.4f} | {r['bits_per_byte']:.4f} | {r['word_perplexity']:.3f} | "
-            f"{r['train_loss_first']:.3f} → {r['train_loss_final']:.3f} | {r['wall_seconds']:.0f} |"
+            f"| {r['q']} | {2 ** r['q']} | {int(r['trainable_params']):,} | {r['base_perplexity']:.4f} | "
+            f"{r['perplexity']:.4f} | {r['delta_ppl_pct']:+.2f} % | {r['base_bits_per_byte']:.4f} | "
+            f"{r['bits_per_byte']:.4f} | {r['word_perplexity']:.3f} | {r['train_loss_first']:.3f} → "
+            f"{r['train_loss_final']:.3f} | {r['wall_seconds']:.0f} |"
         )
     deltas = list(rows["delta_ppl_pct"])
     monotone = all(b < a for a, b in zip(deltas, deltas[1:]))
@@ -91,10 +93,12 @@ def write_table(rows: pd.DataFrame, command: str) -> None:
         "",
         "| | paper (CUA, arXiv 2605.05914) | ours |",
         "|---|---|---|",
-        "| Llama 3.1 8B-Instruct, one projection, q = 2, ~6k params (IBM Heron r2) | 8.877 → 8.752 (−1.4 %) | not run here (no Llama weights offline); "
-        "`qadapt params model=llama31_8b adapter.layers=[0]` gives the paper's 6,144 parameters |",
-        f"| SmolLM2-135M: perplexity vs block dimension | improves monotonically with block dimension (no absolute figures published) | "
-        f"Δ ppl {', '.join(f'{d:+.2f} %' for d in deltas)} at q = 1, 2, 3: {'monotone' if monotone else 'not monotone'} |",
+        "| Llama 3.1 8B-Instruct, one projection, q = 2, ~6k params (IBM Heron r2) | 8.877 → 8.752 (−1.4 %) | not run "
+        "here (no Llama weights offline); `qadapt params model=llama31_8b adapter.layers=[0]` gives the paper's 6,144 "
+        "parameters |",
+        "| SmolLM2-135M: perplexity vs block dimension | improves monotonically with block dimension (no absolute "
+        f"figures published) | Δ ppl {', '.join(f'{d:+.2f} %' for d in deltas)} at q = 1, 2, 3: "
+        f"{'monotone' if monotone else 'not monotone'} |",
         "",
         f"CUA improved perplexity at q = {improved if improved else 'none'}."
         if improved
@@ -103,9 +107,10 @@ def write_table(rows: pd.DataFrame, command: str) -> None:
         "The number of parameters grows with the block size (d(b-1)/2 per site), so block dimension and "
         "parameter count are confounded here, as in the paper's design; a parameter-matched comparison is for the "
         "baseline issues.",
-        "The SmolLM2 used here is the Instruct model with Q4_1 weights (dequantised), not the paper's full-precision model; "
-        "the adapter is trained briefly on CPU on the WikiText-2 validation text (WikiText-2 train is not available offline), "
-        "so absolute perplexities are not comparable to the paper's, only the direction and the trend.",
+        "The SmolLM2 used here is the Instruct model with Q4_1 weights (dequantised), not the paper's full-precision "
+        "model; the adapter is trained briefly on CPU on the WikiText-2 validation text (WikiText-2 train is not "
+        "available offline), so absolute perplexities are not comparable to the paper's, only the direction and the "
+        "trend.",
         "",
     ]
     write_text_atomic(OUT, "\n".join(lines))

@@ -8,7 +8,7 @@ tokens, so degradation = 100 (ppl_device / ppl_exact - 1). A point whose trainin
 same run directory, finished) is reused, not retrained. Usage:
 
     python scripts/reproduce_noise.py [--tokens N] [--qubits 1,2,3,4]
-    python scripts/reproduce_noise.py --render-only      # rewrite the table and plot from results/noise_expressivity.csv
+    python scripts/reproduce_noise.py --render-only  # rewrite the table and plot from results/noise_expressivity.csv
 """
 
 from __future__ import annotations
@@ -134,24 +134,27 @@ def render(frame: pd.DataFrame, command: str) -> None:
         "# Noise–expressivity sweep: CUA on SmolLM2-135M, exact vs shots vs FakeFez noise",
         "",
         f"Command: `{command}`  ",
-        f"Commits: training `{', '.join(sorted(set(frame['train_commit'])))}`, evaluation `{', '.join(sorted(set(frame['eval_commit'])))}` "
-        f"· written {dt.date.today()} · machine: {first['machine']}, {first['threads']} torch threads, torch {first['torch']}  ",
-        f"Every figure covers the same first {int(first['tokens_scored']):,} scored tokens of WikiText-2 test (sliding windows of 2,048, "
-        "`device.max_tokens`); every scored position's adapter circuits run on the device (`device.positions=scored`). "
-        "Training: `qadapt train` defaults (v_proj input side, last 6 decoder layers, 60 steps x 8 x 256 tokens, exact device). "
-        f"FakeFez: `{first['fakefez_device']}`, qiskit-aer `NoiseModel.from_backend` (depolarising + thermal relaxation "
-        "on every SX/X/CZ of the chosen qubits, readout assignment errors), applied exactly by the fused engine (tested "
-        "against Aer's density-matrix simulator to 1e-6, and against Aer's noisy sampler).",
+        f"Commits: training `{', '.join(sorted(set(frame['train_commit'])))}`, evaluation "
+        f"`{', '.join(sorted(set(frame['eval_commit'])))}` · written {dt.date.today()} · machine: {first['machine']}, "
+        f"{first['threads']} torch threads, torch {first['torch']}  ",
+        f"Every figure covers the same first {int(first['tokens_scored']):,} scored tokens of WikiText-2 test (sliding "
+        "windows of 2,048, `device.max_tokens`); every scored position's adapter circuits run on the device "
+        "(`device.positions=scored`). Training: `qadapt train` defaults (v_proj input side, last 6 decoder layers, 60 "
+        f"steps x 8 x 256 tokens, exact device). FakeFez: `{first['fakefez_device']}`, qiskit-aer "
+        "`NoiseModel.from_backend` (depolarising + thermal relaxation on every SX/X/CZ of the chosen qubits, readout "
+        "assignment errors), applied exactly by the fused engine (tested against Aer's density-matrix simulator to "
+        "1e-6, and against Aer's noisy sampler).",
         "",
-        "| q | block 2^q | params | circuits / token | CZ per token circuit (prep + Q) | base ppl | exact ppl | 8,192 shots ppl | Δ shots | FakeFez ppl | Δ FakeFez | paper Δ (QPU) [3rd] |",
+        "| q | block 2^q | params | circuits / token | CZ per token circuit (prep + Q) | base ppl | exact ppl | 8,192 "
+        "shots ppl | Δ shots | FakeFez ppl | Δ FakeFez | paper Δ (QPU) [3rd] |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for _, r in frame.iterrows():
         paper = "—" if pd.isna(r["paper_degradation_pct"]) else f"{r['paper_degradation_pct']:.2f} %"
         lines.append(
             f"| {r['q']} | {r['block']} | {r['params']:,} | {r['circuits_per_token']:,} | {r['token_circuit_cz']} "
-            f"| {r['base_ppl']:.4f} | {r['exact_ppl']:.4f} | {r['shots_ppl']:.4f} | {r['shots_degradation_pct']:+.3f} % "
-            f"| {r['fakefez_ppl']:.4f} | {r['fakefez_degradation_pct']:+.3f} % | {paper} |"
+            f"| {r['base_ppl']:.4f} | {r['exact_ppl']:.4f} | {r['shots_ppl']:.4f} | {r['shots_degradation_pct']:+.3f} "
+            f"% | {r['fakefez_ppl']:.4f} | {r['fakefez_degradation_pct']:+.3f} % | {paper} |"
         )
     fez = list(frame["fakefez_degradation_pct"])
     rising = all(b > a for a, b in zip(fez, fez[1:]))
@@ -161,10 +164,11 @@ def render(frame: pd.DataFrame, command: str) -> None:
         "",
         "## Reading it",
         "",
-        f"- FakeFez degradation at q = {', '.join(str(q) for q in frame['q'])}: {', '.join(f'{d:+.2f} %' for d in fez)} "
-        f"({'rises with every added qubit' if rising else 'not monotone in q'}). The paper's figures (0.08 %, 2.80 %, 12.50 % at "
-        "q = 2, 3, 4) come from a third-party summary of a run on ibm_basquecountry; ours are a noise model of a sister "
-        "Heron r2 device, so only the shape is comparable.",
+        f"- FakeFez degradation at q = {', '.join(str(q) for q in frame['q'])}: "
+        f"{', '.join(f'{d:+.2f} %' for d in fez)} "
+        f"({'rises with every added qubit' if rising else 'not monotone in q'}). The paper's figures (0.08 %, 2.80 %, "
+        "12.50 % at q = 2, 3, 4) come from a third-party summary of a run on ibm_basquecountry; ours are a noise model "
+        "of a sister Heron r2 device, so only the shape is comparable.",
         "- Shot noise alone (exact probabilities, 8,192 shots): "
         + ", ".join(f"{d:+.3f} %" for d in frame["shots_degradation_pct"])
         + "; the rest of the FakeFez degradation is gate and readout noise.",
@@ -175,12 +179,14 @@ def render(frame: pd.DataFrame, command: str) -> None:
         "parameters per block) grows more slowly. That is the noise–expressivity transition.",
         "- Wall time per point (this machine): "
         + ", ".join(
-            f"q = {r['q']}: shots {r['shots_seconds']:.0f} s, FakeFez {r['fakefez_seconds']:.0f} s for {r['circuits_run']:,} circuits"
+            f"q = {r['q']}: shots {r['shots_seconds']:.0f} s, FakeFez {r['fakefez_seconds']:.0f} s for "
+            f"{r['circuits_run']:,} circuits"
             for _, r in frame.iterrows()
         )
         + " (each includes the model load and the exact reference pass).",
         "",
-        f"Numbers: `{CSV.relative_to(ROOT)}`; each evaluation is also a row of `results/runs.csv` (command, commit, full config).",
+        f"Numbers: `{CSV.relative_to(ROOT)}`; each evaluation is also a row of `results/runs.csv` (command, commit, "
+        "full config).",
         "",
     ]
     write_text_atomic(OUT, "\n".join(lines))

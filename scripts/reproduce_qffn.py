@@ -269,11 +269,11 @@ def budget_text(frame: pd.DataFrame) -> str:
         return ""
     t = OmegaConf.load(Path(dirs[0]) / "config.yaml").train
     return (
-        f"Training budget (`train=distill`, the same for QFFN and the classical control): local distillation of each "
+        "Training budget (`train=distill`, the same for QFFN and the classical control): local distillation of each "
         f"replacement block on {int(t.distill_tokens):,} real hidden states ({int(t.distill_steps)} mini-batches of "
-        f"{int(t.distill_batch):,} tokens, lr {float(t.distill_lr):g}), then {int(t.max_steps)} steps x {int(t.batch_size)} x "
-        f"{int(t.seq_len)} tokens of {float(t.ce_weight):g} x cross-entropy + {float(t.kl_weight):g} x KL to the unmodified "
-        f"model (lr {float(t.lr):g}); only the new blocks train."
+        f"{int(t.distill_batch):,} tokens, lr {float(t.distill_lr):g}), then {int(t.max_steps)} steps x "
+        f"{int(t.batch_size)} x {int(t.seq_len)} tokens of {float(t.ce_weight):g} x cross-entropy + "
+        f"{float(t.kl_weight):g} x KL to the unmodified model (lr {float(t.lr):g}); only the new blocks train."
     )
 
 
@@ -290,57 +290,67 @@ def render(frame: pd.DataFrame, name: str, args) -> None:
         f"# QFFN paper, Table {name[-1]}, at SmolLM2-135M scale",
         "",
         f"Command: `{first['command']}`  ",
-        f"Commit: `{first['git_commit']}` · written {dt.date.today()} · machine: {first['machine']}, {first['threads']} torch threads  ",
+        f"Commit: `{first['git_commit']}` · written {dt.date.today()} · machine: {first['machine']}, "
+        f"{first['threads']} torch threads  ",
         f"Evaluation: {words}, sliding windows of 2,048 (every row on the same text). {budget_text(frame)} "
         "Speed: forward tokens/s relative to the base model in the same run "
-        f"({int(first['speed_tokens'])} tokens for the fused simulator, {int(first['speed_tokens_pennylane'])} for PennyLane).",
+        f"({int(first['speed_tokens'])} tokens for the fused simulator, {int(first['speed_tokens_pennylane'])} for "
+        "PennyLane).",
         "",
     ]
     if name == "table2":
         lines += [
-            "| fraction | params (total) | added | removed | ppl | word ppl | Δ ppl vs base | speed, fused (CPU) | speed, lightning.qubit (CPU) | speed, lightning.gpu | paper params | paper ppl | paper CPU | paper GPU |",
+            "| fraction | params (total) | added | removed | ppl | word ppl | Δ ppl vs base | speed, fused (CPU) | "
+            "speed, lightning.qubit (CPU) | speed, lightning.gpu | paper params | paper ppl | paper CPU | paper GPU |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for _, r in frame.iterrows():
             lines.append(
-                f"| {r['fraction']} | {r['total_params']:,} | {r['added_params']:,} | {r['removed_params']:,} | {r['perplexity']:.2f} | "
-                f"{r['word_perplexity']:.2f} | {_fmt(r['delta_ppl_pct'], '+.1f')} % | {_fmt(r.get('fused_speed'), '.2f', unit='x')} | "
-                f"{_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | {_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | "
-                f"{r['paper_params_b']}B | {r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |"
+                f"| {r['fraction']} | {r['total_params']:,} | {r['added_params']:,} | {r['removed_params']:,} | "
+                f"{r['perplexity']:.2f} | {r['word_perplexity']:.2f} | {_fmt(r['delta_ppl_pct'], '+.1f')} % | "
+                f"{_fmt(r.get('fused_speed'), '.2f', unit='x')} | "
+                f"{_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | "
+                f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | {r['paper_params_b']}B | "
+                f"{r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |"
             )
         lines += [
             "",
-            f"Base SmolLM2-135M on the same text: {first['base_total_params']:,} parameters, perplexity {first['base_ppl']:.2f}.",
+            f"Base SmolLM2-135M on the same text: {first['base_total_params']:,} parameters, perplexity "
+            f"{first['base_ppl']:.2f}.",
             "",
             f"![perplexity and speed vs fraction]({name}.png)",
         ]
     else:
         lines += [
-            "| model | params (total) | ppl (token) | word ppl | bits/byte | speed, fused (CPU) | speed, lightning.qubit (CPU) | speed, lightning.gpu | paper row | paper params | paper ppl | paper CPU | paper GPU |",
+            "| model | params (total) | ppl (token) | word ppl | bits/byte | speed, fused (CPU) "
+            "| speed, lightning.qubit (CPU) | speed, lightning.gpu "
+            "| paper row | paper params | paper ppl | paper CPU | paper GPU |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
         ]
         for _, r in frame.iterrows():
             lines.append(
-                f"| {r['model']} | {_fmt(r['total_params'], ',')} | {r['perplexity']:.2f} | {r['word_perplexity']:.2f} | {r['bits_per_byte']:.4f} | "
-                f"{_fmt(r.get('fused_speed'), '.2f', unit='x')} | {_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | "
-                f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | {r['paper_model']} | {r['paper_params_b']}B | "
-                f"{r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |"
+                f"| {r['model']} | {_fmt(r['total_params'], ',')} | {r['perplexity']:.2f} | {r['word_perplexity']:.2f} "
+                f"| {r['bits_per_byte']:.4f} | {_fmt(r.get('fused_speed'), '.2f', unit='x')} | "
+                f"{_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | "
+                f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | {r['paper_model']} | "
+                f"{r['paper_params_b']}B | {r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |"
             )
         lines += [
             "",
-            "Token perplexity is per model's own tokens (Gemma's vocabulary is 262k, SmolLM2's 49k): compare across models by "
-            "word perplexity or bits per byte. Gemma's speed is not measured (it is a reference for quality, as the paper's Qwen row).",
+            "Token perplexity is per model's own tokens (Gemma's vocabulary is 262k, SmolLM2's 49k): compare across "
+            "models by word perplexity or bits per byte. Gemma's speed is not measured (it is a reference for quality, "
+            "as the paper's Qwen row).",
         ]
     lines += [
         "",
         "Why it may differ from the paper: (1) scale: SmolLM2-135M (30 layers, d = 576) instead of LLaMA-7B, so each "
-        "replaced FFN is a larger share of a much smaller model; (2) budget: tens of CPU training steps on WikiText-2 instead "
-        "of 10k steps on OpenWebText, and only the new blocks train; (3) readout: the paper does not specify how d outputs "
-        "are read from the circuit; ours (y = ||x|| w (2^n p - 1) + b, 1,272 parameters for an FFN of 2,654,208) starts "
-        'as "FFN removed" and local distillation shows how little of the FFN it can represent (`distill_rel_err_after` '
-        "in the csv; 1.0 = no better than removing the FFN); (4) quantum heads keep their q/k projections, so they add "
-        "parameters instead of removing them; (5) speed: our CPU simulator is exact and fused, the paper's QSim timing "
-        "is not described. Every number here is as measured.",
+        "replaced FFN is a larger share of a much smaller model; (2) budget: tens of CPU training steps on WikiText-2 "
+        "instead of 10k steps on OpenWebText, and only the new blocks train; (3) readout: the paper does not specify "
+        "how d outputs are read from the circuit; ours (y = ||x|| w (2^n p - 1) + b, 1,272 parameters for an FFN of "
+        '2,654,208) starts as "FFN removed" and local distillation shows how little of the FFN it can represent '
+        "(`distill_rel_err_after` in the csv; 1.0 = no better than removing the FFN); (4) quantum heads keep their q/k "
+        "projections, so they add parameters instead of removing them; (5) speed: our CPU simulator is exact and "
+        "fused, the paper's QSim timing is not described. Every number here is as measured.",
     ]
     out = out_dir / f"{name}.md"
     write_text_atomic(out, "\n".join(lines) + "\n")

@@ -369,21 +369,22 @@ def render(rows: pd.DataFrame, args, command: str) -> None:
         lines.append("")
     if name == "glue":
         why = (
-            "the backbone is all-MiniLM-L6-v2 (22.7M parameters, 6 layers, width 384; a sentence-embedding model) instead "
-            "of DeBERTaV3-base (184M, width 768), so every adapter has fewer sites and narrower blocks; QNLI is trained and "
-            "scored on a fixed split of its dev set (no offline train split)"
+            "the backbone is all-MiniLM-L6-v2 (22.7M parameters, 6 layers, width 384; a sentence-embedding model) "
+            "instead of DeBERTaV3-base (184M, width 768), so every adapter has fewer sites and narrower blocks; QNLI "
+            "is trained and scored on a fixed split of its dev set (no offline train split)"
         )
     else:
         why = (
-            "no VTAB-1k image is available offline, so the suite is MNIST, scikit-learn's digits, Animal-MNIST silhouettes "
-            "and ELPV solar-cell defects (qadapt/data/images.py) under VTAB-1k's 800-image training protocol, greyscale "
-            "images upsampled to the budget's resolution; the backbone is a 4.7M-parameter ImageNet CNN instead of DINOv2-L "
-            "(304M ViT), so QuIC and OFT act on 1x1 convolutions, not attention projections; BatchNorm statistics stay frozen"
+            "no VTAB-1k image is available offline, so the suite is MNIST, scikit-learn's digits, Animal-MNIST "
+            "silhouettes and ELPV solar-cell defects (qadapt/data/images.py) under VTAB-1k's 800-image training "
+            "protocol, greyscale images upsampled to the budget's resolution; the backbone is a 4.7M-parameter "
+            "ImageNet CNN instead of DINOv2-L (304M ViT), so QuIC and OFT act on 1x1 convolutions, not attention "
+            "projections; BatchNorm statistics stay frozen"
         )
     lines += [
         f"Why it may differ from the paper: {why}; the training budget is a few CPU minutes per run (budget above); "
-        "learning rates are one per method family and suite (scripts/reproduce_quic.py, LR_BY_SUITE), not tuned per task; peft's BOFT runs "
-        "one butterfly factor without its CUDA extension. Every number here is as measured.",
+        "learning rates are one per method family and suite (scripts/reproduce_quic.py, LR_BY_SUITE), not tuned per "
+        "task; peft's BOFT runs one butterfly factor without its CUDA extension. Every number here is as measured.",
         "",
         f"![parameters vs mean score]({name}.png)",
     ]
@@ -409,8 +410,9 @@ def budget_text(rows: pd.DataFrame, name: str) -> str:
     steps = f"{int(t.max_steps)} steps" if t.get("max_steps") else f"{int(t.epochs)} epochs"
     if name == "glue":
         data = (
-            f"on the first {k.max_train if k.max_train is not None else 'all'} training examples (a fixed shuffle), max length "
-            f"{int(k.max_length)} tokens, evaluated on the first {k.max_eval if k.max_eval is not None else 'all'} dev examples"
+            f"on the first {k.max_train if k.max_train is not None else 'all'} training examples (a fixed shuffle), "
+            f"max length {int(k.max_length)} tokens, evaluated on the first "
+            f"{k.max_eval if k.max_eval is not None else 'all'} dev examples"
         )
     else:
         data = (

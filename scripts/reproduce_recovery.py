@@ -6,7 +6,8 @@ ratios; recover with CUA (q = 2 on every compressed projection) and, with the sa
 with peft's LoRA and OFT sized to CUA's parameter count; score base, compressed and recovered models on WikiText-2
 perplexity, MMLU (0- and 5-shot) and ARC-Easy / ARC-Challenge; compare answers question by question.
 
-Every cell is one ``qadapt train task=compression_recovery`` run (qadapt/experiments/compression_recovery.py) whose row lands in
+Every cell is one ``qadapt train task=compression_recovery`` run (qadapt/experiments/compression_recovery.py) \
+whose row lands in
 results/runs.csv; the tables are built from those rows and the runs' per-question files. All cells run in this one
 process, so the base model and each compressed model are evaluated once. Finished cells (same config, same run
 directory) are reused: an interrupted sweep continues where it stopped.
@@ -117,7 +118,8 @@ def _fmt_acc(row, prefix: str, suite: str) -> str:
 
 def main_table(table: pd.DataFrame) -> list[str]:
     lines = [
-        "| ratio | model | parameters | trainable | perplexity | vs base | recovery | MMLU 0-shot | MMLU 5-shot | ARC-E | ARC-C |",
+        "| ratio | model | parameters | trainable | perplexity | vs base | recovery | MMLU 0-shot | MMLU 5-shot | "
+        "ARC-E | ARC-C |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     first = table.iloc[0]
@@ -326,13 +328,13 @@ def render(table: pd.DataFrame, args, command: str) -> None:
         f"{t['kl_weight']:g} KL(teacher ‖ student) + {t['ce_weight']:g} CE, AdamW, warm-up {t['warmup_steps']}, cosine "
         f"decay, lr per method (CUA {LR['CUA q=2']:g}, LoRA {LR['LoRA r=1']:g}, OFT {LR['OFT b=4']:g}). Compression: "
         f"{k['compression']['method']} on {', '.join(k['compression']['modules'])} of every layer, "
-        f"{k['compression']['calibration_tokens']:,} calibration tokens. Perplexity: {k['max_bytes'] or 'all'} bytes of "
-        f"WikiText-2 test, windows of {k['max_length']}. MMLU: "
+        f"{k['compression']['calibration_tokens']:,} calibration tokens. Perplexity: {k['max_bytes'] or 'all'} bytes "
+        f"of WikiText-2 test, windows of {k['max_length']}. MMLU: "
         + (
             "all test questions"
             if mc["full"]
-            else f"{', '.join(f'{n} per subject {s}-shot' for s, n in zip(mc['mmlu_shots'], mc['mmlu_per_subject']))} (seeded "
-            f"sample, the quoted questions always in); ARC: {mc['arc_questions']} test questions per set"
+            else f"{', '.join(f'{n} per subject {s}-shot' for s, n in zip(mc['mmlu_shots'], mc['mmlu_per_subject']))} "
+            f"(seeded sample, the quoted questions always in); ARC: {mc['arc_questions']} test questions per set"
         )
         + f"; {mc['format']} scoring (answer text log-likelihood), accuracy / length-normalised accuracy in %."
     )
@@ -355,9 +357,10 @@ def render(table: pd.DataFrame, args, command: str) -> None:
         "the identity and train with the same learning rate; AdamW is blind to a sign flip of a coordinate, so "
         "the two follow the same path"
         + (
-            " and their rows here agree (perplexity to 1e-5 relative, the same accuracy on every suite, no question answered differently: see question_diff.md): OFT b=4 is CUA q=2 "
-            "computed by another implementation (a check of both), not a second control; the classical control of "
-            "another form is LoRA r=1 (36 % more parameters)"
+            " and their rows here agree (perplexity to 1e-5 relative, the same accuracy on every suite, no question "
+            "answered differently: see question_diff.md): OFT b=4 is CUA q=2 computed by another implementation (a "
+            "check of both), not a second control; the classical control of another form is LoRA r=1 (36 % more "
+            "parameters)"
             if _cua_equals_oft(table)
             else ""
         )

@@ -179,9 +179,9 @@ def test_loaders_parse_every_shared_mmlu_and_arc_file_with_the_documented_counts
 def test_prompts_follow_lm_eval_and_capped_selection_keeps_the_quoted_questions(data_dir):
     q = next(q for q in mc.load_mmlu(data_dir, "test", ["astronomy"]) if q.question.startswith("Which of the jovian"))
     assert (q.choices[q.answer], q.answer) == ("all of the above", 3)
-    assert (
-        mc.context(q)
-        == "The following are questions (with answers) about astronomy.\n\nQuestion: Which of the jovian planets have rings?\nAnswer:"
+    assert mc.context(q) == (
+        "The following are questions (with answers) about astronomy.\n\n"
+        "Question: Which of the jovian planets have rings?\nAnswer:"
     )
     assert mc.continuations(q) == [" Neptune", " Uranus", " Saturn", " all of the above"]
     assert (

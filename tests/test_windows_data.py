@@ -102,7 +102,7 @@ def test_train_split_comes_from_the_hub_when_reachable(data_dir, monkeypatch, tm
         "download_wikitext",
         lambda target, only=None: real(
             target,
-            load_dataset=lambda name, config, split: {"text": ["" if l == " \n" else l for l in lines]},
+            load_dataset=lambda name, config, split: {"text": ["" if line == " \n" else line for line in lines]},
             only=only,
         ),
     )

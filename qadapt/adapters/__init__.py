@@ -14,5 +14,17 @@ from .registry import (
     structure,
 )
 
-__all__ = ["ADAPTERS", "AdapterSpec", "apply", "describe", "replaces", "structure", "adapter_layers", "adapter_state_dict", "adapters_disabled", "device_positions",
-           "load_adapter_state", "set_device"]
+__all__ = [
+    "ADAPTERS",
+    "AdapterSpec",
+    "apply",
+    "describe",
+    "replaces",
+    "structure",
+    "adapter_layers",
+    "adapter_state_dict",
+    "adapters_disabled",
+    "device_positions",
+    "load_adapter_state",
+    "set_device",
+]

@@ -11,9 +11,10 @@ from torch import nn
 
 from ..devices.base import Device
 from ..errors import ConfigError
-from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
 from ..models.layers import decoder_layers
+from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
 from .base import adapter_modules, adapter_state_dict, adapters_disabled, freeze
+
 
 @dataclass(frozen=True)
 class AdapterSpec:
@@ -112,7 +113,9 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
     expected = set(adapter_state_dict(model))
     if set(state) != expected:
         missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-        raise ConfigError(f"adapter weights do not match the adapter config: missing {missing[:3]}, unexpected {extra[:3]}")
+        raise ConfigError(
+            f"adapter weights do not match the adapter config: missing {missing[:3]}, unexpected {extra[:3]}"
+        )
     with torch.no_grad():
         for name, tensor in state.items():
             if own[name].shape != tensor.shape:
@@ -120,4 +123,16 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
             own[name].copy_(tensor)
 
 
-__all__ = ["ADAPTERS", "REPLACEMENTS", "AdapterSpec", "apply", "describe", "replaces", "structure", "adapter_layers", "adapter_state_dict", "adapters_disabled", "load_adapter_state"]
+__all__ = [
+    "ADAPTERS",
+    "REPLACEMENTS",
+    "AdapterSpec",
+    "apply",
+    "describe",
+    "replaces",
+    "structure",
+    "adapter_layers",
+    "adapter_state_dict",
+    "adapters_disabled",
+    "load_adapter_state",
+]

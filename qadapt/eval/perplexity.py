@@ -44,8 +44,8 @@ class Window:
     Model input is ``tokens[:-1]``; labels are ``tokens[1:]`` with the first ``f - 1`` masked.
     """
 
-    tokens: list[int]
-    first_target: int
+    tokens: list[int]  # token ids of the window, context included
+    first_target: int  # index in ``tokens`` of the first scored token
 
     @property
     def n_scored(self) -> int:
@@ -54,6 +54,16 @@ class Window:
 
 @dataclass
 class EvalSet:
+    """The windows one perplexity evaluation scores, and what the metrics divide by.
+
+    Attributes:
+        windows: the forward passes (:class:`Window`), in text order.
+        words: words of the scored text (whitespace-separated strings), for word perplexity.
+        bytes: UTF-8 bytes of the scored text, for bits per byte.
+        source: what the text is and where it came from (recorded in the row as ``eval_source``).
+        mode: ``sliding`` (one token stream) or ``documents`` (each article alone), see the module docstring.
+    """
+
     windows: list[Window]
     words: int
     bytes: int
@@ -174,6 +184,14 @@ def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_w
 
 @dataclass
 class PerplexityResult:
+    """Sums of one evaluation pass; :meth:`metrics` turns them into the row's perplexity columns.
+
+    Attributes:
+        nll_sum: summed negative log-likelihood of the scored tokens (nats). tokens: tokens scored.
+        words, bytes: of the scored text (as :class:`EvalSet`). seconds: wall time of the pass (s).
+        peak_rss_mb: peak resident memory of the process after the pass (MiB). extra: more columns for the row.
+    """
+
     nll_sum: float
     tokens: int
     words: int

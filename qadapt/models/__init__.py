@@ -32,6 +32,15 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass
 class LoadedModel:
+    """A causal LM ready to run, as :func:`load` returns it.
+
+    Attributes:
+        model: the transformers model, in eval mode, at ``model.dtype``, placed as ``model.device_map`` says.
+        tokenizer: its transformers tokenizer.
+        weights: what the weights are (checkpoint and precision), recorded in every results row as ``model_weights``.
+        source: where they were loaded from (package, hub id, local path), recorded as ``model_source``.
+    """
+
     model: torch.nn.Module
     tokenizer: object
     weights: str  # what the weights are, recorded in every results row
