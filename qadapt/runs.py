@@ -402,6 +402,26 @@ def load_trained(run_dir: str | Path, model_name: str | None = None) -> Trained:
     return Trained(run_dir, cfg, weights, metadata)
 
 
+def saved_config(run_dir: str | Path, results_dir: str | Path = "results") -> DictConfig:
+    """The resolved config of a run: its ``config.yaml`` when the run directory is here, else the ``config`` column of
+    its last row in ``results_dir/runs.csv`` (tables re-render from the committed store without the run directories).
+
+    Raises:
+        QadaptError: neither is there.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if path.exists():
+        return OmegaConf.load(path)
+    from .results import load_rows
+
+    rows = load_rows(results_dir)
+    if len(rows) and "run_dir" in rows and "config" in rows:
+        mine = rows[rows["run_dir"].astype(str) == str(run_dir)]
+        if len(mine):
+            return OmegaConf.create(json.loads(mine["config"].iloc[-1]))
+    raise QadaptError(f"no config for {run_dir}: neither {path} nor a row in {Path(results_dir) / 'runs.csv'}")
+
+
 def finished(cfg: DictConfig, command: str = "train") -> dict | None:
     """The row of the finished run of ``cfg`` (same resolved config, same run directory), or None.
 

@@ -36,7 +36,11 @@ OUT = ROOT / "results" / "cua_smollm2.md"
 
 def render_only() -> None:
     rows = load_rows(ROOT / "results")
-    rows = rows[(rows["command"] == "train") & rows["adapter_desc"].str.startswith("cua(")].tail(3)
+    # the sweep's rows: CUA trained on WikiText with the whole test split scored (other studies' CUA rows, e.g. the
+    # noise sweep's capped evaluations or compression recovery, are not this table's)
+    sweep = (rows["command"] == "train") & rows["adapter_desc"].astype(str).str.startswith("cua(")
+    sweep &= (rows["task"] == "wikitext_ppl") & rows["max_tokens"].isna()
+    rows = rows[sweep].tail(3)
     write_table(rows, " ".join(["qadapt", "train", "-m", *SWEEP]))
 
 
@@ -66,7 +70,7 @@ def write_table(rows: pd.DataFrame, command: str) -> None:
         f"Commit: `{', '.join(sorted(set(rows['git_commit'])))}` · written {dt.date.today()} · machine: "
         f"{base['machine']}, {base['threads']} torch threads, torch {base['torch']}  ",
         f"Model: {base['model_weights']} ({base['model_source']}). Evaluation: {base['eval_source']}, mode "
-        f"`{base['mode']}`, max_length {base['max_length']}, stride {base['stride']}, all "
+        f"`{base['mode']}`, max_length {int(base['max_length'])}, stride {int(base['stride'])}, all "
         f"{int(base['tokens_scored']):,} scored tokens. Training text: {base['train_source']}; "
         f"{int(base['train_steps'])} steps x {cfg['train']['batch_size']} x {cfg['train']['seq_len']} tokens, AdamW lr "
         f"{cfg['train']['lr']}, {cfg['train']['schedule']} schedule, seed {base['seed']}.  ",

@@ -264,10 +264,19 @@ def _save(frame: pd.DataFrame, name: str, args) -> None:
 
 def budget_text(frame: pd.DataFrame) -> str:
     """The training budget as the trained rows' saved configs say (the same for every trained row)."""
-    dirs = [d for d in frame["run_dir"] if isinstance(d, str) and (Path(d) / "config.yaml").exists()]
-    if not dirs:
+    from qadapt.errors import QadaptError
+    from qadapt.runs import saved_config
+
+    configs = []
+    for d in frame["run_dir"]:
+        if isinstance(d, str):
+            try:
+                configs.append(saved_config(d, ROOT / "results"))
+            except QadaptError:
+                continue
+    if not configs:
         return ""
-    t = OmegaConf.load(Path(dirs[0]) / "config.yaml").train
+    t = configs[0].train
     return (
         "Training budget (`train=distill`, the same for QFFN and the classical control): local distillation of each "
         f"replacement block on {int(t.distill_tokens):,} real hidden states ({int(t.distill_steps)} mini-batches of "

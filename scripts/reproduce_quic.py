@@ -401,10 +401,9 @@ def _commits(rows: pd.DataFrame) -> str:
 
 
 def budget_text(rows: pd.DataFrame, name: str) -> str:
-    from omegaconf import OmegaConf
+    from qadapt.runs import saved_config
 
-    run_dir = Path(rows["run_dir"].iloc[0])
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = saved_config(rows["run_dir"].iloc[0], ROOT / "results")
     t, k = cfg.train, cfg.task
     lr = LR_BY_SUITE[name]
     steps = f"{int(t.max_steps)} steps" if t.get("max_steps") else f"{int(t.epochs)} epochs"
