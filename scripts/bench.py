@@ -391,7 +391,8 @@ def render(
         "",
         f"Command: `python scripts/bench.py --repeats {args.repeats} --eval-tokens {args.eval_tokens} "
         f"--lightning-tokens {args.lightning_tokens} --short-window {args.short_window} --train-steps "
-        f"{args.train_steps} --train-repeats {args.train_repeats}` (`make bench`), {seconds / 60:.1f} min  ",
+        f"{args.train_steps} --train-repeats {args.train_repeats}` (`make bench`), "
+        + (f"{seconds / 60:.1f} min  " if seconds == seconds else "re-rendered from bench.csv  "),
         f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {machine()}  ",
         "Raw timings: `results/bench.csv`. Every ratio compares rows measured in this run, on this machine.",
         "",
@@ -485,6 +486,26 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+INT_COLUMNS = ("round", "tokens", "circuits", "cache_layer")
+
+
+def render_only(args) -> None:
+    """bench.md from bench.csv: each section's rows with the columns it measured (the header's run time and commit
+    are this call's: the timings themselves are the CSV's)."""
+    out = Path(args.out_dir)
+    raw = pd.read_csv(out / "bench.csv")
+    parts = {}
+    for section in ("evaluation", "training", "simulators", "memory"):
+        part = raw[raw["section"] == section].drop(columns="section").dropna(axis=1, how="all").reset_index(drop=True)
+        for col in INT_COLUMNS:
+            if col in part and part[col].notna().all():
+                part[col] = part[col].astype(int)
+        parts[section] = part
+    text = render(parts["evaluation"], parts["training"], parts["simulators"], parts["memory"], args, float("nan"))
+    write_text_atomic(out / "bench.md", text)
+    print(f"wrote {out / 'bench.md'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -500,9 +521,15 @@ def main() -> None:
     parser.add_argument("--qffn-tokens", type=int, default=1024)
     parser.add_argument("--out-dir", default=str(ROOT / "results"))
     parser.add_argument("--rss-probe", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite bench.md from <out-dir>/bench.csv (same flags as its run)"
+    )
     args = parser.parse_args()
     if args.rss_probe:
         rss_probe(args.rss_probe, args.eval_tokens)
+        return
+    if args.render_only:
+        render_only(args)
         return
     start = time.perf_counter()
     evals, train, sims, rss = eval_rounds(args), train_steps(args), simulators(args), peak_memory(args)

@@ -22,6 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from qadapt.benchmarks import block_circuit, site_inputs
@@ -51,7 +52,13 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--qiskit-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--render-only", action="store_true", help="rewrite the table from results/bench_devices.csv")
     args = parser.parse_args()
+    if args.render_only:
+        raw = pd.read_csv(CSV)
+        header = {k.removeprefix("run_"): raw[k].iloc[0] for k in raw.columns if k.startswith("run_")}
+        render(raw, header)
+        return
     x_all = site_inputs(args.tokens)
     circuit, source = block_circuit(args.from_run)
     rows = []
@@ -80,16 +87,37 @@ def main() -> None:
             )
         )
         print(f"{label}: {x.shape[0] / seconds:.1f} tokens/s", flush=True)
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    header = {
+        "command": f"python scripts/bench_devices.py{' --from-run ' + args.from_run if args.from_run else ''} --tokens "
+        f"{args.tokens} --qiskit-tokens {args.qiskit_tokens} --repeats {args.repeats}",
+        "commit": git_commit(),
+        "date": str(dt.date.today()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {torch.get_num_threads()} torch threads, Python "
+        f"{platform.python_version()}, torch {torch.__version__}",
+        "source": source,
+        "repeats": args.repeats,
+    }
+    frame.assign(**{f"run_{k}": v for k, v in header.items()}).to_csv(CSV, index=False)
+    render(frame, header)
+
+
+COLUMNS = ("device", "tokens", "circuits", "setup_seconds", "seconds", "tokens_per_s", "max_rel_error")
+CSV = ROOT / "results" / "bench_devices.csv"
+
+
+def render(frame: pd.DataFrame, header: dict) -> None:
+    """results/bench_devices.md from the measured rows (``frame``, :data:`COLUMNS`) and the run's ``header``."""
+    rows = list(frame[list(COLUMNS)].itertuples(index=False, name=None))
+    repeats = int(header["repeats"])
     base = rows[0][5]
     lines = [
         "# Device benchmark: one CUA site, tokens/s",
         "",
-        f"Command: `python scripts/bench_devices.py{' --from-run ' + args.from_run if args.from_run else ''} --tokens "
-        f"{args.tokens} --qiskit-tokens {args.qiskit_tokens} --repeats {args.repeats}`  ",
-        f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {platform.machine()}, {os.cpu_count()} cpus, "
-        f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}  ",
+        f"Command: `{header['command']}`  ",
+        f"Commit: `{header['commit']}` · {header['date']} · machine: {header['machine']}  ",
         f"Site: SmolLM2-135M-Instruct layer 29 v_proj input (width 576), q = 2: 144 blocks = 144 circuits per token; "
-        f"inputs: real hidden states of the first WikiText-2 test tokens; unitaries: {source}.",
+        f"inputs: real hidden states of the first WikiText-2 test tokens; unitaries: {header['source']}.",
         "",
         "| device | tokens | circuits | setup (s) | seconds | tokens/s | vs exact | max rel. error vs exact |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -103,7 +131,7 @@ def main() -> None:
     aer = next(r for r in rows if r[0].startswith("ibm_fake FakeFez noisy") and "Aer" in r[0])
     lines += [
         "",
-        f"Median of {args.repeats} timed calls ({'one call' if args.repeats > 1 else 'one'} for Aer). Setup: the "
+        f"Median of {repeats} timed calls ({'one call' if repeats > 1 else 'one'} for Aer). Setup: the "
         "one-token first call, which compiles (and fuses) every block circuit once for all later tokens. Errors of the "
         "shot-based rows are sampling noise (and, for the noisy rows, FakeFez's noise model).",
         f"The fused engine samples the same FakeFez noise model {fused[5] / aer[5]:,.0f}x faster than Aer's noisy "

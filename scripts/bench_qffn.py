@@ -28,6 +28,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from qadapt.adapters.qffn import QuantumFFN
@@ -50,7 +51,11 @@ def main() -> None:
     parser.add_argument("--layer-tokens", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=str(ROOT / "results" / "bench_qffn.md"))
+    parser.add_argument("--render-only", action="store_true", help="rewrite --out from the CSV beside it")
     args = parser.parse_args()
+    if args.render_only:
+        render_only(Path(args.out))
+        return
     n, size = args.qubits, 2**args.qubits
     x_all, mlp = ffn_inputs(max(args.tokens, args.layer_tokens))
     width = x_all.shape[-1]
@@ -120,16 +125,62 @@ def main() -> None:
         layer_rows.append((label, n_params, fwd, fwd_sp, train, train_sp))
         print(f"{label}: forward {fwd * 1e3:.1f} ms, forward+backward {train * 1e3:.1f} ms", flush=True)
 
+    header = {
+        "command": f"python scripts/bench_qffn.py --qubits {n} --depth {args.depth} --tokens {args.tokens} "
+        f"--lightning-tokens {args.lightning_tokens} --layer-tokens {args.layer_tokens} --repeats {args.repeats}",
+        "commit": git_commit(),
+        "date": str(dt.date.today()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {torch.get_num_threads()} torch threads, Python "
+        f"{platform.python_version()}, torch {torch.__version__}",
+        "qubits": n,
+        "depth": args.depth,
+        "tokens": args.tokens,
+        "layer_tokens": args.layer_tokens,
+        "repeats": args.repeats,
+        "width": width,
+    }
+    frame = pd.concat(
+        [
+            pd.DataFrame(table, columns=list(SIM_COLUMNS)).assign(section="simulators"),
+            pd.DataFrame(layer_rows, columns=list(LAYER_COLUMNS)).assign(section="layer"),
+        ],
+        ignore_index=True,
+    )
+    out = Path(args.out)
+    frame.assign(**{f"run_{k}": v for k, v in header.items()}).to_csv(out.with_suffix(".csv"), index=False)
+    render(frame, header, out)
+
+
+SIM_COLUMNS = (
+    "simulator",
+    "tokens",
+    "outcomes",
+    "seconds",
+    "spread",
+    "tokens_per_s",
+    "vs_default_qubit",
+    "max_abs_diff",
+)
+LAYER_COLUMNS = ("layer", "parameters", "forward_s", "forward_spread_s", "train_s", "train_spread_s")
+
+
+def render(frame: pd.DataFrame, header: dict, out: Path) -> None:
+    """bench_qffn.md from the measured rows (``frame``: simulator rows and layer rows) and the run's ``header``."""
+    sims = frame[frame["section"] == "simulators"]
+    layers = frame[frame["section"] == "layer"]
+    table = [(r[0], int(r[1]), int(r[2]), *r[3:]) for r in sims[list(SIM_COLUMNS)].itertuples(index=False, name=None)]
+    layer_rows = [(r[0], int(r[1]), *r[2:]) for r in layers[list(LAYER_COLUMNS)].itertuples(index=False, name=None)]
+    n, depth, size = int(header["qubits"]), int(header["depth"]), 2 ** int(header["qubits"])
+    repeats, tokens, width = int(header["repeats"]), int(header["tokens"]), int(header["width"])
+    layer_tokens = int(header["layer_tokens"])
     fused = next(r for r in table if r[0].startswith("ours, fused columns"))
     cached = next(r for r in table if r[0].startswith("ours, cached columns"))
     lines = [
         "# QFFN simulator benchmark",
         "",
-        f"Command: `python scripts/bench_qffn.py --qubits {n} --depth {args.depth} --tokens {args.tokens} "
-        f"--lightning-tokens {args.lightning_tokens} --layer-tokens {args.layer_tokens} --repeats {args.repeats}`  ",
-        f"Commit: `{git_commit()}` · {dt.date.today()} · machine: {platform.machine()}, {os.cpu_count()} cpus, "
-        f"{torch.get_num_threads()} torch threads, Python {platform.python_version()}, torch {torch.__version__}  ",
-        f"Circuit: amplitude encoding on n = {n} qubits, StronglyEntanglingLayers of depth D = {args.depth} (random "
+        f"Command: `{header['command']}`  ",
+        f"Commit: `{header['commit']}` · {header['date']} · machine: {header['machine']}  ",
+        f"Circuit: amplitude encoding on n = {n} qubits, StronglyEntanglingLayers of depth D = {depth} (random "
         f"angles, seed 0), probabilities of all outcomes. Inputs: SmolLM2-135M layer-1 FFN inputs ({width}-dim, "
         f"zero-padded to {size}) of the first WikiText-2 test tokens.",
         "",
@@ -143,14 +194,14 @@ def main() -> None:
         )
     lines += [
         "",
-        f"Median of {args.repeats} timed calls after a warm-up ({max(1, args.repeats // 2)} for default.qubit, 1 for "
+        f"Median of {repeats} timed calls after a warm-up ({max(1, repeats // 2)} for default.qubit, 1 for "
         "lightning.qubit). Against default.qubit's broadcast speed per token (acceptance: >= 50x at n = 10, D = 4, "
         "1,024 tokens; outputs within 1e-5): U(theta)'s columns built once and applied to every token as one matmul "
         f"(evaluation, fixed theta) **{cached[6]:,.0f}x**; the columns rebuilt on every call (training, theta changes "
         f"every step) **{fused[6]:,.0f}x**, the column build being {100 * (1 - cached[3] / fused[3]):.0f} % of that "
-        f"call at {args.tokens:,} tokens (it is paid once per step, so larger steps amortise it).",
+        f"call at {tokens:,} tokens (it is paid once per step, so larger steps amortise it).",
         "",
-        f"## One QFFN layer against the FFN it replaces ({args.layer_tokens} tokens, one sequence)",
+        f"## One QFFN layer against the FFN it replaces ({layer_tokens} tokens, one sequence)",
         "",
         "| layer | parameters | forward, eval (ms) | spread | forward + backward (ms) | spread |",
         "|---|---:|---:|---:|---:|---:|",
@@ -166,9 +217,15 @@ def main() -> None:
         f"QFFN / FFN time: {q[2] / ffn[2]:.2f}x in evaluation (columns cached), {q[4] / ffn[4]:.2f}x in training "
         "(the circuit's columns are rebuilt every step for the gradient).",
     ]
-    out = Path(args.out)
     write_text_atomic(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")
+
+
+def render_only(out: Path) -> None:
+    """Rewrite ``out`` (bench_qffn.md) from the CSV beside it."""
+    raw = pd.read_csv(out.with_suffix(".csv"))
+    header = {k.removeprefix("run_"): raw[k].iloc[0] for k in raw.columns if k.startswith("run_")}
+    render(raw, header, out)
 
 
 if __name__ == "__main__":

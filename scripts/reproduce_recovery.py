@@ -143,17 +143,29 @@ def main_table(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def predictions(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Model label -> its per-question frame (base once, compressed and each recovery per ratio)."""
+QUESTIONS = "recovery_questions.csv"  # every model's per-question answers, kept in results/ beside the tables
+
+
+def predictions(table: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
+    """Model label -> its per-question frame (base once, compressed and each recovery per ratio): from the run
+    directories when they are here (then also saved as ``out_dir/recovery_questions.csv``), else from that file, so
+    question_diff.md re-renders from results/ alone."""
     out = {}
-    for _, r in table.iterrows():
-        run = Path(r["run_dir"])
-        out.setdefault("base", pd.read_csv(run / "mc_base.csv"))
-        if r["method"] == "compressed":
-            out[f"compressed {r['ratio']:g}"] = pd.read_csv(run / "mc_compressed.csv")
-        else:
-            out[f"{r['method']} {r['ratio']:g}"] = pd.read_csv(run / "mc_adapted.csv")
-    return out
+    if all((Path(d) / "mc_base.csv").exists() for d in table["run_dir"]):
+        for _, r in table.iterrows():
+            run = Path(r["run_dir"])
+            out.setdefault("base", pd.read_csv(run / "mc_base.csv"))
+            if r["method"] == "compressed":
+                out[f"compressed {r['ratio']:g}"] = pd.read_csv(run / "mc_compressed.csv")
+            else:
+                out[f"{r['method']} {r['ratio']:g}"] = pd.read_csv(run / "mc_adapted.csv")
+        frames = [frame.assign(model=label) for label, frame in out.items()]
+        pd.concat(frames, ignore_index=True).to_csv(out_dir / QUESTIONS, index=False)
+        return out
+    saved = pd.read_csv(out_dir / QUESTIONS)
+    return {
+        label: part.drop(columns="model").reset_index(drop=True) for label, part in saved.groupby("model", sort=False)
+    }
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -393,7 +405,9 @@ def render(table: pd.DataFrame, args, command: str) -> None:
     ]
     table[[c for c in keep if c in table.columns]].to_csv(out / "compression_recovery.csv", index=False)
     plot(table, out / "compression_recovery.png")
-    write_text_atomic(out / "question_diff.md", question_diff(table, predictions(table), ", ".join(commits), command))
+    write_text_atomic(
+        out / "question_diff.md", question_diff(table, predictions(table, out), ", ".join(commits), command)
+    )
 
 
 def main() -> None:
