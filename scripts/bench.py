@@ -47,6 +47,7 @@ from qadapt.cache import ActivationCache
 from qadapt.config import compose
 from qadapt.data.wikitext import load_eval_text
 from qadapt.eval import perplexity
+from qadapt.eval.windows import EvalSet, build_eval_set
 from qadapt.models import load
 from qadapt.process import peak_rss_mb
 from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode
@@ -76,7 +77,7 @@ def window_overrides(tokens: int, length: int = 2048) -> list[str]:
 
 def build(
     overrides: list[str], eval_tokens: int, device: list[str] = (), window: int = 2048
-) -> tuple[torch.nn.Module, object, perplexity.EvalSet]:
+) -> tuple[torch.nn.Module, object, EvalSet]:
     """A SmolLM2 with the adapter of ``overrides`` (random, seeded, non-identity weights) and the evaluation windows."""
     cfg = compose([*overrides, *window_overrides(eval_tokens, window), *device])
     loaded = load(cfg.model)
@@ -91,11 +92,11 @@ def build(
     return model.eval(), tokenizer, eval_windows(tokenizer, eval_tokens, window)
 
 
-def eval_windows(tokenizer, eval_tokens: int, window: int) -> perplexity.EvalSet:
+def eval_windows(tokenizer, eval_tokens: int, window: int) -> EvalSet:
     """The first ``eval_tokens`` WikiText-2 test tokens in non-overlapping windows of ``window`` tokens."""
     cfg = compose(window_overrides(eval_tokens, window))
     text = load_eval_text(cfg.data_dir)
-    return perplexity.build_eval_set(tokenizer, text.text, text.source, cfg.task)
+    return build_eval_set(tokenizer, text.text, text.source, cfg.task)
 
 
 def evaluate(model, tokenizer, eval_set, **kw) -> tuple[float, float]:

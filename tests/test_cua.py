@@ -67,8 +67,9 @@ def test_param_count_formula():
 
 def test_llama31_8b_cua_count_without_weights():
     """The paper's ~6k: 2 qubits per block on one width-4096 projection of Llama 3.1 8B = 6,144."""
-    counts = count_params(compose(["model=llama31_8b", "adapter=cua", "adapter.layers=[0]",
-                                   "adapter.modules=[v_proj]"]))
+    counts = count_params(
+        compose(["model=llama31_8b", "adapter=cua", "adapter.layers=[0]", "adapter.modules=[v_proj]"])
+    )
     assert counts["adapter_params"] == 6144
     assert counts["sites"] == 1
     assert counts["base_params"] == 8_030_261_248  # Llama 3.1 8B as published
@@ -111,8 +112,14 @@ def test_device_positions_send_only_masked_positions_to_the_device():
 
 def test_structure_and_counted_circuits():
     layer = _layer("output", q=2, in_f=16, out_f=8)
-    assert layer.structure() == {"layer": "CUALinear", "qubits_per_block": 2, "block_size": 4, "side": "output",
-                                 "n_blocks": 2, "width": 8}
+    assert layer.structure() == {
+        "layer": "CUALinear",
+        "qubits_per_block": 2,
+        "block_size": 4,
+        "side": "output",
+        "n_blocks": 2,
+        "width": 8,
+    }
     assert layer.circuit_sites(2048) == []  # every circuit is counted by the device as it runs
     layer(torch.randn(3, 5, 16))
     assert layer.device.circuits_run == 3 * 5 * 2  # exact device: U_j x_j computed directly, counted all the same

@@ -53,9 +53,15 @@ class _FlakySampler:
 
 
 def _device(journal=None):
-    over = ["device=ibm_fake", "device.engine=aer", "device.noise=false", "device.shots=256",
-            "device.max_circuits_per_job=40",
-            "device.max_jobs_in_flight=2", "device.retry_wait_s=0.5"]
+    over = [
+        "device=ibm_fake",
+        "device.engine=aer",
+        "device.noise=false",
+        "device.shots=256",
+        "device.max_circuits_per_job=40",
+        "device.max_jobs_in_flight=2",
+        "device.retry_wait_s=0.5",
+    ]
     device = get(compose([*over, f"device.journal_dir={journal}" if journal else "device.journal_dir=null"]).device)
     waits = []
     device.jobs.sleep = waits.append

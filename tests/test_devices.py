@@ -108,7 +108,9 @@ def test_devices_count_the_circuits_their_probability_methods_run():
     counter.ansatz_probabilities(ansatz, unit, 6)
     counter.count_circuits("overlap", 3, 7, 2)
     assert {k: (t.kind, t.qubits, t.circuits, t.blocks) for k, t in counter.tally.items()} == {
-        "a": ("block", 2, 12, 3), "b": ("overlap", 3, 12, 2)}
+        "a": ("block", 2, 12, 3),
+        "b": ("overlap", 3, 12, 2),
+    }
     assert counter.circuits_run == 12 + 5 + 7
 
 
@@ -134,8 +136,13 @@ def test_adapters_and_quantum_import_no_backend():
     found = []
     for path in [*sorted((root / "adapters").rglob("*.py")), *sorted((root / "quantum").rglob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in backends]
     assert not found
 
@@ -235,8 +242,11 @@ def test_fused_noise_equals_aer_density_matrix_before_readout(q):
     bound_circuits = []
     for t in range(3):
         for j, template in enumerate(compiled):
-            measured = {template.find_bit(i.clbits[0]).index: i.qubits[0]
-                        for i in template.data if i.operation.name == "measure"}
+            measured = {
+                template.find_bit(i.clbits[0]).index: i.qubits[0]
+                for i in template.data
+                if i.operation.name == "measure"
+            }
             bound = template.assign_parameters(angles[t, j]).remove_final_measurements(inplace=False)
             bound.save_probabilities([bound.qubits[template.find_bit(measured[c]).index] for c in range(q)])
             bound_circuits.append(bound)
@@ -294,8 +304,9 @@ def test_ibm_without_an_account_fails_clearly_before_loading(no_saved_ibm_accoun
 def test_ibm_token_never_appears_in_output_or_files(no_saved_ibm_account, monkeypatch, tmp_path):
     secret = "qadapt-test-token-5f1c2e9b"
     monkeypatch.setenv("QISKIT_IBM_TOKEN", secret)
-    result = CliRunner().invoke(app, ["eval", "ppl", "device=ibm", f"results_dir={tmp_path / 'results'}",
-                                      f"runs_dir={tmp_path / 'runs'}"])
+    result = CliRunner().invoke(
+        app, ["eval", "ppl", "device=ibm", f"results_dir={tmp_path / 'results'}", f"runs_dir={tmp_path / 'runs'}"]
+    )
     assert result.exit_code != 0  # the token is rejected (or the service is unreachable)
     assert secret not in result.output
     assert "Traceback" not in result.output

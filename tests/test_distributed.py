@@ -113,6 +113,7 @@ def test_accelerate_device_map_with_disk_offload_scores_what_the_plain_model_sco
     from omegaconf import OmegaConf
 
     from qadapt.eval import perplexity
+    from qadapt.eval.windows import build_eval_set
     from qadapt.models import input_device, load
 
     task = OmegaConf.create({"mode": "sliding", "max_length": 256, "stride": 256, "max_tokens": 512})
@@ -123,7 +124,7 @@ def test_accelerate_device_map_with_disk_offload_scores_what_the_plain_model_sco
             assert (
                 set(loaded.model.hf_device_map.values()) == {"cpu", "disk"} and input_device(loaded.model).type == "cpu"
             )
-        eval_set = perplexity.build_eval_set(loaded.tokenizer, wikitext_test, "test", task)
+        eval_set = build_eval_set(loaded.tokenizer, wikitext_test, "test", task)
         scores.append(
             perplexity.evaluate(loaded.model, eval_set, 2, loaded.tokenizer.eos_token_id).metrics()["perplexity"]
         )
@@ -149,13 +150,14 @@ def test_smollm2_on_the_gpu_scores_what_the_cpu_scores(smollm2_cfg, smollm2_path
     from omegaconf import OmegaConf
 
     from qadapt.eval import perplexity
+    from qadapt.eval.windows import build_eval_set
     from qadapt.models import load
 
     task = OmegaConf.create({"mode": "sliding", "max_length": 512, "stride": 512, "max_tokens": 2048})
     scores = []
     for placement in ({}, {"device_map": "cuda"}):
         loaded = load(OmegaConf.merge(smollm2_cfg, placement))
-        eval_set = perplexity.build_eval_set(loaded.tokenizer, wikitext_test, "test", task)
+        eval_set = build_eval_set(loaded.tokenizer, wikitext_test, "test", task)
         scores.append(
             perplexity.evaluate(loaded.model, eval_set, 2, loaded.tokenizer.eos_token_id).metrics()["perplexity"]
         )

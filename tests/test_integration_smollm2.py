@@ -13,6 +13,7 @@ from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.errors import ModelUnavailable, TrainingDiverged
 from qadapt.eval import perplexity
+from qadapt.eval.windows import build_eval_set
 from qadapt.experiments import run
 from qadapt.models import load
 from qadapt.results import load_rows
@@ -27,7 +28,7 @@ def _cfg(tmp_path, *extra):
 
 
 def _eval_set(tokenizer, text, cfg):
-    return perplexity.build_eval_set(tokenizer, text, "test", cfg.task)
+    return build_eval_set(tokenizer, text, "test", cfg.task)
 
 
 def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_path):

@@ -25,9 +25,11 @@ EXACT = OmegaConf.create({"name": "exact", "shots": None, "seed": 0})
 
 
 def _device(name: str, **extra):
-    base = {"exact": EXACT,
-            "default_qubit": {"name": "default_qubit", "backend": "default.qubit", "shots": None, "seed": 0},
-            "lightning_qubit": {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0}}
+    base = {
+        "exact": EXACT,
+        "default_qubit": {"name": "default_qubit", "backend": "default.qubit", "shots": None, "seed": 0},
+        "lightning_qubit": {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0},
+    }
     return devices.get(OmegaConf.merge(OmegaConf.create(base[name]), extra))
 
 
@@ -38,9 +40,16 @@ def _unit_rows(n_rows: int, width: int, seed: int) -> torch.Tensor:
 
 def _tiny_llama(layers: int = 4) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96, num_hidden_layers=layers,
-                      num_attention_heads=4,
-                      num_key_value_heads=2, head_dim=16, attn_implementation="sdpa")
+    cfg = LlamaConfig(
+        vocab_size=128,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        attn_implementation="sdpa",
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -284,8 +293,9 @@ def test_replacement_adapters_train_and_run_on_pennylane():
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
     assert all(g is not None for g in grads.values())
     # at init w = 0, so the FFN circuit angles get no gradient yet; the readout and the heads' circuits do
-    assert all(g.abs().sum() > 0 for n, g in grads.items()
-               if n.endswith("mlp.scale") or n.endswith("qadapt_heads.weights"))
+    assert all(
+        g.abs().sum() > 0 for n, g in grads.items() if n.endswith("mlp.scale") or n.endswith("qadapt_heads.weights")
+    )
     with torch.no_grad():
         for n, p in model.named_parameters():
             if n.endswith("scale"):

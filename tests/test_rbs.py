@@ -16,8 +16,16 @@ from qadapt.quantum.compound import RBSCircuit, compound, num_rbs_gates, rbs_gat
 
 
 def _cfg(**kw):
-    base = dict(n=4, orders=[1, 2], block_size=None, parametrization="cayley", layout="pyramid", block_share=False,
-                modules=["query", "value"], side="input")
+    base = dict(
+        n=4,
+        orders=[1, 2],
+        block_size=None,
+        parametrization="cayley",
+        layout="pyramid",
+        block_share=False,
+        modules=["query", "value"],
+        side="input",
+    )
     return OmegaConf.create(base | kw)
 
 
@@ -129,9 +137,18 @@ def test_layer_equals_explicit_block_rotation():
 
 def test_layer_reports_its_structure_and_no_device_circuits():
     layer = rbs.CompoundLayer(nn.Linear(24, 20), rbs.RBSConfig.from_cfg(_cfg(side="input", block_size=12)))
-    assert layer.structure() == {"layer": "CompoundLayer", "n": 4, "orders": [1, 2], "block_size": 12,
-                                 "parametrization": "cayley", "layout": "pyramid", "block_share": False,
-                                 "side": "input", "n_blocks": 2, "width": 24}
+    assert layer.structure() == {
+        "layer": "CompoundLayer",
+        "n": 4,
+        "orders": [1, 2],
+        "block_size": 12,
+        "parametrization": "cayley",
+        "layout": "pyramid",
+        "block_share": False,
+        "side": "input",
+        "n_blocks": 2,
+        "width": 24,
+    }
     assert layer.circuit_sites(128) == []
 
 
@@ -154,10 +171,13 @@ def test_order_one_equals_peft_oft_rotation():
 
 
 def test_parameter_count_formula():
-    cases = [(_cfg(n=8, orders=[1, 2]), 384, 10 * 28), (_cfg(n=8, orders=[1, 2], block_size=48), 384, 8 * 28),
-             (_cfg(n=8, orders=[1, 2], block_share=True), 384, 28),
-             (_cfg(n=8, parametrization="rbs", layout="butterfly"), 384, 10 * 12),
-             (_cfg(n=4, orders=[1, 2, 3], parametrization="free"), 384, 27 * 16)]
+    cases = [
+        (_cfg(n=8, orders=[1, 2]), 384, 10 * 28),
+        (_cfg(n=8, orders=[1, 2], block_size=48), 384, 8 * 28),
+        (_cfg(n=8, orders=[1, 2], block_share=True), 384, 28),
+        (_cfg(n=8, parametrization="rbs", layout="butterfly"), 384, 10 * 12),
+        (_cfg(n=4, orders=[1, 2, 3], parametrization="free"), 384, 27 * 16),
+    ]
     for cfg, width, expected in cases:
         rcfg = rbs.RBSConfig.from_cfg(cfg)
         assert rbs.rbs_param_count(width, rcfg) == expected

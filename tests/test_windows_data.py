@@ -9,7 +9,7 @@ import pytest
 from qadapt.data.fetch import download_wikitext, fill, rows_to_upstream
 from qadapt.data.wikitext import handle_unk, load_eval_text, load_train_text, split_articles
 from qadapt.errors import ConfigError, DataMissing
-from qadapt.eval.perplexity import rolling_windows, sliding_windows, truncate_bytes
+from qadapt.eval.windows import rolling_windows, sliding_windows, truncate_bytes
 from qadapt.results import append_row, load_rows
 
 

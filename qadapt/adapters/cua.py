@@ -138,13 +138,21 @@ class CUALinear(AdapterLayer):
     def structure(self) -> dict:
         """``qubits_per_block``, ``block_size`` (b = 2^q), ``side``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""
         c = self.config
-        return {**super().structure(), "qubits_per_block": c.qubits_per_block, "block_size": c.block_size,
-                "side": c.side, "n_blocks": int(self.generator.shape[0]), "width": self.width}
+        return {
+            **super().structure(),
+            "qubits_per_block": c.qubits_per_block,
+            "block_size": c.block_size,
+            "side": c.side,
+            "n_blocks": int(self.generator.shape[0]),
+            "width": self.width,
+        }
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"qubits_per_block={c.qubits_per_block}, side={c.side}, width={self.width}, "
-                f"blocks={self.generator.shape[0]}")
+        return (
+            f"qubits_per_block={c.qubits_per_block}, side={c.side}, width={self.width}, "
+            f"blocks={self.generator.shape[0]}"
+        )
 
 
 def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:

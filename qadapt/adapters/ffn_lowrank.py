@@ -70,10 +70,12 @@ def resolve_rank(cfg: DictConfig, model_config) -> int:
     """``cfg.rank`` as an int (``auto`` resolved against the architecture). Raises: ConfigError for a bad rank."""
     rank = cfg.get("rank", "auto")
     if str(rank) == "auto":
-        head_dim = (getattr(model_config, "head_dim", None)
-                    or model_config.hidden_size // model_config.num_attention_heads)
-        return auto_rank(cfg, model_config.num_hidden_layers, model_config.hidden_size,
-                         model_config.num_attention_heads, head_dim)
+        head_dim = (
+            getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
+        )
+        return auto_rank(
+            cfg, model_config.num_hidden_layers, model_config.hidden_size, model_config.num_attention_heads, head_dim
+        )
     if int(rank) < 0:
         raise ConfigError(f"adapter.rank must be >= 0 or auto, got {rank}")
     return int(rank)

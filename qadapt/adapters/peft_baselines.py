@@ -45,8 +45,10 @@ def _inject(model: nn.Module, peft_config) -> list[str]:
         if "not found" in str(err):
             targets = peft_config.target_modules
             targets = sorted(targets) if isinstance(targets, (set, list)) else targets
-            message += (f" (adapter.modules={targets}, default: model.adapter_targets); "
-                        f"valid choices: {', '.join(_layer_names(model))}")
+            message += (
+                f" (adapter.modules={targets}, default: model.adapter_targets); "
+                f"valid choices: {', '.join(_layer_names(model))}"
+            )
         raise ConfigError(message) from None
     return _sites(model)
 
@@ -59,8 +61,15 @@ def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     """
     from peft import LoraConfig
 
-    return _inject(model, LoraConfig(r=int(cfg.r), lora_alpha=float(cfg.alpha),
-                                     lora_dropout=float(cfg.get("dropout", 0.0)), target_modules=list(cfg.modules)))
+    return _inject(
+        model,
+        LoraConfig(
+            r=int(cfg.r),
+            lora_alpha=float(cfg.alpha),
+            lora_dropout=float(cfg.get("dropout", 0.0)),
+            target_modules=list(cfg.modules),
+        ),
+    )
 
 
 def inject_oft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
@@ -72,8 +81,15 @@ def inject_oft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     """
     from peft import OFTConfig
 
-    return _inject(model, OFTConfig(r=0, oft_block_size=int(cfg.block_size), target_modules=list(cfg.modules),
-                                    use_cayley_neumann=bool(cfg.get("cayley_neumann", False))))
+    return _inject(
+        model,
+        OFTConfig(
+            r=0,
+            oft_block_size=int(cfg.block_size),
+            target_modules=list(cfg.modules),
+            use_cayley_neumann=bool(cfg.get("cayley_neumann", False)),
+        ),
+    )
 
 
 def inject_boft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
@@ -91,11 +107,20 @@ def inject_boft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
         warnings.simplefilter("ignore")
         has_extension = boft_layer.get_fbd_cuda() is not None
         if factor > 1 and not has_extension:
-            raise ConfigError(f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and "
-                              "nvcc); without it peft uses 1 factor (block-diagonal rotation + output scale): set "
-                              "adapter.butterfly_factor=1")
-        return _inject(model, BOFTConfig(boft_block_size=int(cfg.block_size), boft_n_butterfly_factor=factor,
-                                         target_modules=list(cfg.modules), boft_dropout=0.0))
+            raise ConfigError(
+                f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and "
+                "nvcc); without it peft uses 1 factor (block-diagonal rotation + output scale): set "
+                "adapter.butterfly_factor=1"
+            )
+        return _inject(
+            model,
+            BOFTConfig(
+                boft_block_size=int(cfg.block_size),
+                boft_n_butterfly_factor=factor,
+                target_modules=list(cfg.modules),
+                boft_dropout=0.0,
+            ),
+        )
 
 
 def inject_full(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:

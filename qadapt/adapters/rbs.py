@@ -74,10 +74,19 @@ class RBSConfig:
         size = cfg.get("block_size")
         natural = compound_dim(n, orders)
         if size is not None and int(size) < natural:
-            raise ConfigError(f"adapter.block_size={size} is smaller than the compounds' size "
-                              f"sum_k C({n}, k) = {natural}")
-        return cls(n, orders, None if size is None else int(size), par, layout, bool(cfg.get("block_share", False)),
-                   tuple(cfg.modules), side)
+            raise ConfigError(
+                f"adapter.block_size={size} is smaller than the compounds' size sum_k C({n}, k) = {natural}"
+            )
+        return cls(
+            n,
+            orders,
+            None if size is None else int(size),
+            par,
+            layout,
+            bool(cfg.get("block_share", False)),
+            tuple(cfg.modules),
+            side,
+        )
 
     @property
     def size(self) -> int:
@@ -101,8 +110,9 @@ def rbs_param_count(width: int, cfg: RBSConfig) -> int:
     """
     blocks = width // cfg.size
     if blocks == 0:
-        raise ConfigError(f"a layer side of width {width} holds no block of size {cfg.size}; "
-                          "lower adapter.n or block_size")
+        raise ConfigError(
+            f"a layer side of width {width} holds no block of size {cfg.size}; lower adapter.n or block_size"
+        )
     return cfg.params_per_block * (1 if cfg.block_share else blocks)
 
 
@@ -131,9 +141,18 @@ class CompoundLayer(AdapterLayer):
         """``n``, ``orders``, ``block_size``, ``parametrization``, ``layout``, ``block_share``, ``side``, ``n_blocks``
         and ``width`` (features on the rotated side; the last width - n_blocks * block_size pass unchanged)."""
         c = self.cfg
-        return {**super().structure(), "n": c.n, "orders": list(c.orders), "block_size": c.size,
-                "parametrization": c.parametrization, "layout": c.layout, "block_share": c.block_share, "side": c.side,
-                "n_blocks": self.n_blocks, "width": self.width}
+        return {
+            **super().structure(),
+            "n": c.n,
+            "orders": list(c.orders),
+            "block_size": c.size,
+            "parametrization": c.parametrization,
+            "layout": c.layout,
+            "block_share": c.block_share,
+            "side": c.side,
+            "n_blocks": self.n_blocks,
+            "width": self.width,
+        }
 
     def base_matrix(self) -> torch.Tensor:
         """A: ``(N or 1, n, n)``; orthogonal unless ``parametrization=free``."""
@@ -198,15 +217,18 @@ def find_modules(model: nn.Module, names, kinds=(nn.Linear, nn.Conv2d)) -> list[
     for name, module in model.named_modules():
         if not isinstance(module, kinds) or isinstance(module, AdapterLayer):
             continue
-        hit = any(re.fullmatch(n[3:], name) if n.startswith("re:") else (name == n or name.endswith("." + n))
-                  for n in names)
+        hit = any(
+            re.fullmatch(n[3:], name) if n.startswith("re:") else (name == n or name.endswith("." + n)) for n in names
+        )
         if hit:
             parent_name, _, attr = name.rpartition(".")
             found.append((name, model.get_submodule(parent_name) if parent_name else model, attr))
     if not found:
         valid = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, kinds)})
-        raise ConfigError(f"adapter.modules {list(names)} match no {'/'.join(k.__name__ for k in kinds)} layer; "
-                          f"valid choices: {', '.join(valid)}")
+        raise ConfigError(
+            f"adapter.modules {list(names)} match no {'/'.join(k.__name__ for k in kinds)} layer; "
+            f"valid choices: {', '.join(valid)}"
+        )
     return found
 
 
@@ -232,10 +254,14 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
         sites.append(name)
     if narrow:
         if not sites:
-            raise ConfigError(f"every target layer is narrower than one block of size {rcfg.size}: "
-                              f"{', '.join(narrow[:4])}; lower adapter.n or adapter.block_size")
-        log(f"adapter=rbs: left {len(narrow)} layer(s) narrower than a block of {rcfg.size} as they are: "
-            f"{', '.join(narrow[:4])}")
+            raise ConfigError(
+                f"every target layer is narrower than one block of size {rcfg.size}: "
+                f"{', '.join(narrow[:4])}; lower adapter.n or adapter.block_size"
+            )
+        log(
+            f"adapter=rbs: left {len(narrow)} layer(s) narrower than a block of {rcfg.size} as they are: "
+            f"{', '.join(narrow[:4])}"
+        )
     return sites
 
 
@@ -244,4 +270,3 @@ def describe(cfg: DictConfig) -> str:
     orders = "+".join(f"C{k}" for k in rcfg.orders)
     share = ",shared" if rcfg.block_share else ""
     return f"rbs(n={rcfg.n},{orders},b={rcfg.size},{rcfg.parametrization}{share})"
-

@@ -64,8 +64,9 @@ class ReplacementConfig:
         depth, head_depth = int(cfg.get("depth", 4)), int(cfg.get("head_depth", 4))
         if depth < 1 or head_depth < 1:
             raise ConfigError(f"adapter.depth and adapter.head_depth must be >= 1, got {depth}, {head_depth}")
-        return cls(fraction, depth, head_depth, bool(cfg.get("quantum_heads", True)), pattern,
-                   int(cfg.get("layer_seed", 0)))
+        return cls(
+            fraction, depth, head_depth, bool(cfg.get("quantum_heads", True)), pattern, int(cfg.get("layer_seed", 0))
+        )
 
     def layers(self, n_layers: int) -> list[int]:
         """:func:`select_layers` for this config."""
@@ -121,5 +122,10 @@ def param_summary(cfg: DictConfig, n_layers: int, hidden: int, n_heads: int, hea
     layers = config.layers(n_layers)
     heads = heads_per_layer(config.fraction, n_heads) if config.quantum_heads else 0
     ffn, head = qffn_params(hidden, config.depth), quantum_head_params(head_dim, config.head_depth)
-    return {"layers": layers, "ffn_params_each": ffn, "quantum_heads_per_layer": heads, "head_params_each": head,
-            "added_params": len(layers) * ffn + n_layers * heads * head}
+    return {
+        "layers": layers,
+        "ffn_params_each": ffn,
+        "quantum_heads_per_layer": heads,
+        "head_params_each": head,
+        "added_params": len(layers) * ffn + n_layers * heads * head,
+    }

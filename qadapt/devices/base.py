@@ -68,8 +68,9 @@ class Device(ABC):
         self.circuits_run = 0
         self.positions = "scored" if cfg is None else str(cfg.get("positions", "scored"))
         if self.positions not in self.POSITIONS:
-            raise ConfigError(f"unknown device.positions '{self.positions}'; "
-                              f"valid choices: {', '.join(self.POSITIONS)}")
+            raise ConfigError(
+                f"unknown device.positions '{self.positions}'; valid choices: {', '.join(self.POSITIONS)}"
+            )
 
     @property
     def is_exact(self) -> bool:
@@ -133,11 +134,14 @@ class Device(ABC):
             from . import DEVICES
 
             ok = sorted(name for name, cls in DEVICES.items() if cls.supports_ansatz)
-            raise ConfigError(f"device={self.name} cannot run QFFN circuits (10-qubit amplitude encoding + ansatz) "
-                              f"yet; valid choices: {', '.join(ok)}")
+            raise ConfigError(
+                f"device={self.name} cannot run QFFN circuits (10-qubit amplitude encoding + ansatz) "
+                f"yet; valid choices: {', '.join(ok)}"
+            )
 
-    def ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
-                             outputs: int | None = None) -> torch.Tensor:
+    def ansatz_probabilities(
+        self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None
+    ) -> torch.Tensor:
         """Outcome probabilities of S(psi) then U(theta), for every state.
 
         Args:
@@ -155,12 +159,14 @@ class Device(ABC):
         self.count_circuits("ansatz", circuit.n_qubits, states.shape[0])
         return probs
 
-    def _ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
-                              outputs: int | None) -> torch.Tensor:
+    def _ansatz_probabilities(
+        self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None
+    ) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} sets supports_ansatz without _ansatz_probabilities")
 
-    def overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
-                              right: torch.Tensor) -> torch.Tensor:
+    def overlap_probabilities(
+        self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
         """P(|0...0>) of the compute-uncompute circuit S(r), U(theta), S(l)^dagger for every pair of rows.
 
         Args:
@@ -175,8 +181,9 @@ class Device(ABC):
         self.count_circuits("overlap", circuit.n_qubits, left.shape[0])
         return probs
 
-    def _overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
-                               right: torch.Tensor) -> torch.Tensor:
+    def _overlap_probabilities(
+        self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} sets supports_ansatz without _overlap_probabilities")
 
     # -- QuIC: Hamming-weight-preserving (RBS/FBS) circuits, final statevectors (tests the compound-matrix claim) --
@@ -191,8 +198,9 @@ class Device(ABC):
             from . import DEVICES
 
             ok = sorted(name for name, cls in DEVICES.items() if cls.supports_statevector)
-            raise ConfigError(f"device={self.name} returns no statevectors; "
-                              f"valid choices: {', '.join(ok)} (shots=null)")
+            raise ConfigError(
+                f"device={self.name} returns no statevectors; valid choices: {', '.join(ok)} (shots=null)"
+            )
 
     def rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:
         """Final statevectors of ``circuit`` run on each input state.

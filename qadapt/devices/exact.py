@@ -37,8 +37,9 @@ class ExactDevice(Device):
             return probs
         return sample_counts(probs, self.shots, self._generator) / self.shots
 
-    def _ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
-                              outputs: int | None = None) -> torch.Tensor:
+    def _ansatz_probabilities(
+        self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None
+    ) -> torch.Tensor:
         if self.shots is None:
             return circuit.probabilities(states, outputs)  # fused simulator, differentiable
         # shots sample every outcome of the register, also those the caller does not read
@@ -46,16 +47,20 @@ class ExactDevice(Device):
         counts = sample_counts(probs, self.shots, self._generator)
         return (counts / self.shots)[:, :outputs].to(states.dtype)
 
-    def _overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
-                               right: torch.Tensor) -> torch.Tensor:
+    def _overlap_probabilities(
+        self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
         u = circuit.unitary()
         ur = right.to(u.dtype) @ u.transpose(0, 1)  # rows (U r_i)^T
         amp = (left.to(u.dtype) * ur).sum(-1)
         probs = amp.real.square() + amp.imag.square()
         if self.shots is None:
             return probs
-        hits = torch.binomial(torch.full_like(probs.detach().double(), float(self.shots)),
-                              probs.detach().double().clamp(0, 1), generator=self._generator)
+        hits = torch.binomial(
+            torch.full_like(probs.detach().double(), float(self.shots)),
+            probs.detach().double().clamp(0, 1),
+            generator=self._generator,
+        )
         return (hits / self.shots).to(probs.dtype)
 
     def _rbs_states(self, circuit: RBSCircuit, states: torch.Tensor) -> torch.Tensor:

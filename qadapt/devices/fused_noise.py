@@ -148,8 +148,9 @@ def fuse_block(compiled, n_angles: int, channels: NoiseChannels) -> FusedBlock:
     active = sorted({compiled.find_bit(qb).index for ins in ops for qb in ins.qubits})
     k = len(active)
     if k > 6:
-        raise QadaptError(f"a compiled block touches {k} qubits; the fused simulator handles at most 6 "
-                          "(device.engine=aer)")
+        raise QadaptError(
+            f"a compiled block touches {k} qubits; the fused simulator handles at most 6 (device.engine=aer)"
+        )
     local_of = {p: i for i, p in enumerate(active)}
     dim = 2**k
     # the segment being fused acts on the 4^k basis operators E_ab at once: rho[(a, b)] starts as E_ab
@@ -211,8 +212,15 @@ def fuse_block(compiled, n_angles: int, channels: NoiseChannels) -> FusedBlock:
         mids = np.stack([s.numpy() for s in superops[1:-1]])
     else:
         mids = np.zeros((0, dim * dim, dim * dim), np.complex128)
-    return FusedBlock(start, mids, np.array(phase_qubit, dtype=np.int64), np.array(coefs).reshape(len(coefs), n_angles),
-                      np.array(offsets), final, active)
+    return FusedBlock(
+        start,
+        mids,
+        np.array(phase_qubit, dtype=np.int64),
+        np.array(coefs).reshape(len(coefs), n_angles),
+        np.array(offsets),
+        final,
+        active,
+    )
 
 
 def _phase_pattern(k: int) -> torch.Tensor:

@@ -52,8 +52,9 @@ class IBMDevice(QiskitSamplerDevice):
                 "use device=ibm_fake."
             ) from None
         except Exception as err:  # rejected token, network: say so without the token
-            raise QadaptError(f"IBM Quantum account could not be used: "
-                              f"{type(err).__name__}: {_scrub(str(err))}") from None
+            raise QadaptError(
+                f"IBM Quantum account could not be used: {type(err).__name__}: {_scrub(str(err))}"
+            ) from None
         try:
             if cfg.backend:
                 self.backend = service.backend(str(cfg.backend))

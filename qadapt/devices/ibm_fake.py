@@ -45,8 +45,12 @@ class QiskitSamplerDevice(Device):
         self.optimization_level = int(cfg.get("optimization_level", 2))
         self._compiled: dict[str, list] = {}
         self.max_circuits_per_job = int(cfg.get("max_circuits_per_job") or 100_000)
-        self.jobs = JobRunner(cfg.get("max_jobs_in_flight", 3), cfg.get("retries", 3), cfg.get("retry_wait_s", 5.0),
-                              cfg.get("journal_dir"))
+        self.jobs = JobRunner(
+            cfg.get("max_jobs_in_flight", 3),
+            cfg.get("retries", 3),
+            cfg.get("retry_wait_s", 5.0),
+            cfg.get("journal_dir"),
+        )
 
     @property
     def job_ids(self) -> list[str]:
@@ -68,8 +72,9 @@ class QiskitSamplerDevice(Device):
             from qiskit import transpile
 
             templates = block_circuits(unitaries, state_prep_template(circuit.qubits_per_block)[0])
-            self._compiled[key] = transpile(templates, backend=self.backend, optimization_level=self.optimization_level,
-                                            seed_transpiler=self.seed)
+            self._compiled[key] = transpile(
+                templates, backend=self.backend, optimization_level=self.optimization_level, seed_transpiler=self.seed
+            )
         return key, self._compiled[key]
 
     def _journal_prefix(self, key: str) -> str:
@@ -93,8 +98,14 @@ class QiskitSamplerDevice(Device):
             flat = (np.arange(rows).reshape(outcomes.shape[:2] + (1,)) * b + outcomes).ravel()
             return np.bincount(flat, minlength=rows * b).reshape(outcomes.shape[0], outcomes.shape[1], b)
 
-        parts = self.jobs.run(specs, pubs_of, lambda pubs: self.sampler.run(pubs, shots=self.shots), collect, angles,
-                              self._journal_prefix(key))
+        parts = self.jobs.run(
+            specs,
+            pubs_of,
+            lambda pubs: self.sampler.run(pubs, shots=self.shots),
+            collect,
+            angles,
+            self._journal_prefix(key),
+        )
         counts = np.zeros((n, N, b))
         for spec, part in zip(specs, parts):
             counts[list(spec.blocks), spec.start : spec.stop] = part

@@ -78,8 +78,14 @@ class JobRunner:
         sleep: how to wait before a retry (tests pass a recorder).
     """
 
-    def __init__(self, max_jobs_in_flight: int = 3, retries: int = 3, retry_wait_s: float = 5.0,
-                 journal_dir: str | Path | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        max_jobs_in_flight: int = 3,
+        retries: int = 3,
+        retry_wait_s: float = 5.0,
+        journal_dir: str | Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.max_jobs_in_flight = max(1, int(max_jobs_in_flight))
         self.retries, self.retry_wait_s, self.sleep = int(retries), float(retry_wait_s), sleep
         self.journal = Path(journal_dir) if journal_dir else None
@@ -105,8 +111,15 @@ class JobRunner:
         np.save(tmp, counts)
         os.replace(tmp, self.journal / f"{key}.npy")  # a job is in the journal whole or not at all
 
-    def run(self, specs: Sequence[JobSpec], pubs_of: Callable[[JobSpec], list], submit: Callable[[list], object],
-            collect: Callable[[object, JobSpec], np.ndarray], angles: np.ndarray, key_prefix: str) -> list[np.ndarray]:
+    def run(
+        self,
+        specs: Sequence[JobSpec],
+        pubs_of: Callable[[JobSpec], list],
+        submit: Callable[[list], object],
+        collect: Callable[[object, JobSpec], np.ndarray],
+        angles: np.ndarray,
+        key_prefix: str,
+    ) -> list[np.ndarray]:
         """Counts of every job in ``specs`` order.
 
         ``pubs_of(spec)`` builds a job's primitive unified blocs, ``submit(pubs)`` sends them, ``collect(result, spec)``
@@ -129,8 +142,10 @@ class JobRunner:
             else:
                 todo.append(i)
         if self.from_journal:
-            log(f"device journal {self.journal}: {self.from_journal} of {len(specs)} jobs already measured, "
-                f"{len(todo)} to run")
+            log(
+                f"device journal {self.journal}: {self.from_journal} of {len(specs)} jobs already measured, "
+                f"{len(todo)} to run"
+            )
         attempts = {i: 0 for i in todo}
         waiting = list(reversed(todo))  # popped from the end: submission in order
         in_flight: list[tuple[int, object]] = []
@@ -145,8 +160,9 @@ class JobRunner:
             if not in_flight:
                 continue
             i, job = in_flight.pop(0)  # the oldest first: the service runs them in order
-            counts = self._attempt(lambda i=i, job=job: collect(job.result(), specs[i]), i, attempts, transient,
-                                   waiting)
+            counts = self._attempt(
+                lambda i=i, job=job: collect(job.result(), specs[i]), i, attempts, transient, waiting
+            )
             if counts is not None:
                 results[i] = counts
                 self._save(keys[i], counts)
@@ -173,6 +189,9 @@ class JobRunner:
             raise QadaptError(self._failure(i, f"{type(err).__name__}: {err}")) from None
 
     def _failure(self, i: int, what: str) -> str:
-        kept = (f"the jobs finished so far are kept in {self.journal}: run the same command again to continue"
-                if self.journal else "set device.journal_dir to keep finished jobs for a rerun")
+        kept = (
+            f"the jobs finished so far are kept in {self.journal}: run the same command again to continue"
+            if self.journal
+            else "set device.journal_dir to keep finished jobs for a rerun"
+        )
         return f"device job {i} failed: {what}; {kept}"

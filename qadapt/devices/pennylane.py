@@ -55,8 +55,9 @@ class PennyLaneDevice(Device):
             try:
                 dev = qml.device(self.backend, wires=qubits, seed=self.seed)
             except qml.DeviceError as err:
-                raise ConfigError(f"device {self.backend}: {err} "
-                                  "(for lightning.gpu: pip install 'qadapt[gpu]')") from None
+                raise ConfigError(
+                    f"device {self.backend}: {err} (for lightning.gpu: pip install 'qadapt[gpu]')"
+                ) from None
             wires = list(range(qubits))
 
             def blocks(states, unitaries):  # CUA: S(x_j), U_j
@@ -99,8 +100,9 @@ class PennyLaneDevice(Device):
         probs = np.asarray(self._qnode(circuit.qubits_per_block)(flat_states, flat_unitaries), dtype=np.float64)
         return torch.from_numpy(probs.reshape(N, n, b))
 
-    def _ansatz_probabilities(self, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
-                              outputs: int | None = None) -> torch.Tensor:
+    def _ansatz_probabilities(
+        self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None
+    ) -> torch.Tensor:
         weights = circuit.weights.detach().to(torch.float64).cpu().numpy()
         padded = torch.nn.functional.pad(states.detach().to(torch.float64), (0, circuit.size - states.shape[-1]))
         probs = self._qnode(circuit.n_qubits, "ansatz")(padded.cpu().numpy(), weights)
@@ -113,8 +115,9 @@ class PennyLaneDevice(Device):
         out = self._qnode(circuit.n_qubits, "rbs")(states.detach().to(torch.float64).cpu().numpy(), gates)
         return torch.from_numpy(np.real(np.asarray(out)).reshape(states.shape[0], -1).copy())
 
-    def _overlap_probabilities(self, circuit: StronglyEntanglingCircuit, left: torch.Tensor,
-                               right: torch.Tensor) -> torch.Tensor:
+    def _overlap_probabilities(
+        self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor
+    ) -> torch.Tensor:
         weights = circuit.weights.detach().to(torch.float64).cpu().numpy()
         as_np = lambda t: t.detach().to(torch.float64).cpu().numpy()  # noqa: E731
         qnode = self._qnode(circuit.n_qubits, "overlap")

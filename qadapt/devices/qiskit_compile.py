@@ -25,8 +25,9 @@ def _qiskit():
         import qiskit  # noqa: F401
         from qiskit_ibm_runtime import fake_provider
     except ImportError:
-        raise ConfigError("compiling circuits needs the extra `ibm`: pip install -e '.[ibm]' "
-                          "(make setup installs it)") from None
+        raise ConfigError(
+            "compiling circuits needs the extra `ibm`: pip install -e '.[ibm]' (make setup installs it)"
+        ) from None
     return fake_provider
 
 
@@ -92,8 +93,9 @@ def block_circuits(unitaries: np.ndarray, prep=None) -> list:
     return circuits
 
 
-def compile_blocks(unitaries: np.ndarray, backend, optimization_level: int = 3, seed: int = 0,
-                   with_state_prep: bool = False) -> list[BlockCost]:
+def compile_blocks(
+    unitaries: np.ndarray, backend, optimization_level: int = 3, seed: int = 0, with_state_prep: bool = False
+) -> list[BlockCost]:
     """Transpile every block unitary once to the backend's basis (CZ/SX/RZ on Heron).
 
     Args:
@@ -107,8 +109,9 @@ def compile_blocks(unitaries: np.ndarray, backend, optimization_level: int = 3, 
     from qiskit import transpile
 
     prep = state_prep_template(unitaries.shape[-1].bit_length() - 1)[0] if with_state_prep else None
-    compiled = transpile(block_circuits(unitaries, prep), backend=backend, optimization_level=optimization_level,
-                         seed_transpiler=seed)
+    compiled = transpile(
+        block_circuits(unitaries, prep), backend=backend, optimization_level=optimization_level, seed_transpiler=seed
+    )
     return [_cost(c) for c in compiled]
 
 

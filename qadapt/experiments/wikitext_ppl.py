@@ -20,6 +20,7 @@ from ..adapters.base import count_trainable
 from ..data.wikitext import load_eval_text, load_train_text
 from ..errors import ConfigError
 from ..eval import perplexity
+from ..eval.windows import EvalSet, build_eval_set
 from ..log import log
 from ..training.distill import local_distill
 from ..training.lm import chunk_tokens, fit
@@ -29,14 +30,12 @@ _BASE_EVALS: dict[str, tuple[dict, object]] = {}
 EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
 
 
-def eval_set(cfg: DictConfig, tokenizer, text) -> perplexity.EvalSet:
+def eval_set(cfg: DictConfig, tokenizer, text) -> EvalSet:
     """The task's evaluation windows of ``text`` (``task.mode``, ``max_length``, ``stride``, caps)."""
-    return perplexity.build_eval_set(
-        tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False))
-    )
+    return build_eval_set(tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False)))
 
 
-def eval_cache(cfg: DictConfig, model, windows: perplexity.EvalSet):
+def eval_cache(cfg: DictConfig, model, windows: EvalSet):
     """Cache of the stream entering the first adapted layer, when caching is on and some layer is frozen below
     every adapter: in memory up to ``task.cache_max_gib``, on disk above it."""
     from ..cache import ActivationCache

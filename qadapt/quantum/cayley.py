@@ -49,8 +49,13 @@ def cayley(skew: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve(eye + skew, eye - skew)
 
 
-def random_cayley_generators(n_blocks: int, block_size: int, generator: torch.Generator | None = None,
-                             scale: float = 0.3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_cayley_generators(
+    n_blocks: int,
+    block_size: int,
+    generator: torch.Generator | None = None,
+    scale: float = 0.3,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """Seeded random skew generators, the stand-in for trained ones (circuit compilation, benchmarks, tests).
 
     One ``torch.randn(n_blocks, b(b-1)/2, generator=generator, dtype=dtype)`` draw times ``scale``: exactly the
@@ -64,8 +69,13 @@ def random_cayley_generators(n_blocks: int, block_size: int, generator: torch.Ge
     return torch.randn(n_blocks, num_skew_params(block_size), generator=generator, dtype=dtype) * scale
 
 
-def random_block_unitaries(n_blocks: int, block_size: int, generator: torch.Generator | None = None,
-                           scale: float = 0.3, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def random_block_unitaries(
+    n_blocks: int,
+    block_size: int,
+    generator: torch.Generator | None = None,
+    scale: float = 0.3,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """``(n_blocks, b, b)`` orthogonal blocks Q_j = cayley(skew(G_j)) of :func:`random_cayley_generators` (same
     arguments, same draws)."""
     return cayley(skew_symmetric(random_cayley_generators(n_blocks, block_size, generator, scale, dtype), block_size))

@@ -122,7 +122,7 @@ class RBSCircuit:
         out = torch.eye(n, dtype=self.angles.dtype, device=self.angles.device).expand(*batch, n, n)
         start = 0
         for layer in rbs_gates(n, self.layout):
-            theta = self.angles[..., start:start + len(layer)]
+            theta = self.angles[..., start : start + len(layer)]
             start += len(layer)
             i = torch.tensor([p[0] for p in layer], device=out.device)
             j = torch.tensor([p[1] for p in layer], device=out.device)

@@ -72,8 +72,9 @@ def decode_blocks(encoded: EncodedBlocks, probs: torch.Tensor) -> torch.Tensor:
     return encoded.norms * probs.clamp_min(0).sqrt() * encoded.signs
 
 
-def read_out_blocks(circuit: BlockUnitaryCircuit, x: torch.Tensor,
-                    probabilities: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def read_out_blocks(
+    circuit: BlockUnitaryCircuit, x: torch.Tensor, probabilities: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """Run ``circuit`` on every vector of ``x`` through ``probabilities`` and read the result out.
 
     Args:

@@ -64,8 +64,9 @@ class QFFNConfig(ReplacementConfig):
 def _attention_module(layer: nn.Module) -> nn.Module:
     attn = getattr(layer, "self_attn", None)
     if attn is None or not hasattr(attn, "head_dim"):
-        raise ConfigError(f"{type(layer).__name__}: no self_attn with head_dim "
-                          "(quantum heads need a Llama-style attention)")
+        raise ConfigError(
+            f"{type(layer).__name__}: no self_attn with head_dim (quantum heads need a Llama-style attention)"
+        )
     return attn
 
 
@@ -108,6 +109,21 @@ def describe(cfg: DictConfig) -> str:
     return f"qffn({c.fraction}, D={c.depth}{heads}, {c.layer_pattern})"
 
 
-__all__ = ["ATTENTION_NAME", "FRACTIONS", "PATTERNS", "QFFNConfig", "QuantumFFN", "QuantumHeads", "allowed_mask",
-           "describe", "heads_per_layer", "inject", "param_summary", "qffn_params", "quantum_head_params",
-           "quantum_heads_attention", "register_attention", "select_layers"]
+__all__ = [
+    "ATTENTION_NAME",
+    "FRACTIONS",
+    "PATTERNS",
+    "QFFNConfig",
+    "QuantumFFN",
+    "QuantumHeads",
+    "allowed_mask",
+    "describe",
+    "heads_per_layer",
+    "inject",
+    "param_summary",
+    "qffn_params",
+    "quantum_head_params",
+    "quantum_heads_attention",
+    "register_attention",
+    "select_layers",
+]

@@ -36,7 +36,6 @@ def allowed_mask(attention_mask: torch.Tensor | None, t: int, s: int, device) ->
     return attention_mask == 0  # additive float mask: 0 = attend, -inf = masked
 
 
-
 def quantum_heads_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     """transformers attention function: heads 0..h-1 of ``module`` use its ``qadapt_heads`` kernel, the rest SDPA.
 
@@ -49,18 +48,21 @@ def quantum_heads_attention(module, query, key, value, attention_mask, dropout: 
 
     heads: QuantumHeads | None = getattr(module, "qadapt_heads", None)
     if heads is None or not heads.enabled:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     groups = getattr(module, "num_key_value_groups", 1)
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     h, t, s = heads.n_heads, query.shape[2], key.shape[2]
     allowed = allowed_mask(attention_mask, t, s, query.device)
     if attention_mask is None and s == t:  # plain causal: SDPA's causal kernel skips the masked half
-        classical = F.scaled_dot_product_attention(query[:, h:], key[:, h:], value[:, h:], is_causal=t > 1,
-                                                   dropout_p=dropout, scale=scaling)
+        classical = F.scaled_dot_product_attention(
+            query[:, h:], key[:, h:], value[:, h:], is_causal=t > 1, dropout_p=dropout, scale=scaling
+        )
     else:
-        classical = F.scaled_dot_product_attention(query[:, h:], key[:, h:], value[:, h:], attn_mask=allowed,
-                                                   dropout_p=dropout, scale=scaling)
+        classical = F.scaled_dot_product_attention(
+            query[:, h:], key[:, h:], value[:, h:], attn_mask=allowed, dropout_p=dropout, scale=scaling
+        )
     if heads.device.is_exact and attention_mask is None and s == t and not (dropout and module.training):
         quantum = heads.causal_attention(query[:, :h], key[:, :h], value[:, :h])  # blockwise, the masked half skipped
     else:  # padding masks, KV caches, dropout, and devices that run (query, key) circuits

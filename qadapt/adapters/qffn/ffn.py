@@ -28,8 +28,9 @@ from ...quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode, qubit
 from ..base import AdapterLayer
 
 
-def circuit_probabilities(layer: AdapterLayer, circuit: StronglyEntanglingCircuit, states: torch.Tensor,
-                          outputs: int) -> torch.Tensor:
+def circuit_probabilities(
+    layer: AdapterLayer, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int
+) -> torch.Tensor:
     """Probabilities of the first ``outputs`` outcomes of ``circuit`` on ``states``: on the layer's device where its
     device mask allows, exactly (fused simulator, no device, nothing counted) elsewhere.
 
@@ -95,8 +96,12 @@ class QuantumFFN(AdapterLayer):
 
     def structure(self) -> dict:
         """``width`` (d), ``qubits`` (n = ceil(log2 d)) and ``depth`` (D)."""
-        return {**super().structure(), "width": self.width, "qubits": self.n_qubits,
-                "depth": int(self.weights.shape[0])}
+        return {
+            **super().structure(),
+            "width": self.width,
+            "qubits": self.n_qubits,
+            "depth": int(self.weights.shape[0]),
+        }
 
     def extra_repr(self) -> str:
         return f"width={self.width}, qubits={self.n_qubits}, depth={self.weights.shape[0]}"

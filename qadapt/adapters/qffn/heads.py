@@ -110,8 +110,9 @@ class QuantumHeads(AdapterLayer):
                 out[b, h, t, s] = device.overlap_probabilities(circuit, q[b, h, t], k[b, h, s]).to(out.dtype)
         return out
 
-    def causal_attention(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                         block: int | None = None) -> torch.Tensor:
+    def causal_attention(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, block: int | None = None
+    ) -> torch.Tensor:
         """The heads' output softmax_s(tau_h |<q_t| V_h |k_s>|^2, s <= t) v_s, exactly (noise-free exact device),
         for a causal window without padding (S = T).
 
@@ -143,8 +144,9 @@ class QuantumHeads(AdapterLayer):
         for t0 in range(0, t, block):
             t1 = min(t, t0 + block)
             qb = q[:, :, t0:t1]
-            scores = ((qb @ vk_re[:, :, :t1].transpose(-1, -2)).square()
-                      + (qb @ vk_im[:, :, :t1].transpose(-1, -2)).square()) * tau
+            scores = (
+                (qb @ vk_re[:, :, :t1].transpose(-1, -2)).square() + (qb @ vk_im[:, :, :t1].transpose(-1, -2)).square()
+            ) * tau
             allowed = torch.arange(t1, device=q.device)[None, :] <= torch.arange(t0, t1, device=q.device)[:, None]
             scores = torch.where(allowed, scores, scores.new_full((), float("-inf")))
             outputs.append(torch.softmax(scores, dim=-1).to(value.dtype) @ value[:, :, :t1])
@@ -163,8 +165,10 @@ class QuantumHeads(AdapterLayer):
         """
         tau = tau.to(q.dtype)
         q = q * tau.sqrt()[None, :, None, None]
-        vk = torch.stack([torch.einsum("bhsn,hmn->bhsm", k, unitaries.real),
-                          torch.einsum("bhsn,hmn->bhsm", k, unitaries.imag)], dim=2)
+        vk = torch.stack(
+            [torch.einsum("bhsn,hmn->bhsm", k, unitaries.real), torch.einsum("bhsn,hmn->bhsm", k, unitaries.imag)],
+            dim=2,
+        )
         vk = vk.transpose(-1, -2).contiguous()  # (B, h, 2, N, S)
         shift = tau[None, :, None, None]
         t = q.shape[2]
@@ -175,8 +179,9 @@ class QuantumHeads(AdapterLayer):
             weights = overlaps[:, :, 0].square_().addcmul_(overlaps[:, :, 1], overlaps[:, :, 1]).sub_(shift).exp_()
             future = torch.ones(t1 - t0, t1 - t0, dtype=torch.bool, device=q.device).triu_(1)
             weights[..., t0:t1].masked_fill_(future, 0.0)
-            out[:, :, t0:t1] = ((weights.to(value.dtype) @ value[:, :, :t1])
-                                / weights.sum(-1, keepdim=True).to(value.dtype))
+            out[:, :, t0:t1] = (weights.to(value.dtype) @ value[:, :, :t1]) / weights.sum(-1, keepdim=True).to(
+                value.dtype
+            )
         return out
 
     def circuit_sites(self, window: int) -> list[CircuitSite]:
@@ -186,8 +191,13 @@ class QuantumHeads(AdapterLayer):
 
     def structure(self) -> dict:
         """``n_heads`` (h), ``head_dim`` (d_h), ``qubits`` (n_h = ceil(log2 d_h)) and ``depth`` (D_h)."""
-        return {**super().structure(), "n_heads": self.n_heads, "head_dim": self.head_dim, "qubits": self.n_qubits,
-                "depth": int(self.weights.shape[1])}
+        return {
+            **super().structure(),
+            "n_heads": self.n_heads,
+            "head_dim": self.head_dim,
+            "qubits": self.n_qubits,
+            "depth": int(self.weights.shape[1]),
+        }
 
     def extra_repr(self) -> str:
         return f"heads={self.n_heads}, qubits={self.n_qubits}, depth={self.weights.shape[1]}"

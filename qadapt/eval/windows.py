@@ -1,0 +1,169 @@
+"""Evaluation windows for perplexity, in the two standard modes (what is scored; qadapt/eval/perplexity.py scores it).
+
+- ``sliding``: the split is one token stream; windows of ``max_length`` tokens advance by ``stride`` and
+  only tokens not scored by an earlier window are scored (transformers guide "Perplexity of
+  fixed-length models"; with stride = max_length the first token of each window has no context and is
+  not scored, exactly as in the guide).
+- ``documents``: each article is scored on its own, starting from a prefix token, with non-overlapping
+  rolling windows of ``max_length`` predicted tokens (lm-evaluation-harness ``wikitext``, rolling
+  loglikelihood with context length 1).
+
+Words and UTF-8 bytes of the scored text are counted here, for word perplexity and bits per byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from ..data.wikitext import split_articles
+from ..errors import ConfigError
+
+MODES = ("sliding", "documents")
+IGNORE = -100
+
+
+@dataclass
+class Window:
+    """One forward pass: ``tokens[f:]`` are scored, each predicted from the tokens before it in the window.
+
+    Model input is ``tokens[:-1]``; labels are ``tokens[1:]`` with the first ``f - 1`` masked.
+    """
+
+    tokens: list[int]  # token ids of the window, context included
+    first_target: int  # index in ``tokens`` of the first scored token
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.tokens) - self.first_target
+
+
+@dataclass
+class EvalSet:
+    """The windows one perplexity evaluation scores, and what the metrics divide by.
+
+    Attributes:
+        windows: the forward passes (:class:`Window`), in text order.
+        words: words of the scored text (whitespace-separated strings), for word perplexity.
+        bytes: UTF-8 bytes of the scored text, for bits per byte.
+        source: what the text is and where it came from (recorded in the row as ``eval_source``).
+        mode: ``sliding`` (one token stream) or ``documents`` (each article alone), see the module docstring.
+    """
+
+    windows: list[Window]
+    words: int
+    bytes: int
+    source: str
+    mode: str
+
+    @property
+    def n_scored(self) -> int:
+        return sum(w.n_scored for w in self.windows)
+
+
+def sliding_windows(tokens: list[int], max_length: int, stride: int, bos_id: int | None = None) -> list[Window]:
+    """Windows over one stream, as the transformers perplexity guide builds them.
+
+    ``bos_id``: models trained to see BOS first (Gemma; ``model.bos_in_windows``) get it in front of every
+    window, and then the window's first new token is scored too (it has BOS as context).
+
+    Raises:
+        ConfigError: stride outside [1, max_length].
+    """
+    if not 1 <= stride <= max_length:
+        raise ConfigError(f"task.stride must be in [1, max_length={max_length}], got {stride}")
+    windows, prev_end = [], 0
+    for begin in range(0, len(tokens), stride):
+        end = min(begin + max_length, len(tokens))
+        ids = tokens[begin:end]
+        new = end - prev_end
+        if bos_id is None:
+            windows.append(Window(ids, max(1, len(ids) - new)))
+        else:
+            windows.append(Window([bos_id] + ids, len(ids) - new + 1))
+        prev_end = end
+        if end == len(tokens):
+            break
+    return [w for w in windows if w.n_scored > 0]
+
+
+def rolling_windows(tokens: list[int], prefix_id: int, max_length: int) -> list[Window]:
+    """Disjoint rolling windows of one document (lm-evaluation-harness, context length 1).
+
+    The first window predicts tokens[:max_length] from the prefix token; each later window predicts
+    the next (up to) max_length tokens with as much preceding context as fits in max_length inputs.
+    """
+    if not tokens:
+        return []
+    first = min(max_length, len(tokens))
+    windows = [Window([prefix_id] + tokens[:first], 1)]
+    done = first
+    while done < len(tokens):
+        n_pred = min(len(tokens) - done, max_length)
+        end = done + n_pred
+        ids = tokens[max(0, end - max_length - 1) : end]
+        windows.append(Window(ids, len(ids) - n_pred))
+        done = end
+    return windows
+
+
+def _prefix_id(tokenizer) -> int:
+    # the document separator the model was trained with: <|endoftext|> where it exists, else BOS, else EOS
+    vocab = tokenizer.get_vocab()
+    for tok in ("<|endoftext|>",):
+        if tok in vocab:
+            return vocab[tok]
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def _counts(text: str) -> tuple[int, int]:
+    return len(text.split()), len(text.encode("utf-8"))
+
+
+def truncate_bytes(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` UTF-8 bytes that ends at whitespace (whole words), so
+    models with different tokenizers can be scored on exactly the same text (``task.max_bytes``)."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    cut = raw[:max_bytes].decode("utf-8", errors="ignore")
+    end = max(cut.rfind(" "), cut.rfind("\n"))
+    return cut[: end + 1] if end >= 0 else cut
+
+
+def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_windows: bool = False) -> EvalSet:
+    """Tokenise ``text`` and cut it into windows per ``task`` (mode, max_length, stride, max_tokens).
+
+    ``bos_in_windows``: sliding windows start with the tokenizer's BOS (for models that expect it, e.g. Gemma:
+    without it, Gemma 3's WikiText perplexity is about 45 % worse).
+
+    Raises:
+        ConfigError: unknown mode or bad window sizes.
+    """
+    mode, max_length, max_tokens = task.mode, int(task.max_length), task.get("max_tokens")
+    if mode not in MODES:
+        raise ConfigError(f"unknown task.mode '{mode}'; valid choices: {', '.join(MODES)}")
+    if max_length < 2:
+        raise ConfigError(f"task.max_length must be >= 2, got {max_length}")
+    max_bytes = task.get("max_bytes")
+    if max_bytes is not None and mode == "sliding":
+        text = truncate_bytes(text, int(max_bytes))
+    if mode == "sliding":
+        tokens = tokenizer(text, add_special_tokens=False).input_ids
+        if max_tokens is not None and max_tokens < len(tokens):
+            tokens = tokens[: int(max_tokens)]
+            text = tokenizer.decode(tokens)
+        words, nbytes = _counts(text)
+        bos = tokenizer.bos_token_id if bos_in_windows else None
+        return EvalSet(sliding_windows(tokens, max_length, int(task.stride), bos), words, nbytes, source, mode)
+    prefix = _prefix_id(tokenizer)
+    windows, words, nbytes, total = [], 0, 0, 0
+    for article in split_articles(text):
+        tokens = tokenizer(article, add_special_tokens=False).input_ids
+        windows += rolling_windows(tokens, prefix, max_length)
+        w, b = _counts(article)
+        words, nbytes, total = words + w, nbytes + b, total + len(tokens)
+        if max_tokens is not None and total >= max_tokens:
+            break  # whole documents only, so word and byte counts stay exact
+    return EvalSet(windows, words, nbytes, source, mode)
