@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -261,11 +262,8 @@ def _question(qid: str):
     if not _QUESTIONS:
         from qadapt.data import multiple_choice as mc
 
-        for q in (
-            mc.load_mmlu(ROOT / "data", "test")
-            + mc.load_arc(ROOT / "data", "arc_easy")
-            + mc.load_arc(ROOT / "data", "arc_challenge")
-        ):
+        data = Path(os.environ.get("QADAPT_DATA_DIR") or ROOT / "data")  # as configs/config.yaml's data_dir
+        for q in mc.load_mmlu(data, "test") + mc.load_arc(data, "arc_easy") + mc.load_arc(data, "arc_challenge"):
             _QUESTIONS[q.id] = q
     return _QUESTIONS[qid]
 
