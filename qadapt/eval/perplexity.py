@@ -1,13 +1,5 @@
-"""Perplexity of a causal LM on WikiText, in the two standard modes.
-
-- ``sliding``: the split is one token stream; windows of ``max_length`` tokens advance by ``stride`` and
-  only tokens not scored by an earlier window are scored (transformers guide "Perplexity of
-  fixed-length models"; with stride = max_length the first token of each window has no context and is
-  not scored, exactly as in the guide).
-- ``documents``: each article is scored on its own, starting from a prefix token, with non-overlapping
-  rolling windows of ``max_length`` predicted tokens (lm-evaluation-harness ``wikitext``, rolling
-  loglikelihood with context length 1). We score the raw text; the harness additionally detokenises
-  WikiText (" @-@ " -> "-" ...), so its figures differ slightly.
+"""Perplexity of a causal LM: the scorer over the windows of qadapt/eval/windows.py (``sliding`` or ``documents``),
+batched, with the LM head run on scored positions only and an optional activation cache of the frozen prefix.
 
 Metrics (natural log; N = tokens scored, W = words, B = UTF-8 bytes of the text scored):
 perplexity = exp(NLL / N), word_perplexity = exp(NLL / W), bits_per_byte = NLL / (B ln 2).

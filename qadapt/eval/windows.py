@@ -6,7 +6,8 @@
   not scored, exactly as in the guide).
 - ``documents``: each article is scored on its own, starting from a prefix token, with non-overlapping
   rolling windows of ``max_length`` predicted tokens (lm-evaluation-harness ``wikitext``, rolling
-  loglikelihood with context length 1).
+  loglikelihood with context length 1). We score the raw text; the harness additionally detokenises
+  WikiText (" @-@ " -> "-" ...), so its figures differ slightly.
 
 Words and UTF-8 bytes of the scored text are counted here, for word perplexity and bits per byte.
 """
