@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -40,19 +41,20 @@ GROUPS = ("model", "adapter", "device", "task", "train")
 # what a field accepts
 
 
-class Check:
+class Check(ABC):
     """What a config value may be: ``ok(value)`` and a phrase for the error message (``describe()``)."""
 
+    @abstractmethod
     def ok(self, value: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``value`` is accepted."""
 
+    @abstractmethod
     def describe(self) -> str:
         """Singular phrase: ``an integer >= 1``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def plural(self) -> str:
         """Plural phrase for list entries: ``integers >= 1``."""
-        raise NotImplementedError
 
 
 def _is_int(v: Any) -> bool:

@@ -134,3 +134,32 @@ def test_saved_adapters_carry_their_structure(tmp_path):
     ((site, structure),) = trained.structure.items()
     assert site.endswith("layers.1.self_attn.v_proj")
     assert structure["block_size"] == 4 and structure["side"] == "input" and structure["n_blocks"] == 12
+
+
+def test_a_finished_run_is_reused_and_an_unfinished_one_is_not(tmp_path, monkeypatch):
+    from qadapt import experiments
+
+    overrides = [f"runs_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "train.max_steps=3"]
+    cfg = compose(overrides)
+    run_dir = runs.run_dir_for(cfg)
+    calls = []
+    monkeypatch.setattr(experiments, "run", lambda command, cfg, point: calls.append(command) or {"ran": True})
+    assert runs.finished(cfg) is None
+    assert experiments.run_or_reuse(overrides) == {"ran": True}  # nothing there: it runs
+    run_dir.mkdir(parents=True)
+    runs.write_json_atomic(run_dir / runs.METRICS_FILE, {"perplexity": 12.5})
+    assert experiments.run_or_reuse(overrides) == {"ran": True}  # metrics without the adapter: not finished
+    save_file({"w": torch.zeros(2)}, str(run_dir / runs.ADAPTER_FILE))
+    assert experiments.run_or_reuse(overrides) == {"perplexity": 12.5}  # finished: read back, not run
+    assert calls == ["train", "train"]
+    assert runs.finished(compose([*overrides[:2], "train.max_steps=4"])) is None  # another config, another run
+
+
+def test_tasks_without_training_say_what_to_run():
+    from qadapt import experiments
+    from qadapt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="qadapt eval mc"):
+        experiments.run("train", compose(["task=mc"]), [])
+    with pytest.raises(ConfigError, match="valid choices: ppl, mc"):
+        experiments.run("eval glue", compose([]), [])

@@ -1,12 +1,10 @@
 """Adapters, one module per method (config + layer + injection, as peft's tuners), one registry."""
 
-from .base import device_positions, set_device
+from .base import adapter_state_dict, adapters_disabled, device_positions, set_device
 from .registry import (
     ADAPTERS,
     AdapterSpec,
     adapter_layers,
-    adapter_state_dict,
-    adapters_disabled,
     apply,
     describe,
     load_adapter_state,

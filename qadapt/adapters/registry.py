@@ -13,7 +13,7 @@ from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
 from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
-from .base import adapter_modules, adapter_state_dict, adapters_disabled, freeze
+from .base import adapter_modules, adapter_state_dict, freeze
 
 
 @dataclass(frozen=True)
@@ -121,18 +121,3 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None
             if own[name].shape != tensor.shape:
                 raise ConfigError(f"adapter tensor {name}: shape {tuple(tensor.shape)} != {tuple(own[name].shape)}")
             own[name].copy_(tensor)
-
-
-__all__ = [
-    "ADAPTERS",
-    "REPLACEMENTS",
-    "AdapterSpec",
-    "apply",
-    "describe",
-    "replaces",
-    "structure",
-    "adapter_layers",
-    "adapter_state_dict",
-    "adapters_disabled",
-    "load_adapter_state",
-]

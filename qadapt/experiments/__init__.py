@@ -1,14 +1,14 @@
-"""One module per ``configs/task/*.yaml``; each has ``train(cfg, overrides)`` and/or ``evaluate(cfg, overrides)``
-returning the run's results row (qadapt/runs.py). The CLI, launcher sweeps and the reproduce scripts reach them
-through :func:`run` and :func:`run_or_reuse` only.
+"""One module per ``configs/task/*.yaml``; each has ``train(cfg, overrides)`` (``qadapt train``) and the two
+evaluations ``qadapt eval ppl`` / ``qadapt eval mc`` have ``evaluate(cfg, overrides)``; every one returns the run's
+results row (qadapt/runs.py). The CLI, launcher sweeps and the reproduce scripts reach them through :func:`run` and
+:func:`run_or_reuse` only.
 
-Adding a task: ``configs/task/<name>.yaml`` + ``qadapt/experiments/<name>.py`` + one line in :data:`EXPERIMENTS`.
+Adding a task: ``configs/task/<name>.yaml`` + ``qadapt/experiments/<name>.py`` + one line in :func:`_trainers`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
@@ -17,64 +17,50 @@ from ..config import compose
 from ..errors import ConfigError
 from ..log import log
 
-
-@dataclass(frozen=True)
-class Experiment:
-    """What a task can do: ``train`` (``qadapt train``) and ``evaluate`` (``qadapt eval <evaluates>``); either may be
-    None, with ``why`` saying what to run instead."""
-
-    module: str
-    train: Callable[[DictConfig, list[str]], dict] | None
-    evaluate: Callable[[DictConfig, list[str]], dict] | None
-    why: str = ""
+Job = Callable[[DictConfig, list[str]], dict]
+TASKS = ("wikitext_ppl", "glue", "vtab", "compression_recovery", "mc")
+# tasks with nothing to train: what to run instead
+NOT_TRAINED = {"mc": "task=mc has nothing to train; score a model with `qadapt eval mc`"}
 
 
-def _load() -> dict[str, Experiment]:
-    from . import classify, compression_recovery, mc, wikitext_ppl
+def _trainers() -> dict[str, Job]:
+    from . import classify, compression_recovery, wikitext_ppl
 
     return {
-        "wikitext_ppl": Experiment("wikitext_ppl", wikitext_ppl.train, wikitext_ppl.evaluate),
-        "glue": Experiment("classify", classify.train, None, "score a classifier with qadapt train (it evaluates)"),
-        "vtab": Experiment("classify", classify.train, None, "score a classifier with qadapt train (it evaluates)"),
-        # the recovery task's perplexity and multiple-choice evaluations: eval ppl / eval mc task=compression_recovery
-        "compression_recovery": Experiment("compression_recovery", compression_recovery.train, wikitext_ppl.evaluate),
-        "mc": Experiment("mc", None, mc.evaluate, "task=mc has nothing to train; score a model with `qadapt eval mc`"),
+        "wikitext_ppl": wikitext_ppl.train,
+        "glue": classify.train,
+        "vtab": classify.train,
+        "compression_recovery": compression_recovery.train,
     }
 
 
-TASKS = ("wikitext_ppl", "glue", "vtab", "compression_recovery", "mc")
-# `qadapt eval <what>` -> the experiment whose evaluate runs it, whatever the task's training does
-EVALUATIONS = {"ppl": "wikitext_ppl", "mc": "mc"}
+def _evaluations() -> dict[str, Job]:
+    """``qadapt eval <what>`` -> its experiment, whatever the task's training does (``eval ppl`` scores the task's
+    WikiText settings, ``eval mc`` its ``mc`` block)."""
+    from . import mc, wikitext_ppl
 
-
-def get(task: str) -> Experiment:
-    """The experiment of ``task`` (``cfg.task.name``).
-
-    Raises:
-        ConfigError: no experiment for that task (lists the valid ones).
-    """
-    table = _load()
-    if task not in table:
-        raise ConfigError(f"task '{task}' has no experiment yet; valid choices: {', '.join(TASKS)}")
-    return table[task]
+    return {"ppl": wikitext_ppl.evaluate, "mc": mc.evaluate}
 
 
 def run(command: str, cfg: DictConfig, overrides: list[str]) -> dict:
     """Run ``command`` (``train``, ``eval ppl``, ``eval mc``) on one composed config; returns its row.
 
     Raises:
-        ConfigError: the task cannot do that (the message says what to run instead), or whatever the experiment raises.
+        ConfigError: an unknown task or evaluation (lists the valid ones), a task with nothing to train (says what to
+        run instead), or whatever the experiment raises.
     """
-    experiment = get(str(cfg.task.name))
+    task = str(cfg.task.name)
+    if task not in TASKS:
+        raise ConfigError(f"task '{task}' has no experiment yet; valid choices: {', '.join(TASKS)}")
     if command == "train":
-        if experiment.train is None:
-            raise ConfigError(experiment.why)
-        return experiment.train(cfg, overrides)
+        if task in NOT_TRAINED:
+            raise ConfigError(NOT_TRAINED[task])
+        return _trainers()[task](cfg, overrides)
     what = command.split()[-1]
-    if what not in EVALUATIONS:
-        raise ConfigError(f"unknown evaluation '{what}'; valid choices: {', '.join(EVALUATIONS)}")
-    evaluate = get(EVALUATIONS[what]).evaluate
-    return evaluate(cfg, overrides)
+    evaluations = _evaluations()
+    if what not in evaluations:
+        raise ConfigError(f"unknown evaluation '{what}'; valid choices: {', '.join(evaluations)}")
+    return evaluations[what](cfg, overrides)
 
 
 def run_or_reuse(overrides: list[str], command: str = "train") -> dict:
