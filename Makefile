@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run lint test test-fast reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -44,9 +44,16 @@ test: data lint
 test-fast: data
 	$(VPY) -m pytest -q -ra -m "not integration" tests
 
-# results/cua_smollm2.md: base vs CUA at q = 1, 2, 3 on the full WikiText-2 test set
+# results/cua_smollm2.md (+ .csv, cua_windows.csv): CUA q = 1, 2, 3 against LoRA, free blocks, norm gains and an
+# untrained random CUA on the same sites, text and seeds. Two targets, each under 90 minutes on 2 cores (finished
+# cells are reused): reproduce-cua-select picks each method's learning rate on held-out WikiText-2 valid text,
+# reproduce-cua trains the other seeds and scores WikiText-2 test once per chosen configuration
+# (QADAPT_TEST_TOKENS=all: the whole test split instead of its first 65,536 tokens)
+reproduce-cua-select: data
+	$(VPY) scripts/reproduce_cua_smollm2.py select
+
 reproduce-cua: data
-	$(VPY) scripts/reproduce_cua_smollm2.py
+	$(VPY) scripts/reproduce_cua_smollm2.py all
 
 # results/noise_expressivity.md (+ .png, .csv): CUA at q = 1..4 on exact, exact with 8192 shots and FakeFez noise,
 # the same first 8,192 WikiText-2 test tokens each (finished training runs in runs/ are reused)

@@ -632,6 +632,36 @@ class CUAAdapter:
     side: str = f(
         "input: y = W (Q x), Q on the hidden vector fed to the projection (the paper); output: y = Q (W x)", SIDE
     )
+    init: str = f(
+        "identity: Q_j = I at init (the base model); random: generators ~ N(0, init_scale^2), an untrained rotation",
+        OneOf("identity", "random"),
+    )
+    init_scale: float = f("standard deviation of each generator entry at init=random", Num(gt=0))
+    init_seed: int = f("seed of the init=random draw (one stream over the sites in order)", SEED)
+
+
+@schema
+class BlockDiagAdapter:
+    """Free block-diagonal adapter (``adapter=blockdiag``; ``qadapt/adapters/blockdiag.py``): CUA's blocks without
+    orthogonality; slice j multiplied by an unconstrained b x b matrix M_j, identity at init (d b parameters per
+    site)."""
+
+    name: str = name_field("blockdiag", "adapter")
+    block_size: int = f("block size b in features (must divide the adapted width)", POS_INT)
+    modules: list[str] = f("module names inside each decoder layer to adapt (last name component)", MODULES)
+    layers: list[int] | None = f("decoder-layer indices; negative counts from the end; null = every layer", LAYERS)
+    side: str = f("input: y = W (M x); output: y = M (W x)", SIDE)
+
+
+@schema
+class NormTuningAdapter:
+    """Norm-gain (and bias) tuning (``adapter=norm``; ``qadapt/adapters/norm_tuning.py``): y = norm(x) g (+ c),
+    g = 1 and c = 0 at init; the cheap domain-adaptation control (d or 2 d parameters per site)."""
+
+    name: str = name_field("norm", "adapter")
+    modules: list[str] = f("norm layers inside each decoder layer (last name component)", MODULES)
+    layers: list[int] | None = f("decoder-layer indices; negative counts from the end; null = every layer", LAYERS)
+    bias: bool = f("train a bias c as well as the gain g", Bool())
 
 
 @schema
@@ -713,6 +743,9 @@ class LoRAAdapter:
     alpha: float = f("scale numerator: the update is multiplied by alpha / r", Num(gt=0))
     dropout: float = f("dropout probability on the LoRA branch's input", Num(ge=0, lt=1))
     modules: list[str] = f("peft target_modules (suffix match); default: the model's adapter_targets", MODULES)
+    layers: list[int] | None = f(
+        "decoder-layer indices (negative from the end), peft's layers_to_transform; null = every layer", LAYERS
+    )
 
 
 @schema
@@ -941,7 +974,10 @@ class WikitextPPLTask:
     dataset: str = f(
         "the corpus, WikiText-2 raw in data_dir/wikitext-2 (the only one; recorded, not chosen)", OneOf("wikitext-2")
     )
-    split: str = f("the split scored", OneOf("test", "valid", "train"))
+    split: str = f(
+        "the split scored; valid_holdout = the held-out slice of valid (train.valid_holdout), for selection",
+        OneOf("test", "valid", "train", "valid_holdout"),
+    )
     mode: str = f(
         "sliding: one token stream, windows of max_length advanced by stride, only new tokens scored; "
         "documents: each article alone in rolling windows (lm-evaluation-harness)",
@@ -1054,6 +1090,11 @@ class DefaultTrain:
         OneOf("auto", "train", "valid"),
     )
     unk: str = f("what to do with `<unk>` in the tokenized validation split", OneOf("drop", "keep"))
+    valid_holdout: float = f(
+        "fraction of the validation split's articles (from its end) held out of training, scored by "
+        "task.split=valid_holdout for hyperparameter selection; 0 = none held out",
+        Num(ge=0, lt=1),
+    )
     ce_weight: float = f("weight of next-token cross-entropy in the loss", Num(ge=0))
     kl_weight: float = f(
         "weight of KL(teacher || model) in the loss (replacement adapters and recovery have a teacher)", Num(ge=0)
@@ -1115,6 +1156,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "qffn": QFFNAdapter,
         "ffn_lowrank": FFNLowRankAdapter,
         "rbs": RBSAdapter,
+        "blockdiag": BlockDiagAdapter,
+        "norm": NormTuningAdapter,
         "lora": LoRAAdapter,
         "oft": OFTAdapter,
         "boft": BOFTAdapter,

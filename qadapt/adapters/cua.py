@@ -9,7 +9,9 @@ A_j skew-symmetric with b(b-1)/2 parameters:
 
 Parameters per site: (d / b) * b(b-1)/2 = d (b - 1) / 2. Llama 3.1 8B, one projection of width 4096,
 q = 2: 1024 blocks x 6 = 6,144 (the paper's "~6k parameters"). All generators start at zero, so
-Q = I and the adapted model equals the base model exactly at step 0.
+Q = I and the adapted model equals the base model exactly at step 0 (``init=identity``); ``init=random`` draws every
+generator entry from N(0, init_scale^2) (seeded by ``init_seed``): an untrained random rotation, the control that
+shows what training adds.
 
 On a device (execution on the QPU), each (token, block) pair is one q-qubit circuit: the slice amplitude-encoded,
 U_j, measured; the read-out rule y_j(k) = ||x_j|| sqrt(p_j(k)) sign((U_j x_j)(k)) is
@@ -28,11 +30,12 @@ from torch import nn
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import find_targets
-from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
+from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, random_cayley_generators, skew_symmetric
 from ..quantum.readout import read_out_blocks
 from .base import AdapterLayer
 
 SIDES = ("input", "output")
+INITS = ("identity", "random")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class CUAConfig:
     modules: tuple[str, ...] = ("v_proj",)
     layers: tuple[int, ...] | None = None
     side: str = "input"
+    init: str = "identity"
+    init_scale: float = 0.3
+    init_seed: int = 0
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> CUAConfig:
@@ -50,8 +56,19 @@ class CUAConfig:
         q = int(cfg.qubits_per_block)
         if q < 1:
             raise ConfigError(f"adapter.qubits_per_block must be >= 1, got {q}")
+        init = str(cfg.get("init", "identity"))
+        if init not in INITS:
+            raise ConfigError(f"unknown adapter.init '{init}'; valid choices: {', '.join(INITS)}")
         layers = cfg.get("layers")
-        return cls(q, tuple(cfg.modules), None if layers is None else tuple(int(i) for i in layers), side)
+        return cls(
+            q,
+            tuple(cfg.modules),
+            None if layers is None else tuple(int(i) for i in layers),
+            side,
+            init,
+            float(cfg.get("init_scale", 0.3)),
+            int(cfg.get("init_seed", 0)),
+        )
 
     @property
     def block_size(self) -> int:
@@ -92,7 +109,14 @@ class CUALinear(AdapterLayer):
 
     adapter_name = "cua"
 
-    def __init__(self, base: nn.Linear, config: CUAConfig, device: Device, name: str = ""):
+    def __init__(
+        self,
+        base: nn.Linear,
+        config: CUAConfig,
+        device: Device,
+        name: str = "",
+        generator: torch.Generator | None = None,
+    ):
         super().__init__(base)
         width = base.in_features if config.side == "input" else base.out_features
         b = config.block_size
@@ -105,9 +129,10 @@ class CUALinear(AdapterLayer):
         self.device = device
         self.width = width
         # one row of b(b-1)/2 skew generators per block; zero = identity (exact base model at init)
-        self.generator = nn.Parameter(
-            torch.zeros(width // b, num_skew_params(b), dtype=base.weight.dtype, device=base.weight.device)
-        )
+        init = torch.zeros(width // b, num_skew_params(b), dtype=base.weight.dtype)
+        if config.init == "random":
+            init = random_cayley_generators(width // b, b, generator, config.init_scale, base.weight.dtype)
+        self.generator = nn.Parameter(init.to(base.weight.device))
 
     def unitaries(self) -> torch.Tensor:
         """``(n_blocks, b, b)`` orthogonal blocks Q_j. Built in float32 at least: the LU solve needs it."""
@@ -163,12 +188,14 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
         ConfigError: unknown module name, layer index out of range, width not divisible by b.
     """
     config = CUAConfig.from_cfg(cfg)
+    # init=random: one seeded stream over the sites in order, so a seed names one draw of the whole adapter
+    generator = torch.Generator().manual_seed(config.init_seed) if config.init == "random" else None
     names = []
     for name, parent, attr in find_targets(model, config.modules, config.layers):
         base = getattr(parent, attr)
         if not isinstance(base, nn.Linear):
             raise ConfigError(f"{name} is a {type(base).__name__}; CUA adapts nn.Linear projections")
-        setattr(parent, attr, CUALinear(base, config, device, name))
+        setattr(parent, attr, CUALinear(base, config, device, name, generator))
         names.append(name)
     return names
 
@@ -177,4 +204,5 @@ def describe(cfg: DictConfig) -> str:
     """Short label for results tables, e.g. ``cua(q=2, v_proj@input, layers=-1)``."""
     config = CUAConfig.from_cfg(cfg)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
-    return f"cua(q={config.qubits_per_block}, {'+'.join(config.modules)}@{config.side}, layers={layers})"
+    init = f", random init scale {config.init_scale:g} seed {config.init_seed}" if config.init == "random" else ""
+    return f"cua(q={config.qubits_per_block}, {'+'.join(config.modules)}@{config.side}, layers={layers}{init})"

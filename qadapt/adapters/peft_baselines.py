@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..errors import ConfigError
+from ..models.layers import decoder_layers, resolve_layers
 
 
 def _sites(model: nn.Module) -> list[str]:
@@ -55,12 +56,17 @@ def _inject(model: nn.Module, peft_config) -> list[str]:
 
 def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     """peft's LoRA (Hu et al. 2021) on ``cfg.modules``: W' = W + (alpha / r) B A; returns the site names.
+    ``cfg.layers`` (decoder-layer indices, negative from the end; null = all) becomes peft's ``layers_to_transform``.
 
     Raises:
-        ConfigError: peft cannot inject (no module matches ``cfg.modules``).
+        ConfigError: peft cannot inject (no module matches ``cfg.modules``), a layer index is out of range or the
+            model has no decoder stack.
     """
     from peft import LoraConfig
 
+    layers = cfg.get("layers")
+    if layers is not None:  # peft takes non-negative indices of the decoder stack (its "layers" pattern)
+        layers = resolve_layers(layers, len(decoder_layers(model)))
     return _inject(
         model,
         LoraConfig(
@@ -68,6 +74,7 @@ def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
             lora_alpha=float(cfg.alpha),
             lora_dropout=float(cfg.get("dropout", 0.0)),
             target_modules=list(cfg.modules),
+            layers_to_transform=layers,
         ),
     )
 
@@ -131,7 +138,8 @@ def inject_full(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 
 def describe_lora(cfg: DictConfig) -> str:
-    return f"lora(r={cfg.r})"
+    layers = cfg.get("layers")
+    return f"lora(r={cfg.r})" if layers is None else f"lora(r={cfg.r}, layers={','.join(str(i) for i in layers)})"
 
 
 def describe_oft(cfg: DictConfig) -> str:

@@ -12,7 +12,7 @@ from torch import nn
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
-from . import cua, ffn_lowrank, peft_baselines, qffn, rbs
+from . import blockdiag, cua, ffn_lowrank, norm_tuning, peft_baselines, qffn, rbs
 from .base import adapter_modules, adapter_state_dict, freeze
 
 
@@ -41,6 +41,9 @@ ADAPTERS: dict[str, AdapterSpec | None] = {
     "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, config=qffn.QFFNConfig),
     "ffn_lowrank": AdapterSpec(ffn_lowrank.inject, ffn_lowrank.describe, replaces=True),
     "rbs": AdapterSpec(rbs.inject, rbs.describe),
+    # controls for CUA's claims: its blocks without orthogonality, and the cheapest domain adaptation
+    "blockdiag": AdapterSpec(blockdiag.inject, blockdiag.describe, config=blockdiag.BlockDiagConfig),
+    "norm": AdapterSpec(norm_tuning.inject, norm_tuning.describe, config=norm_tuning.NormTuningConfig),
     # classical baselines through peft (qadapt/adapters/peft_baselines.py)
     "lora": AdapterSpec(peft_baselines.inject_lora, peft_baselines.describe_lora),
     "oft": AdapterSpec(peft_baselines.inject_oft, peft_baselines.describe_oft),

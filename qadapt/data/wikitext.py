@@ -3,6 +3,11 @@
 The raw test split is what perplexity is measured on. WikiText-2 train is only present when it was
 downloaded from the hub; otherwise training uses the tokenized validation split, whose ``<unk>``
 markers are dropped or kept explicitly (``train.unk``), and the choice is recorded in the results row.
+
+Hyperparameters are chosen on a held-out slice of the validation split (``task.split=valid_holdout``): the last
+articles of ``wiki.valid.tokens`` holding at least ``train.valid_holdout`` of its characters. Training on the
+validation split then leaves those articles out, so the slice is disjoint from the training text (and from the test
+split, which stays the reported one).
 """
 
 from __future__ import annotations
@@ -36,14 +41,55 @@ def _read(data_dir: str | Path, name: str) -> Path:
     return path
 
 
-def load_eval_text(data_dir: str | Path, split: str = "test") -> Text:
-    """The raw split (``wiki.<split>.raw``) as one string, line layout untouched.
+HOLDOUT_SPLIT = "valid_holdout"
+SPLITS = ("test", "valid", "train", HOLDOUT_SPLIT)
+
+
+def split_holdout(text: str, fraction: float) -> tuple[str, str]:
+    """(kept, held out): whole articles taken from the end of ``text`` until the held-out ones hold at least
+    ``fraction`` of its characters (at least one article when ``fraction`` > 0; none at 0).
+
+    Raises:
+        ConfigError: ``fraction`` outside [0, 1), or nothing would be left to train on.
+    """
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"train.valid_holdout={fraction}: expected a fraction in [0, 1)")
+    articles = split_articles(text)
+    if fraction == 0:
+        return text, ""
+    held, size = 0, 0
+    while size < fraction * len(text) and held < len(articles):
+        held += 1
+        size += len(articles[-held])
+    if held == len(articles):
+        raise ConfigError(f"train.valid_holdout={fraction} leaves no article to train on")
+    return "".join(articles[:-held]), "".join(articles[-held:])
+
+
+def _valid_tokens(data_dir: str | Path, unk: str) -> tuple[str, Path]:
+    path = _read(data_dir, "wiki.valid.tokens")
+    return handle_unk(path.read_text(encoding="utf-8"), unk), path
+
+
+def load_eval_text(data_dir: str | Path, split: str = "test", holdout: float = 0.0, unk: str = "drop") -> Text:
+    """The raw split (``wiki.<split>.raw``) as one string, line layout untouched; ``valid_holdout``: the held-out
+    articles of the tokenized validation split (:func:`split_holdout` with ``holdout``, ``<unk>`` as ``unk``).
 
     Raises:
         DataMissing: the file is absent (message says to run ``make data``).
+        ConfigError: unknown split, or ``valid_holdout`` with ``holdout`` = 0.
     """
-    if split not in ("test", "valid", "train"):
-        raise ConfigError(f"unknown WikiText split '{split}'; valid choices: test, valid, train")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown WikiText split '{split}'; valid choices: {', '.join(SPLITS)}")
+    if split == HOLDOUT_SPLIT:
+        if not holdout:
+            raise ConfigError(
+                "task.split=valid_holdout needs train.valid_holdout > 0 (the fraction of WikiText-2 valid held out "
+                "of training), e.g. train.valid_holdout=0.1"
+            )
+        text, path = _valid_tokens(data_dir, unk)
+        held = split_holdout(text, holdout)[1]
+        return Text(held, f"local:{SUBDIR}/{path.name} (unk={unk}), last {holdout:g} held out of training")
     path = _read(data_dir, f"wiki.{split}.raw")
     return Text(path.read_text(encoding="utf-8"), f"local:{SUBDIR}/{path.name}")
 
@@ -80,12 +126,14 @@ def hub_train_split() -> Path | None:
     return path if path.is_file() else None
 
 
-def load_train_text(data_dir: str | Path, which: str = "auto", unk: str = "drop") -> Text:
-    """Training text: WikiText-2 train (raw) when present or downloadable, else the tokenized validation split.
+def load_train_text(data_dir: str | Path, which: str = "auto", unk: str = "drop", holdout: float = 0.0) -> Text:
+    """Training text: WikiText-2 train (raw) when present or downloadable, else the tokenized validation split
+    without its held-out articles (``holdout``, :func:`split_holdout`).
 
     Args:
         which: ``auto`` (train from ``data_dir``, else from the hub when reachable, else valid), ``train`` or ``valid``.
         unk: what to do with ``<unk>`` in the tokenized validation split (``drop`` or ``keep``).
+        holdout: fraction of the validation split held out for selection (left out of training on it).
     Raises:
         DataMissing: the needed file is absent.
     """
@@ -97,8 +145,11 @@ def load_train_text(data_dir: str | Path, which: str = "auto", unk: str = "drop"
         return Text(path.read_text(encoding="utf-8"), f"local:{SUBDIR}/{path.name}")
     if which == "auto" and (downloaded := hub_train_split()) is not None:
         return Text(downloaded.read_text(encoding="utf-8"), "hub:Salesforce/wikitext wikitext-2-raw-v1 train")
-    path = _read(data_dir, "wiki.valid.tokens")
-    return Text(handle_unk(path.read_text(encoding="utf-8"), unk), f"local:{SUBDIR}/{path.name} (unk={unk})")
+    text, path = _valid_tokens(data_dir, unk)
+    if not holdout:
+        return Text(text, f"local:{SUBDIR}/{path.name} (unk={unk})")
+    kept = split_holdout(text, holdout)[0]
+    return Text(kept, f"local:{SUBDIR}/{path.name} (unk={unk}), last {holdout:g} held out")
 
 
 def split_articles(text: str) -> list[str]:

@@ -32,6 +32,9 @@ class PerplexityResult:
         nll_sum: summed negative log-likelihood of the scored tokens (nats). tokens: tokens scored.
         words, bytes: of the scored text (as :class:`EvalSet`). seconds: wall time of the pass (s).
         peak_rss_mb: peak resident memory of the process after the pass (MiB). extra: more columns for the row.
+        window_nll: summed NLL (nats) of each window of the evaluation set, in its order (the unit a paired
+            bootstrap resamples; qadapt/results/stats.py); None in a multi-process launch (each process holds a share).
+        window_tokens: tokens scored in each window, same order.
     """
 
     nll_sum: float
@@ -41,6 +44,8 @@ class PerplexityResult:
     seconds: float
     peak_rss_mb: float
     extra: dict = field(default_factory=dict)
+    window_nll: list[float] | None = None
+    window_tokens: list[int] | None = None
 
     @property
     def mean_nll(self) -> float:
@@ -62,10 +67,14 @@ class PerplexityResult:
         }
 
 
-def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
+def _batch_indices(windows: list[Window], batch_size: int) -> list[list[int]]:
     # longest first, so padding is small and a memory problem shows up in the first batch
-    ordered = sorted(windows, key=lambda w: -len(w.tokens))
+    ordered = sorted(range(len(windows)), key=lambda i: -len(windows[i].tokens))
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
+    return [[windows[i] for i in batch] for batch in _batch_indices(windows, batch_size)]
 
 
 def _collate(batch: list[Window], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -111,8 +120,19 @@ def scored_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chu
     """Summed NLL (float64, nats) of the labelled positions: the LM head runs only on those positions
     (:func:`target_logprobs`), so (B, T, vocab) logits are never materialised.
     ``hidden``: (B, T, d); ``labels``: (B, T), IGNORE where unscored."""
+    return scored_nll_rows(model, hidden, labels, chunk).sum()
+
+
+def scored_nll_rows(
+    model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """As :func:`scored_nll`, one sum per row: ``(B,)`` float64 nats."""
     keep = labels != IGNORE
-    return -target_logprobs(model, hidden[keep], labels[keep], chunk).double().sum()
+    logp = target_logprobs(model, hidden[keep], labels[keep], chunk).double()
+    rows = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(labels)[keep]
+    return torch.zeros(labels.shape[0], dtype=torch.float64, device=logp.device).index_add_(
+        0, rows.to(logp.device), -logp
+    )
 
 
 def cache_size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
@@ -151,10 +171,12 @@ def evaluate(
 
     device = input_device(model)
     here = ranks()  # in a multi-process launch, process r scores batches r, r + W, ... (qadapt/distributed.py)
-    batches = _batches(eval_set.windows, batch_size)[here.rank :: here.world]
+    indices = _batch_indices(eval_set.windows, batch_size)[here.rank :: here.world]
+    batches = [[eval_set.windows[j] for j in batch] for batch in indices]
     if use_cache is not None and len(use_cache) != len(batches):
         raise ValueError("activation cache was filled for a different evaluation set or batch size")
     nll = torch.zeros((), dtype=torch.float64)
+    window_nll = [0.0] * len(eval_set.windows)
     start = time.perf_counter()
     columns = (
         TextColumn("{task.description}"),
@@ -170,11 +192,24 @@ def evaluate(
             ids, labels, mask = _collate(batch, pad_id, device)
             with device_positions(model, labels != IGNORE if scored_only else None):
                 hidden = _hidden(model, ids, mask, i, fill_cache, use_cache, device)
-            nll += scored_nll(model, hidden, labels).cpu()
+            rows = scored_nll_rows(model, hidden, labels).cpu()
+            nll += rows.sum()
+            for j, value in zip(indices[i], rows.tolist()):
+                window_nll[j] = value
             progress.advance(bar, sum(w.n_scored for w in batch))
     nll = all_reduce_sum(nll)
     seconds = time.perf_counter() - start
-    return PerplexityResult(float(nll), eval_set.n_scored, eval_set.words, eval_set.bytes, seconds, peak_rss_mb())
+    alone = here.world == 1
+    return PerplexityResult(
+        float(nll),
+        eval_set.n_scored,
+        eval_set.words,
+        eval_set.bytes,
+        seconds,
+        peak_rss_mb(),
+        window_nll=window_nll if alone else None,
+        window_tokens=[w.n_scored for w in eval_set.windows] if alone else None,
+    )
 
 
 def _hidden(model, ids, mask, i, fill_cache, use_cache, device) -> torch.Tensor:

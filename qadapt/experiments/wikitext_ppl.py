@@ -25,9 +25,32 @@ from ..log import log
 from ..training.distill import local_distill
 from ..training.lm import chunk_tokens, fit
 
-# base evaluations already done in this process (a sweep re-uses them): key -> (metrics, activation cache)
-_BASE_EVALS: dict[str, tuple[dict, object]] = {}
+# base evaluations already done in this process (a sweep re-uses them): key -> (result, activation cache)
+_BASE_EVALS: dict[str, tuple[perplexity.PerplexityResult, object]] = {}
+# per-window scores of an evaluation, in the run directory: what a paired bootstrap over windows resamples
+WINDOWS_FILE = "windows.csv"
+
+
+def save_windows(run_dir, result: perplexity.PerplexityResult, base: perplexity.PerplexityResult | None) -> None:
+    """``run_dir/windows.csv``: window index, tokens scored, summed NLL (nats) of this model and of the base model on
+    the same window (blank without one). Written whole or not at all; skipped in a multi-process launch."""
+    if result.window_nll is None:
+        return
+    from ..results import write_text_atomic
+
+    lines = ["window,tokens,nll,base_nll"]
+    base_nll = base.window_nll if base is not None and base.window_nll is not None else None
+    for i, (tokens, nll) in enumerate(zip(result.window_tokens, result.window_nll)):
+        lines.append(f"{i},{tokens},{nll!r},{'' if base_nll is None else repr(base_nll[i])}")
+    write_text_atomic(run_dir / WINDOWS_FILE, "\n".join(lines) + "\n")
+
+
 EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
+
+
+def _holdout(cfg: DictConfig) -> tuple[float, str]:
+    """(``train.valid_holdout``, ``train.unk``): how the held-out validation slice is cut (qadapt/data/wikitext.py)."""
+    return float(cfg.train.get("valid_holdout", 0.0)), str(cfg.train.get("unk", "drop"))
 
 
 def eval_set(cfg: DictConfig, tokenizer, text) -> EvalSet:
@@ -50,6 +73,33 @@ def eval_cache(cfg: DictConfig, model, windows: EvalSet):
     return ActivationCache(min(layers), on_disk)
 
 
+def base_evaluation(
+    cfg: DictConfig, model, windows: EvalSet, pad: int, teacher=None
+) -> tuple[perplexity.PerplexityResult, object]:
+    """The base model's perplexity on ``windows`` and the activation cache that pass filled (None without one): the
+    model with its adapters switched off, or ``teacher`` (the unmodified copy kept by replacement adapters). Done once
+    per process for a model, task and text: a sweep's runs share it (and the cache, which depends only on the frozen
+    layers below the first adapted one)."""
+    fresh = None if teacher is not None else eval_cache(cfg, model, windows)
+    layer = fresh.layer if fresh else None
+    key = json.dumps(
+        [OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer, _holdout(cfg)],
+        sort_keys=True,
+    )
+    if key in _BASE_EVALS:
+        log("base model already evaluated in this process; re-using it")
+        return _BASE_EVALS[key]
+    if teacher is not None:
+        base = perplexity.evaluate(teacher, windows, int(cfg.task.batch_size), pad, description="base model")
+    else:
+        with adapters.adapters_disabled(model):
+            base = perplexity.evaluate(
+                model, windows, int(cfg.task.batch_size), pad, fill_cache=fresh, description="base model"
+            )
+    _BASE_EVALS[key] = (base, fresh)
+    return base, fresh
+
+
 def train(cfg: DictConfig, overrides: list[str]) -> dict:
     """``qadapt train`` on WikiText: base eval, train the adapter, adapted eval, save, append one results row.
 
@@ -63,8 +113,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     # device and data first: a bad choice or a missing file should fail before minutes of model loading
     device = devices.get(cfg.device)
     runs.check_trainable(cfg, device)
-    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
-    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *_holdout(cfg))
+    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, _holdout(cfg)[0])
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     windows = eval_set(cfg, tokenizer, eval_text)
@@ -80,28 +130,9 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         f"{total:,} in all (base {base_total:,})"
     )
 
-    # base model: evaluated with the adapters switched off; fills the cache of frozen lower layers
-    fresh = None if replacing else eval_cache(cfg, model, windows)
-    layer = fresh.layer if fresh else None
-    key = json.dumps(
-        [OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer], sort_keys=True
-    )
     pad = runs.pad_id(tokenizer)
-    if key in _BASE_EVALS:
-        base, cache = _BASE_EVALS[key]
-        log("base model already evaluated in this process; re-using it")
-    else:
-        cache = fresh
-        if replacing:
-            base = perplexity.evaluate(
-                teacher, windows, int(cfg.task.batch_size), pad, description="base model"
-            ).metrics()
-        else:
-            with adapters.adapters_disabled(model):
-                base = perplexity.evaluate(
-                    model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="base model"
-                ).metrics()
-        _BASE_EVALS[key] = (base, cache)
+    base_result, cache = base_evaluation(cfg, model, windows, pad, teacher if replacing else None)
+    base = base_result.metrics()
     log(f"base perplexity {base['perplexity']:.4f}")
 
     chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
@@ -113,10 +144,12 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed))
     result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
 
-    adapted = perplexity.evaluate(
+    adapted_result = perplexity.evaluate(
         model, windows, int(cfg.task.batch_size), pad, use_cache=cache, description="adapted model"
-    ).metrics()
+    )
+    adapted = adapted_result.metrics()
     log(f"adapted perplexity {adapted['perplexity']:.4f}")
+    save_windows(run.dir, adapted_result, base_result)
 
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
     row.update(
@@ -162,22 +195,26 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         trained = runs.load_trained(cfg.from_run, cfg.model.name)
         cfg.adapter = trained.cfg.adapter
     device = devices.get(cfg.device)
-    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *_holdout(cfg))
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     windows = eval_set(cfg, tokenizer, eval_text)
     adapters.apply(model, cfg.adapter, device)
     if trained is not None:
         adapters.load_adapter_state(model, trained.weights)
-    elif cfg.adapter.name != "none":
+    elif cfg.adapter.name != "none" and cfg.adapter.get("init", "identity") == "identity":
         log(
             f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
             "this measures the base model"
         )
     scored_only = device.positions == "scored"
     pad = runs.pad_id(tokenizer)
-    reference, cache = None, None
-    if cfg.adapter.name != "none" and not device.is_exact:
+    reference, cache, base = None, None, None
+    if cfg.adapter.name != "none" and device.is_exact:
+        # the base model on the same windows (once per process), so the row carries the adapter's change
+        base, cache = base_evaluation(cfg, model, windows, pad)
+        log(f"base perplexity {base.metrics()['perplexity']:.4f}")
+    elif cfg.adapter.name != "none":
         cache = eval_cache(cfg, model, windows)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
         reference = perplexity.evaluate(
@@ -185,7 +222,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         ).metrics()
         log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
         adapters.set_device(model, device)
-    metrics = perplexity.evaluate(
+    result = perplexity.evaluate(
         model,
         windows,
         int(cfg.task.batch_size),
@@ -193,8 +230,10 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         use_cache=cache,
         scored_only=scored_only,
         description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
-    ).metrics()
+    )
+    metrics = result.metrics()
     runs.prepare(run)
+    save_windows(run.dir, result, base)
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
     n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
     row.update(
@@ -212,6 +251,9 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         }
     )
     row.update(metrics)
+    if base is not None:
+        row.update({f"base_{k}": v for k, v in base.metrics().items()})
+        row["delta_ppl_pct"] = 100 * (metrics["perplexity"] / row["base_perplexity"] - 1)
     if reference is not None:
         row["exact_perplexity"] = reference["perplexity"]
         row["exact_mean_nll"] = reference["mean_nll"]

@@ -1,12 +1,177 @@
-"""Statistics every table uses: paired tests on the same questions (McNemar's exact test).
+"""Statistics every table uses: intervals over seeds and examples, paired tests, McNemar on questions.
 
-Source: McNemar (1947); the exact form is a two-sided binomial test with p = 1/2 on the discordant pairs
-(``scipy.stats.binomtest``), as recommended for small discordant counts.
+- :func:`t_interval`: Student-t interval of a mean over seeds (``scipy.stats.t``); what a table with only per-seed
+  figures can give.
+- :func:`bootstrap_interval` / :func:`paired_bootstrap`: percentile bootstrap of a mean, one sample or the paired
+  difference of two (``scipy.stats.bootstrap``, Efron & Tibshirani 1993, ch. 13), with the paired bootstrap's two-sided
+  p-value (twice the smaller share of resampled differences on either side of zero).
+- :func:`two_level_resamples`, :func:`percentile`, :func:`bootstrap_p`: the two-level (cluster) bootstrap of a table
+  whose cells are (seed, example) matrices: seeds drawn with replacement, then examples (windows, questions, images)
+  drawn with replacement, the same draws for every method of the table, so two methods' statistics are paired
+  (Davison & Hinkley 1997, Sec. 3.8). A statistic such as a perplexity is a ratio of sums, so the draws are returned
+  as counts (how often each seed and each example is drawn) and the caller forms its sums with one matrix product.
+- :func:`wilcoxon`: Wilcoxon signed-rank test of paired samples (``scipy.stats.wilcoxon``).
+- :func:`mcnemar`: McNemar's exact test of two models on the same questions (McNemar 1947; the exact form is a
+  two-sided binomial test with p = 1/2 on the discordant pairs, ``scipy.stats.binomtest``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+RESAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its confidence interval.
+
+    Attributes:
+        estimate: the statistic on the observed data. low, high: interval bounds. confidence: e.g. 0.95.
+        method: how the interval was made (for the table's note), e.g. ``t over 3 seeds``. n: sample size.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+    n: int
+
+    def excludes(self, value: float = 0.0) -> bool:
+        """Whether ``value`` lies outside the interval."""
+        return not self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired comparison of B against A: ``difference`` = statistic(B) - statistic(A), its interval and p-value.
+
+    Attributes:
+        difference: the interval of the difference. p: two-sided p-value of "no difference". method: test name.
+    """
+
+    difference: Interval
+    p: float
+    method: str
+
+
+def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
+    """Student-t interval of the mean of ``values`` (e.g. one figure per seed): mean +- t_{(1+c)/2, n-1} s / sqrt(n).
+
+    Raises:
+        ValueError: fewer than 2 values.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        raise ValueError(f"a t-interval needs at least 2 values, got {x.size}")
+    mean, sem = float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size))
+    half = float(stats.t.ppf((1 + confidence) / 2, x.size - 1)) * sem
+    return Interval(mean, mean - half, mean + half, confidence, f"t over {x.size}", int(x.size))
+
+
+def bootstrap_interval(values, confidence: float = CONFIDENCE, n_resamples: int = RESAMPLES, seed: int = 0) -> Interval:
+    """Percentile bootstrap interval of the mean of ``values`` (``scipy.stats.bootstrap``).
+
+    Raises:
+        ValueError: fewer than 2 values.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        raise ValueError(f"a bootstrap interval needs at least 2 values, got {x.size}")
+    res = stats.bootstrap(
+        (x,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile", rng=seed
+    )
+    ci = res.confidence_interval
+    return Interval(float(x.mean()), float(ci.low), float(ci.high), confidence, f"bootstrap over {x.size}", x.size)
+
+
+def paired_bootstrap(a, b, confidence: float = CONFIDENCE, n_resamples: int = RESAMPLES, seed: int = 0) -> PairedTest:
+    """Paired percentile bootstrap of mean(b - a) over the same units (seeds, examples), with its two-sided p-value.
+
+    Raises:
+        ValueError: the samples differ in length or have fewer than 2 units.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples differ in length: {x.size} != {y.size}")
+    if x.size < 2:
+        raise ValueError(f"a paired bootstrap needs at least 2 pairs, got {x.size}")
+    res = stats.bootstrap(
+        (x, y),
+        lambda u, v, axis=-1: np.mean(v - u, axis=axis),
+        paired=True,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=seed,
+    )
+    ci = res.confidence_interval
+    diff = Interval(float((y - x).mean()), float(ci.low), float(ci.high), confidence, "paired bootstrap", x.size)
+    return PairedTest(diff, bootstrap_p(res.bootstrap_distribution), "paired bootstrap")
+
+
+def wilcoxon(a, b) -> PairedTest:
+    """Wilcoxon signed-rank test of b - a (two-sided, ``scipy.stats.wilcoxon``); the interval is the t-interval of
+    the mean difference, for scale. With n pairs the smallest attainable p-value is 2 / 2^n (0.25 at n = 3).
+
+    Raises:
+        ValueError: the samples differ in length or have fewer than 2 pairs.
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples differ in length: {x.size} != {y.size}")
+    d = y - x
+    p = 1.0 if not np.any(d) else float(stats.wilcoxon(d).pvalue)
+    return PairedTest(t_interval(d), p, "Wilcoxon signed-rank")
+
+
+def two_level_resamples(
+    n_seeds: int, n_examples: int, n_resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of a two-level bootstrap: ``(seed_counts (B, n_seeds), example_counts (B, n_examples))``, how often each
+    seed and each example is drawn in resample b (each row sums to n_seeds, resp. n_examples).
+
+    A statistic that is a function of per-seed sums over examples, e.g. perplexity exp(sum nll / sum tokens), is then
+    ``sums = values (S, W) @ example_counts.T`` -> ``(S, B)``, and a mean over seeds weights each seed by
+    ``seed_counts``. Using the same draws for every method of a table makes their statistics paired.
+    """
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, n_seeds, size=(n_resamples, n_seeds))
+    examples = rng.integers(0, n_examples, size=(n_resamples, n_examples))
+    seed_counts = np.stack([np.bincount(row, minlength=n_seeds) for row in seeds])
+    example_counts = np.zeros((n_resamples, n_examples), dtype=np.int64)
+    np.add.at(example_counts, (np.arange(n_resamples)[:, None], examples), 1)
+    return seed_counts, example_counts
+
+
+def percentile(samples, estimate: float, confidence: float = CONFIDENCE, method: str = "bootstrap") -> Interval:
+    """Percentile interval of bootstrap ``samples`` around the observed ``estimate``."""
+    s = np.asarray(samples, dtype=float)
+    low, high = np.quantile(s, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(float(estimate), float(low), float(high), confidence, method, int(s.size))
+
+
+def bootstrap_p(differences) -> float:
+    """Two-sided bootstrap p-value of "the difference is zero": 2 min(P*(d <= 0), P*(d >= 0)), at most 1, over the
+    resampled differences d (at least 1 / B: a p-value below the resolution of B resamples is reported as 1 / B)."""
+    d = np.asarray(differences, dtype=float)
+    p = 2 * min(np.mean(d <= 0), np.mean(d >= 0))
+    return float(min(1.0, max(p, 1 / d.size)))
 
 
 @dataclass(frozen=True)

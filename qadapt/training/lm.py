@@ -7,10 +7,13 @@ resumed run sees exactly the batches the uninterrupted run would have seen.
 Activation caching (``train.cache_activations``): when every trainable parameter sits in decoder layer L or
 above, the frozen layers below L give a chunk the same residual stream at every visit, so it is computed once
 (:class:`ChunkActivations`) and later visits run layers >= L only. Same losses and gradients to float precision.
+A cache held in memory outlives its run within the process: the next run on the same frozen prefix and the same
+chunks (a sweep over adapters, learning rates and seeds) starts from it (:func:`prefix_fingerprint`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -107,6 +110,7 @@ class ChunkActivations:
         self, model: nn.Module, chunks: torch.Tensor, used: torch.Tensor, layer: int, max_gib: float, spill_dir: Path
     ):
         self.model, self.chunks, self.layer = model, chunks, layer
+        self.fingerprint = prefix_fingerprint(model, chunks, layer)
         self.visited = set(torch.unique(used).tolist())
         dtype = model.get_input_embeddings().weight.dtype
         self.gib = ActivationCache.gib(len(self.visited) * chunks.shape[1] * int(model.config.hidden_size), dtype)
@@ -140,9 +144,40 @@ class ChunkActivations:
                 self.cache.put(c, stream)
         return torch.stack([self.cache.get(c) for c in wanted]).to(device)
 
+    def reuse(self, model: nn.Module, used: torch.Tensor, max_gib: float) -> ChunkActivations | None:
+        """This cache, for another run on ``model`` visiting ``used`` (streams already computed are kept); None when
+        the chunks of both runs together would need more than ``max_gib`` GiB."""
+        visited = self.visited | set(torch.unique(used).tolist())
+        dtype = model.get_input_embeddings().weight.dtype
+        gib = ActivationCache.gib(len(visited) * self.chunks.shape[1] * int(model.config.hidden_size), dtype)
+        if gib > max_gib:
+            return None
+        self.model, self.visited, self.gib = model, visited, gib
+        return self
+
     def close(self) -> None:
         """Drop the streams and delete the spill files."""
         self.cache.close()
+
+
+def prefix_fingerprint(model: nn.Module, chunks: torch.Tensor, layer: int) -> str:
+    """Digest of what a chunk's stream entering decoder layer ``layer`` depends on: the chunks' token ids, ``layer``
+    and every parameter and buffer of ``model`` outside decoder layers >= ``layer`` (embeddings, the frozen prefix,
+    any adapter placed in it). Two runs with the same digest get the same streams."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{layer}:{tuple(chunks.shape)}".encode())
+    digest.update(chunks.cpu().contiguous().numpy().tobytes())
+    above = {id(t) for block in decoder_layers(model)[layer:] for t in (*block.parameters(), *block.buffers())}
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if id(tensor) in above:
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# the last in-memory training cache of this process, kept for the next run with the same prefix fingerprint
+_SHARED: list[ChunkActivations] = []
 
 
 def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
@@ -288,7 +323,7 @@ def fit(
                         ckpt_path,
                     )
     finally:  # an interrupted run leaves no cache file behind (it is rebuilt on resume)
-        if cache is not None:
+        if cache is not None and cache not in _SHARED:
             cache.close()
     seconds = time.perf_counter() - t0
     k = max(1, min(int(cfg.log_every), len(losses)))
@@ -332,4 +367,18 @@ def _activation_cache(
     layer = first_trainable_layer(model) if mode is not False else None
     if layer is None or len(order) == 0 or (mode == "auto" and len(torch.unique(order)) == len(order)):
         return None
-    return ChunkActivations(model, chunks, order, layer, float(cfg.get("cache_max_gib", 2.0)), run_dir)
+    max_gib = float(cfg.get("cache_max_gib", 2.0))
+    if _SHARED and _SHARED[0].layer == layer and _SHARED[0].fingerprint == prefix_fingerprint(model, chunks, layer):
+        shared = _SHARED[0].reuse(model, order, max_gib)
+        if shared is not None:
+            log(
+                f"activation cache: re-using this process's streams entering layer {layer} "
+                f"({len(shared.cache):,} chunks)"
+            )
+            return shared
+    cache = ChunkActivations(model, chunks, order, layer, max_gib, run_dir)
+    if cache.storage == "memory":  # kept for the next run of this process; a disk cache lives in its run directory
+        for old in _SHARED:
+            old.close()
+        _SHARED[:] = [cache]
+    return cache
