@@ -1036,7 +1036,15 @@ class GlueTask:
         "training examples (a fixed subset, the same for every seed and method); null = the whole train split",
         nullable(POS_INT),
     )
-    max_eval: int | None = f("evaluation examples from the start of the dev split; null = all", nullable(POS_INT))
+    max_eval: int | None = f("evaluation examples from the start of the split scored; null = all", nullable(POS_INT))
+    split: str = f(
+        "test: the reported split (the official dev split); valid: the selection slice of the train split",
+        OneOf("test", "valid"),
+    )
+    valid_examples: int = f(
+        "size of the selection slice: the last N of a fixed shuffle of the train split, never trained on",
+        Int(ge=1),
+    )
 
 
 @schema
@@ -1048,6 +1056,9 @@ class VtabTask:
     subtask: str = f("the image set", OneOf("mnist", "digits", "animal_mnist", "elpv"))
     image_size: int = f("input resolution (pixels per side; VTAB uses 224)", POS_INT)
     max_test: int | None = f("test images scored; null = all the rest of the set", nullable(POS_INT))
+    split: str = f(
+        "test: the test part (reported); valid: VTAB-1k's 200 validation images (selection)", OneOf("test", "valid")
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1134,6 +1145,11 @@ class ClassifyTrain:
     schedule: str = f("learning-rate schedule after warm-up (transformers.get_scheduler name)", SCHEDULES)
     max_grad_norm: float = f("gradients are clipped to this global L2 norm", Num(gt=0))
     eval_batch_size: int = f("examples per evaluation forward pass", POS_INT)
+    length_buckets: int = f(
+        "text: sort each run of N x batch_size shuffled examples by length before cutting batches (then shuffle the "
+        "batches); 0 = plain shuffled batches",
+        Int(ge=0),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ METHODS = {
     "blockdiag_b4": ("free 4 x 4 blocks (no orthogonality)", ["adapter=blockdiag", "adapter.block_size=4"]),
     "norm_gain": ("RMSNorm gain (input_layernorm)", ["adapter=norm"]),
 }
+# the final phase's order: the headline's comparisons first (an interrupted phase has the controls of q = 2)
+FINAL_ORDER = ("cua_q2", "lora_r1", "blockdiag_b4", "norm_gain", "cua_q1", "cua_q3")
 RANDOM = "random_cua_q2"
 RANDOM_LABEL = "random CUA q = 2, untrained"
 REFERENCE = "cua_q2"
@@ -88,12 +90,16 @@ def chosen_lr(cells: list[dict]) -> dict[str, float]:
     return {m: float(g.loc[g["perplexity"].idxmin(), "lr"]) for m, g in frame.groupby("method")}
 
 
-def final(cells: list[dict]) -> list[dict]:
-    """Phase 2: seeds 1, 2 at the chosen rates; every seed scored once on the test tokens; the random control."""
+def final(cells: list[dict], done=lambda out: None) -> list[dict]:
+    """Phase 2: seeds 1, 2 at the chosen rates; every seed scored once on the test tokens; the random control.
+    ``done(cells so far)`` is called after each method (the tables follow the sweep as it goes)."""
     lrs = chosen_lr(cells)
     evaluation = ["task.split=test", f"task.max_tokens={test_tokens()}"]
     out, trained = [], {}
-    for method, (_, overrides) in METHODS.items():
+    for method in FINAL_ORDER:
+        overrides = METHODS[method][1]
+        if method == "lora_r1":  # CUA q = 2 is done: the untrained random control can be drawn at its scale
+            out += random_control([trained[REFERENCE, s]["run_dir"] for s in SEEDS], evaluation)
         for seed in SEEDS:
             row = run_or_reuse(
                 [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lrs[method]}", f"seed={seed}"]
@@ -103,7 +109,14 @@ def final(cells: list[dict]) -> list[dict]:
             trained[method, seed] = row
             scored = run_or_reuse([*COMMON, f"from_run={row['run_dir']}", *evaluation, f"seed={seed}"], "eval ppl")
             out.append(cell(scored, method, "test", lr=lrs[method], seed=seed, trained=row))
-    scale = random_scale([trained[REFERENCE, s]["run_dir"] for s in SEEDS])
+        done(out)
+    return out
+
+
+def random_control(run_dirs: list[str], evaluation: list[str]) -> list[dict]:
+    """The untrained random CUA q = 2: one draw per seed at the trained generators' scale, scored on the test tokens."""
+    scale = random_scale(run_dirs)
+    out = []
     for seed in SEEDS:
         draw = [
             "adapter=cua",
@@ -260,12 +273,15 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
         lines.append(f"At the edge of the grid (a wider grid might choose differently): {', '.join(edge)}.")
     test = cells[cells["phase"] == "test"]
     lines += ["", "## Test (WikiText-2 test, scored once per chosen configuration)", ""]
-    order = [m for m in [*METHODS, RANDOM] if m in set(test["method"])]
-    if windows is None or len(order) < len(METHODS) + 1 or REFERENCE not in order:
+    complete = {m for m, g in test.groupby("method") if sorted(g["seed"]) == list(SEEDS)}
+    order = [m for m in [*METHODS, RANDOM] if m in complete]
+    missing = [labels[m] for m in [*METHODS, RANDOM] if m not in complete]
+    if windows is None or REFERENCE not in order:
         lines.append("Not scored yet: run `make reproduce-cua` (the final phase) after the selection phase.")
         write_text_atomic(OUT, "\n".join(lines) + "\n")
         print(f"wrote {OUT} (selection only)")
         return
+    windows = windows[windows["run_id"].isin(set(test[test["method"].isin(complete)]["run_id"]))]
     observed, samples, n_seeds, n_windows = delta_resamples(windows, order)
     t0 = test.iloc[0]
     lines += [
@@ -300,15 +316,17 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
             f"| {labels[method]} | {int(g['trainable_params'].iloc[0]):,} | {lr} | {g['perplexity'].mean():.4f} | "
             f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] | {vs} | {p} | {loss} |"
         )
-    q = {m: observed[m] for m in ("cua_q1", "cua_q2", "cua_q3")}
-    monotone = q["cua_q1"] > q["cua_q2"] > q["cua_q3"]
+    if missing:
+        lines += ["", f"Not scored yet (the final phase continues with `make reproduce-cua`): {', '.join(missing)}."]
     lines += ["", "## What the rows support", ""]
     for method, t in tests.items():
         lines.append(f"- {labels[method]} {verdict(t)}.")
+    cua = [f"{observed[m]:+.2f} % at q = {m[-1]}" for m in ("cua_q1", "cua_q2", "cua_q3") if m in observed]
+    q = [observed[m] for m in ("cua_q1", "cua_q2", "cua_q3") if m in observed]
+    trend = "monotone in q" if all(b < a for a, b in zip(q, q[1:])) else "not monotone in q"
     lines.append(
-        f"- Block dimension: Δ ppl {q['cua_q1']:+.2f} / {q['cua_q2']:+.2f} / {q['cua_q3']:+.2f} % at q = 1 / 2 / 3 "
-        f"({'monotone in q' if monotone else 'not monotone in q'}; parameters grow with b, so this trend is "
-        "block size and parameter count together, as in the paper's design)."
+        f"- Block dimension: Δ ppl {', '.join(cua)} ({trend if len(q) == 3 else 'not all q scored yet'}; parameters "
+        "grow with b, so this trend is block size and parameter count together, as in the paper's design)."
     )
     lines += [
         "",
@@ -320,8 +338,7 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
         "here (no Llama weights offline); `qadapt params model=llama31_8b adapter.layers=[0]` gives the paper's 6,144 "
         "parameters |",
         "| SmolLM2-135M: perplexity vs block dimension | improves monotonically with block dimension (no absolute "
-        f"figures, no controls published) | {q['cua_q1']:+.2f} / {q['cua_q2']:+.2f} / {q['cua_q3']:+.2f} % at "
-        "q = 1 / 2 / 3 |",
+        f"figures, no controls published) | {', '.join(cua)} |",
         "",
         "Scaled here: the test split is scored on its first tokens (QADAPT_TEST_TOKENS=all scores all of it), the "
         "training budget is a few CPU minutes per cell, and the model is SmolLM2-135M-Instruct with Q4_1 weights "
@@ -343,12 +360,17 @@ def main(argv: list[str]) -> None:
     if phase not in ("select", "final", "all"):
         raise SystemExit(f"unknown phase '{phase}'; valid choices: select, final, all (or --render-only)")
     print(f"{platform.node()}: phase {phase}", flush=True)
+    command = f"python scripts/reproduce_cua_smollm2.py {phase}"
+
+    def write(cells: list[dict]) -> None:
+        save(cells)
+        windows = pd.read_csv(WINDOWS) if WINDOWS.exists() and any(c["phase"] == "test" for c in cells) else None
+        render(pd.read_csv(CELLS), windows, command)
+
     cells = select()
+    write(cells)
     if phase != "select":
-        cells += final(cells)
-    save(cells)
-    windows = pd.read_csv(WINDOWS) if WINDOWS.exists() and phase != "select" else None
-    render(pd.read_csv(CELLS), windows, f"python scripts/reproduce_cua_smollm2.py {phase}")
+        write(cells + final(cells, lambda out: write(cells + out)))
 
 
 if __name__ == "__main__":

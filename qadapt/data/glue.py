@@ -28,7 +28,8 @@ class GlueTask:
         columns: (first text, second text or None, label) column indices of the TSV.
         header: the TSV has a header line.
         labels: label strings in class order (``None``: regression on a float score).
-        metric: ``accuracy``, ``matthews`` (CoLA) or ``pearson_spearman`` (STS-B, mean of the two).
+        metric: ``accuracy``, ``accuracy_f1`` (MRPC: accuracy, with F1 reported), ``matthews`` (CoLA) or
+            ``pearson_spearman`` (STS-B, mean of the two).
         hub_fields: (text, text or None) field names in ``nyu-mll/glue``.
     """
 
@@ -48,7 +49,7 @@ class GlueTask:
 TASKS: dict[str, GlueTask] = {
     "sst2": GlueTask("SST-2", (0, None, 1), True, ("0", "1"), "accuracy", ("sentence", None)),
     "cola": GlueTask("CoLA", (3, None, 1), False, ("0", "1"), "matthews", ("sentence", None)),
-    "mrpc": GlueTask("MRPC", (3, 4, 0), True, ("0", "1"), "accuracy", ("sentence1", "sentence2")),
+    "mrpc": GlueTask("MRPC", (3, 4, 0), True, ("0", "1"), "accuracy_f1", ("sentence1", "sentence2")),
     "rte": GlueTask("RTE", (0, 1, 2), True, ("0", "1"), "accuracy", ("sentence1", "sentence2")),
     "stsb": GlueTask("STS-B", (7, 8, 9), True, None, "pearson_spearman", ("sentence1", "sentence2")),
     "qnli": GlueTask(

@@ -46,24 +46,26 @@ SPLITS = ("test", "valid", "train", HOLDOUT_SPLIT)
 
 
 def split_holdout(text: str, fraction: float) -> tuple[str, str]:
-    """(kept, held out): whole articles taken from the end of ``text`` until the held-out ones hold at least
-    ``fraction`` of its characters (at least one article when ``fraction`` > 0; none at 0).
+    """(kept, held out) = (``text[:cut]``, ``text[cut:]``), ``cut`` at the start of an article: whole articles taken
+    from the end of ``text`` until they hold at least ``fraction`` of its characters (none at 0).
 
     Raises:
         ConfigError: ``fraction`` outside [0, 1), or nothing would be left to train on.
     """
     if not 0 <= fraction < 1:
         raise ConfigError(f"train.valid_holdout={fraction}: expected a fraction in [0, 1)")
-    articles = split_articles(text)
     if fraction == 0:
         return text, ""
-    held, size = 0, 0
-    while size < fraction * len(text) and held < len(articles):
-        held += 1
-        size += len(articles[-held])
-    if held == len(articles):
+    starts, offset = [], 0
+    for line in text.splitlines(keepends=True):
+        if _ARTICLE_HEADING.match(line.rstrip("\n")):
+            starts.append(offset)
+        offset += len(line)
+    wanted = len(text) * (1 - fraction)
+    cuts = [s for s in starts if 0 < s <= wanted]
+    if not cuts:
         raise ConfigError(f"train.valid_holdout={fraction} leaves no article to train on")
-    return "".join(articles[:-held]), "".join(articles[-held:])
+    return text[: cuts[-1]], text[cuts[-1] :]
 
 
 def _valid_tokens(data_dir: str | Path, unk: str) -> tuple[str, Path]:

@@ -9,11 +9,17 @@
     fit    : training/classifier.py, train.epochs over task.max_train examples (or train.max_steps)
     score  = the task's metric on task.max_eval held-out examples (qadapt/eval/metrics.py)
 
-Budget (CPU-scaled, the same for every method of a table column). GLUE: the training examples are a fixed
-subset (first ``task.max_train`` after a shuffle with seed 0, the same for every run seed), the evaluation set
-the first ``task.max_eval`` of the official dev split. VTAB-style: the VTAB-1k protocol's 800 training images
-(qadapt/data/images.py; the 200 validation images are not used: no hyper-parameter is tuned per task), scored on
-the test part (capped by ``task.max_test``). The run seed sets the head's initialisation and the batch order.
+Splits (``task.split``): ``test`` scores the reported split (GLUE: the official dev split, as in the literature;
+VTAB-style: the test part); ``valid`` scores the selection split, which is never reported (GLUE: the last
+``task.valid_examples`` of a fixed shuffle of the train split, seed 0; VTAB-style: VTAB-1k's 200 validation
+images). Training never sees either, whatever ``split`` says, so a selection run and a final run train on the same
+examples.
+
+Budget (CPU-scaled, the same for every method of a table column). GLUE: the training examples are the first
+``task.max_train`` of that shuffle without the selection slice (the same for every run seed), the evaluation set the
+first ``task.max_eval`` of the split scored. VTAB-style: the VTAB-1k protocol's 800 training images
+(qadapt/data/images.py), the test part capped by ``task.max_test``. The run seed sets the head's initialisation and
+the batch order. Each run writes its predictions (``predictions.csv``: example, label, prediction) for paired tests.
 BatchNorm statistics stay frozen (eval mode) for every method, the frozen-backbone convention. Every row
 records the budget, the data source and the parameter counts.
 """
@@ -55,10 +61,30 @@ def check(cfg: DictConfig) -> None:
         task_spec(str(cfg.task.subtask))
 
 
-def _subset(n: int, cap: int | None, seed: int = 0) -> list[int]:
+SPLITS = ("test", "valid")
+PREDICTIONS_FILE = "predictions.csv"
+
+
+def glue_parts(n: int, max_train: int | None, valid_examples: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(training rows, selection rows) of a GLUE train split of ``n`` examples: a fixed shuffle (``seed``); its last
+    ``valid_examples`` rows are the selection slice, the first ``max_train`` of the rest train.
+
+    Raises:
+        ConfigError: the selection slice would leave fewer than 2 training examples.
+    """
     order = list(range(n))
     random.Random(seed).shuffle(order)
-    return order if cap is None else order[: int(cap)]
+    if n - valid_examples < 2:
+        raise ConfigError(f"task.valid_examples={valid_examples} leaves {n - valid_examples} of {n} to train on")
+    rest, valid = order[: n - valid_examples], order[n - valid_examples :]
+    return (rest if max_train is None else rest[: int(max_train)]), valid
+
+
+def _split(cfg: DictConfig) -> str:
+    split = str(cfg.task.get("split", "test"))
+    if split not in SPLITS:
+        raise ConfigError(f"unknown task.split '{split}'; valid choices: {', '.join(SPLITS)}")
+    return split
 
 
 def adapter_param_count(cfg: DictConfig) -> int:
@@ -75,13 +101,21 @@ def _build(cfg: DictConfig):
     name = str(cfg.task.subtask)
     if cfg.task.name == "glue":
         spec = task_spec(name)
-        train_ex, eval_ex = load_glue(name, "train", cfg.data_dir), load_glue(name, "dev", cfg.data_dir)
+        train_ex = load_glue(name, "train", cfg.data_dir)
+        rows, valid_rows = glue_parts(len(train_ex.labels), cfg.task.max_train, int(cfg.task.get("valid_examples", 0)))
         torch.manual_seed(int(cfg.seed))
         model, tokenizer, source = load_text_classifier(cfg.model, spec.num_labels)
         max_length = int(cfg.task.max_length)
-        train_data = Encoded(tokenizer, train_ex, _subset(len(train_ex.labels), cfg.task.max_train), max_length)
+        train_data = Encoded(tokenizer, train_ex, rows, max_length)
         cap = None if cfg.task.max_eval is None else int(cfg.task.max_eval)
-        eval_data = Encoded(tokenizer, eval_ex, list(range(len(eval_ex.labels)))[:cap], max_length)
+        if _split(cfg) == "valid":
+            eval_ex, eval_rows = train_ex, valid_rows[:cap]
+            eval_source = f"{train_ex.source} (selection slice: last {len(valid_rows)} of a fixed shuffle)"
+        else:
+            eval_ex = load_glue(name, "dev", cfg.data_dir)
+            eval_rows = list(range(len(eval_ex.labels)))[:cap]
+            eval_source = eval_ex.source
+        eval_data = Encoded(tokenizer, eval_ex, eval_rows, max_length)
         return (
             model,
             train_data,
@@ -91,14 +125,15 @@ def _build(cfg: DictConfig):
                 "metric": spec.metric,
                 "model_source": source,
                 "train_source": train_ex.source,
-                "eval_source": eval_ex.source,
+                "eval_source": eval_source,
             },
         )
     parts = vtab_split(name, cfg.data_dir, cfg.task.max_test)
+    scored = "val" if _split(cfg) == "valid" else "test"
     torch.manual_seed(int(cfg.seed))
     model, source = load_image_classifier(cfg.model, parts["train"].classes)
     size = int(cfg.task.image_size)
-    train_data, eval_data = (Images(parts[k], size, cfg.model.mean, cfg.model.std) for k in ("train", "test"))
+    train_data, eval_data = (Images(parts[k], size, cfg.model.mean, cfg.model.std) for k in ("train", scored))
     return (
         model,
         train_data,
@@ -108,9 +143,19 @@ def _build(cfg: DictConfig):
             "metric": "accuracy",
             "model_source": source,
             "train_source": f"{parts['train'].source} (vtab-1k train 800)",
-            "eval_source": f"{parts['test'].source} (test {len(parts['test'].labels)})",
+            "eval_source": f"{parts[scored].source} ({'vtab-1k validation' if scored == 'val' else 'test'} "
+            f"{len(parts[scored].labels)})",
         },
     )
+
+
+def save_predictions(run_dir, predictions: list[float], labels: list[float]) -> None:
+    """``run_dir/predictions.csv``: example (position in the scored split), label, prediction (class index or
+    regression score); written whole or not at all."""
+    from ..results import write_text_atomic
+
+    lines = ["example,label,prediction"] + [f"{i},{y!r},{p!r}" for i, (y, p) in enumerate(zip(labels, predictions))]
+    write_text_atomic(run_dir / PREDICTIONS_FILE, "\n".join(lines) + "\n")
 
 
 def train(cfg: DictConfig, overrides: list[str]) -> dict:
@@ -139,6 +184,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     log(f"{cfg.task.subtask} {metric}: {metrics['score']:.4f}")
 
     runs.prepare(run)
+    save_predictions(run.dir, preds.tolist(), eval_data.labels.tolist())
     row = runs.row(run, model_source=info["model_source"])
     row.update(
         {

@@ -92,6 +92,24 @@ def predict(model: nn.Module, data: Encoded | Images, batch_size: int, regressio
     return out
 
 
+def epoch_batches(
+    n: int, batch: int, rng: random.Random, lengths: list[int] | None = None, buckets: int = 0
+) -> list[list[int]]:
+    """One epoch's batches of example indices: a seeded shuffle cut into batches of ``batch``. With ``lengths`` and
+    ``buckets`` > 0, each run of ``buckets`` x ``batch`` shuffled examples is sorted by length before it is cut, and
+    the batches are shuffled again: batches of similar lengths (little padding), in random order."""
+    order = list(range(n))
+    rng.shuffle(order)
+    if not buckets or lengths is None:
+        return [order[i : i + batch] for i in range(0, n, batch)]
+    batches = []
+    for start in range(0, n, buckets * batch):
+        window = sorted(order[start : start + buckets * batch], key=lambda i: lengths[i])
+        batches += [window[i : i + batch] for i in range(0, len(window), batch)]
+    rng.shuffle(batches)
+    return batches
+
+
 def fit(model: nn.Module, data: Encoded | Images, tcfg: DictConfig, seed: int, regression: bool) -> dict:
     """AdamW over the trainable parameters (head at ``train.head_lr``), linear warm-up then linear decay.
 
@@ -114,12 +132,13 @@ def fit(model: nn.Module, data: Encoded | Images, tcfg: DictConfig, seed: int, r
     rng = random.Random(seed)
     model.train()
     _freeze_norm_statistics(model)
-    t0, losses, order = time.perf_counter(), [], []
+    buckets = int(tcfg.get("length_buckets", 0) or 0)
+    lengths = [len(ids) for ids in data.ids] if buckets and isinstance(data, Encoded) else None
+    t0, losses, pending = time.perf_counter(), [], []
     for step in progress(range(steps), description="training"):
-        if not order:
-            order = list(range(len(data)))
-            rng.shuffle(order)
-        rows, order = order[:batch], order[batch:]
+        if not pending:
+            pending = epoch_batches(len(data), batch, rng, lengths, buckets)
+        rows = pending.pop(0)
         loss = _loss(model(**data.batch(rows)), data.labels[rows], regression)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"loss became {loss.item()} at step {step}; lower train.lr")

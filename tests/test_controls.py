@@ -1,0 +1,165 @@
+"""The controls of the CUA study: free blocks (adapter=blockdiag), norm gains (adapter=norm), an untrained random CUA
+(adapter.init=random), LoRA on chosen layers; the held-out WikiText-2 slice; per-window scores; the training cache a
+process keeps for its next run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qadapt import adapters, devices
+from qadapt.adapters.base import count_trainable
+from qadapt.config import compose
+from qadapt.data.wikitext import load_eval_text, load_train_text, split_articles, split_holdout
+from qadapt.errors import ConfigError
+
+
+def _tiny_llama(layers: int = 4, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=97,
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _apply(model, *overrides):
+    cfg = compose(list(overrides))
+    return adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+
+
+IDS = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(5))
+
+
+def _logits(model):
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def test_blockdiag_starts_at_the_base_model_and_applies_its_blocks():
+    model = _tiny_llama()
+    before = _logits(model)
+    sites = _apply(model, "adapter=blockdiag", "adapter.block_size=4", "adapter.layers=[-2,-1]")
+    assert sites == ["layers.2.self_attn.v_proj", "layers.3.self_attn.v_proj"]
+    assert count_trainable(model) == 2 * 48 * 4  # d b per site
+    torch.testing.assert_close(_logits(model), before)  # identity blocks: exactly the base model
+    layer = model.model.layers[3].self_attn.v_proj
+    with torch.no_grad():
+        layer.blocks.add_(torch.randn(layer.blocks.shape, generator=torch.Generator().manual_seed(0)))
+    x = torch.randn(5, 48)
+    dense = torch.block_diag(*layer.blocks.detach())  # M = diag(M_1, ..., M_12)
+    torch.testing.assert_close(layer(x), layer.base(x @ dense.T))
+    assert layer.structure() == {"layer": "BlockDiagLinear", "block_size": 4, "side": "input", "n_blocks": 12, "width": 48}
+    with pytest.raises(ConfigError, match="not divisible"):
+        _apply(_tiny_llama(), "adapter=blockdiag", "adapter.block_size=5", "adapter.layers=[0]")
+
+
+def test_norm_gain_starts_at_the_base_model_and_scales_the_norm():
+    model = _tiny_llama()
+    before = _logits(model)
+    sites = _apply(model, "adapter=norm", "adapter.layers=[-1]", "adapter.bias=true")
+    assert sites == ["layers.3.input_layernorm"]
+    assert count_trainable(model) == 2 * 48
+    torch.testing.assert_close(_logits(model), before)
+    norm = model.model.layers[3].input_layernorm
+    with torch.no_grad():
+        norm.gain.fill_(2.0)
+        norm.bias.fill_(0.5)
+    x = torch.randn(3, 48)
+    torch.testing.assert_close(norm(x), norm.base(x) * 2.0 + 0.5)
+    with adapters.adapters_disabled(model):
+        torch.testing.assert_close(_logits(model), before)
+    with pytest.raises(ConfigError, match="per-feature weight"):
+        _apply(_tiny_llama(), "adapter=norm", "adapter.modules=[v_proj]", "adapter.layers=[0]")
+
+
+def test_random_cua_is_a_seeded_rotation_of_the_asked_scale():
+    def draw(seed, scale=0.3):
+        model = _tiny_llama()
+        _apply(model, "adapter.layers=null", "adapter.init=random", f"adapter.init_scale={scale}", f"adapter.init_seed={seed}")
+        return model, torch.cat([p.detach().ravel() for p in adapters.adapter_state_dict(model).values()])
+
+    (model, a), (_, again), (_, other) = draw(0), draw(0), draw(1)
+    assert torch.equal(a, again) and not torch.equal(a, other)
+    assert a.std().item() == pytest.approx(0.3, rel=0.15)  # 4 sites x 12 blocks x 6 generators
+    q = model.model.layers[0].self_attn.v_proj.unitaries()
+    torch.testing.assert_close(q @ q.transpose(1, 2), torch.eye(4).expand_as(q), atol=1e-5, rtol=0)
+    assert not torch.allclose(q, torch.eye(4).expand_as(q), atol=1e-2)
+    fresh = _tiny_llama()
+    _apply(fresh, "adapter.layers=null")
+    assert all((p == 0).all() for p in adapters.adapter_state_dict(fresh).values())  # default: identity
+    with pytest.raises(ConfigError, match="valid choices: identity, random"):
+        _apply(_tiny_llama(), "adapter.layers=null", "adapter.init=haar")
+
+
+def test_lora_on_chosen_layers_only():
+    model = _tiny_llama()
+    sites = _apply(model, "adapter=lora", "adapter.r=1", "adapter.modules=[v_proj]", "adapter.layers=[-2,-1]")
+    assert sites == ["model.layers.2.self_attn.v_proj", "model.layers.3.self_attn.v_proj"]
+    assert count_trainable(model) == 2 * 1 * (48 + 24)  # r (d_in + d_out) per site; v_proj 48 -> 24
+    with pytest.raises(ConfigError, match="out of range"):
+        _apply(_tiny_llama(), "adapter=lora", "adapter.layers=[7]")
+
+
+def test_holdout_slice_is_disjoint_from_the_training_text(data_dir):
+    full = load_train_text(data_dir, "valid", "drop").text
+    kept = load_train_text(data_dir, "valid", "drop", holdout=0.1)
+    held = load_eval_text(data_dir, "valid_holdout", holdout=0.1, unk="drop")
+    assert kept.text + held.text == full  # whole articles, from the end: a cut, nothing lost or shared
+    assert 0.1 <= len(held.text) / len(full) < 0.2
+    assert split_articles(held.text)[0] not in kept.text
+    assert "held out" in kept.source and "held out" in held.source
+    assert split_holdout("x", 0.0) == ("x", "")
+    with pytest.raises(ConfigError, match="train.valid_holdout > 0"):
+        load_eval_text(data_dir, "valid_holdout", holdout=0.0)
+    with pytest.raises(ConfigError, match="no article to train on"):
+        split_holdout(" = A = \n a \n = B = \n b \n", 0.99)
+
+
+def test_window_scores_add_up_to_the_total():
+    from qadapt.eval import perplexity
+    from qadapt.eval.windows import build_eval_set
+
+    class Tokenizer:
+        bos_token_id, eos_token_id = 1, 2
+
+        def __call__(self, text, add_special_tokens=False):
+            return type("Encoding", (), {"input_ids": [3 + ord(c) % 90 for c in text]})()
+
+    task = compose(["task.max_length=16", "task.stride=16"]).task
+    windows = build_eval_set(Tokenizer(), "the quick brown fox jumps over the lazy dog " * 3, "text", task)
+    result = perplexity.evaluate(_tiny_llama(), windows, 2, 0)
+    assert len(result.window_nll) == len(windows.windows) > 2
+    assert sum(result.window_nll) == pytest.approx(result.nll_sum, rel=1e-12)
+    assert result.window_tokens == [w.n_scored for w in windows.windows]
+
+
+def test_a_process_reuses_its_training_cache_for_the_same_prefix(tmp_path):
+    from qadapt.training import lm
+
+    chunks = torch.randint(0, 97, (4, 16), generator=torch.Generator().manual_seed(1))
+    train = compose(["train.max_steps=3", "train.batch_size=2", "train.cache_activations=true"]).train
+
+    def run(model, name):
+        (tmp_path / name).mkdir()
+        return lm.fit(model, chunks, train, tmp_path / name, seed=0, resume=False)
+
+    def adapted(seed=0):
+        model = _tiny_llama(seed=seed)
+        _apply(model, "adapter.layers=[2,3]")
+        return model
+
+    first = run(adapted(), "a")
+    shared = lm._SHARED[0]
+    second = run(adapted(), "b")  # a new model object with the same frozen prefix: the same streams
+    assert lm._SHARED[0] is shared
+    assert second.losses == pytest.approx(first.losses, rel=1e-6)
+    other = run(adapted(seed=1), "c")  # other prefix weights: a new cache
+    assert lm._SHARED[0] is not shared and other.losses != pytest.approx(first.losses)

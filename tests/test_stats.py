@@ -1,0 +1,104 @@
+"""The statistics helpers (qadapt/results/stats.py) on samples generated here: an interval covers a known mean about
+as often as it says, a known shift is detected and the absence of one is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qadapt.results import stats
+
+
+def test_t_interval_matches_the_formula():
+    x = [1.0, 2.0, 4.0]
+    ci = stats.t_interval(x)
+    half = 4.302652729911275 * np.std(x, ddof=1) / np.sqrt(3)  # t_{0.975, 2}
+    assert ci.estimate == pytest.approx(7 / 3)
+    assert (ci.low, ci.high) == pytest.approx((7 / 3 - half, 7 / 3 + half))
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.t_interval([1.0])
+
+
+@pytest.mark.parametrize("interval", ["t", "bootstrap"])
+def test_intervals_cover_a_known_mean(interval):
+    rng = np.random.default_rng(0)
+    hits, trials = 0, 200
+    for _ in range(trials):
+        x = rng.normal(3.0, 2.0, size=40)
+        ci = stats.t_interval(x) if interval == "t" else stats.bootstrap_interval(x, n_resamples=999, seed=1)
+        hits += ci.low <= 3.0 <= ci.high
+    # nominal 95 %: with 200 trials, 0.88..0.99 holds unless the interval is wrong (binomial sd ~ 1.5 points)
+    assert 0.88 <= hits / trials <= 0.99
+
+
+def test_paired_bootstrap_and_wilcoxon_detect_a_known_shift():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0.0, 1.0, size=60)
+    b = a + 0.4 + rng.normal(0.0, 0.5, size=60)  # paired: the unit effect cancels
+    for test in (stats.paired_bootstrap(a, b, n_resamples=4999), stats.wilcoxon(a, b)):
+        assert test.p < 0.001
+        assert test.difference.excludes(0)
+        assert test.difference.low < 0.4 < test.difference.high
+
+
+def test_no_shift_is_not_detected_more_often_than_the_level_says():
+    rng = np.random.default_rng(2)
+    rejected = {"bootstrap": 0, "wilcoxon": 0}
+    trials = 200
+    for _ in range(trials):
+        a = rng.normal(0.0, 1.0, size=30)
+        b = a + rng.normal(0.0, 0.5, size=30)
+        rejected["bootstrap"] += stats.paired_bootstrap(a, b, n_resamples=999).p < 0.05
+        rejected["wilcoxon"] += stats.wilcoxon(a, b).p < 0.05
+    # the level is 5 %: 10 of 200 expected; more than 22 would mean the test finds shifts that are not there
+    assert rejected["bootstrap"] <= 22 and rejected["wilcoxon"] <= 22
+    assert rejected["bootstrap"] >= 2  # and it is a test, not a constant
+
+
+def test_paired_samples_must_have_the_same_length():
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.paired_bootstrap([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.wilcoxon([1.0, 2.0], [1.0])
+
+
+def _two_level(effect: float, rng, seeds: int = 3, windows: int = 40):
+    """Per (seed, window) NLL sums of a base and of a method whose per-token NLL moves by ``effect`` (nats)."""
+    tokens = np.full(windows, 100.0)
+    base = rng.normal(3.0, 0.3, size=windows) * tokens
+    seed_effect = rng.normal(0.0, 0.005, size=(seeds, 1))
+    method = base + (effect + seed_effect + rng.normal(0.0, 0.02, size=(seeds, windows))) * tokens
+    return method, base, tokens
+
+
+def _deltas(method, base, tokens, seed_counts, window_counts):
+    sums = ((method - base) @ window_counts.T) / (tokens @ window_counts.T)
+    return (np.expm1(sums).T * seed_counts).sum(1) / method.shape[0]
+
+
+def test_two_level_bootstrap_covers_a_known_change_and_pairs_methods():
+    rng = np.random.default_rng(3)
+    seeds, windows = 3, 40
+    seed_counts, window_counts = stats.two_level_resamples(seeds, windows, n_resamples=2000, seed=0)
+    assert (seed_counts.sum(1) == seeds).all() and (window_counts.sum(1) == windows).all()
+    hits, trials = 0, 100
+    for _ in range(trials):
+        method, base, tokens = _two_level(-0.05, rng, seeds, windows)
+        observed = float(np.mean(np.expm1((method - base).sum(1) / tokens.sum())))
+        ci = stats.percentile(_deltas(method, base, tokens, seed_counts, window_counts), observed)
+        hits += ci.low <= np.expm1(-0.05) <= ci.high
+    assert hits / trials >= 0.85  # few seeds make a percentile interval a little narrow; far below means it is wrong
+
+    # paired: a 0.01-nat difference between two methods on the same windows is found; no difference is not
+    a, base, tokens = _two_level(-0.05, rng, seeds, windows)
+    b = a - 0.01 * tokens
+    same = a + rng.normal(0.0, 0.02, size=a.shape) * tokens
+    da = _deltas(a, base, tokens, seed_counts, window_counts)
+    assert stats.bootstrap_p(_deltas(b, base, tokens, seed_counts, window_counts) - da) < 0.01
+    assert stats.bootstrap_p(_deltas(same, base, tokens, seed_counts, window_counts) - da) > 0.05
+
+
+def test_bootstrap_p_is_two_sided_and_bounded_by_the_resolution():
+    assert stats.bootstrap_p(np.ones(100)) == pytest.approx(0.01)
+    assert stats.bootstrap_p(np.r_[-np.ones(50), np.ones(50)]) == 1.0
+    assert stats.bootstrap_p(np.r_[-np.ones(10), np.ones(90)]) == pytest.approx(0.2)
