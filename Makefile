@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -68,18 +68,29 @@ reproduce-table2: data
 reproduce-table1: data
 	$(VPY) scripts/reproduce_qffn.py table1
 
-# results/glue.md (+ .csv, .png): QuIC vs LoRA/OFT/BOFT (matched and default sizes), head-only, full; 6 GLUE tasks x 3 seeds
+# results/glue.md (+ .csv, .png, glue_cells.json, glue_predictions.csv): QuIC vs LoRA/OFT/BOFT (matched and default
+# sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0), then
+# 3 seeds on the dev split with intervals and paired tests. SCALE=paper: DeBERTaV3-base and the QuIC paper's budget
+# (hub and GPU; `qadapt plan` prices it)
+SCALE ?= cpu
 reproduce-glue: data
-	$(VPY) scripts/reproduce_quic.py glue
+	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE)
 
-# results/vtab.md (+ .csv, .png): the same methods on a VTAB-1k-protocol image suite with EfficientNet-Lite0
+# results/vtab.md (+ .csv, .png, vtab_cells.json, vtab_predictions.csv): the same methods on a VTAB-1k-protocol
+# image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images.
+# SCALE=paper: DINOv2-L at 224 px (hub and GPU)
 reproduce-vtab: data
-	$(VPY) scripts/reproduce_quic.py vtab
+	$(VPY) scripts/reproduce_quic.py vtab --scale $(SCALE)
 
 # results/compression_recovery.md (+ .csv, .png) and results/question_diff.md: SmolLM2 compressed by whitened SVD at
 # 3 ratios, recovered by CUA and by parameter-matched LoRA / OFT; perplexity, MMLU, ARC (FULL=1: whole MMLU and ARC)
 reproduce-recovery: data
 	$(VPY) scripts/reproduce_recovery.py $(if $(FULL),--full,)
+
+# results/recovery_curve.csv (+ .png, a section of compression_recovery.md): recovery at ratio 0.8 against training
+# steps (20..160) for CUA and the matched LoRA, on held-out WikiText-2 valid text
+reproduce-recovery-curve: data
+	$(VPY) scripts/reproduce_recovery.py --curve
 
 # results/bench.md (+ .csv): evaluation tokens/s (base, CUA, cached CUA, QFFN-half, lightning.qubit), CUA training steps
 # with and without the activation cache, PennyLane against our simulators, peak memory; one run, ratios within it

@@ -928,7 +928,10 @@ class IBMDevice:
 class MCBlock:
     """Multiple-choice benchmarks scored by answer log-likelihood (``task.mc``; ``qadapt/data/multiple_choice.py``)."""
 
-    benchmarks: list[str] = f("benchmarks to score", ListOf(OneOf("mmlu", "arc_easy", "arc_challenge"), nonempty=True))
+    benchmarks: list[str] = f(
+        "benchmarks to score; [] = none (task=compression_recovery: perplexity only)",
+        ListOf(OneOf("mmlu", "arc_easy", "arc_challenge")),
+    )
     format: str = f(
         "continuation: each answer's text is scored (lm-eval mmlu_continuation / arc); letters: ' A'..' D' "
         "(lm-eval mmlu)",

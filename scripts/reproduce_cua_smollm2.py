@@ -21,6 +21,7 @@ Phases (finished cells are reused, so an interrupted phase continues where it st
 
 Usage:
     python scripts/reproduce_cua_smollm2.py [select|final|all]   # default all
+    python scripts/reproduce_cua_smollm2.py status              # the finished cells only, nothing run
     python scripts/reproduce_cua_smollm2.py --render-only       # the table from results/ alone
 """
 
@@ -36,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qadapt import runs
+from qadapt.config import compose
 from qadapt.experiments import run_or_reuse
 from qadapt.results import stats, write_text_atomic
 
@@ -74,20 +77,28 @@ def test_tokens() -> str:
     return "null" if value in ("all", "null") else str(int(value))
 
 
-def select() -> list[dict]:
-    """Phase 1: every (method, learning rate) at seed 0, scored on the held-out slice."""
+def select(run: bool = True) -> list[dict]:
+    """Phase 1: every (method, learning rate) at seed 0, scored on the held-out slice (``run=False``: the finished
+    cells only)."""
     cells = []
     for method, (_, overrides) in METHODS.items():
         for lr in LR_GRID:
-            row = run_or_reuse([*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lr}", "seed=0"])
-            cells.append(cell(row, method, "select", lr=lr, seed=0))
+            over = [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lr}", "seed=0"]
+            row = run_or_reuse(over) if run else runs.finished(compose(over))
+            if row is not None:
+                cells.append(cell(row, method, "select", lr=lr, seed=0))
     return cells
 
 
-def chosen_lr(cells: list[dict]) -> dict[str, float]:
-    """Per method, the learning rate of LR_GRID with the lowest held-out perplexity at seed 0."""
-    frame = pd.DataFrame([c for c in cells if c["phase"] == "select"])
-    return {m: float(g.loc[g["perplexity"].idxmin(), "lr"]) for m, g in frame.groupby("method")}
+def chosen_lr(cells) -> dict[str, float]:
+    """Per method whose grid is complete, the learning rate of LR_GRID with the lowest held-out perplexity at seed 0."""
+    frame = pd.DataFrame([c for c in cells if c["phase"] == "select"]) if isinstance(cells, list) else cells
+    frame = frame[frame["phase"] == "select"]
+    return {
+        m: float(g.loc[g["perplexity"].idxmin(), "lr"])
+        for m, g in frame.groupby("method")
+        if sorted(g["lr"]) == sorted(LR_GRID)
+    }
 
 
 def final(cells: list[dict], done=lambda out: None) -> list[dict]:
@@ -235,7 +246,7 @@ def verdict(test: stats.PairedTest) -> str:
 def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> None:
     labels = {**{m: label for m, (label, _) in METHODS.items()}, RANDOM: RANDOM_LABEL}
     sel = cells[cells["phase"] == "select"]
-    lrs = {m: float(g.loc[g["perplexity"].idxmin(), "lr"]) for m, g in sel.groupby("method")}
+    lrs = chosen_lr(cells)
     ref = sel.iloc[0]
     cfg = json.loads(ref["config"])
     commits = ", ".join(f"`{c}` ({n})" for c, n in cells["git_commit"].value_counts().sort_index().items())
@@ -263,11 +274,17 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
         if g.empty:
             continue
         figures = [f"{g.loc[lr, 'perplexity']:.4f}" if lr in g.index else "–" for lr in LR_GRID]
+        chosen = f"{lrs[method]:g}" if method in lrs else "grid not finished"
         lines.append(
-            f"| {labels[method]} | {int(g['trainable_params'].iloc[0]):,} | {' | '.join(figures)} | {lrs[method]:g} |"
+            f"| {labels[method]} | {int(g['trainable_params'].iloc[0]):,} | {' | '.join(figures)} | {chosen} |"
         )
     base_holdout = sel["base_perplexity"].iloc[0]
     lines += ["", f"Base model on the held-out slice: perplexity {base_holdout:.4f}."]
+    if len(sel) < len(METHODS) * len(LR_GRID):
+        lines.append(
+            f"Selection not finished: {len(sel)} of {len(METHODS) * len(LR_GRID)} cells (`make reproduce-cua-select` "
+            "continues it; finished cells are reused)."
+        )
     edge = [labels[m] for m, lr in lrs.items() if lr in (LR_GRID[0], LR_GRID[-1])]
     if edge:
         lines.append(f"At the edge of the grid (a wider grid might choose differently): {', '.join(edge)}.")
@@ -357,8 +374,8 @@ def main(argv: list[str]) -> None:
         windows = pd.read_csv(WINDOWS) if WINDOWS.exists() else None
         return render(pd.read_csv(CELLS), windows, "python scripts/reproduce_cua_smollm2.py")
     phase = argv[0] if argv else "all"
-    if phase not in ("select", "final", "all"):
-        raise SystemExit(f"unknown phase '{phase}'; valid choices: select, final, all (or --render-only)")
+    if phase not in ("select", "final", "all", "status"):
+        raise SystemExit(f"unknown phase '{phase}'; valid choices: select, final, all, status (or --render-only)")
     print(f"{platform.node()}: phase {phase}", flush=True)
     command = f"python scripts/reproduce_cua_smollm2.py {phase}"
 
@@ -367,6 +384,8 @@ def main(argv: list[str]) -> None:
         windows = pd.read_csv(WINDOWS) if WINDOWS.exists() and any(c["phase"] == "test" for c in cells) else None
         render(pd.read_csv(CELLS), windows, command)
 
+    if phase == "status":
+        return write(select(run=False))
     cells = select()
     write(cells)
     if phase != "select":

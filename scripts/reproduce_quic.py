@@ -213,7 +213,9 @@ def run_cell(overrides: list[str], threads: int | None) -> dict:
 
 
 def grid(args, overrides: list[str]) -> tuple:
-    return (PAPER_LR_GRID if args.scale == "paper" else LR_GRID)[family(overrides)]
+    """The family's learning-rate grid (``--quick``: its middle value alone, the pipeline check of the tests)."""
+    values = (PAPER_LR_GRID if args.scale == "paper" else LR_GRID)[family(overrides)]
+    return values[len(values) // 2 :][:1] if args.quick else values
 
 
 def rate(lr: float | None) -> list[str]:

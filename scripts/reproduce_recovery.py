@@ -13,6 +13,14 @@ process, so the base model and each compressed model are evaluated once. Finishe
 directory) are reused: an interrupted sweep continues where it stopped.
 
     python scripts/reproduce_recovery.py [--ratios 0.9,0.8,0.7] [--full] [--quick] [--render-only]
+    python scripts/reproduce_recovery.py --curve [--steps 20,40,80,160]   # the learning curve (held-out text)
+
+The learning curve: CUA and the matched LoRA at ratio 0.8, one run per training budget (each with its own warm-up
+and cosine decay), recovery measured on the held-out slice of WikiText-2 valid (train.valid_holdout=0.1,
+task.split=valid_holdout; disjoint from the training text, never the reported test split), multiple choice skipped.
+It says at which budget recovery stops improving (CURVE_FLAT: the last doubling of steps gains less than that many
+points), the budget the headline rows should use; results/recovery_curve.csv and .png, and a section of
+compression_recovery.md.
 
 Budget (default): see configs/train/recovery.yaml and configs/task/compression_recovery.yaml (40 steps x 4 x 128
 tokens of distillation; MMLU: 3 test questions per subject zero-shot and 1 five-shot, the paper's two quoted
@@ -47,6 +55,9 @@ METHODS = {
 # adapter learning rates (the same budget otherwise); from a 10-step check at ratio 0.8 (see README)
 LR = {"compressed": None, "CUA q=2": 5e-3, "LoRA r=1": 2e-3, "OFT b=4": 5e-3}
 SUITES = ("mmlu_0shot", "mmlu_5shot", "arc_easy", "arc_challenge")
+CURVE_METHODS = ("CUA q=2", "LoRA r=1")
+CURVE_RATIO = 0.8
+CURVE_FLAT = 2.0  # recovery points gained by the last doubling of steps below which the curve counts as flat
 PAPER = (
     "Paper (CUA, SmolLM2-135M): 83 % recovery of the compression-induced perplexity degradation with CUA adapters "
     "after CompactifAI tensor-network compression (ratio and absolute perplexities not published). The two quoted "
@@ -84,6 +95,109 @@ def cells(args) -> list[tuple[float, str, list[str]]]:
             lr = [f"train.lr={LR[label]}"] if LR[label] else []
             out.append((ratio, label, [*common, *over, *lr, f"task.compression.ratio={ratio}", "seed=0"]))
     return out
+
+
+def curve(args) -> pd.DataFrame:
+    """One run per (method, budget) on the held-out slice; returns the curve's rows (results/recovery_curve.csv)."""
+    common = [
+        "task=compression_recovery",
+        "train=recovery",
+        f"runs_dir={args.runs_dir}",
+        f"results_dir={args.results_dir}",
+        "train.valid_holdout=0.1",
+        "task.split=valid_holdout",
+        "task.mc.benchmarks=[]",
+        f"task.compression.ratio={CURVE_RATIO}",
+        "seed=0",
+    ]
+    if args.quick:
+        common += ["task.max_bytes=8192", "task.compression.calibration_tokens=2048"]
+    command = "python scripts/reproduce_recovery.py " + " ".join(sys.argv[1:])
+    rows = []
+    for label in CURVE_METHODS:
+        for steps in args.steps:
+            over = [*common, *METHODS[label], f"train.lr={LR[label]}", f"train.max_steps={steps}"]
+            print(f"curve: {label}, {steps} steps", flush=True)
+            r = run_cell(over)
+            rows.append(
+                {
+                    "method": label,
+                    "steps": steps,
+                    "recovery_pct": r["recovery_pct"],
+                    "perplexity": r["perplexity"],
+                    "base_perplexity": r["base_perplexity"],
+                    "compressed_perplexity": r["compressed_perplexity"],
+                    "tokens_scored": r["tokens_scored"],
+                    "eval_source": r["eval_source"],
+                    "train_seconds": r["train_seconds"],
+                    "lr": LR[label],
+                    "run_id": r["run_id"],
+                    "git_commit": r["git_commit"],
+                    "sweep_command": command,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def flattened(curve_rows: pd.DataFrame) -> dict[str, int | None]:
+    """Per method, the smallest budget whose next budget (the default budgets double) gains less than CURVE_FLAT
+    recovery points (None: still gaining at the largest budget run)."""
+    out = {}
+    for method, g in curve_rows.groupby("method", sort=False):
+        g = g.sort_values("steps")
+        pairs = zip(g["steps"], g["recovery_pct"], g["recovery_pct"].iloc[1:])
+        out[method] = next((int(s) for s, a, b in pairs if b - a < CURVE_FLAT), None)
+    return out
+
+
+def curve_section(curve_rows: pd.DataFrame) -> list[str]:
+    """The learning-curve section of compression_recovery.md."""
+    flat = flattened(curve_rows)
+    budgets = sorted(set(curve_rows["steps"]))
+    first = curve_rows.iloc[0]
+    lines = [
+        "## Learning curve (ratio 0.8, held-out text)",
+        "",
+        f"Recovery (%) on {first['eval_source']} ({int(first['tokens_scored']):,} tokens, disjoint from the training "
+        f"text; base perplexity {first['base_perplexity']:.2f}, compressed {first['compressed_perplexity']:.2f}) "
+        "against training steps, one run per budget (seed 0), learning rates as above. Command: "
+        f"`{first['sweep_command']}`; commit {', '.join(sorted(set(curve_rows['git_commit'].astype(str))))}.",
+        "",
+        "| method | " + " | ".join(f"{s} steps" for s in budgets) + " |",
+        "|---|" + "---:|" * len(budgets),
+    ]
+    for method, g in curve_rows.groupby("method", sort=False):
+        by = dict(zip(g["steps"], g["recovery_pct"]))
+        lines.append(f"| {method} | " + " | ".join(f"{by[s]:.1f}" if s in by else "–" for s in budgets) + " |")
+    lines.append("")
+    for method, at in flat.items():
+        lines.append(
+            f"- {method}: flat from {at} steps (the next budget gains < {CURVE_FLAT:g} points)."
+            if at
+            else f"- {method}: still gaining at {max(budgets)} steps (every next budget gained >= {CURVE_FLAT:g} "
+            "points): the curve had not flattened at the largest budget run here."
+        )
+    lines += ["", "![recovery vs training steps](recovery_curve.png)", ""]
+    return lines
+
+
+def plot_curve(curve_rows: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for method, g in curve_rows.groupby("method", sort=False):
+        g = g.sort_values("steps")
+        ax.plot(g["steps"], g["recovery_pct"], marker="o", label=method)
+    ax.axhline(83, color="grey", linestyle=":", linewidth=1, label="paper: 83 %")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training steps (log scale)")
+    ax.set_ylabel("recovery on held-out text (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure_atomic(fig, path)
 
 
 def run_cell(overrides: list[str]) -> dict:
@@ -380,7 +494,11 @@ def render(table: pd.DataFrame, args, command: str) -> None:
         "here (whitened truncated SVD) and its damage differ; the training budget is a few CPU minutes.",
         "",
         "![perplexity and recovery vs ratio](compression_recovery.png)",
+        "",
     ]
+    curve_path = out / "recovery_curve.csv"
+    if curve_path.exists():
+        lines += curve_section(pd.read_csv(curve_path))
     write_text_atomic(out / "compression_recovery.md", "\n".join(lines) + "\n")
     keep = [
         "ratio",
@@ -416,6 +534,8 @@ def main() -> None:
     parser.add_argument(
         "--render-only", action="store_true", help="re-render from the last sweep's cells and the store"
     )
+    parser.add_argument("--curve", action="store_true", help="the learning curve at ratio 0.8 on held-out text")
+    parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=[20, 40, 80, 160])
     parser.add_argument("--out-dir", default=str(ROOT / "results"))
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
@@ -423,6 +543,14 @@ def main() -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells_path = out / "recovery_cells.json"
+    if args.curve:
+        rows = curve(args)
+        write_text_atomic(out / "recovery_curve.csv", rows.to_csv(index=False))
+        plot_curve(rows, out / "recovery_curve.png")
+        print(f"wrote {out / 'recovery_curve.csv'}")
+        if not cells_path.exists():
+            return
+        args.render_only = True
     if args.render_only:
         frame = pd.read_json(cells_path)
     else:

@@ -56,7 +56,13 @@ def test_blockdiag_starts_at_the_base_model_and_applies_its_blocks():
     x = torch.randn(5, 48)
     dense = torch.block_diag(*layer.blocks.detach())  # M = diag(M_1, ..., M_12)
     torch.testing.assert_close(layer(x), layer.base(x @ dense.T))
-    assert layer.structure() == {"layer": "BlockDiagLinear", "block_size": 4, "side": "input", "n_blocks": 12, "width": 48}
+    assert layer.structure() == {
+        "layer": "BlockDiagLinear",
+        "block_size": 4,
+        "side": "input",
+        "n_blocks": 12,
+        "width": 48,
+    }
     with pytest.raises(ConfigError, match="not divisible"):
         _apply(_tiny_llama(), "adapter=blockdiag", "adapter.block_size=5", "adapter.layers=[0]")
 
@@ -83,7 +89,13 @@ def test_norm_gain_starts_at_the_base_model_and_scales_the_norm():
 def test_random_cua_is_a_seeded_rotation_of_the_asked_scale():
     def draw(seed, scale=0.3):
         model = _tiny_llama()
-        _apply(model, "adapter.layers=null", "adapter.init=random", f"adapter.init_scale={scale}", f"adapter.init_seed={seed}")
+        _apply(
+            model,
+            "adapter.layers=null",
+            "adapter.init=random",
+            f"adapter.init_scale={scale}",
+            f"adapter.init_seed={seed}",
+        )
         return model, torch.cat([p.detach().ravel() for p in adapters.adapter_state_dict(model).values()])
 
     (model, a), (_, again), (_, other) = draw(0), draw(0), draw(1)

@@ -171,3 +171,40 @@ def test_cli_classification_input_errors_exit_2_with_the_fix():
     assert no_train.exit_code == 2 and "train=classify" in no_train.output
     bad_task = runner.invoke(app, ["train", "task=glue", "model=minilm_l6", "train=classify", "task.subtask=mnli"])
     assert bad_task.exit_code == 2 and "sst2, cola, mrpc, rte, stsb, qnli" in " ".join(bad_task.output.split())
+
+
+def _reproduce_quic():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_quic.py"
+    spec = importlib.util.spec_from_file_location("reproduce_quic", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "suite,model,task,epochs", [("glue", "deberta_v3_base", "rte", 10), ("vtab", "dinov2_large", "digits", 100)]
+)
+def test_paper_scale_is_one_option_away_and_fails_at_once_without_the_hub(suite, model, task, epochs, monkeypatch):
+    """`--scale paper` (make reproduce-<suite> SCALE=paper): the QuIC paper's backbone and budget, every method's
+    overrides composing and validating; offline, the first cell stops at once with what to do."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from qadapt.cli import app
+    from qadapt.config import compose
+
+    quic = _reproduce_quic()
+    args = SimpleNamespace(suite=suite, scale="paper", quick=False, epochs=None, runs_dir="runs", results_dir="results")
+    common = quic.budget(args, task)
+    for label, over in quic.methods(suite, 1, 2).items():
+        for lr in quic.grid(args, over):
+            cfg = compose([*common, *over, *quic.rate(lr), f"task.subtask={task}", "task.split=valid"])
+            assert cfg.model.name == model and int(cfg.train.epochs) == epochs, label
+    assert quic.grid(args, ["adapter=rbs"]) == (2e-4, 4e-4, 8e-4)  # the paper's range (NOTES.md)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    done = CliRunner().invoke(app, ["train", *common, "adapter=rbs", f"task.subtask={task}", "runs_dir=/nonexistent"])
+    assert done.exit_code != 0 and "cannot load" in done.output and "model.path=" in " ".join(done.output.split())

@@ -2,6 +2,8 @@
 
 import math
 
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -206,6 +208,11 @@ def test_train_save_load_reproduces_eval_exactly(smollm2_path, tmp_path):
     ev = run("eval ppl", _cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
     assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-9)
     assert ev["adapter_desc"] == row["adapter_desc"]
+    # on the exact device, eval ppl scores the base model on the same windows too (the row carries the change)
+    assert ev["base_perplexity"] == pytest.approx(row["base_perplexity"], rel=1e-9)
+    assert ev["delta_ppl_pct"] == pytest.approx(row["delta_ppl_pct"], rel=1e-6)
+    windows = (Path(ev["run_dir"]) / "windows.csv").read_text().splitlines()
+    assert windows[0] == "window,tokens,nll,base_nll" and len(windows) > 1
     rows = load_rows(tmp_path / "results")
     assert list(rows["command"]) == ["train", "eval ppl"]
     assert rows.iloc[0]["model_weights"] == "SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to float32"

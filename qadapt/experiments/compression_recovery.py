@@ -34,7 +34,7 @@ from ..eval.multiple_choice import evaluate_suites
 from ..log import log
 from ..models.compress import CompressionReport, compress
 from ..training.lm import chunk_tokens, fit
-from .wikitext_ppl import eval_set
+from .wikitext_ppl import eval_set, holdout_args
 
 # evaluations already done in this process: key -> (perplexity metrics, mc metrics, per-question frame)
 _EVALS: dict[str, tuple[dict, dict, pd.DataFrame]] = {}
@@ -77,7 +77,7 @@ def calibration_chunks(cfg: DictConfig, tokenizer) -> torch.Tensor | None:
     n = int(comp.get("calibration_tokens") or 0)
     if comp.method != "svd_llm" or n <= 0:
         return None
-    text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk)
+    text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, holdout_args(cfg)[0])
     seq = int(comp.get("calibration_seq_len", 512))
     ids = tokenizer(text.text[: 20 * n], add_special_tokens=False).input_ids[:n]
     return chunk_tokens(ids, seq)
@@ -96,6 +96,7 @@ def compressed_model(cfg: DictConfig, model: nn.Module, tokenizer) -> tuple[nn.M
             str(cfg.data_dir),
             cfg.train.text,
             cfg.train.unk,
+            holdout_args(cfg)[0],
         ],
         sort_keys=True,
     )
@@ -130,14 +131,21 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     if training:
         runs.check_trainable(cfg, device)
     mc_data.suites(cfg.data_dir, cfg.task.mc)  # a bad benchmark, subject or missing file fails before any model work
-    eval_text = load_eval_text(cfg.data_dir, cfg.task.split)
-    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk) if training else None
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
+    train_text = (
+        load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, holdout_args(cfg)[0]) if training else None
+    )
     loaded = models.load(cfg.model)
     teacher, tokenizer = loaded.model, loaded.tokenizer
     freeze(teacher.eval())
     windows = eval_set(cfg, tokenizer, eval_text)
     ppl_task = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "compression"}
-    common = {"model": OmegaConf.to_container(cfg.model), "ppl": ppl_task, "data_dir": str(cfg.data_dir)}
+    common = {
+        "model": OmegaConf.to_container(cfg.model),
+        "ppl": ppl_task,
+        "data_dir": str(cfg.data_dir),
+        "holdout": holdout_args(cfg),
+    }
     base = _cached({**common, "variant": "base"}, lambda: _evaluate(teacher, tokenizer, cfg, windows, "base"))
     student, report = compressed_model(cfg, teacher, tokenizer)
     compressed = _cached(

@@ -25,6 +25,8 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         raise ConfigError(
             f"task={cfg.task.name} has no multiple-choice settings; use task=mc or task=compression_recovery"
         )
+    if not cfg.task.mc.benchmarks:
+        raise ConfigError("task.mc.benchmarks is empty: nothing to score; valid choices: mmlu, arc_easy, arc_challenge")
     run = runs.start(cfg, "eval mc", overrides)
     mc_data.suites(cfg.data_dir, cfg.task.mc)
     trained = runs.load_trained(cfg.from_run, cfg.model.name) if cfg.from_run else None

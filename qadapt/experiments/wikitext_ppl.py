@@ -48,7 +48,7 @@ def save_windows(run_dir, result: perplexity.PerplexityResult, base: perplexity.
 EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
 
 
-def _holdout(cfg: DictConfig) -> tuple[float, str]:
+def holdout_args(cfg: DictConfig) -> tuple[float, str]:
     """(``train.valid_holdout``, ``train.unk``): how the held-out validation slice is cut (qadapt/data/wikitext.py)."""
     return float(cfg.train.get("valid_holdout", 0.0)), str(cfg.train.get("unk", "drop"))
 
@@ -83,7 +83,13 @@ def base_evaluation(
     fresh = None if teacher is not None else eval_cache(cfg, model, windows)
     layer = fresh.layer if fresh else None
     key = json.dumps(
-        [OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.task), str(cfg.data_dir), layer, _holdout(cfg)],
+        [
+            OmegaConf.to_container(cfg.model),
+            OmegaConf.to_container(cfg.task),
+            str(cfg.data_dir),
+            layer,
+            holdout_args(cfg),
+        ],
         sort_keys=True,
     )
     if key in _BASE_EVALS:
@@ -113,8 +119,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     # device and data first: a bad choice or a missing file should fail before minutes of model loading
     device = devices.get(cfg.device)
     runs.check_trainable(cfg, device)
-    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *_holdout(cfg))
-    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, _holdout(cfg)[0])
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
+    train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, holdout_args(cfg)[0])
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     windows = eval_set(cfg, tokenizer, eval_text)
@@ -195,7 +201,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         trained = runs.load_trained(cfg.from_run, cfg.model.name)
         cfg.adapter = trained.cfg.adapter
     device = devices.get(cfg.device)
-    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *_holdout(cfg))
+    eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     windows = eval_set(cfg, tokenizer, eval_text)
@@ -210,8 +216,9 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     scored_only = device.positions == "scored"
     pad = runs.pad_id(tokenizer)
     reference, cache, base = None, None, None
-    if cfg.adapter.name != "none" and device.is_exact:
-        # the base model on the same windows (once per process), so the row carries the adapter's change
+    if cfg.adapter.name != "none" and device.is_exact and not adapters.replaces(cfg.adapter):
+        # the base model on the same windows (once per process), so the row carries the adapter's change; a
+        # replacement adapter deleted what it replaced, so switching it off is not the base model: no base there
         base, cache = base_evaluation(cfg, model, windows, pad)
         log(f"base perplexity {base.metrics()['perplexity']:.4f}")
     elif cfg.adapter.name != "none":

@@ -85,6 +85,12 @@ class TextClassifier(nn.Module):
         return self.classifier(pooled)
 
 
+_PROVIDE = (
+    "Provide the weights: run where the Hugging Face hub is reachable (they download once into its cache), or "
+    "download them and pass model.path=/dir/with/config.json"
+)
+
+
 def load_text_classifier(cfg: DictConfig, num_labels: int) -> tuple[TextClassifier, object, str]:
     """(model with a fresh head, tokenizer, source label). The head's init follows the global torch seed.
 
@@ -106,7 +112,7 @@ def load_text_classifier(cfg: DictConfig, num_labels: int) -> tuple[TextClassifi
         )
     except (OSError, ValueError) as err:
         raise ModelUnavailable(
-            f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}). {_PROVIDE}"
         ) from None
     return TextClassifier(encoder, num_labels), tokenizer, source
 
@@ -159,6 +165,6 @@ def load_image_classifier(cfg: DictConfig, num_labels: int) -> tuple[ImageClassi
         backbone = AutoModel.from_pretrained(where)
     except (OSError, ValueError) as err:
         raise ModelUnavailable(
-            f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}). {_PROVIDE}"
         ) from None
     return ImageClassifier(backbone, backbone.config.hidden_size, num_labels, _hub_vision_features), source
