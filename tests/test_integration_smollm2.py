@@ -1,7 +1,6 @@
 """Integration tests on the real SmolLM2-135M and real WikiText-2 (short slices, so they stay fast)."""
 
 import math
-
 from pathlib import Path
 
 import pytest
