@@ -202,18 +202,26 @@ def params(overrides: list[str] = OVERRIDES) -> None:
 
 @app.command()
 def plan(
-    overrides: list[str] = OVERRIDES, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")
+    overrides: list[str] = OVERRIDES,
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    tflops: float = typer.Option(
+        50.0,  # resources.DEFAULT_TFLOPS (not imported here: the CLI starts without torch)
+        min=1e-6,
+        help="Sustained training rate (TFLOP/s) the time estimate assumes; state your hardware's.",
+    ),
 ) -> None:
-    """Resources of a run without its weights: parameters, memory, circuits, shots, gate counts, QPU time."""
-    from .resources import plan as make_plan
+    """Resources of a run without its weights: parameters, memory, training compute and time, circuits, shots, gate
+    counts, QPU time."""
+    from .classifier_plan import plan_classifier
+    from .resources import plan as plan_lm
     from .resources import plan_json, plan_tables
 
     def job(cfg, _):
-        p = make_plan(cfg)
+        p = plan_classifier(cfg) if cfg.model.get("kind") in ("text_encoder", "vision") else plan_lm(cfg)
         if as_json:
             typer.echo(plan_json(p))
             return
-        for table in plan_tables(p, cfg):
+        for table in plan_tables(p, cfg, tflops):
             Console(width=max(out.width, 140)).print(table)
 
     _run(overrides, False, job)

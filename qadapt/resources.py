@@ -33,6 +33,7 @@ width 4,096 = 6,144 parameters and 1,024 circuits per token.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from unittest import mock
@@ -86,6 +87,11 @@ class Plan:
         circuit_sites: per site, the circuits it runs (:class:`SitePlan`). shots: measurements per circuit (None:
         exact). backend: IBM backend the gate counts were compiled for. eval_tokens_on_device: tokens an evaluation
         sends to the device (None: all). seconds_per_circuit: QPU seconds per circuit used for the time estimate.
+        train_step_flops: FLOPs of one training step (forward + backward, :func:`step_flops`). train_steps: steps of
+        the run (None: unknown without the data). train_examples: examples trained on (classification).
+        head_params: the fresh classifier head's parameters (classification; trainable, not adapter).
+        inputs: ``tokens`` (train_tokens and eval_tokens are (batch, sequence length)) or ``images`` ((batch, side in
+        pixels) of square images).
         notes: caveats printed under the table.
     """
 
@@ -107,11 +113,23 @@ class Plan:
     backend: str | None = None
     eval_tokens_on_device: int | None = None
     seconds_per_circuit: float | None = None
+    train_step_flops: int | None = None
+    train_steps: int | None = None
+    train_examples: int | None = None
+    head_params: int | None = None
+    inputs: str = "tokens"
     notes: list[str] = field(default_factory=list)
 
     @property
     def circuits_per_token(self) -> float:
         return sum(s.circuits_per_token for s in self.circuit_sites)
+
+    @property
+    def train_flops(self) -> int | None:
+        """FLOPs of the whole training run (None when its steps are unknown)."""
+        if self.train_step_flops is None or self.train_steps is None:
+            return None
+        return self.train_step_flops * self.train_steps
 
     @property
     def train_total_bytes(self) -> int:
@@ -131,7 +149,6 @@ def _meta_trace():
     - SDPA's dispatcher picks the math kernel for meta tensors (it saves the T x T attention matrix); real CPU and
       GPU runs take a flash kernel on the causal, mask-free path, which saves the output and its log-sum-exp only.
     """
-    import transformers.masking_utils as masking
     from torch.nn import functional
 
     sdpa = functional.scaled_dot_product_attention
@@ -154,9 +171,20 @@ def _meta_trace():
             enable_gqa=enable_gqa,
         )
 
+    with _no_data_checks(), mock.patch.object(functional, "scaled_dot_product_attention", flash_on_meta):
+        yield
+
+
+@contextmanager
+def _no_data_checks():
+    """Skip the checks transformers makes on the values of the inputs (meta tensors have none): the packed-sequence
+    test on position ids and the padding warning of encoders called without a mask (a plan's batch has no padding)."""
+    import transformers.masking_utils as masking
+    from transformers import PreTrainedModel
+
     with (
         mock.patch.object(masking, "find_packed_sequence_indices", lambda position_ids: None),
-        mock.patch.object(functional, "scaled_dot_product_attention", flash_on_meta),
+        mock.patch.object(PreTrainedModel, "warn_if_padding_and_no_attention_mask", lambda *args, **kwargs: None),
     ):
         yield
 
@@ -172,6 +200,13 @@ def saved_activation_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> 
     a tensor saved by several ops
     (or several views of one) counts once.
     """
+    ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
+    return saved_bytes(model, lambda: model(input_ids=ids, labels=ids, use_cache=False))
+
+
+def saved_bytes(model: torch.nn.Module, forward: Callable[[], object]) -> int:
+    """Bytes autograd saves for backward while ``forward()`` runs ``model`` (parameters and buffers not counted; a
+    tensor saved by several ops, or several views of one, counts once). Traced as :func:`_meta_trace` says."""
     owned = {id(t) for t in (*model.parameters(), *model.buffers())}
     saved: dict[int, int] = {}
     keep = []  # the saved tensors stay referenced, so no id is reused while counting
@@ -183,11 +218,25 @@ def saved_activation_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> 
             keep.append(base)
         return t
 
-    ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
     with _meta_trace(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(input_ids=ids, labels=ids, use_cache=False)
+        out = forward()
     del out
     return sum(saved.values())
+
+
+def step_flops(forward: Callable[[], torch.Tensor]) -> int:
+    """Floating-point operations of one training step: ``forward()`` returns the loss, then its backward (matrix
+    products and attention, as ``torch.utils.flop_counter.FlopCounterMode`` counts them; elementwise work is not
+    counted). Only what is computed counts: frozen layers below every trainable parameter have no backward.
+    Attention takes its composite (math) path here, so its products are counted whatever kernel a real run picks."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with _no_data_checks(), counter:
+        loss = forward()
+        if loss.requires_grad:
+            loss.backward()
+    return int(counter.get_total_flops())
 
 
 class _LiveBytes(TorchDispatchMode):
@@ -227,15 +276,24 @@ def eval_peak_bytes(model: torch.nn.Module, batch: int, seq_len: int) -> int:
     log-softmax). ``model`` lives on the meta device (or any other: the count is the same)."""
     from .eval.perplexity import head_chunk
 
-    ignore = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
     ids = torch.zeros(batch, seq_len, dtype=torch.long, device=_device(model))
-    tracker = _LiveBytes(ignore)
-    with _meta_trace(), torch.no_grad(), tracker:
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=None, use_cache=False).last_hidden_state
-    del hidden
+    peak = peak_bytes(
+        model, lambda: model.get_decoder()(input_ids=ids, attention_mask=None, use_cache=False).last_hidden_state
+    )
     vocab = model.get_output_embeddings().weight.shape[0]
     positions = min(head_chunk(vocab), batch * seq_len)
-    return tracker.peak + 2 * positions * vocab * 4
+    return peak + 2 * positions * vocab * 4
+
+
+def peak_bytes(model: torch.nn.Module, forward: Callable[[], object]) -> int:
+    """Most bytes alive at once while ``forward()`` runs ``model`` without gradients (its parameters and buffers not
+    counted; every storage followed from creation to release)."""
+    ignore = {t.untyped_storage()._cdata for t in (*model.parameters(), *model.buffers())}
+    tracker = _LiveBytes(ignore)
+    with _meta_trace(), torch.no_grad(), tracker:
+        out = forward()
+    del out
+    return tracker.peak
 
 
 def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[SitePlan]:
@@ -299,6 +357,36 @@ def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfi
     return name, notes
 
 
+def model_plan(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    sites: list,
+    train_tokens: tuple[int, int],
+    train_activation_bytes: int,
+    eval_tokens: tuple[int, int],
+    eval_peak: int,
+    first_trainable: int | None,
+) -> Plan:
+    """A :class:`Plan` of the adapted meta-device ``model``: names, parameter counts, weights and trainable state
+    counted here, the traced figures as given."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return Plan(
+        cfg.model.name,
+        adapters.describe(cfg.adapter),
+        cfg.device.name,
+        sum(p.numel() for p in model.parameters()),
+        count_trainable(model),
+        len(sites),
+        sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())),
+        3 * sum(p.numel() * p.element_size() for p in trainable),
+        train_tokens,
+        train_activation_bytes,
+        eval_tokens,
+        eval_peak,
+        first_trainable,
+    )
+
+
 def plan(cfg: DictConfig) -> Plan:
     """Resources of the run ``cfg`` describes (module docstring), with no weights loaded.
 
@@ -309,33 +397,31 @@ def plan(cfg: DictConfig) -> Plan:
     if not cfg.model.get("architecture"):
         raise ConfigError(
             f"model={cfg.model.name} has no architecture block in configs/model/; qadapt plan covers the "
-            "causal language models (smollm2_135m, gemma3_270m, llama31_8b, llama_7b, qwen_7b)"
+            "causal language models (smollm2_135m, gemma3_270m, llama31_8b, llama_7b, qwen_7b) and the "
+            "classification backbones with one (minilm_l6, deberta_v3_base, dinov2_large)"
         )
     model = models.build_meta(cfg.model)
     counter = CircuitCounter()
     with torch.device("meta"):  # adapters that build their own tensors build them on the meta device too
         sites = adapters.apply(model, cfg.adapter, counter)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
-    state = 3 * sum(p.numel() * p.element_size() for p in trainable)
     train_shape = (int(cfg.train.batch_size), int(cfg.train.seq_len))
     eval_shape = (int(cfg.task.get("batch_size", 1)), int(cfg.task.get("max_length", cfg.train.seq_len)))
     saved = saved_activation_bytes(model, *train_shape) if trainable else 0
-    result = Plan(
-        cfg.model.name,
-        adapters.describe(cfg.adapter),
-        cfg.device.name,
-        sum(p.numel() for p in model.parameters()),
-        count_trainable(model),
-        len(sites),
-        weights,
-        state,
+    result = model_plan(
+        cfg,
+        model,
+        sites,
         train_shape,
         saved,
         eval_shape,
         eval_peak_bytes(model, *eval_shape),
         first_trainable_layer(model),
     )
+    if trainable:
+        ids = torch.zeros(*train_shape, dtype=torch.long, device="meta")
+        result.train_step_flops = step_flops(lambda: model(input_ids=ids, labels=ids, use_cache=False).loss)
+        result.train_steps = int(cfg.train.max_steps)
     result.circuit_sites = _circuits(model, cfg) if any(True for _ in adapter_modules(model)) else []
     if cfg.device.get("shots") is not None:
         result.shots = int(cfg.device.shots)
@@ -459,32 +545,69 @@ def plan_json(p: Plan) -> str:
             **dataclasses.asdict(p),
             "circuits_per_token": p.circuits_per_token,
             "train_total_bytes": p.train_total_bytes,
+            "train_flops": p.train_flops,
             "eval_total_bytes": p.eval_total_bytes,
         },
         indent=2,
     )
 
 
-def plan_tables(p: Plan, cfg: DictConfig) -> list:
-    """``qadapt plan``: the plan as rich tables (the summary, then circuits per site when there are any)."""
+DEFAULT_TFLOPS = 50.0  # sustained training rate assumed for the time estimate: about a third of an A100's dense
+# TF32 peak (156 TFLOP/s; float32 runs) and a sixth of its bf16 peak (312); a user states theirs with --tflops
+
+
+def _flops(n: float) -> str:
+    for unit, size in (("EFLOP", 1e18), ("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
+        if n >= size:
+            return f"{n / size:,.2f} {unit}"
+    return f"{n:,.0f} FLOP"
+
+
+def _batch(shape: tuple[int, int], inputs: str) -> str:
+    if inputs == "images":
+        return f"batch {shape[0]} x {shape[1]} x {shape[1]} px images"
+    return f"batch {shape[0]} x {shape[1]} tokens"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:,.1f} s"
+
+
+def plan_tables(p: Plan, cfg: DictConfig, tflops: float = DEFAULT_TFLOPS) -> list:
+    """``qadapt plan``: the plan as rich tables (the summary, then circuits per site when there are any);
+    ``tflops``: the sustained training rate (TFLOP/s) the time estimate assumes."""
     from rich.table import Table
 
     table = Table(title=f"qadapt plan: {p.model} · {p.adapter} · device={p.device}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    table.add_row("parameters", f"{p.total_params:,} in all, {p.trainable_params:,} trainable ({p.sites} sites)")
+    params = f"{p.total_params:,} in all, {p.trainable_params:,} trainable ({p.sites} sites)"
+    if p.head_params is not None:
+        params += f": {p.trainable_params - p.head_params:,} adapter + {p.head_params:,} head"
+    table.add_row("parameters", params)
     table.add_row("weights", _gib(p.weights_bytes) + f" ({cfg.model.get('dtype', 'float32')})")
     table.add_row("trainable state", _gib(p.trainable_state_bytes) + " (parameters + gradients + AdamW's 2 moments)")
     table.add_row(
         "training activations",
-        f"{_gib(p.train_activation_bytes)} saved for backward at batch {p.train_tokens[0]} x "
-        f"{p.train_tokens[1]} tokens; training total {_gib(p.train_total_bytes)}",
+        f"{_gib(p.train_activation_bytes)} saved for backward at {_batch(p.train_tokens, p.inputs)}; "
+        f"training total {_gib(p.train_total_bytes)}",
     )
     table.add_row(
         "evaluation peak",
-        f"{_gib(p.eval_peak_bytes)} at batch {p.eval_tokens[0]} x {p.eval_tokens[1]} tokens; "
-        f"evaluation total {_gib(p.eval_total_bytes)}",
+        f"{_gib(p.eval_peak_bytes)} at {_batch(p.eval_tokens, p.inputs)}; evaluation total {_gib(p.eval_total_bytes)}",
     )
+    if p.train_step_flops is not None:
+        line = f"{_flops(p.train_step_flops)} per step (forward + backward)"
+        if p.train_flops is not None:
+            seconds = p.train_flops / (tflops * 1e12)
+            examples = f" over {p.train_examples:,} examples" if p.train_examples is not None else ""
+            line += (
+                f" x {p.train_steps:,} steps{examples} = {_flops(p.train_flops)}: {_duration(seconds)} at "
+                f"{tflops:g} TFLOP/s sustained (--tflops)"
+            )
+        table.add_row("training compute", line)
     if p.circuit_sites:
         widths = sorted({s.qubits for s in p.circuit_sites})
         table.add_row(

@@ -342,6 +342,11 @@ DEVICE_MAP = Either(
     MapOf(Str(empty=True), DEVICE_NAME),
     what="null, a device (auto, cpu, cuda, cuda:0) or a mapping of module names to devices",
 )
+ENCODER_ARCHITECTURE = MapOf(
+    Str(),
+    Either(Str(), Num(), Bool(), ListOf(Str()), ListOf(Num())),
+    what="a mapping of transformers config fields: model_type and AutoConfig.for_model's keyword arguments",
+)
 MAX_MEMORY = nullable(
     MapOf(
         Either(Str(), Int(ge=0)),
@@ -541,6 +546,12 @@ class TextEncoderModel:
     drop_pooler: bool = f(
         "load the encoder without BERT's pooler (the classifier reads mean-pooled token states)", Bool()
     )
+    architecture: dict[str, Any] | None = f(
+        "the transformers config of the backbone (model_type and its fields): qadapt plan counts parameters, "
+        "memory and training FLOPs from it on the meta device, without weights",
+        nullable(ENCODER_ARCHITECTURE),
+        optional=True,
+    )
     adapter_targets: list[str] = f(
         "module names adapters target by default on this model (adapter.modules of lora, oft, boft and rbs)", MODULES
     )
@@ -586,6 +597,12 @@ class VisionModel:
     )
     std: list[float] = f(
         "per-channel standard deviation the inputs are normalised with (R, G, B)", ListOf(Num(gt=0), length=3)
+    )
+    architecture: dict[str, Any] | None = f(
+        "the transformers config of the backbone (model_type and its fields): qadapt plan counts parameters, "
+        "memory and training FLOPs from it on the meta device, without weights",
+        nullable(ENCODER_ARCHITECTURE),
+        optional=True,
     )
     adapter_targets: list[str] = f(
         "module names adapters target by default on this model (adapter.modules of lora, "

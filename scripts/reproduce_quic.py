@@ -70,15 +70,15 @@ SUITES = {
         "backbone": "all-MiniLM-L6-v2 (BERT, 22.7M parameters, 6 layers, width 384; adapters on query and value)",
         "paper_backbone": "DeBERTaV3-base, 184M, 5 GLUE tasks, full training",
     },
-    # EfficientNet-Lite0: the 1x1 projection convolutions of every MBConv block and the 1x1 head convolution; every
-    # target's input width is a multiple of 16, so OFT's block size must divide 16
+    # EfficientNet-Lite0's adapter_targets (configs/model/efficientnet_lite0.yaml): the 1x1 projection convolutions
+    # of every MBConv block and the 1x1 head convolution; every target's input width is a multiple of 16, so OFT's
+    # block size must divide 16. Every method adapts the backbone's adapter_targets (DINOv2-L's at --scale paper).
     "vtab": {
         "tasks": VTAB_TASKS,
         "model": "model=efficientnet_lite0",
         "task": "task=vtab",
         "oft": 16,
         "oft_sizes": (2, 4, 8, 16),
-        "modules": "adapter.modules=[_project_conv,_conv_head]",
         "backbone": "EfficientNet-Lite0 (ImageNet CNN, 4.7M parameters; adapters on the 1x1 projection convolutions "
         "and the head convolution)",
         "paper_backbone": "DINOv2-L, 304M, VTAB-1k's 19 tasks",
@@ -105,14 +105,7 @@ def methods(suite: str, lora_r: int, oft_block: int) -> dict[str, list[str]]:
         "head only": ["adapter=none"],
         "full fine-tuning": ["adapter=full"],
     }
-    return {k: _targets(suite, v) for k, v in rows.items()}
-
-
-def _targets(suite: str, overrides: list[str]) -> list[str]:
-    """The suite's target modules for adapters that take them (every method on the same layers)."""
-    modules = SUITES[suite].get("modules")
-    takes = any(o in overrides for o in ("adapter=rbs", "adapter=lora", "adapter=oft", "adapter=boft"))
-    return overrides + ([modules] if modules and takes else [])
+    return rows
 
 
 ABLATION = {  # STS-B, QuIC variants (n = 8)
@@ -620,7 +613,7 @@ def trainable_params(suite: str, overrides: list[str]) -> int:
     """Adapter parameters of a method on the suite's backbone (built on real weights; seconds)."""
     from qadapt.experiments.classify import adapter_param_count
 
-    return adapter_param_count(compose(_targets(suite, overrides)))
+    return adapter_param_count(compose(overrides))
 
 
 def matched_sizes(suite: str, common: list[str]) -> tuple[int, int, int]:

@@ -95,7 +95,7 @@ def test_resampled_scores_equal_the_score_of_the_drawn_examples(metric):
 
 
 def test_glue_selection_slice_is_fixed_and_never_trained_on():
-    from qadapt.experiments.classify import glue_parts
+    from qadapt.data.glue import glue_parts
 
     train, valid = glue_parts(1000, 640, 500)
     assert len(train) == 500 and len(valid) == 500  # max_train is capped by what the slice leaves
@@ -205,6 +205,14 @@ def test_paper_scale_is_one_option_away_and_fails_at_once_without_the_hub(suite,
             cfg = compose([*common, *over, *quic.rate(lr), f"task.subtask={task}", "task.split=valid"])
             assert cfg.model.name == model and int(cfg.train.epochs) == epochs, label
     assert quic.grid(args, ["adapter=rbs"]) == (2e-4, 4e-4, 8e-4)  # the paper's range (NOTES.md)
+    # priced by qadapt plan without the weights: the adapters inject into the paper's backbone (its own targets)
+    from qadapt.classifier_plan import plan_classifier
+
+    rows = quic.methods(suite, 1, 2)
+    for label in ("QuIC C1+C2 (ours)",) if suite == "glue" else ("BOFT b=8 m=1",):  # one each: seconds per plan
+        priced = plan_classifier(compose([*common, *rows[label], f"task.subtask={task}"]))
+        steps = epochs * -(-(1990 if suite == "glue" else 800) // (32 if suite == "glue" else 64))
+        assert priced.sites == (24 if suite == "glue" else 48) and priced.train_steps == steps, label
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     done = CliRunner().invoke(app, ["train", *common, "adapter=rbs", f"task.subtask={task}", "runs_dir=/nonexistent"])
     # either the pre-check (not cached, hub unreachable) or the loader's own failure; both name the weights and

@@ -138,3 +138,18 @@ def load_glue(name: str, split: str, data_dir: str | Path) -> Examples:
     keep = order[:QNLI_HELDOUT] if split == "dev" else order[QNLI_HELDOUT:]
     pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
     return Examples(pick(dev.text_a), pick(dev.text_b), pick(dev.labels), f"{dev.source} (qnli-dev-holdout:{split})")
+
+
+def glue_parts(n: int, max_train: int | None, valid_examples: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(training rows, selection rows) of a GLUE train split of ``n`` examples: a fixed shuffle (``seed``); its last
+    ``valid_examples`` rows are the selection slice, the first ``max_train`` of the rest train.
+
+    Raises:
+        ConfigError: the selection slice would leave fewer than 2 training examples.
+    """
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    if n - valid_examples < 2:
+        raise ConfigError(f"task.valid_examples={valid_examples} leaves {n - valid_examples} of {n} to train on")
+    rest, valid = order[: n - valid_examples], order[n - valid_examples :]
+    return (rest if max_train is None else rest[: int(max_train)]), valid

@@ -26,14 +26,12 @@ records the budget, the data source and the parameter counts.
 
 from __future__ import annotations
 
-import random
-
 import torch
 from omegaconf import DictConfig
 
 from .. import adapters, runs
 from ..adapters.base import count_trainable
-from ..data.glue import load_glue, task_spec
+from ..data.glue import glue_parts, load_glue, task_spec
 from ..data.images import vtab_split
 from ..errors import ConfigError
 from ..eval.metrics import score
@@ -63,21 +61,6 @@ def check(cfg: DictConfig) -> None:
 
 SPLITS = ("test", "valid")
 PREDICTIONS_FILE = "predictions.csv"
-
-
-def glue_parts(n: int, max_train: int | None, valid_examples: int, seed: int = 0) -> tuple[list[int], list[int]]:
-    """(training rows, selection rows) of a GLUE train split of ``n`` examples: a fixed shuffle (``seed``); its last
-    ``valid_examples`` rows are the selection slice, the first ``max_train`` of the rest train.
-
-    Raises:
-        ConfigError: the selection slice would leave fewer than 2 training examples.
-    """
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    if n - valid_examples < 2:
-        raise ConfigError(f"task.valid_examples={valid_examples} leaves {n - valid_examples} of {n} to train on")
-    rest, valid = order[: n - valid_examples], order[n - valid_examples :]
-    return (rest if max_train is None else rest[: int(max_train)]), valid
 
 
 def _split(cfg: DictConfig) -> str:

@@ -78,8 +78,10 @@ class TextClassifier(nn.Module):
         self.encoder = encoder
         self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, **extra) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        if attention_mask is None:  # no padding: every token is pooled
+            return self.classifier(hidden.mean(1))
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
         return self.classifier(pooled)
@@ -137,7 +139,7 @@ def _efficientnet_features(backbone, x):
     return backbone.features(x)
 
 
-def _hub_vision_features(backbone, x):  # ViT / DINOv2 through transformers: the CLS token's final state
+def hub_vision_features(backbone, x):  # ViT / DINOv2 through transformers: the CLS token's final state
     return backbone(pixel_values=x).last_hidden_state[:, 0]
 
 
@@ -167,4 +169,4 @@ def load_image_classifier(cfg: DictConfig, num_labels: int) -> tuple[ImageClassi
         raise ModelUnavailable(
             f"cannot load '{where}' ({type(err).__name__}: {str(err).splitlines()[0][:200]}). {_PROVIDE}"
         ) from None
-    return ImageClassifier(backbone, backbone.config.hidden_size, num_labels, _hub_vision_features), source
+    return ImageClassifier(backbone, backbone.config.hidden_size, num_labels, hub_vision_features), source
