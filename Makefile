@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -70,11 +70,12 @@ reproduce-table1: data
 
 # results/glue.md (+ .csv, .png, glue_cells.json, glue_predictions.csv): QuIC vs LoRA/OFT/BOFT (matched and default
 # sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0), then
-# 3 seeds on the dev split with intervals and paired tests. SCALE=paper: DeBERTaV3-base and the QuIC paper's budget
-# (hub and GPU; `qadapt plan` prices it)
+# 3 seeds on the dev split with intervals and paired tests. On 2 CPU cores one task at a time (TASKS=rte; finished
+# cells are reused and the tables show the tasks that are done). SCALE=paper: DeBERTaV3-base and the QuIC paper's
+# budget (hub and GPU; `qadapt plan` prices it)
 SCALE ?= cpu
 reproduce-glue: data
-	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE)
+	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE) $(if $(TASKS),--tasks $(TASKS),)
 
 # results/vtab.md (+ .csv, .png, vtab_cells.json, vtab_predictions.csv): the same methods on a VTAB-1k-protocol
 # image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images.
@@ -82,15 +83,20 @@ reproduce-glue: data
 reproduce-vtab: data
 	$(VPY) scripts/reproduce_quic.py vtab --scale $(SCALE)
 
-# results/compression_recovery.md (+ .csv, .png) and results/question_diff.md: SmolLM2 compressed by whitened SVD at
-# 3 ratios, recovered by CUA and by parameter-matched LoRA / OFT; perplexity, MMLU, ARC (FULL=1: whole MMLU and ARC)
-reproduce-recovery: data
-	$(VPY) scripts/reproduce_recovery.py $(if $(FULL),--full,)
+# results/compression_recovery.md (+ .csv, .png), question_diff.md: SmolLM2 compressed by whitened SVD at 3 ratios,
+# recovered by CUA and by parameter-matched LoRA (3 seeds, intervals, paired test) and OFT (cross-check); perplexity,
+# MMLU, ARC (FULL=1: whole MMLU and ARC). Three phases, each reusing finished cells: select (learning rate per method
+# on held-out text), curve (recovery against steps at those rates), then the reported split at the budget where the
+# curve flattens, one ratio at a time if need be (RATIOS=0.8; default all three)
+RATIOS ?= 0.9,0.8,0.7
+reproduce-recovery-select: data
+	$(VPY) scripts/reproduce_recovery.py select
 
-# results/recovery_curve.csv (+ .png, a section of compression_recovery.md): recovery at ratio 0.8 against training
-# steps (20..160) for CUA and the matched LoRA, on held-out WikiText-2 valid text
 reproduce-recovery-curve: data
-	$(VPY) scripts/reproduce_recovery.py --curve
+	$(VPY) scripts/reproduce_recovery.py curve
+
+reproduce-recovery: data
+	$(VPY) scripts/reproduce_recovery.py final --ratios $(RATIOS) $(if $(FULL),--full,)
 
 # results/bench.md (+ .csv): evaluation tokens/s (base, CUA, cached CUA, QFFN-half, lightning.qubit), CUA training steps
 # with and without the activation cache, PennyLane against our simulators, peak memory; one run, ratios within it

@@ -14,7 +14,9 @@ trains on the same text (WikiText-2 valid without its held-out last 10 %) with t
 Phases (finished cells are reused, so an interrupted phase continues where it stopped):
 
     select   every trained method at each learning rate of LR_GRID, seed 0, scored on the held-out slice of
-             WikiText-2 valid (task.split=valid_holdout); the lowest held-out perplexity picks the method's rate
+             WikiText-2 valid (task.split=valid_holdout); the lowest held-out perplexity picks the method's rate.
+             A method whose best rate is at an end of the grid gets the next rate beyond it (x EXTEND, at most
+             MAX_EXTEND times, stopping at a rate that diverges), so no rate is chosen at the edge of what was tried
     final    seeds 1, 2 trained at the chosen rate; seeds 0, 1, 2 scored once on WikiText-2 test (the first
              QADAPT_TEST_TOKENS tokens, default 65,536; `all` for the whole split) by `qadapt eval ppl from_run=`;
              the random control drawn for seeds 0, 1, 2 and scored on the same tokens
@@ -39,6 +41,7 @@ import pandas as pd
 
 from qadapt import runs
 from qadapt.config import compose
+from qadapt.errors import TrainingDiverged
 from qadapt.experiments import run_or_reuse
 from qadapt.results import stats, write_text_atomic
 
@@ -69,6 +72,7 @@ RANDOM = "random_cua_q2"
 RANDOM_LABEL = "random CUA q = 2, untrained"
 REFERENCE = "cua_q2"
 LR_GRID = (2e-3, 6e-3, 2e-2)
+EXTEND, MAX_EXTEND = 3.0, 2  # the grid's step (about x3) and how far it may grow past either end
 SEEDS = (0, 1, 2)
 
 
@@ -82,22 +86,57 @@ def select(run: bool = True) -> list[dict]:
     cells only)."""
     cells = []
     for method, (_, overrides) in METHODS.items():
+        mine = []
         for lr in LR_GRID:
             over = [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lr}", "seed=0"]
             row = run_or_reuse(over) if run else runs.finished(compose(over))
             if row is not None:
-                cells.append(cell(row, method, "select", lr=lr, seed=0))
+                mine.append(cell(row, method, "select", lr=lr, seed=0))
+        for _ in range(MAX_EXTEND if len(mine) == len(LR_GRID) else 0):
+            lr = beyond_edge(mine)
+            if lr is None:
+                break
+            over = [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lr:.4g}", "seed=0"]
+            try:
+                row = run_or_reuse(over) if run else runs.finished(compose(over))
+            except TrainingDiverged:  # the rate is past what this method trains at: the edge is where it is
+                mine.append(
+                    {"method": method, "phase": "select", "lr": float(f"{lr:.4g}"), "seed": 0, "diverged": True}
+                )
+                break
+            if row is None:
+                break
+            mine.append(cell(row, method, "select", lr=float(f"{lr:.4g}"), seed=0))
+        cells += mine
     return cells
 
 
+def beyond_edge(mine: list[dict]) -> float | None:
+    """The next rate past the end of the tried grid where the best held-out perplexity sits (None: the best is
+    inside, or the next rate past it diverged)."""
+    tried = [c for c in mine if not c.get("diverged")]
+    if any(c.get("diverged") for c in mine):
+        return None
+    lrs = sorted(c["lr"] for c in tried)
+    best = min(tried, key=lambda c: c["perplexity"])["lr"]
+    if best == lrs[-1]:
+        return lrs[-1] * EXTEND
+    if best == lrs[0]:
+        return lrs[0] / EXTEND
+    return None
+
+
 def chosen_lr(cells) -> dict[str, float]:
-    """Per method whose grid is complete, the learning rate of LR_GRID with the lowest held-out perplexity at seed 0."""
+    """Per method whose grid is complete, the tried rate (LR_GRID and its extensions) with the lowest held-out
+    perplexity at seed 0."""
     frame = pd.DataFrame([c for c in cells if c["phase"] == "select"]) if isinstance(cells, list) else cells
     frame = frame[frame["phase"] == "select"]
+    if "diverged" in frame:
+        frame = frame[frame["diverged"] != True]  # noqa: E712 (NaN for cells that trained)
     return {
         m: float(g.loc[g["perplexity"].idxmin(), "lr"])
         for m, g in frame.groupby("method")
-        if sorted(g["lr"]) == sorted(LR_GRID)
+        if set(LR_GRID) <= set(g["lr"])
     }
 
 
@@ -247,6 +286,7 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
     labels = {**{m: label for m, (label, _) in METHODS.items()}, RANDOM: RANDOM_LABEL}
     sel = cells[cells["phase"] == "select"]
     lrs = chosen_lr(cells)
+    tried = sorted(set(sel["lr"]))
     ref = sel.iloc[0]
     cfg = json.loads(ref["config"])
     commits = ", ".join(f"`{c}` ({n})" for c, n in cells["git_commit"].value_counts().sort_index().items())
@@ -260,34 +300,50 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
         f"of the same layers). Training: {ref['train_source']}; {int(ref['train_steps'])} steps x "
         f"{cfg['train']['batch_size']} x {cfg['train']['seq_len']} tokens, AdamW, {cfg['train']['schedule']} "
         f"schedule, {cfg['train']['warmup_steps']} warm-up steps, the same for every method and seed.  ",
-        f"Selection: learning rate from the grid {list(LR_GRID)} per method, seed 0, lowest perplexity on the "
+        f"Selection: learning rate from the grid {list(LR_GRID)} per method (extended by x{EXTEND:g} past an end "
+        f"where the best rate sits, at most {MAX_EXTEND} times), seed 0, lowest perplexity on the "
         f"held-out slice ({ref['eval_source']}, {int(ref['tokens_scored']):,} tokens, disjoint from the training "
         "text); the test split is scored only for the chosen rate.",
         "",
         "## Selection on the held-out slice (seed 0)",
         "",
-        "| method | params | " + " | ".join(f"lr {lr:g}" for lr in LR_GRID) + " | chosen lr |",
-        "|---|---:|" + "---:|" * len(LR_GRID) + "---:|",
+        "| method | params | " + " | ".join(f"lr {lr:g}" for lr in tried) + " | chosen lr |",
+        "|---|---:|" + "---:|" * len(tried) + "---:|",
     ]
     for method in METHODS:
         g = sel[sel["method"] == method].set_index("lr")
         if g.empty:
             continue
-        figures = [f"{g.loc[lr, 'perplexity']:.4f}" if lr in g.index else "–" for lr in LR_GRID]
+        figures = [
+            "–"
+            if lr not in g.index
+            else "diverged"
+            if pd.isna(g.loc[lr, "perplexity"])
+            else f"{g.loc[lr, 'perplexity']:.4f}"
+            for lr in tried
+        ]
         chosen = f"{lrs[method]:g}" if method in lrs else "grid not finished"
         lines.append(
             f"| {labels[method]} | {int(g['trainable_params'].iloc[0]):,} | {' | '.join(figures)} | {chosen} |"
         )
     base_holdout = sel["base_perplexity"].iloc[0]
     lines += ["", f"Base model on the held-out slice: perplexity {base_holdout:.4f}."]
-    if len(sel) < len(METHODS) * len(LR_GRID):
+    unfinished = [labels[m] for m in METHODS if m not in lrs]
+    if unfinished:
         lines.append(
-            f"Selection not finished: {len(sel)} of {len(METHODS) * len(LR_GRID)} cells (`make reproduce-cua-select` "
-            "continues it; finished cells are reused)."
+            f"Selection not finished for {', '.join(unfinished)} (`make reproduce-cua-select` continues it; finished "
+            "cells are reused)."
         )
-    edge = [labels[m] for m, lr in lrs.items() if lr in (LR_GRID[0], LR_GRID[-1])]
+    edge = [
+        labels[m]
+        for m, lr in lrs.items()
+        if lr in (min(sel[sel["method"] == m]["lr"]), max(sel[sel["method"] == m]["lr"]))
+    ]
     if edge:
-        lines.append(f"At the edge of the grid (a wider grid might choose differently): {', '.join(edge)}.")
+        lines.append(
+            f"At the edge of the rates tried, extensions included (a wider grid might choose differently): "
+            f"{', '.join(edge)}."
+        )
     test = cells[cells["phase"] == "test"]
     lines += ["", "## Test (WikiText-2 test, scored once per chosen configuration)", ""]
     complete = {m for m, g in test.groupby("method") if sorted(g["seed"]) == list(SEEDS)}

@@ -12,17 +12,25 @@ results/runs.csv; the tables are built from those rows and the runs' per-questio
 process, so the base model and each compressed model are evaluated once. Finished cells (same config, same run
 directory) are reused: an interrupted sweep continues where it stopped.
 
-    python scripts/reproduce_recovery.py [--ratios 0.9,0.8,0.7] [--full] [--quick] [--render-only]
-    python scripts/reproduce_recovery.py --curve [--steps 20,40,80,160]   # the learning curve (held-out text)
+    python scripts/reproduce_recovery.py select                 # learning rate per method on held-out text
+    python scripts/reproduce_recovery.py curve [--steps 20,40,80,160]   # recovery against steps at those rates
+    python scripts/reproduce_recovery.py final [--ratios 0.8] [--seeds 0,1,2] [--full]   # the reported table
+    python scripts/reproduce_recovery.py status | --render-only      # render what is finished
 
-The learning curve: CUA and the matched LoRA at ratio 0.8, one run per training budget (each with its own warm-up
-and cosine decay), recovery measured on the held-out slice of WikiText-2 valid (train.valid_holdout=0.1,
-task.split=valid_holdout; disjoint from the training text, never the reported test split), multiple choice skipped.
-It says at which budget recovery stops improving (CURVE_FLAT: the last doubling of steps gains less than that many
-points), the budget the headline rows should use; results/recovery_curve.csv and .png, and a section of
-compression_recovery.md.
+Phases. Hyperparameters are chosen on the held-out slice of WikiText-2 valid (train.valid_holdout=0.1,
+task.split=valid_holdout: disjoint from the training text, never the reported split), at ratio 0.8 (CURVE_RATIO):
+``select`` trains CUA and the matched LoRA at every rate of LR_GRID (seed 0, the default 40 steps) and keeps the rate
+with the lowest held-out perplexity; OFT b = 4 takes CUA's rate (the same map: an implementation cross-check, not a
+control). ``curve`` trains both at their chosen rate for each budget (one run per budget, each with its own warm-up
+and cosine decay) and finds where recovery flattens (CURVE_FLAT: the next doubling gains fewer points); that
+budget, or the largest run when it had not flattened, is the budget of ``final``: every ratio, the compressed model,
+CUA and LoRA over ``--seeds``, OFT b = 4 at ratio 0.8 seed 0, scored on WikiText-2 test (perplexity; MMLU and ARC
+for seed 0). Recovery gets a two-level bootstrap interval (seeds, then evaluation windows) and LoRA a paired
+difference and p-value against CUA on the same draws. Each phase reuses finished cells, so a phase or one ratio at a
+time fits a session (make reproduce-recovery-select, make reproduce-recovery-curve, make reproduce-recovery
+RATIOS=0.8).
 
-Budget (default): see configs/train/recovery.yaml and configs/task/compression_recovery.yaml (40 steps x 4 x 128
+Budget (default): see configs/train/recovery.yaml and configs/task/compression_recovery.yaml (steps x 4 x 128
 tokens of distillation; MMLU: 3 test questions per subject zero-shot and 1 five-shot, the paper's two quoted
 questions always in; ARC: 100 test questions per set; perplexity on 64 KiB of WikiText-2 test). ``--full`` scores
 the whole MMLU and ARC test sets.
@@ -34,7 +42,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -52,8 +59,11 @@ METHODS = {
     "LoRA r=1": ["adapter=lora", "adapter.r=1", "adapter.alpha=2", f"adapter.modules={PROJECTIONS}"],
     "OFT b=4": ["adapter=oft", "adapter.block_size=4", f"adapter.modules={PROJECTIONS}"],
 }
-# adapter learning rates (the same budget otherwise); from a 10-step check at ratio 0.8 (see README)
-LR = {"compressed": None, "CUA q=2": 5e-3, "LoRA r=1": 2e-3, "OFT b=4": 5e-3}
+# adapter learning rates tried per method in phase select (held-out text, ratio 0.8, seed 0)
+LR_GRID = (2e-3, 5e-3, 1e-2)
+SELECT_METHODS = ("CUA q=2", "LoRA r=1")  # OFT b=4 takes CUA's rate: the same map (see the render's note)
+CHECK_RATIO = 0.8  # OFT b=4, the implementation cross-check, runs at this ratio only (seed 0)
+HELD_OUT = ["train.valid_holdout=0.1", "task.split=valid_holdout", "task.mc.benchmarks=[]"]
 SUITES = ("mmlu_0shot", "mmlu_5shot", "arc_easy", "arc_challenge")
 CURVE_METHODS = ("CUA q=2", "LoRA r=1")
 CURVE_RATIO = 0.8
@@ -71,72 +81,122 @@ QUOTED = {
 }
 
 
-def cells(args) -> list[tuple[float, str, list[str]]]:
-    common = [
+def common(args) -> list[str]:
+    out = [
         "task=compression_recovery",
         "train=recovery",
         f"runs_dir={args.runs_dir}",
         f"results_dir={args.results_dir}",
     ]
-    if args.full:
-        common.append("task.mc.full=true")
     if args.quick:
-        common += [
-            "train.max_steps=2",
-            "task.max_bytes=8192",
-            "task.mc.subjects=[astronomy,college_biology]",
-            "task.mc.mmlu_per_subject=[2,1]",
-            "task.mc.arc_questions=4",
-            "task.compression.calibration_tokens=2048",
-        ]
-    out = []
-    for ratio in args.ratios:
-        for label, over in METHODS.items():
-            lr = [f"train.lr={LR[label]}"] if LR[label] else []
-            out.append((ratio, label, [*common, *over, *lr, f"task.compression.ratio={ratio}", "seed=0"]))
+        out += ["task.max_bytes=8192", "task.compression.calibration_tokens=2048"]
     return out
 
 
-def curve(args) -> pd.DataFrame:
-    """One run per (method, budget) on the held-out slice; returns the curve's rows (results/recovery_curve.csv)."""
-    common = [
-        "task=compression_recovery",
-        "train=recovery",
-        f"runs_dir={args.runs_dir}",
-        f"results_dir={args.results_dir}",
-        "train.valid_holdout=0.1",
-        "task.split=valid_holdout",
-        "task.mc.benchmarks=[]",
-        f"task.compression.ratio={CURVE_RATIO}",
-        "seed=0",
-    ]
-    if args.quick:
-        common += ["task.max_bytes=8192", "task.compression.calibration_tokens=2048"]
-    command = "python scripts/reproduce_recovery.py " + " ".join(sys.argv[1:])
-    rows = []
-    for label in CURVE_METHODS:
+def quick_mc() -> list[str]:
+    return ["task.mc.subjects=[astronomy,college_biology]", "task.mc.mmlu_per_subject=[2,1]", "task.mc.arc_questions=4"]
+
+
+def run_cell(overrides: list[str]) -> dict:
+    from qadapt.experiments import run_or_reuse
+
+    return run_or_reuse(overrides)
+
+
+def cell(phase: str, ratio: float, method: str, seed: int, lr: float | None, steps: int | None, r: dict) -> dict:
+    return {
+        "phase": phase,
+        "ratio": ratio,
+        "method": method,
+        "seed": seed,
+        "lr": lr,
+        "steps": steps,
+        "run_dir": r["run_dir"],
+        "sweep_command": COMMAND,
+    }
+
+
+def select(args) -> list[dict]:
+    """Phase select: every rate of the grid for CUA and LoRA, ratio 0.8, held-out text, seed 0 (quick: the middle
+    rate, 2 steps)."""
+    grid = LR_GRID[1:2] if args.quick else LR_GRID
+    steps = 2 if args.quick else None  # None: train=recovery's max_steps
+    out = []
+    for method in SELECT_METHODS:
+        for lr in grid:
+            print(f"select: {method}, lr {lr:g}", flush=True)
+            over = [
+                *common(args),
+                *HELD_OUT,
+                *METHODS[method],
+                f"train.lr={lr}",
+                f"task.compression.ratio={CURVE_RATIO}",
+            ]
+            over += [f"train.max_steps={steps}"] if steps else []
+            out.append(cell("select", CURVE_RATIO, method, 0, lr, steps, run_cell([*over, "seed=0"])))
+    return out
+
+
+def chosen_lr(table: pd.DataFrame) -> dict[str, float]:
+    """Per method, the rate of the lowest held-out perplexity among the select cells; OFT b=4 takes CUA's."""
+    sel = table[table["phase"] == "select"]
+    if sel.empty:
+        raise SystemExit("no selection cells: run `python scripts/reproduce_recovery.py select` first")
+    lrs = {m: float(g.loc[g["perplexity"].idxmin(), "lr"]) for m, g in sel.groupby("method", sort=False)}
+    lrs["OFT b=4"] = lrs["CUA q=2"]
+    return lrs
+
+
+def curve(args, lrs: dict[str, float]) -> list[dict]:
+    """Phase curve: CUA and LoRA at their chosen rate, one run per budget, ratio 0.8, held-out text, seed 0."""
+    out = []
+    for method in CURVE_METHODS:
         for steps in args.steps:
-            over = [*common, *METHODS[label], f"train.lr={LR[label]}", f"train.max_steps={steps}"]
-            print(f"curve: {label}, {steps} steps", flush=True)
-            r = run_cell(over)
-            rows.append(
-                {
-                    "method": label,
-                    "steps": steps,
-                    "recovery_pct": r["recovery_pct"],
-                    "perplexity": r["perplexity"],
-                    "base_perplexity": r["base_perplexity"],
-                    "compressed_perplexity": r["compressed_perplexity"],
-                    "tokens_scored": r["tokens_scored"],
-                    "eval_source": r["eval_source"],
-                    "train_seconds": r["train_seconds"],
-                    "lr": LR[label],
-                    "run_id": r["run_id"],
-                    "git_commit": r["git_commit"],
-                    "sweep_command": command,
-                }
-            )
-    return pd.DataFrame(rows)
+            print(f"curve: {method}, {steps} steps", flush=True)
+            over = [*common(args), *HELD_OUT, *METHODS[method], f"train.lr={lrs[method]}"]
+            over += [f"task.compression.ratio={CURVE_RATIO}", f"train.max_steps={steps}", "seed=0"]
+            out.append(cell("curve", CURVE_RATIO, method, 0, lrs[method], steps, run_cell(over)))
+    return out
+
+
+def final_budget(table: pd.DataFrame) -> tuple[int, str]:
+    """(steps of the final phase, why): where the curve flattens for every curve method, else its largest budget."""
+    rows = table[table["phase"] == "curve"]
+    if rows.empty:
+        raise SystemExit(
+            "no learning curve yet: run `python scripts/reproduce_recovery.py curve` (make reproduce-recovery-curve) "
+            "first, or pass --final-steps N"
+        )
+    flat = flattened(rows)
+    if all(v is not None for v in flat.values()):
+        steps = max(flat.values())
+        return steps, f"{steps} steps: where the learning curve flattens for every method (below)"
+    steps = int(rows["steps"].max())
+    return steps, f"{steps} steps: the largest budget of the learning curve, which had not flattened there (below)"
+
+
+def final(args, lrs: dict[str, float], steps: int) -> list[dict]:
+    """Phase final: per ratio the compressed model, CUA and LoRA over the seeds, OFT b=4 at 0.8 (seed 0); reported
+    split; multiple choice for seed 0 only."""
+    out = []
+    for ratio in args.ratios:
+        for method, over in METHODS.items():
+            seeds = [0] if method in ("compressed", "OFT b=4") else args.seeds
+            if method == "OFT b=4" and ratio != CHECK_RATIO:
+                continue
+            for seed in seeds:
+                print(f"final: ratio {ratio:g}, {method}, seed {seed}", flush=True)
+                cfg = [*common(args), *over, f"task.compression.ratio={ratio}", f"seed={seed}"]
+                if method != "compressed":
+                    cfg += [f"train.lr={lrs[method]}", f"train.max_steps={steps}"]
+                if args.full:
+                    cfg.append("task.mc.full=true")
+                cfg += quick_mc() if args.quick else []
+                if seed != 0:
+                    cfg.append("task.mc.benchmarks=[]")
+                lr = None if method == "compressed" else lrs[method]
+                out.append(cell("final", ratio, method, seed, lr, None if lr is None else steps, run_cell(cfg)))
+    return out
 
 
 def flattened(curve_rows: pd.DataFrame) -> dict[str, int | None]:
@@ -200,29 +260,11 @@ def plot_curve(curve_rows: pd.DataFrame, path: Path) -> None:
     save_figure_atomic(fig, path)
 
 
-def run_cell(overrides: list[str]) -> dict:
-    from qadapt.experiments import run_or_reuse
-
-    return run_or_reuse(overrides)
-
-
-def sweep(args) -> pd.DataFrame:
-    command = "python scripts/reproduce_recovery.py " + " ".join(sys.argv[1:])
-    rows, t0 = [], time.perf_counter()
-    todo = cells(args)
-    for i, (ratio, label, over) in enumerate(todo):
-        print(
-            f"[{i + 1}/{len(todo)}] ratio {ratio} {label} ({(time.perf_counter() - t0) / 60:.1f} min so far)",
-            flush=True,
-        )
-        r = run_cell(over)
-        rows.append({"ratio": ratio, "method": label, "run_dir": r["run_dir"], "sweep_command": command})
-    return pd.DataFrame(rows)
-
-
 def collect(cells_frame: pd.DataFrame, results_dir: str) -> pd.DataFrame:
     store = load_rows(results_dir)
     store = store[store["run_dir"].isin(set(cells_frame["run_dir"]))].drop_duplicates("run_dir", keep="last")
+    # the cell's own fields (phase, ratio, method, seed, ...) win over the row's columns of the same name
+    store = store.drop(columns=[c for c in cells_frame.columns if c != "run_dir" and c in store.columns])
     return cells_frame.merge(store, on="run_dir")
 
 
@@ -231,30 +273,144 @@ def _fmt_acc(row, prefix: str, suite: str) -> str:
     return "n/a" if pd.isna(acc) else f"{100 * acc:.1f} / {100 * norm:.1f}"
 
 
-def main_table(table: pd.DataFrame) -> list[str]:
+WINDOWS = "recovery_windows.csv"  # the final cells' per-window NLL (run directories' windows.csv), kept in results/
+
+
+def final_windows(final_rows: pd.DataFrame, out_dir: Path) -> pd.DataFrame | None:
+    """The final cells' per-window scores (ratio, method, seed, window, tokens, nll, base_nll, compressed_nll): from
+    the run directories when they are all here (then saved as ``out_dir/recovery_windows.csv``), else from that
+    file; None when neither has them."""
+    from qadapt.experiments.wikitext_ppl import WINDOWS_FILE
+
+    trained = final_rows[final_rows["method"] != "compressed"]
+    paths = [Path(d) / WINDOWS_FILE for d in trained["run_dir"]]
+    if paths and all(p.exists() for p in paths):
+        frames = [
+            pd.read_csv(p).assign(ratio=r["ratio"], method=r["method"], seed=int(r["seed"]))
+            for p, (_, r) in zip(paths, trained.iterrows())
+        ]
+        frame = pd.concat(frames, ignore_index=True)
+        write_text_atomic(out_dir / WINDOWS, frame.to_csv(index=False))
+        return frame
+    saved = out_dir / WINDOWS
+    return pd.read_csv(saved) if saved.exists() else None
+
+
+def recovery_statistics(windows: pd.DataFrame, ratio: float) -> dict[str, dict]:
+    """Per trained method at ``ratio`` (over the seeds it has): the observed mean recovery (%) with its two-level
+    bootstrap interval (seeds, then windows), and for LoRA the paired difference LoRA - CUA with its p-value (the
+    same draws for both). Methods with one seed get the window-level interval alone."""
+    import numpy as np
+
+    from qadapt.results import stats
+
+    w = windows[windows["ratio"] == ratio]
+    ref = w[(w["method"] == "CUA q=2")]
+    if ref.empty:
+        return {}
+    first = ref[ref["seed"] == ref["seed"].min()].sort_values("window")
+    tokens, n = first["tokens"].to_numpy(), len(first)
+    out, samples = {}, {}
+    for method, g in w.groupby("method", sort=False):
+        nll = g.pivot(index="seed", columns="window", values="nll").to_numpy()
+        seed_counts, window_counts = stats.two_level_resamples(len(nll), n, stats.RESAMPLES, seed=0)
+        base = stats.window_perplexities(first["base_nll"].to_numpy()[None], tokens, window_counts)[0]
+        comp = stats.window_perplexities(first["compressed_nll"].to_numpy()[None], tokens, window_counts)[0]
+        rec = 100 * (comp - stats.window_perplexities(nll, tokens, window_counts)) / (comp - base)
+        samples[method] = stats.seed_mean(rec, seed_counts)
+        ppl = np.exp(nll.sum(1) / tokens.sum())
+        b, c = (float(np.exp(first[k].sum() / tokens.sum())) for k in ("base_nll", "compressed_nll"))
+        observed = float(np.mean(100 * (c - ppl) / (c - b)))
+        out[method] = {
+            "seeds": len(nll),
+            "windows": n,
+            "interval": stats.percentile(samples[method], observed, method="two-level bootstrap"),
+        }
+    for method in out:  # the classical control against CUA (OFT b=4 is CUA by another implementation: no test)
+        if method == "LoRA r=1" and out[method]["seeds"] == out["CUA q=2"]["seeds"] and n > 1:
+            diff = samples[method] - samples["CUA q=2"]
+            observed = out[method]["interval"].estimate - out["CUA q=2"]["interval"].estimate
+            d = stats.percentile(diff, observed, method="paired two-level bootstrap")
+            out[method]["vs_cua"] = stats.PairedTest(d, stats.bootstrap_p(diff), "paired two-level bootstrap")
+    return out
+
+
+def _p(p: float) -> str:
+    from qadapt.results import stats
+
+    return f"< {1 / stats.RESAMPLES:g}" if p <= 1 / stats.RESAMPLES else f"{p:.3g}"
+
+
+def main_table(final_rows: pd.DataFrame, windows: pd.DataFrame | None) -> list[str]:
+    """One row per (ratio, method): mean perplexity over its seeds, recovery with its interval, LoRA's paired
+    difference from CUA, multiple choice of seed 0."""
     lines = [
-        "| ratio | model | parameters | trainable | perplexity | vs base | recovery | MMLU 0-shot | MMLU 5-shot | "
-        "ARC-E | ARC-C |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ratio | model | parameters | trainable | lr | seeds | perplexity | vs base | recovery [95 % CI] | "
+        "LoRA - CUA (p) | MMLU 0-shot | MMLU 5-shot | ARC-E | ARC-C |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    first = table.iloc[0]
+    first = final_rows.iloc[0]
     lines.append(
-        f"| 1.0 | base SmolLM2-135M | {int(first['base_total_params']):,} | 0 | {first['base_perplexity']:.2f} | | | "
-        + " | ".join(_fmt_acc(first, "base_", s) for s in SUITES)
-        + " |"
+        f"| 1.0 | base SmolLM2-135M | {int(first['base_total_params']):,} | 0 | | | {first['base_perplexity']:.2f} | "
+        "| | | " + " | ".join(_fmt_acc(first, "base_", s) for s in SUITES) + " |"
     )
-    for _, r in table.iterrows():
-        if r["method"] == "compressed":
-            ppl, prefix, params, rec = r["compressed_perplexity"], "compressed_", int(r["compressed_total_params"]), ""
-        else:
-            ppl, prefix, params, rec = r["perplexity"], "", int(r["total_params"]), f"{r['recovery_pct']:.1f} %"
-        label = f"compressed ({r['compression_method']})" if r["method"] == "compressed" else f"+ {r['method']}"
-        lines.append(
-            f"| {r['ratio']:g} | {label} | {params:,} | {int(r['trainable_params']):,} | {ppl:.2f} | "
-            f"{100 * (ppl / r['base_perplexity'] - 1):+.1f} % | {rec} | "
-            + " | ".join(_fmt_acc(r, prefix, s) for s in SUITES)
-            + " |"
-        )
+    for ratio in sorted(final_rows["ratio"].unique(), reverse=True):
+        at = final_rows[final_rows["ratio"] == ratio]
+        st = recovery_statistics(windows, ratio) if windows is not None else {}
+        for method in METHODS:
+            g = at[at["method"] == method].sort_values("seed")
+            if g.empty:
+                continue
+            r = g.iloc[0]
+            if method == "compressed":
+                ppl, prefix, params, rec, vs = (
+                    r["compressed_perplexity"],
+                    "compressed_",
+                    r["compressed_total_params"],
+                    "",
+                    "",
+                )
+                label, lr = f"compressed ({r['compression_method']})", ""
+            else:
+                ppl, prefix, params, label, lr = (
+                    g["perplexity"].mean(),
+                    "",
+                    r["total_params"],
+                    f"+ {method}",
+                    f"{r['lr']:g}",
+                )
+                if method in st and st[method]["windows"] > 1:
+                    ci = st[method]["interval"]
+                    rec = f"{ci.estimate:.1f} % [{ci.low:.1f}, {ci.high:.1f}]"
+                else:
+                    rec = f"{g['recovery_pct'].mean():.1f} %"
+                test = st.get(method, {}).get("vs_cua")
+                vs = (
+                    f"{test.difference.estimate:+.1f} [{test.difference.low:+.1f}, {test.difference.high:+.1f}] "
+                    f"(p {_p(test.p)})"
+                    if test
+                    else ""
+                )
+            lines.append(
+                f"| {ratio:g} | {label} | {int(params):,} | {int(r['trainable_params']):,} | {lr} | {len(g)} | "
+                f"{ppl:.2f} | {100 * (ppl / r['base_perplexity'] - 1):+.1f} % | {rec} | {vs} | "
+                + " | ".join(_fmt_acc(r, prefix, s) for s in SUITES)
+                + " |"
+            )
+    return lines
+
+
+def selection_table(select_rows: pd.DataFrame, lrs: dict[str, float]) -> list[str]:
+    grid = sorted(select_rows["lr"].unique())
+    lines = [
+        "| method | " + " | ".join(f"lr {v:g}" for v in grid) + " | chosen |",
+        "|---|" + "---:|" * len(grid) + "---|",
+    ]
+    for method, g in select_rows.groupby("method", sort=False):
+        by = dict(zip(g["lr"], g["perplexity"]))
+        rec = dict(zip(g["lr"], g["recovery_pct"]))
+        cells = [f"{by[v]:.2f} ({rec[v]:.1f} %)" if v in by else "–" for v in grid]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {lrs[method]:g} |")
     return lines
 
 
@@ -405,8 +561,10 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
     base = float(table["base_perplexity"].iloc[0])
+    columns = ["perplexity", "compressed_perplexity", "recovery_pct"]
+    means = table.groupby(["method", "ratio"], as_index=False, sort=False)[columns].mean()  # over the seeds
     for label in METHODS:
-        part = table[table["method"] == label].sort_values("ratio")
+        part = means[means["method"] == label].sort_values("ratio")
         col = "compressed_perplexity" if label == "compressed" else "perplexity"
         color, marker, line = STYLE[label]
         ax.plot(part["ratio"], part[col], linestyle=line, marker=marker, color=color, label=label)
@@ -440,125 +598,235 @@ def _cua_equals_oft(table: pd.DataFrame) -> bool:
     return len(both) > 0 and same_answers and all(abs(cua[r] / oft[r] - 1) < 1e-5 for r in both)
 
 
-def render(table: pd.DataFrame, args, command: str) -> None:
-    out = Path(args.out_dir)
+def render(table: pd.DataFrame, out: Path) -> None:
+    """compression_recovery.md (+ .csv, .png), recovery_curve.csv (+ .png) and question_diff.md from the cells
+    that are finished (``table``: the cells joined with their result rows)."""
+    select_rows = table[table["phase"] == "select"]
+    curve_rows = table[table["phase"] == "curve"]
+    final_rows = table[table["phase"] == "final"]
+    lines = ["# Compression recovery on SmolLM2-135M (CUA paper, SmolLM2 study)", ""]
     commits = sorted(set(table["git_commit"].astype(str)))
-    cfg = json.loads(table["config"].iloc[-1])
-    t, k = cfg["train"], cfg["task"]
-    mc = k["mc"]
-    budget = (
-        f"Recovery training: {t['max_steps']} steps × {t['batch_size']} × {t['seq_len']} tokens of "
-        f"{table['train_source'].dropna().iloc[0] if table['train_source'].notna().any() else 'WikiText-2'}, loss "
-        f"{t['kl_weight']:g} KL(teacher ‖ student) + {t['ce_weight']:g} CE, AdamW, warm-up {t['warmup_steps']}, cosine "
-        f"decay, lr per method (CUA {LR['CUA q=2']:g}, LoRA {LR['LoRA r=1']:g}, OFT {LR['OFT b=4']:g}). Compression: "
-        f"{k['compression']['method']} on {', '.join(k['compression']['modules'])} of every layer, "
-        f"{k['compression']['calibration_tokens']:,} calibration tokens. Perplexity: {k['max_bytes'] or 'all'} bytes "
-        f"of WikiText-2 test, windows of {k['max_length']}. MMLU: "
-        + (
-            "all test questions"
-            if mc["full"]
-            else f"{', '.join(f'{n} per subject {s}-shot' for s, n in zip(mc['mmlu_shots'], mc['mmlu_per_subject']))} "
-            f"(seeded sample, the quoted questions always in); ARC: {mc['arc_questions']} test questions per set"
-        )
-        + f"; {mc['format']} scoring (answer text log-likelihood), accuracy / length-normalised accuracy in %."
-    )
-    lines = [
-        "# Compression recovery on SmolLM2-135M (CUA paper, SmolLM2 study)",
-        "",
-        f"Command: `{command}`; commit {', '.join(commits)}; rows in results/runs.csv (task=compression_recovery).",
-        "",
-        budget,
-        "",
-        *main_table(table),
-        "",
-        "recovery = (ppl_compressed − ppl_recovered) / (ppl_compressed − ppl_base). Parameters: the whole model after "
-        "compression, adapters included; trainable: the adapter alone.",
-        "",
-        PAPER,
-        "",
-        "CUA with 2 qubits per block on a projection's input and peft's OFT with 4 x 4 blocks are the same "
-        "block-orthogonal Cayley map (Q = (I - A)(I + A)^-1 against R = (I + S)(I - S)^-1: S = -A), both start at "
-        "the identity and train with the same learning rate; AdamW is blind to a sign flip of a coordinate, so "
-        "the two follow the same path"
-        + (
-            " and their rows here agree (perplexity to 1e-5 relative, the same accuracy on every suite, no question "
-            "answered differently: see question_diff.md): OFT b=4 is CUA q=2 computed by another implementation (a "
-            "check of both), not a second control; the classical control of another form is LoRA r=1 (36 % more "
-            "parameters)"
-            if _cua_equals_oft(table)
-            else ""
-        )
-        + ".",
-        "",
-        "Why it may differ from the paper: CompactifAI is proprietary and its ratio unpublished, so the compression "
-        "here (whitened truncated SVD) and its damage differ; the training budget is a few CPU minutes.",
-        "",
-        "![perplexity and recovery vs ratio](compression_recovery.png)",
+    lines += [
+        f"Commands: {', '.join(f'`{c}`' for c in dict.fromkeys(table['sweep_command']))}; commit {', '.join(commits)}; "
+        "rows in results/runs.csv (task=compression_recovery).",
         "",
     ]
-    curve_path = out / "recovery_curve.csv"
-    if curve_path.exists():
-        lines += curve_section(pd.read_csv(curve_path))
+    lrs = chosen_lr(table) if not select_rows.empty else {}
+    if not select_rows.empty:
+        first = select_rows.iloc[0]
+        lines += [
+            "## Learning rate, chosen on held-out text",
+            "",
+            f"Ratio {CURVE_RATIO:g}, seed 0, {int(first['train_steps'])} steps; held-out perplexity (recovery) on "
+            f"{first['eval_source']} ({int(first['tokens_scored']):,} tokens, disjoint from the training text; never "
+            "the reported split). The lowest perplexity chooses; OFT b = 4 takes CUA's rate (the same map).",
+            "",
+            *selection_table(select_rows, lrs),
+            "",
+        ]
+    if not final_rows.empty:
+        cfg = json.loads(final_rows["config"].iloc[-1])
+        t, k = cfg["train"], cfg["task"]
+        mc = k["mc"]
+        windows = final_windows(final_rows, out)
+        seeds = sorted(final_rows[final_rows["method"] == "CUA q=2"]["seed"].unique())
+        source = final_rows["train_source"].dropna()
+        shots = ", ".join(f"{n} per subject {s}-shot" for s, n in zip(mc["mmlu_shots"], mc["mmlu_per_subject"]))
+        budget = (
+            f"Recovery training: {t['max_steps']} steps × {t['batch_size']} × {t['seq_len']} tokens of "
+            f"{source.iloc[0] if len(source) else 'WikiText-2'}"
+            f", loss {t['kl_weight']:g} KL(teacher ‖ student) + {t['ce_weight']:g} CE, AdamW, warm-up "
+            f"{t['warmup_steps']}, cosine decay, the chosen rate per method; seeds {', '.join(map(str, seeds))} "
+            f"(OFT b = 4 at {CHECK_RATIO:g}, seed 0). Compression: {k['compression']['method']} on "
+            f"{', '.join(k['compression']['modules'])} of every layer, {k['compression']['calibration_tokens']:,} "
+            f"calibration tokens. Perplexity: {k['max_bytes'] or 'all'} bytes of WikiText-2 test, windows of "
+            f"{k['max_length']}. MMLU (seed 0): "
+            + (
+                "all test questions"
+                if mc["full"]
+                else f"{shots} "
+                f"(seeded sample, the quoted questions always in); ARC: {mc['arc_questions']} test questions per set"
+            )
+            + f"; {mc['format']} scoring (answer text log-likelihood), accuracy / length-normalised accuracy in %."
+        )
+        n_windows = int(windows["window"].nunique()) if windows is not None else 0
+        lines += [
+            "## Recovery on the reported split",
+            "",
+            budget,
+            "",
+            *main_table(final_rows, windows),
+            "",
+            "recovery = (ppl_compressed − ppl_recovered) / (ppl_compressed − ppl_base), mean over seeds; 95 % "
+            "interval: "
+            f"two-level percentile bootstrap (the seeds, then the {n_windows} evaluation windows; the same draws for "
+            "CUA and LoRA, so LoRA − CUA is paired, with its two-sided bootstrap p). Few windows make the interval a "
+            "little narrow. Parameters: the whole model after compression, adapters included; trainable: the adapter.",
+            "",
+            *verdicts(final_rows, windows),
+            PAPER,
+            "",
+            "CUA with 2 qubits per block on a projection's input and peft's OFT with 4 x 4 blocks are the same "
+            "block-orthogonal Cayley map (Q = (I - A)(I + A)^-1 against R = (I + S)(I - S)^-1: S = -A), both start at "
+            "the identity and train with the same learning rate; AdamW is blind to a sign flip of a coordinate, so "
+            "the two follow the same path"
+            + (
+                " and their rows here agree (perplexity to 1e-5 relative, the same accuracy on every suite): OFT b=4 "
+                "is CUA q=2 computed by another implementation (a check of both), not a second control; the "
+                "classical control of another form is LoRA r=1 (36 % more parameters)"
+                if _cua_equals_oft(final_rows[final_rows["seed"] == 0])
+                else ""
+            )
+            + ".",
+            "",
+            "Why it may differ from the paper: CompactifAI is proprietary and its ratio unpublished, so the "
+            "compression here (whitened truncated SVD) and its damage differ; the training budget is CPU minutes.",
+            "",
+            "![perplexity and recovery vs ratio](compression_recovery.png)",
+            "",
+        ]
+        keep = [
+            "ratio",
+            "method",
+            "seed",
+            "lr",
+            "adapter_desc",
+            "compression_method",
+            "compression_achieved",
+            "compressed_total_params",
+            "total_params",
+            "trainable_params",
+            "train_steps",
+            "base_perplexity",
+            "compressed_perplexity",
+            "perplexity",
+            "recovery_pct",
+            *[f"{p}{s}_{m}" for p in ("base_", "compressed_", "") for s in SUITES for m in ("acc", "acc_norm", "n")],
+            "train_seconds",
+            "wall_seconds",
+            "git_commit",
+            "run_dir",
+        ]
+        final_rows[[c for c in keep if c in final_rows.columns]].to_csv(out / "compression_recovery.csv", index=False)
+        plot(final_rows, out / "compression_recovery.png")
+        seed0 = final_rows[final_rows["seed"] == 0]
+        write_text_atomic(
+            out / "question_diff.md",
+            question_diff(seed0, predictions(seed0, out), ", ".join(commits), str(seed0["sweep_command"].iloc[0])),
+        )
+    else:
+        lines += ["The final phase (reported split) has not run yet: `python scripts/reproduce_recovery.py final`.", ""]
+    if not curve_rows.empty:
+        curve_frame = curve_rows[[c for c in CURVE_COLUMNS if c in curve_rows.columns]]
+        write_text_atomic(out / "recovery_curve.csv", curve_frame.to_csv(index=False))
+        plot_curve(curve_frame, out / "recovery_curve.png")
+        lines += curve_section(curve_frame)
     write_text_atomic(out / "compression_recovery.md", "\n".join(lines) + "\n")
-    keep = [
-        "ratio",
-        "method",
-        "adapter_desc",
-        "compression_method",
-        "compression_achieved",
-        "compressed_total_params",
-        "total_params",
-        "trainable_params",
-        "base_perplexity",
-        "compressed_perplexity",
-        "perplexity",
-        "recovery_pct",
-        *[f"{p}{s}_{m}" for p in ("base_", "compressed_", "") for s in SUITES for m in ("acc", "acc_norm", "n")],
-        "train_seconds",
-        "wall_seconds",
-        "git_commit",
-        "run_dir",
-    ]
-    table[[c for c in keep if c in table.columns]].to_csv(out / "compression_recovery.csv", index=False)
-    plot(table, out / "compression_recovery.png")
-    write_text_atomic(
-        out / "question_diff.md", question_diff(table, predictions(table, out), ", ".join(commits), command)
-    )
+
+
+def verdicts(final_rows: pd.DataFrame, windows: pd.DataFrame | None) -> list[str]:
+    """What the paired intervals support, per ratio: LoRA against CUA."""
+    if windows is None:
+        return []
+    out = []
+    for ratio in sorted(final_rows["ratio"].unique(), reverse=True):
+        test = recovery_statistics(windows, ratio).get("LoRA r=1", {}).get("vs_cua")
+        if test is None:
+            continue
+        d = test.difference
+        said = (
+            f"LoRA r = 1 {'beats' if d.estimate > 0 else 'is beaten by'} CUA q = 2 by {abs(d.estimate):.1f} points "
+            f"of recovery (p {_p(test.p)})"
+            if d.excludes(0)
+            else f"LoRA r = 1 and CUA q = 2 are indistinguishable at this budget (p {_p(test.p)})"
+        )
+        out.append(f"- Ratio {ratio:g}: {said}.")
+    return out + [""] if out else []
+
+
+CURVE_COLUMNS = [
+    "method",
+    "steps",
+    "lr",
+    "recovery_pct",
+    "perplexity",
+    "base_perplexity",
+    "compressed_perplexity",
+    "tokens_scored",
+    "eval_source",
+    "train_seconds",
+    "run_id",
+    "git_commit",
+    "sweep_command",
+]
+PHASES = ("select", "curve", "final", "all", "status")
+
+
+def load_cells(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    cells = json.loads(path.read_text())
+    if cells and "phase" not in cells[0]:
+        raise SystemExit(
+            f"{path} is from the earlier sweep (one seed, learning rates from a 10-step check, no phases): rerun "
+            "`python scripts/reproduce_recovery.py select` (then curve, final) to replace it"
+        )
+    return cells
+
+
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """The cells of this run replace earlier cells with the same phase, ratio, method, seed, rate and steps."""
+    key = lambda c: (c["phase"], c["ratio"], c["method"], c["seed"], c["lr"], c["steps"])  # noqa: E731
+    fresh = {key(c) for c in new}
+    return [c for c in old if key(c) not in fresh] + new
+
+
+COMMAND = "python scripts/reproduce_recovery.py " + " ".join(sys.argv[1:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("phase", nargs="?", choices=PHASES, default="all")
     parser.add_argument("--ratios", type=lambda s: [float(x) for x in s.split(",")], default=[0.9, 0.8, 0.7])
+    parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--full", action="store_true", help="the whole MMLU and ARC test sets (hours on a CPU)")
     parser.add_argument("--quick", action="store_true", help="CI check: 2 steps, two MMLU subjects, tiny slices")
-    parser.add_argument(
-        "--render-only", action="store_true", help="re-render from the last sweep's cells and the store"
-    )
-    parser.add_argument("--curve", action="store_true", help="the learning curve at ratio 0.8 on held-out text")
+    parser.add_argument("--render-only", action="store_true", help="re-render from results/ alone")
     parser.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=[20, 40, 80, 160])
+    parser.add_argument("--final-steps", type=int, default=None, help="final budget (default: from the curve)")
     parser.add_argument("--out-dir", default=str(ROOT / "results"))
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.final_steps = [0], args.final_steps or 2
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells_path = out / "recovery_cells.json"
-    if args.curve:
-        rows = curve(args)
-        write_text_atomic(out / "recovery_curve.csv", rows.to_csv(index=False))
-        plot_curve(rows, out / "recovery_curve.png")
-        print(f"wrote {out / 'recovery_curve.csv'}")
-        if not cells_path.exists():
-            return
-        args.render_only = True
-    if args.render_only:
-        frame = pd.read_json(cells_path)
-    else:
-        frame = sweep(args)
-        frame.to_json(cells_path, orient="records", indent=1)
-    table = collect(frame, args.results_dir)
-    render(table, args, str(frame["sweep_command"].iloc[0]))
-    print(f"wrote {out / 'compression_recovery.md'} and {out / 'question_diff.md'}")
+    cells = load_cells(cells_path)
+
+    def save(new: list[dict]) -> None:
+        nonlocal cells
+        cells = merge(cells, new)
+        write_text_atomic(cells_path, json.dumps(cells, indent=1) + "\n")
+
+    def table() -> pd.DataFrame:
+        return collect(pd.DataFrame(cells), args.results_dir) if cells else pd.DataFrame()
+
+    if not args.render_only and args.phase != "status":
+        if args.phase in ("select", "all"):
+            save(select(args))
+        if args.phase in ("curve", "all") and not args.quick:
+            save(curve(args, chosen_lr(table())))
+        if args.phase in ("final", "all"):
+            current = table()
+            steps, why = (args.final_steps, "given") if args.final_steps else final_budget(current)
+            print(f"final budget: {steps} steps ({why})", flush=True)
+            save(final(args, chosen_lr(current), steps))
+    if not cells:
+        raise SystemExit(f"no cells in {cells_path}: run a phase first")
+    render(table(), out)
+    print(f"wrote {out / 'compression_recovery.md'}")
 
 
 if __name__ == "__main__":

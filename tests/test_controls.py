@@ -6,28 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.tiny import tiny_llama as _tiny_llama
 
 from qadapt import adapters, devices
 from qadapt.adapters.base import count_trainable
 from qadapt.config import compose
 from qadapt.data.wikitext import load_eval_text, load_train_text, split_articles, split_holdout
 from qadapt.errors import ConfigError
-
-
-def _tiny_llama(layers: int = 4, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=97,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(cfg).eval()
 
 
 def _apply(model, *overrides):

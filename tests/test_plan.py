@@ -7,6 +7,7 @@ import re
 
 import pytest
 import torch
+from helpers.tiny import tiny_llama
 from typer.testing import CliRunner
 
 from qadapt import adapters, devices
@@ -72,20 +73,7 @@ def test_llama31_8b_on_ibm_fake_gives_gate_counts_and_qpu_time():
 
 
 def _tiny(device):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(
-        vocab_size=101,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    with torch.device(device):
-        model = LlamaForCausalLM(cfg)
-    model.requires_grad_(False)
+    model = tiny_llama(layers=3, vocab=101, device=device).requires_grad_(False)
     adapter = compose(["adapter.layers=[1,2]", "adapter.modules=[v_proj,up_proj]"]).adapter
     with torch.device(device):
         adapters.apply(model, adapter, devices.get(compose([]).device))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers.tiny import tiny_llama
 from torch import nn
 
 from qadapt.data import multiple_choice as mc
@@ -61,19 +62,7 @@ def test_rank_for_ratio_and_errors():
 
 
 def _tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=97,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(cfg).eval()
+    return tiny_llama(layers=3)
 
 
 @pytest.mark.parametrize("ratio", [0.9, 0.6, 0.3])

@@ -102,3 +102,18 @@ def test_bootstrap_p_is_two_sided_and_bounded_by_the_resolution():
     assert stats.bootstrap_p(np.ones(100)) == pytest.approx(0.01)
     assert stats.bootstrap_p(np.r_[-np.ones(50), np.ones(50)]) == 1.0
     assert stats.bootstrap_p(np.r_[-np.ones(10), np.ones(90)]) == pytest.approx(0.2)
+
+
+def test_window_perplexities_and_seed_mean_are_the_drawn_statistics():
+    """Each resample's perplexity is exp(NLL / tokens) over the windows it draws (with repeats), and the seed mean
+    averages the seeds it draws: checked against the statistic computed on the drawn lists directly."""
+    rng = np.random.default_rng(7)
+    nll, tokens = rng.uniform(100, 400, size=(3, 25)), rng.integers(50, 129, size=25).astype(float)
+    seed_counts, window_counts = stats.two_level_resamples(3, 25, n_resamples=50, seed=1)
+    ppl = stats.window_perplexities(nll, tokens, window_counts)
+    means = stats.seed_mean(ppl, seed_counts)
+    for b in (0, 17, 49):
+        drawn = np.repeat(np.arange(25), window_counts[b])
+        direct = np.exp(nll[:, drawn].sum(1) / tokens[drawn].sum())
+        assert np.allclose(ppl[:, b], direct, rtol=1e-12)
+        assert means[b] == pytest.approx(np.mean(np.repeat(direct, seed_counts[b])), rel=1e-12)

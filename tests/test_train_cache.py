@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.tiny import tiny_llama as _tiny_llama
 
 from qadapt import adapters, devices
 from qadapt.config import compose
 from qadapt.errors import ConfigError
 from qadapt.training.lm import ChunkActivations, first_trainable_layer, fit
-
-
-def _tiny_llama(layers: int = 4):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=97,
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(cfg).eval()
 
 
 def _adapted(layers: str = "[2,3]"):

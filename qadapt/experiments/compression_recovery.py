@@ -34,33 +34,54 @@ from ..eval.multiple_choice import evaluate_suites
 from ..log import log
 from ..models.compress import CompressionReport, compress
 from ..training.lm import chunk_tokens, fit
-from .wikitext_ppl import eval_set, holdout_args
+from .wikitext_ppl import WINDOWS_FILE, eval_set, holdout_args
 
-# evaluations already done in this process: key -> (perplexity metrics, mc metrics, per-question frame)
-_EVALS: dict[str, tuple[dict, dict, pd.DataFrame]] = {}
+# evaluations already done in this process: key -> (perplexity metrics, mc metrics, per-question frame, per-window
+# perplexity result)
+_EVALS: dict[str, tuple[dict, dict, pd.DataFrame, perplexity.PerplexityResult]] = {}
 # SVDs of the uncompressed projections, per (model, method, calibration): every ratio of a sweep truncates the same
 _DECOMPOSITIONS: dict[str, dict] = {}
 
 
-def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str) -> tuple[dict, dict, pd.DataFrame]:
-    ppl = perplexity.evaluate(
+def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
+    """(perplexity metrics, multiple-choice metrics, per-question frame, the perplexity result with its windows)."""
+    result = perplexity.evaluate(
         model, windows, int(cfg.task.batch_size), runs.pad_id(tokenizer), description=f"{label} perplexity"
-    ).metrics()
+    )
+    ppl = result.metrics()
     log(f"{label} perplexity {ppl['perplexity']:.4f}")
     bos = bool(cfg.model.get("bos_in_windows", False))
     if not cfg.task.get("mc"):
-        return ppl, {}, pd.DataFrame()
+        return ppl, {}, pd.DataFrame(), result
     metrics, frame = evaluate_suites(model, tokenizer, str(cfg.data_dir), cfg.task.mc, bos, label)
-    return ppl, metrics, frame
+    return ppl, metrics, frame, result
 
 
-def _cached(key: dict, compute) -> tuple[dict, dict, pd.DataFrame]:
+def _cached(key: dict, compute):
     blob = json.dumps(key, sort_keys=True, default=str)
     if blob not in _EVALS:
         _EVALS[blob] = compute()
     else:
         log(f"{key['variant']} model already evaluated in this process; re-using it")
     return _EVALS[blob]
+
+
+def save_windows(run_dir: Path, adapted, base, compressed) -> None:
+    """``run_dir/windows.csv``: window, tokens scored, summed NLL (nats) of the recovered model (the compressed one for
+    adapter=none), the base and the compressed model on the same window: what a bootstrap of recovery resamples.
+    Skipped in a multi-process launch (no per-window scores there)."""
+    if any(r.window_nll is None for r in (adapted, base, compressed)):
+        return
+    frame = pd.DataFrame(
+        {
+            "window": range(len(adapted.window_nll)),
+            "tokens": adapted.window_tokens,
+            "nll": adapted.window_nll,
+            "base_nll": base.window_nll,
+            "compressed_nll": compressed.window_nll,
+        }
+    )
+    write_csv(frame, run_dir / WINDOWS_FILE)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -166,8 +187,9 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         adapted = compressed
 
     if run.main:
-        for variant, (_, _, frame) in zip(("base", "compressed", "adapted"), (base, compressed, adapted)):
+        for variant, (_, _, frame, _) in zip(("base", "compressed", "adapted"), (base, compressed, adapted)):
             write_csv(frame, run.dir / f"mc_{variant}.csv")
+        save_windows(run.dir, adapted[3], base[3], compressed[3])
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
     trained = (
         result.row()
@@ -199,7 +221,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
             **trained,
         }
     )
-    for prefix, (ppl, mc, _) in (("base_", base), ("compressed_", compressed), ("", adapted)):
+    for prefix, (ppl, mc, _, _) in (("base_", base), ("compressed_", compressed), ("", adapted)):
         row.update({f"{prefix}{k}": v for k, v in {**ppl, **mc}.items()})
     gap = compressed[0]["perplexity"] - base[0]["perplexity"]
     row["recovery_pct"] = (

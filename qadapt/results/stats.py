@@ -159,6 +159,26 @@ def two_level_resamples(
     return seed_counts, example_counts
 
 
+def window_perplexities(nll, tokens, example_counts) -> np.ndarray:
+    """Perplexity of each row of ``nll`` on each resample of windows.
+
+    Args:
+        nll: ``(S, N)`` summed NLL (nats) per window, one row per seed (or model).
+        tokens: ``(N,)`` tokens scored per window.
+        example_counts: ``(B, N)`` draws of the windows (:func:`two_level_resamples`).
+    Returns:
+        ``(S, B)``: exp(drawn NLL / drawn tokens) of each row on each resample.
+    """
+    counts = np.asarray(example_counts, dtype=float).T
+    return np.exp((np.asarray(nll, dtype=float) @ counts) / (np.asarray(tokens, dtype=float) @ counts))
+
+
+def seed_mean(values, seed_counts) -> np.ndarray:
+    """Mean over the drawn seeds of each resample: ``values (S, B)``, ``seed_counts (B, S)`` -> ``(B,)``."""
+    counts = np.asarray(seed_counts, dtype=float)
+    return (np.asarray(values, dtype=float).T * counts).sum(1) / counts.sum(1)
+
+
 def percentile(samples, estimate: float, confidence: float = CONFIDENCE, method: str = "bootstrap") -> Interval:
     """Percentile interval of bootstrap ``samples`` around the observed ``estimate``."""
     s = np.asarray(samples, dtype=float)
