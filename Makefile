@@ -70,18 +70,20 @@ reproduce-table1: data
 
 # results/glue.md (+ .csv, .png, glue_cells.json, glue_predictions.csv): QuIC vs LoRA/OFT/BOFT (matched and default
 # sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0), then
-# 3 seeds on the dev split with intervals and paired tests. On 2 CPU cores one task at a time (TASKS=rte; finished
-# cells are reused and the tables show the tasks that are done). SCALE=paper: DeBERTaV3-base and the QuIC paper's
+# 3 seeds on the dev split with intervals and paired tests. On 2 CPU cores one task and one phase at a time, each
+# within 90 minutes (TASKS=rte PHASE=select, then PHASE=final; finished cells are reused, the tables show the tasks
+# that are done). SCALE=paper: DeBERTaV3-base and the QuIC paper's
 # budget (hub and GPU; `qadapt plan` prices it)
 SCALE ?= cpu
+PHASE ?= all
 reproduce-glue: data
-	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE) $(if $(TASKS),--tasks $(TASKS),)
+	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE) --phase $(PHASE) $(if $(TASKS),--tasks $(TASKS),)
 
 # results/vtab.md (+ .csv, .png, vtab_cells.json, vtab_predictions.csv): the same methods on a VTAB-1k-protocol
 # image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images.
 # SCALE=paper: DINOv2-L at 224 px (hub and GPU)
 reproduce-vtab: data
-	$(VPY) scripts/reproduce_quic.py vtab --scale $(SCALE)
+	$(VPY) scripts/reproduce_quic.py vtab --scale $(SCALE) --phase $(PHASE)
 
 # results/compression_recovery.md (+ .csv, .png), question_diff.md: SmolLM2 compressed by whitened SVD at 3 ratios,
 # recovered by CUA and by parameter-matched LoRA (3 seeds, intervals, paired test) and OFT (cross-check); perplexity,

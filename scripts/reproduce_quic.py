@@ -133,6 +133,10 @@ PAPER_LR_GRID = {**LR_GRID, "rbs": (2e-4, 4e-4, 8e-4), "lora": (2e-4, 4e-4, 8e-4
 GLUE_BARS = {"sst2": 80.0, "cola": 15.0, "mrpc": 72.0, "rte": 55.0, "stsb": 50.0, "qnli": 70.0}
 # GLUE CPU budget: whole training sets but SST-2's and QNLI's (capped), length-bucketed batches
 GLUE_CAPPED = ("sst2", "qnli")
+# epochs per GLUE task at --scale cpu (--epochs overrides): as many as let one task's select phase and its final phase
+# each finish within 90 minutes on 2 cores (about 6 minutes per cell on one thread, two cells at a time; estimated from
+# 20-step timings of MiniLM + QuIC, full fine-tuning about 1.5x slower)
+GLUE_EPOCHS = {"rte": 3, "mrpc": 3, "cola": 3, "sst2": 3, "stsb": 2, "qnli": 2}
 RESAMPLES = 2000  # bootstrap draws per table (the same draws for every method)
 REFERENCE = "QuIC C1+C2 (ours)"
 
@@ -192,7 +196,7 @@ def budget(args, task: str) -> list[str]:
         f"task.max_train={'null' if cap is None else cap}",
         "task.max_eval=null",
         f"task.max_length={args.max_length}",
-        f"train.epochs={args.epochs}",
+        f"train.epochs={args.epochs or GLUE_EPOCHS[task]}",
         f"train.batch_size={args.batch_size}",
         "train.length_buckets=50",
     ]
@@ -275,7 +279,15 @@ def sweep(args) -> pd.DataFrame:
     command = "python scripts/reproduce_quic.py " + " ".join(sys.argv[1:])
     frame = pd.DataFrame(cells, columns=["phase", "table", "method", "task", "seed", "lr", "run_dir"])
     frame["sweep_command"] = command
-    frame.to_json(Path(args.out_dir) / f"{args.suite}_cells.json", orient="records", indent=1)
+    path = Path(args.out_dir) / f"{args.suite}_cells.json"
+    if path.exists() and not args.quick:  # one task or phase at a time: earlier invocations' cells stay
+        earlier = pd.read_json(path)
+        if "phase" in earlier.columns:
+            key = ["phase", "table", "method", "task", "seed"]
+            fresh = set(map(tuple, frame[key].astype(str).to_numpy()))
+            keep = [tuple(k) not in fresh for k in earlier[key].astype(str).to_numpy()]
+            frame = pd.concat([earlier[keep], frame], ignore_index=True)
+    write_text_atomic(path, frame.to_json(orient="records", indent=1))
     save_predictions(frame, args)
     return frame
 
@@ -583,19 +595,24 @@ def _commits(rows: pd.DataFrame) -> str:
 
 
 def training_examples(rows: pd.DataFrame) -> str:
-    """Training examples per task, e.g. ``sst2 4,000, cola 8,051``."""
-    counts = rows.groupby("task", sort=False)["train_examples"].max()
-    return ", ".join(f"{t} {int(n):,}" for t, n in counts.items())
+    """Training examples (and epochs) per task, e.g. ``sst2 4,000 x 3 epochs, cola 8,051 x 3 epochs``."""
+    out = []
+    for task, g in rows.groupby("task", sort=False):
+        epochs = sorted({int(json.loads(c)["train"]["epochs"]) for c in g["config"]})
+        out.append(f"{task} {int(g['train_examples'].max()):,} x {'/'.join(map(str, epochs))} epochs")
+    return ", ".join(out)
 
 
 def budget_text(cfg: dict, name: str, examples: str) -> str:
     t, k = cfg["train"], cfg["task"]
     steps = f"{int(t['max_steps'])} steps" if t.get("max_steps") else f"{int(t['epochs'])} epochs"
-    if name == "glue":
+    if name == "glue" and not t.get("max_steps"):
+        steps = "the epochs per task listed"
         buckets = "length-bucketed batches" if t.get("length_buckets") else "shuffled batches"
         data = (
             f"on the training split without its selection slice (the last {k.get('valid_examples')} of a fixed "
-            f"shuffle; training examples: {examples}), max length {int(k['max_length'])} tokens, {buckets}; scored on "
+            f"shuffle; training examples x epochs: {examples}), max length {int(k['max_length'])} tokens, {buckets}; "
+            "scored on "
             + ("the whole dev split" if k.get("max_eval") is None else f"the first {k['max_eval']} dev examples")
         )
     else:
@@ -665,7 +682,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--scale", choices=("cpu", "paper"), default="cpu", help="paper: the QuIC paper's setting")
     parser.add_argument("--steps", type=int, default=60, help="vtab: optimizer steps")
-    parser.add_argument("--epochs", type=int, default=None, help="glue: epochs (default 3; paper scale 10; vtab 100)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="glue: epochs of every task (default GLUE_EPOCHS; paper scale 10; vtab 100)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-train", type=int, default=4000, help="glue: training examples of SST-2 and QNLI")
     parser.add_argument("--max-eval", type=int, default=1000, help="vtab: test images scored")
@@ -678,8 +700,6 @@ def main() -> None:
     parser.add_argument("--results-dir", default="results")
     args = parser.parse_args()
     args.tasks = args.tasks or list(SUITES[args.suite]["tasks"])
-    if args.suite == "glue" and args.scale == "cpu" and args.epochs is None:
-        args.epochs = 3
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     cells_path = Path(args.out_dir) / f"{args.suite}_cells.json"
     if args.render_only:
