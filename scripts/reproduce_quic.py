@@ -606,8 +606,8 @@ def training_examples(rows: pd.DataFrame) -> str:
 def budget_text(cfg: dict, name: str, examples: str) -> str:
     t, k = cfg["train"], cfg["task"]
     steps = f"{int(t['max_steps'])} steps" if t.get("max_steps") else f"{int(t['epochs'])} epochs"
-    if name == "glue" and not t.get("max_steps"):
-        steps = "the epochs per task listed"
+    if name == "glue":
+        steps = f"{int(t['max_steps'])} steps" if t.get("max_steps") else "the epochs per task listed"
         buckets = "length-bucketed batches" if t.get("length_buckets") else "shuffled batches"
         data = (
             f"on the training split without its selection slice (the last {k.get('valid_examples')} of a fixed "
