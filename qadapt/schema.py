@@ -1091,6 +1091,11 @@ class DefaultTrain:
     warm-up then decay, gradient clipping and accumulation; loss = ce_weight * cross-entropy + kl_weight *
     KL(teacher || model)."""
 
+    trainable: str = f(
+        "what trains: adapter = the adapter's parameters, the base frozen; all = the whole model, base weights "
+        "included (the QFFN paper's fine-tuning, train=paper)",
+        OneOf("adapter", "all"),
+    )
     max_steps: int = f("optimizer steps", POS_INT)
     batch_size: int = f(
         "sequences per micro-batch, over all processes of a launch (split between them; a multiple of their number)",
@@ -1139,9 +1144,17 @@ class DefaultTrain:
 
 
 @schema
-class DistillTrain(DefaultTrain):
-    """QFFN's scaled budget (``train=distill``; ``qadapt/training/distill.py``): local distillation of each replacement
-    block on real hidden states, then end-to-end cross-entropy + KL to the unmodified model (train=default's keys)."""
+class NewBlocksTrain(DefaultTrain):
+    """New blocks only, QFFN's scaled budget (``train=new_blocks``; ``qadapt/training/distill.py``): local
+    distillation of each replacement block on real hidden states, then end-to-end cross-entropy + KL to the
+    unmodified model, the base frozen (train=default's keys)."""
+
+
+@schema
+class PaperTrain(DefaultTrain):
+    """The QFFN paper's protocol (``train=paper``; its Table 3 and Algorithm 2): the whole model fine-tuned with
+    cross-entropy, AdamW lr 2e-5, weight decay 0.01, 500 warm-up steps, clipping 1.0, batch 8 x 128 tokens, 10k steps
+    (train=default's keys)."""
 
 
 @schema
@@ -1215,7 +1228,13 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "compression_recovery": CompressionRecoveryTask,
         "mc": MCTask,
     },
-    "train": {"default": DefaultTrain, "distill": DistillTrain, "recovery": RecoveryTrain, "classify": ClassifyTrain},
+    "train": {
+        "default": DefaultTrain,
+        "new_blocks": NewBlocksTrain,
+        "paper": PaperTrain,
+        "recovery": RecoveryTrain,
+        "classify": ClassifyTrain,
+    },
 }
 
 

@@ -1,7 +1,7 @@
 """Local distillation: train each replacement FFN to reproduce, on real hidden states, the FFN it replaced.
 
 The first phase of the scaled QFFN budget (the paper fine-tunes 10k steps on OpenWebText; ours is documented in
-``configs/train/distill.yaml``): the frozen teacher (the unmodified model) runs once over ``distill_tokens``
+``configs/train/new_blocks.yaml``): the frozen teacher (the unmodified model) runs once over ``distill_tokens``
 training tokens while forward hooks record every replaced FFN's input x and output FFN(x); then each
 replacement module is fitted alone, minimising the relative error ||f(x) - FFN(x)||^2 / ||FFN(x)||^2 over
 shuffled mini-batches. Cheap (no full-model backward), and the same procedure for QFFN and its classical control.
