@@ -1093,8 +1093,9 @@ class DefaultTrain:
 
     trainable: str = f(
         "what trains: adapter = the adapter's parameters, the base frozen; all = the whole model, base weights "
-        "included (the QFFN paper's fine-tuning, train=paper)",
+        "included (the QFFN paper's fine-tuning, train=paper); absent = adapter",
         OneOf("adapter", "all"),
+        optional=True,
     )
     max_steps: int = f("optimizer steps", POS_INT)
     batch_size: int = f(
