@@ -693,6 +693,11 @@ class QFFNAdapter:
     )
     depth: int = f("layers D of the StronglyEntanglingLayers ansatz on n = ceil(log2 d) qubits (paper: 4-8)", POS_INT)
     quantum_heads: bool = f("quantum attention heads on (true) or off", Bool())
+    quantum_ffn: bool = f(
+        "replace the selected layers' FFNs by quantum FFNs (true) or keep them (false: the heads alone); absent = true",
+        Bool(),
+        optional=True,
+    )
     head_depth: int = f("layers D_h of the quantum heads' kernel circuit on ceil(log2 d_h) qubits", POS_INT)
     tau_init: float = f(
         "initial softmax temperature tau of the quantum heads' kernel scores (learned, per head)", Num(gt=0)
