@@ -1147,6 +1147,12 @@ class DefaultTrain:
     distill_steps: int = f("replacement adapters: local distillation mini-batches; 0 = skip", NONNEG_INT)
     distill_batch: int = f("tokens per local distillation mini-batch (tokens)", POS_INT)
     distill_lr: float = f("AdamW learning rate of the local distillation", Num(gt=0))
+    distill_heads: bool = f(
+        "quantum heads: fit each to the attention pattern of the classical head it replaces (teacher's queries and "
+        "keys on the same text, distill_steps steps) before end-to-end training; absent = false (random start)",
+        Bool(),
+        optional=True,
+    )
 
 
 @schema

@@ -385,3 +385,24 @@ def test_components_isolate_heads_only_and_ffns_only():
     assert not any(isinstance(m, QuantumHeads) for m in ffn_only.modules())
     with pytest.raises(ConfigError, match="nothing quantum"):
         adapters.apply(_tiny_llama(), OmegaConf.create({**half, "quantum_ffn": False, "quantum_heads": False}), None)
+
+
+def test_quantum_heads_distilled_to_the_classical_attention_pattern():
+    """Head distillation records the teacher's queries and keys (after RoPE) of the replaced heads, leaves the
+    teacher's attention implementation as it was, and lowers the KL from the classical attention pattern."""
+    import copy
+
+    from qadapt.training.distill import distill_heads
+
+    teacher = _tiny_llama(2)
+    student = copy.deepcopy(teacher)
+    half = {"name": "qffn", "fraction": "half", "depth": 2, "head_depth": 2, "quantum_ffn": False}
+    adapters.apply(student, OmegaConf.create(half), _device("exact"))
+    implementation = teacher.config._attn_implementation
+    chunks = torch.randint(0, 128, (8, 16), generator=torch.Generator().manual_seed(3))
+    cfg = OmegaConf.create(
+        {"distill_tokens": 128, "distill_steps": 80, "distill_batch": 64, "distill_lr": 0.05, "batch_size": 4}
+    )
+    out = distill_heads(student, teacher, chunks, cfg, seed=0)
+    assert teacher.config._attn_implementation == implementation
+    assert out["head_kl_after"] < 0.7 * out["head_kl_before"], out

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..eval import perplexity
 from ..eval.windows import EvalSet, build_eval_set
 from ..log import log
-from ..training.distill import local_distill
+from ..training.distill import distill_heads, local_distill
 from ..training.lm import chunk_tokens, fit, set_trainable
 
 # base evaluations already done in this process (a sweep re-uses them): key -> (result, activation cache)
@@ -149,7 +149,9 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     distilled = {}
     if replacing and int(cfg.train.get("distill_steps", 0)) > 0 and not run.resumed:
         replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
-        distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed))
+        distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed)) if replaced else {}
+        if cfg.train.get("distill_heads", False):  # the quantum heads from the attention patterns they replace
+            distilled.update(distill_heads(model, teacher, chunks, cfg.train, int(cfg.seed)))
     result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
 
     adapted_result = perplexity.evaluate(
