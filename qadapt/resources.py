@@ -47,7 +47,7 @@ from . import adapters, models
 from .adapters.base import adapter_modules, count_trainable
 from .devices.accounting import CircuitCounter
 from .errors import ConfigError
-from .training.lm import first_trainable_layer
+from .training.lm import first_trainable_layer, set_trainable
 
 QPU_DEVICES = ("ibm", "ibm_fake")
 COMPILE_SAMPLE = 8  # random blocks compiled per site for the gate count (every block of a site has the same shape)
@@ -404,6 +404,7 @@ def plan(cfg: DictConfig) -> Plan:
     counter = CircuitCounter()
     with torch.device("meta"):  # adapters that build their own tensors build them on the meta device too
         sites = adapters.apply(model, cfg.adapter, counter)
+    set_trainable(model, cfg.train)  # train.trainable=all (train=paper): the whole model trains
     trainable = [p for p in model.parameters() if p.requires_grad]
     train_shape = (int(cfg.train.batch_size), int(cfg.train.seq_len))
     eval_shape = (int(cfg.task.get("batch_size", 1)), int(cfg.task.get("max_length", cfg.train.seq_len)))

@@ -109,6 +109,9 @@ ROW_COLUMNS: dict[str, str] = {
     "distill_rel_err_after": "replacement blocks: mean relative error after local distillation",
     "distill_tokens": "hidden states per layer used for local distillation",
     "distill_seconds": "wall seconds of local distillation (s)",
+    "head_kl_before": "quantum heads: mean KL from the classical attention pattern before head distillation (nats)",
+    "head_kl_after": "quantum heads: mean KL from the classical attention pattern after head distillation (nats)",
+    "head_distill_seconds": "wall seconds of the quantum heads' distillation (s)",
     # perplexity (wikitext_ppl, compression_recovery); base_/compressed_ prefixes: the same for those models
     "perplexity": "token perplexity exp(NLL / tokens)",
     "mean_nll": "mean negative log-likelihood per scored token (nats)",

@@ -693,6 +693,11 @@ class QFFNAdapter:
     )
     depth: int = f("layers D of the StronglyEntanglingLayers ansatz on n = ceil(log2 d) qubits (paper: 4-8)", POS_INT)
     quantum_heads: bool = f("quantum attention heads on (true) or off", Bool())
+    quantum_ffn: bool = f(
+        "replace the selected layers' FFNs by quantum FFNs (true) or keep them (false: the heads alone); absent = true",
+        Bool(),
+        optional=True,
+    )
     head_depth: int = f("layers D_h of the quantum heads' kernel circuit on ceil(log2 d_h) qubits", POS_INT)
     tau_init: float = f(
         "initial softmax temperature tau of the quantum heads' kernel scores (learned, per head)", Num(gt=0)
@@ -1091,6 +1096,12 @@ class DefaultTrain:
     warm-up then decay, gradient clipping and accumulation; loss = ce_weight * cross-entropy + kl_weight *
     KL(teacher || model)."""
 
+    trainable: str = f(
+        "what trains: adapter = the adapter's parameters, the base frozen; all = the whole model, base weights "
+        "included (the QFFN paper's fine-tuning, train=paper); absent = adapter",
+        OneOf("adapter", "all"),
+        optional=True,
+    )
     max_steps: int = f("optimizer steps", POS_INT)
     batch_size: int = f(
         "sequences per micro-batch, over all processes of a launch (split between them; a multiple of their number)",
@@ -1136,12 +1147,26 @@ class DefaultTrain:
     distill_steps: int = f("replacement adapters: local distillation mini-batches; 0 = skip", NONNEG_INT)
     distill_batch: int = f("tokens per local distillation mini-batch (tokens)", POS_INT)
     distill_lr: float = f("AdamW learning rate of the local distillation", Num(gt=0))
+    distill_heads: bool = f(
+        "quantum heads: fit each to the attention pattern of the classical head it replaces (teacher's queries and "
+        "keys on the same text, distill_steps steps) before end-to-end training; absent = false (random start)",
+        Bool(),
+        optional=True,
+    )
 
 
 @schema
-class DistillTrain(DefaultTrain):
-    """QFFN's scaled budget (``train=distill``; ``qadapt/training/distill.py``): local distillation of each replacement
-    block on real hidden states, then end-to-end cross-entropy + KL to the unmodified model (train=default's keys)."""
+class NewBlocksTrain(DefaultTrain):
+    """New blocks only, QFFN's scaled budget (``train=new_blocks``; ``qadapt/training/distill.py``): local
+    distillation of each replacement block on real hidden states, then end-to-end cross-entropy + KL to the
+    unmodified model, the base frozen (train=default's keys)."""
+
+
+@schema
+class PaperTrain(DefaultTrain):
+    """The QFFN paper's protocol (``train=paper``; its Table 3 and Algorithm 2): the whole model fine-tuned with
+    cross-entropy, AdamW lr 2e-5, weight decay 0.01, 500 warm-up steps, clipping 1.0, batch 8 x 128 tokens, 10k steps
+    (train=default's keys)."""
 
 
 @schema
@@ -1215,7 +1240,13 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "compression_recovery": CompressionRecoveryTask,
         "mc": MCTask,
     },
-    "train": {"default": DefaultTrain, "distill": DistillTrain, "recovery": RecoveryTrain, "classify": ClassifyTrain},
+    "train": {
+        "default": DefaultTrain,
+        "new_blocks": NewBlocksTrain,
+        "paper": PaperTrain,
+        "recovery": RecoveryTrain,
+        "classify": ClassifyTrain,
+    },
 }
 
 

@@ -265,6 +265,12 @@ def delta_resamples(windows: pd.DataFrame, order: list[str], n_resamples: int = 
     return observed, samples, len(seeds), n_windows
 
 
+def p_text(p: float) -> str:
+    """``p = 0.03`` or, at the resolution of the resamples, ``p < 0.0001``."""
+    shown = show_p(p)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
 def show_p(p: float) -> str:
     """A bootstrap p-value; at the resolution of the resamples it is a bound."""
     return f"< {1 / stats.RESAMPLES:g}" if p <= 1 / stats.RESAMPLES else f"{p:.3g}"
@@ -274,11 +280,11 @@ def verdict(test: stats.PairedTest) -> str:
     """What the paired comparison with CUA q = 2 supports, in the words the interval allows."""
     d = test.difference
     if not d.excludes(0):
-        return f"is indistinguishable from CUA q = 2 at this budget (p = {show_p(test.p)})"
+        return f"is indistinguishable from CUA q = 2 at this budget ({p_text(test.p)})"
     better = d.estimate < 0
     return (
         f"{'beats' if better else 'is beaten by'} CUA q = 2 by {abs(d.estimate):.2f} points of Δ ppl "
-        f"[{abs(d.high if better else d.low):.2f}, {abs(d.low if better else d.high):.2f}] (p = {show_p(test.p)})"
+        f"[{abs(d.high if better else d.low):.2f}, {abs(d.low if better else d.high):.2f}] ({p_text(test.p)})"
     )
 
 

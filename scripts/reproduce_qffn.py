@@ -2,7 +2,7 @@
 """results/table1.md and results/table2.md: the QFFN paper's Tables 1 and 2 at SmolLM2-135M scale.
 
 Table 2 (fraction sweep): QFFN at quarter / half / full, each trained with the scaled budget of
-``configs/train/distill.yaml`` (local distillation, then cross-entropy + KL to the unmodified model).
+``configs/train/new_blocks.yaml`` (local distillation, then cross-entropy + KL to the unmodified model).
 Table 1: base SmolLM2-135M, Gemma 3 270M (uncompressed reference, as the paper's Qwen-7B row), the classical
 control ``ffn_lowrank`` at QFFN-half's parameter count (same layers, same budget: the paper's Distilled-4B row,
 scaled) and QFFN-half. Every row is evaluated on the same text: the first ``--eval-bytes`` UTF-8 bytes of
@@ -55,7 +55,7 @@ def budget(args) -> list[str]:
     common = [
         "model=smollm2_135m",
         "task=wikitext_ppl",
-        "train=distill",
+        "train=new_blocks",
         "device=exact",
         "seed=0",
         f"runs_dir={args.runs_dir}",
@@ -278,7 +278,7 @@ def budget_text(frame: pd.DataFrame) -> str:
         return ""
     t = configs[0].train
     return (
-        "Training budget (`train=distill`, the same for QFFN and the classical control): local distillation of each "
+        "Training budget (`train=new_blocks`, the same for QFFN and the classical control): local distillation of each "
         f"replacement block on {int(t.distill_tokens):,} real hidden states ({int(t.distill_steps)} mini-batches of "
         f"{int(t.distill_batch):,} tokens, lr {float(t.distill_lr):g}), then {int(t.max_steps)} steps x "
         f"{int(t.batch_size)} x {int(t.seq_len)} tokens of {float(t.ce_weight):g} x cross-entropy + "

@@ -29,7 +29,7 @@ def test_groups_have_the_designed_options():
     assert group_choices("model") == MODELS.split(", ")
     assert {"none", "cua", "qffn", "ffn_lowrank", "rbs", "lora", "oft", "boft", "full"} <= set(group_choices("adapter"))
     assert group_choices("task") == ["compression_recovery", "glue", "mc", "vtab", "wikitext_ppl"]
-    assert group_choices("train") == ["classify", "default", "distill", "recovery"]
+    assert group_choices("train") == ["classify", "default", "new_blocks", "paper", "recovery"]
 
 
 def test_unknown_option_lists_choices():

@@ -365,3 +365,44 @@ def test_the_classical_control_imports_no_quantum_adapter():
         modules = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         modules += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         assert not [m for m in modules if "qffn" in m or m.startswith(("pennylane", "qiskit"))], (name, modules)
+
+
+def test_components_isolate_heads_only_and_ffns_only():
+    """adapter.quantum_ffn=false keeps every FFN and adds the heads alone; quantum_heads=false replaces the FFNs
+    alone; both off is refused (nothing would be quantum)."""
+    from qadapt.adapters.qffn import QuantumFFN, QuantumHeads
+
+    half = {"name": "qffn", "fraction": "half", "depth": 2, "head_depth": 2}
+    heads_only = _tiny_llama()
+    sites = adapters.apply(heads_only, OmegaConf.create({**half, "quantum_ffn": False}), _device("exact"))
+    assert sites and all("qadapt_heads" in s for s in sites)
+    assert not any(isinstance(m, QuantumFFN) for m in heads_only.modules())
+    assert sum(isinstance(m, QuantumHeads) for m in heads_only.modules()) == 4  # every layer of 4
+    ffn_only = _tiny_llama()
+    sites = adapters.apply(ffn_only, OmegaConf.create({**half, "quantum_heads": False}), _device("exact"))
+    assert len(sites) == 2 and all(s.endswith(".mlp") for s in sites)  # half of 4 layers
+    assert sum(isinstance(m, QuantumFFN) for m in ffn_only.modules()) == 2
+    assert not any(isinstance(m, QuantumHeads) for m in ffn_only.modules())
+    with pytest.raises(ConfigError, match="nothing quantum"):
+        adapters.apply(_tiny_llama(), OmegaConf.create({**half, "quantum_ffn": False, "quantum_heads": False}), None)
+
+
+def test_quantum_heads_distilled_to_the_classical_attention_pattern():
+    """Head distillation records the teacher's queries and keys (after RoPE) of the replaced heads, leaves the
+    teacher's attention implementation as it was, and lowers the KL from the classical attention pattern."""
+    import copy
+
+    from qadapt.training.distill import distill_heads
+
+    teacher = _tiny_llama(2)
+    student = copy.deepcopy(teacher)
+    half = {"name": "qffn", "fraction": "half", "depth": 2, "head_depth": 2, "quantum_ffn": False}
+    adapters.apply(student, OmegaConf.create(half), _device("exact"))
+    implementation = teacher.config._attn_implementation
+    chunks = torch.randint(0, 128, (8, 16), generator=torch.Generator().manual_seed(3))
+    cfg = OmegaConf.create(
+        {"distill_tokens": 128, "distill_steps": 80, "distill_batch": 64, "distill_lr": 0.05, "batch_size": 4}
+    )
+    out = distill_heads(student, teacher, chunks, cfg, seed=0)
+    assert teacher.config._attn_implementation == implementation
+    assert out["head_kl_after"] < 0.7 * out["head_kl_before"], out

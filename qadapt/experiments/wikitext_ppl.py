@@ -22,8 +22,8 @@ from ..errors import ConfigError
 from ..eval import perplexity
 from ..eval.windows import EvalSet, build_eval_set
 from ..log import log
-from ..training.distill import local_distill
-from ..training.lm import chunk_tokens, fit
+from ..training.distill import distill_heads, local_distill
+from ..training.lm import chunk_tokens, fit, set_trainable
 
 # base evaluations already done in this process (a sweep re-uses them): key -> (result, activation cache)
 _BASE_EVALS: dict[str, tuple[perplexity.PerplexityResult, object]] = {}
@@ -129,11 +129,13 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     replacing = adapters.replaces(cfg.adapter)
     teacher = copy.deepcopy(model).eval().requires_grad_(False) if replacing else None
     sites = adapters.apply(model, cfg.adapter, device)
+    added = count_trainable(model)
+    set_trainable(model, cfg.train)  # train.trainable=all: the base weights train too
     trainable = count_trainable(model)
     total = sum(p.numel() for p in model.parameters())
     log(
-        f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters, "
-        f"{total:,} in all (base {base_total:,})"
+        f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters "
+        f"({cfg.train.get('trainable', 'adapter')}), {total:,} in all (base {base_total:,})"
     )
 
     pad = runs.pad_id(tokenizer)
@@ -147,7 +149,9 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     distilled = {}
     if replacing and int(cfg.train.get("distill_steps", 0)) > 0 and not run.resumed:
         replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
-        distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed))
+        distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed)) if replaced else {}
+        if cfg.train.get("distill_heads", False):  # the quantum heads from the attention patterns they replace
+            distilled.update(distill_heads(model, teacher, chunks, cfg.train, int(cfg.seed)))
     result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
 
     adapted_result = perplexity.evaluate(
@@ -164,10 +168,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
             "train_source": train_text.source,
             "adapter_sites": len(sites),
             "trainable_params": trainable,
-            "added_params": trainable,
+            "added_params": added,
             "base_total_params": base_total,
             "total_params": total,
-            "removed_params": base_total + trainable - total,
+            "removed_params": base_total + added - total,
             **result.row(),
             "activation_cache_layer": cache.layer if cache else None,
             "activation_cache_storage": cache.storage if cache else None,

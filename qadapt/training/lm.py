@@ -210,6 +210,13 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def set_trainable(model: nn.Module, cfg: DictConfig) -> None:
+    """``train.trainable=all``: the whole model trains (base weights included; the QFFN paper's fine-tuning, its
+    Table 3 and Algorithm 2); ``adapter`` (default): only what the adapter's injection left trainable."""
+    if str(cfg.get("trainable", "adapter")) == "all":
+        model.requires_grad_(True)
+
+
 def fit(
     model: nn.Module,
     chunks: torch.Tensor,

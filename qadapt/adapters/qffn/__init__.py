@@ -50,15 +50,26 @@ _allowed_mask, _register_attention = allowed_mask, register_attention
 @dataclasses.dataclass(frozen=True)
 class QFFNConfig(ReplacementConfig):
     """The ``adapter=qffn`` config: :class:`~qadapt.adapters.replacement.ReplacementConfig` (fraction, depth,
-    head_depth, quantum_heads, layer_pattern, layer_seed) and ``tau_init``, the quantum heads' initial temperature."""
+    head_depth, quantum_heads, layer_pattern, layer_seed), ``tau_init``, the quantum heads' initial temperature, and
+    ``quantum_ffn``: whether the selected layers' FFNs are replaced (false: the heads alone, FFNs kept; the
+    component isolation of the QFFN tables)."""
 
     tau_init: float = 10.0
+    quantum_ffn: bool = True
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> QFFNConfig:
-        """Raises: ConfigError for an unknown fraction or pattern (lists the choices) or a depth < 1."""
+        """Raises: ConfigError for an unknown fraction or pattern (lists the choices), a depth < 1, or neither
+        component on (quantum_ffn and quantum_heads both false)."""
         shared = ReplacementConfig.from_cfg(cfg)
-        return cls(**dataclasses.asdict(shared), tau_init=float(cfg.get("tau_init", 10.0)))
+        config = cls(
+            **dataclasses.asdict(shared),
+            tau_init=float(cfg.get("tau_init", 10.0)),
+            quantum_ffn=bool(cfg.get("quantum_ffn", True)),
+        )
+        if not (config.quantum_ffn or config.quantum_heads):
+            raise ConfigError("adapter.quantum_ffn=false and adapter.quantum_heads=false leave nothing quantum")
+        return config
 
 
 def _attention_module(layer: nn.Module) -> nn.Module:
@@ -86,7 +97,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
     dtype = next(model.parameters()).dtype
     dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     sites = []
-    for idx in config.layers(len(stack)):
+    for idx in config.layers(len(stack)) if config.quantum_ffn else []:
         if not hasattr(stack[idx], "mlp"):
             raise ConfigError(f"decoder layer {idx} has no mlp to replace")
         stack[idx].mlp = QuantumFFN(hidden, config.depth, device, dtype).to(next(stack[idx].parameters()).device)
@@ -106,7 +117,8 @@ def describe(cfg: DictConfig) -> str:
     """Short label, e.g. ``qffn(half, D=4, heads D=4, spread)``. Raises: ConfigError for bad config values."""
     c = QFFNConfig.from_cfg(cfg)
     heads = f", heads D={c.head_depth}" if c.quantum_heads else ", no quantum heads"
-    return f"qffn({c.fraction}, D={c.depth}{heads}, {c.layer_pattern})"
+    ffn = f"D={c.depth}" if c.quantum_ffn else "FFNs kept"
+    return f"qffn({c.fraction}, {ffn}{heads}, {c.layer_pattern})"
 
 
 __all__ = [
