@@ -69,6 +69,7 @@ METHODS = {
 # the final phase's order: the headline's comparisons first (an interrupted phase has the controls of q = 2)
 FINAL_ORDER = ("cua_q2", "lora_r1", "blockdiag_b4", "norm_gain", "cua_q1", "cua_q3")
 RANDOM = "random_cua_q2"
+BASE = "base"  # the base model alone on the test tokens: every row's Δ is taken against this one evaluation
 RANDOM_LABEL = "random CUA q = 2, untrained"
 REFERENCE = "cua_q2"
 LR_GRID = (2e-3, 6e-3, 2e-2)
@@ -145,7 +146,8 @@ def final(cells: list[dict], done=lambda out: None) -> list[dict]:
     ``done(cells so far)`` is called after each method (the tables follow the sweep as it goes)."""
     lrs = chosen_lr(cells)
     evaluation = ["task.split=test", f"task.max_tokens={test_tokens()}"]
-    out, trained = [], {}
+    base = run_or_reuse([*COMMON, "adapter=none", *evaluation, "seed=0"], "eval ppl")
+    out, trained = [cell(base, BASE, "test", lr=None, seed=0)], {}
     for method in FINAL_ORDER:
         overrides = METHODS[method][1]
         if method == "lora_r1":  # CUA q = 2 is done: the untrained random control can be drawn at its scale
@@ -243,7 +245,9 @@ def save(cells: list[dict]) -> None:
 
 def delta_resamples(windows: pd.DataFrame, order: list[str], n_resamples: int = stats.RESAMPLES):
     """Per method: the observed mean-over-seeds Δ perplexity (%) on the test tokens and its two-level bootstrap
-    resamples (seeds, then windows; the same draws for every method, so differences are paired)."""
+    resamples (seeds, then windows; the same draws for every method, so differences are paired). The base of every
+    Δ is the one base-model evaluation on the same windows (method ``base``), not the base column of each run."""
+    base_rows = windows[windows["method"] == BASE].sort_values("window")
     first = windows[windows["method"] == order[0]]
     seeds = sorted(first["seed"].unique())
     n_windows = first["window"].nunique()
@@ -254,8 +258,10 @@ def delta_resamples(windows: pd.DataFrame, order: list[str], n_resamples: int = 
         if sorted(w["seed"].unique()) != seeds or w["window"].nunique() != n_windows:
             raise SystemExit(f"{method}: windows or seeds differ from {order[0]}'s; rerun the final phase")
         nll = w.pivot(index="seed", columns="window", values="nll").to_numpy()
-        base = w.pivot(index="seed", columns="window", values="base_nll").to_numpy()[0]
+        base = base_rows["nll"].to_numpy()
         tokens = w.pivot(index="seed", columns="window", values="tokens").to_numpy()[0]
+        if len(base) != n_windows or not np.array_equal(base_rows["tokens"].to_numpy(), tokens):
+            raise SystemExit(f"{method}: scored on other windows than the base evaluation; rerun the final phase")
         per_seed = 100 * np.expm1((nll - base).sum(1) / tokens.sum())
         observed[method] = float(per_seed.mean())
         # (S, B): each seed's Δ on each resample of windows; then each resample's draw of seeds
@@ -350,25 +356,45 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
             f"At the edge of the rates tried, extensions included (a wider grid might choose differently): "
             f"{', '.join(edge)}."
         )
-    test = cells[cells["phase"] == "test"]
+    test = cells[(cells["phase"] == "test") & (cells["method"] != BASE)]
+    base_cell = cells[(cells["phase"] == "test") & (cells["method"] == BASE)]
     lines += ["", "## Test (WikiText-2 test, scored once per chosen configuration)", ""]
     complete = {m for m, g in test.groupby("method") if sorted(g["seed"]) == list(SEEDS)}
     order = [m for m in [*METHODS, RANDOM] if m in complete]
     missing = [labels[m] for m in [*METHODS, RANDOM] if m not in complete]
-    if windows is None or REFERENCE not in order:
+    if windows is None or REFERENCE not in order or base_cell.empty:
         lines.append("Not scored yet: run `make reproduce-cua` (the final phase) after the selection phase.")
         write_text_atomic(OUT, "\n".join(lines) + "\n")
         print(f"wrote {OUT} (selection only)")
         return
-    windows = windows[windows["run_id"].isin(set(test[test["method"].isin(complete)]["run_id"]))]
+    keep = set(test[test["method"].isin(complete)]["run_id"]) | set(base_cell["run_id"])
+    windows = windows[windows["run_id"].isin(keep)]
     observed, samples, n_seeds, n_windows = delta_resamples(windows, order)
-    t0 = test.iloc[0]
+    t0, b0 = test.iloc[0], base_cell.iloc[0]
+    own = windows[windows["method"] != BASE].merge(
+        windows[windows["method"] == BASE][["window", "nll"]].rename(columns={"nll": "base"}), on="window"
+    )
+    wrong = sorted(set(own[~np.isclose(own["base_nll"], own["base"], rtol=1e-9, atol=0)]["run_id"]))
     lines += [
         f"Scored: {t0['eval_source']}, the first {int(t0['tokens_scored']):,} tokens ({n_windows} windows of 2,048), "
-        f"base perplexity {t0['base_perplexity']:.4f}. Δ ppl = 100 (ppl / base ppl - 1) per seed, then the mean over "
+        f"base perplexity {b0['perplexity']:.4f} (one evaluation of the base model alone, `{b0['run_id']}`, the base "
+        "of every Δ). "
+        + (
+            "Every token is scored (`task.score_first`). "
+            if json.loads(b0["config"])["task"].get("score_first", False)
+            else "Each window's first token is not scored (these runs predate `task.score_first`). "
+        )
+        + "Δ ppl = 100 (ppl / base ppl - 1) per seed, then the mean over "
         f"{n_seeds} seeds. 95 % interval: two-level percentile bootstrap ({stats.RESAMPLES:,} resamples of the seeds, "
         "then of the windows; qadapt/results/stats.py). The comparison with CUA q = 2 uses the same draws for both "
-        "methods (paired): Δ(method) - Δ(CUA q = 2) with its interval and two-sided bootstrap p-value.",
+        "methods (paired): Δ(method) - Δ(CUA q = 2) with its interval and two-sided bootstrap p-value."
+        + (
+            f" {len(wrong)} evaluation runs recorded another base in their own base column ({', '.join(wrong)}): "
+            "their process's first base pass ran with peft's LoRA layers still on (adapters_disabled switched off "
+            "qadapt's layers only; fixed since), so no row uses those columns."
+            if wrong
+            else ""
+        ),
         "",
         "| method | params | lr | test ppl (mean) | Δ ppl % [95 % CI] | vs CUA q = 2: difference [95 % CI] | p | "
         "train loss first → last |",
