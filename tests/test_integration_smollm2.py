@@ -333,3 +333,23 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     )
     assert every["device_circuits"] == 190 * 144
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]
+
+
+def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path, tmp_path):
+    """train.trainable=all (train=paper): the base model itself can be fine-tuned (adapter=none); the run keeps a
+    learning curve on the held-out slice, saves every parameter, drops its checkpoint once finished, and eval ppl
+    from_run reproduces its perplexity without a frozen-prefix cache or a base pass."""
+    cfg = _cfg(
+        tmp_path, "train=paper", "adapter=none", "train.max_steps=2", "train.warmup_steps=0", "train.batch_size=2",
+        "train.seq_len=32", "train.eval_every=1", "train.eval_tokens=64", "train.lr=1e-4",
+    )
+    row = run("train", cfg, ["(test)"])
+    assert row["trainable_params"] == row["total_params"] == row["base_total_params"] and row["added_params"] == 0
+    assert row["perplexity"] != row["base_perplexity"] and row["activation_cache_layer"] is None
+    run_dir = Path(row["run_dir"])
+    curve = (run_dir / "curve.csv").read_text().splitlines()
+    assert curve[0] == "step,valid_perplexity" and [c.split(",")[0] for c in curve[1:]] == ["0", "1", "2"]
+    assert row["curve_points"] == 3 and not (run_dir / "checkpoint.pt").exists()
+    ev = run("eval ppl", _cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
+    assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-6)
+    assert ev["trainable_params"] == row["total_params"]
