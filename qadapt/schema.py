@@ -1024,6 +1024,13 @@ class WikitextPPLTask:
     )
     max_length: int = f("window length (tokens)", Int(ge=2))
     stride: int = f("sliding mode: window advance (tokens, at most max_length)", POS_INT)
+    score_first: bool = f(
+        "sliding mode: score every token of the text, a window's first token with the previous token (the text's "
+        "first with BOS, else EOS) as context, so word perplexity and bits per byte cover the scored text for every "
+        "model; absent = false (runs recorded before it: each window's first token unscored unless BOS leads it)",
+        Bool(),
+        optional=True,
+    )
     batch_size: int = f("windows per forward pass", POS_INT)
     max_tokens: int | None = f(
         "evaluate only the first N tokens of the stream (tokens); null = the whole split", nullable(POS_INT)

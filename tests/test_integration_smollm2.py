@@ -35,7 +35,7 @@ def _eval_set(tokenizer, text, cfg):
 def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_path):
     """Our batched, head-on-scored-positions evaluation vs the transformers guide's loop, window by window."""
     model, tokenizer = smollm2
-    cfg = _cfg(tmp_path, "adapter=none")
+    cfg = _cfg(tmp_path, "adapter=none", "task.score_first=false")  # the guide's way: token 0 has no context
     ours = perplexity.evaluate(model, _eval_set(tokenizer, wikitext_test, cfg), 2, tokenizer.pad_token_id).metrics()
 
     ids = torch.tensor(tokenizer(wikitext_test, add_special_tokens=False).input_ids[:1536]).unsqueeze(0)
@@ -55,6 +55,26 @@ def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_p
     assert ours["tokens_scored"] == count == 1535
     assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
     assert 5 < ours["perplexity"] < 60  # a 135M model on WikiText: sanity, not the test
+
+
+def test_every_token_scored_equals_a_plain_loop_over_its_windows(smollm2, wikitext_test, tmp_path):
+    """task.score_first (the default): all 1,536 tokens scored, token 0 after the harness's prefix token; the batched
+    evaluation equals transformers run window by window on the same windows."""
+    model, tokenizer = smollm2
+    eval_set = _eval_set(tokenizer, wikitext_test, _cfg(tmp_path, "adapter=none"))
+    ours = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id).metrics()
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for w in eval_set.windows:
+            ids = torch.tensor(w.tokens).unsqueeze(0)
+            labels = ids.clone()
+            labels[:, : w.first_target] = -100
+            nll += model(ids, labels=labels).loss.item() * w.n_scored
+            count += w.n_scored
+    first = tokenizer(wikitext_test, add_special_tokens=False).input_ids[0]
+    assert eval_set.windows[0].tokens[:2] == [tokenizer.bos_token_id or tokenizer.eos_token_id, first]
+    assert ours["tokens_scored"] == count == 1536
+    assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
 
 
 def test_documents_mode_runs_on_real_articles(smollm2, wikitext_test, tmp_path):
