@@ -360,8 +360,16 @@ def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path,
     learning curve on the held-out slice, saves every parameter, drops its checkpoint once finished, and eval ppl
     from_run reproduces its perplexity without a frozen-prefix cache or a base pass."""
     cfg = _cfg(
-        tmp_path, "train=paper", "adapter=none", "train.max_steps=2", "train.warmup_steps=0", "train.batch_size=2",
-        "train.seq_len=32", "train.eval_every=1", "train.eval_tokens=64", "train.lr=1e-4",
+        tmp_path,
+        "train=paper",
+        "adapter=none",
+        "train.max_steps=2",
+        "train.warmup_steps=0",
+        "train.batch_size=2",
+        "train.seq_len=32",
+        "train.eval_every=1",
+        "train.eval_tokens=64",
+        "train.lr=1e-4",
     )
     row = run("train", cfg, ["(test)"])
     assert row["trainable_params"] == row["total_params"] == row["base_total_params"] and row["added_params"] == 0
