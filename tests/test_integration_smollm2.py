@@ -327,7 +327,7 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert shots["perplexity"] == pytest.approx(exact["perplexity"], rel=0.05)
     assert load_rows(tmp_path / "results")["shots"].iloc[-1] == 8192
 
-    # ibm_fake through Aer end to end on a tiny slice: 7 positions x 144 blocks = 1,008 circuits in one Aer job
+    # ibm_fake through Aer end to end on a tiny slice: 8 positions x 144 blocks = 1,152 circuits in one Aer job
     tiny = ["task.max_tokens=8", "task.max_length=8", "task.stride=8", trained]
     exact_tiny = run("eval ppl", _cfg(tmp_path, *tiny), ["(test)"])
     ideal = run(
@@ -336,13 +336,14 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
     assert ideal["exact_perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=1e-6)
 
-    # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 190 input positions only
-    # the 143 scored ones go to the device (positions=scored); the exact reference covers the same tokens
+    # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 191 input positions (the
+    # first window has the prefix token in front) only the 144 scored ones go to the device (positions=scored); the
+    # exact reference covers the same tokens
     overlap = ["task.max_length=96", "task.stride=48", trained]
     noisy = run("eval ppl", _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144"), ["(test)"])
     exact_same = run("eval ppl", _cfg(tmp_path, *overlap, "task.max_tokens=144"), ["(test)"])
-    assert noisy["tokens_scored"] == exact_same["tokens_scored"] == 143
-    assert noisy["device_circuits"] == 143 * 144
+    assert noisy["tokens_scored"] == exact_same["tokens_scored"] == 144
+    assert noisy["device_circuits"] == 144 * 144
     assert noisy["exact_perplexity"] == pytest.approx(exact_same["perplexity"], rel=1e-6)
     assert noisy["device_degradation_pct"] == pytest.approx(100 * (noisy["perplexity"] / exact_same["perplexity"] - 1))
     assert math.isfinite(noisy["perplexity"]) and noisy["perplexity"] != exact_same["perplexity"]
@@ -351,7 +352,7 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
         _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"),
         ["(test)"],
     )
-    assert every["device_circuits"] == 190 * 144
+    assert every["device_circuits"] == 191 * 144
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]
 
 
