@@ -336,9 +336,9 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
     assert ideal["exact_perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=1e-6)
 
-    # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 191 input positions (the
-    # first window has the prefix token in front) only the 144 scored ones go to the device (positions=scored); the
-    # exact reference covers the same tokens
+    # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 192 input positions (two
+    # windows of 96 inputs in one batch: the prefix token leads the first, the second is padded to it) only the 144
+    # scored ones go to the device (positions=scored); the exact reference covers the same tokens
     overlap = ["task.max_length=96", "task.stride=48", trained]
     noisy = run("eval ppl", _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144"), ["(test)"])
     exact_same = run("eval ppl", _cfg(tmp_path, *overlap, "task.max_tokens=144"), ["(test)"])
@@ -352,7 +352,7 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
         _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"),
         ["(test)"],
     )
-    assert every["device_circuits"] == 191 * 144
+    assert every["device_circuits"] == 192 * 144
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]
 
 
