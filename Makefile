@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -60,13 +60,30 @@ reproduce-cua: data
 reproduce-noise: data
 	$(VPY) scripts/reproduce_noise.py
 
-# results/table2.md (+ .csv, .png): QFFN at quarter/half/full fractions (QFFN paper, Table 2), scaled budget
-reproduce-table2: data
-	$(VPY) scripts/reproduce_qffn.py table2
+# The QFFN paper under its own protocol (train=paper: whole-model fine-tuning, 128-token windows) at a CPU budget of
+# 60 steps (STEPS=10000 is the paper's). Resumable; each invocation stays within 90 minutes on 2 cores when run one
+# seed (SEEDS=0, then 1, then 2) and, for the components, one METHODS group at a time:
+#   make reproduce-qffn-components SEEDS=0 METHODS="base_ft qffn_both qffn_ffn qffn_heads"
+#   make reproduce-qffn-components SEEDS=0 METHODS="qffn_heads_random ffn_removed ffn_lowrank ffn_pruned"
+# results/qffn_components.md (+ qffn_curve.png): which component of QFFN-half costs the perplexity, with controls
+SEEDS ?= 0 1 2
+STEPS ?= 60
+METHODS ?=
+QFFN = $(VPY) scripts/reproduce_qffn.py --seeds $(SEEDS) --steps $(STEPS)
+reproduce-qffn-components: data
+	$(QFFN) components $(if $(METHODS),--methods $(METHODS))
 
-# results/table1.md (+ .csv): base SmolLM2, Gemma 3 270M, the classical control and QFFN-half (QFFN paper, Table 1)
+# results/table2.md (+ .csv, .png): QFFN at quarter/half/full (QFFN paper, Table 2)
+reproduce-table2: data
+	$(QFFN) table2
+
+# results/qffn_speed.csv: tokens/s of base, classical rows and QFFN at each fraction, interleaved rounds, one process
+reproduce-qffn-speed: data
+	$(QFFN) speed
+
+# results/table1.md: base, Gemma 3 270M, the Distilled and low-rank baselines and QFFN-half (QFFN paper, Table 1)
 reproduce-table1: data
-	$(VPY) scripts/reproduce_qffn.py table1
+	$(QFFN) table1
 
 # results/glue.md (+ .csv, .png, glue_cells.json, glue_predictions.csv): QuIC vs LoRA/OFT/BOFT (matched and default
 # sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0), then

@@ -105,6 +105,8 @@ ROW_COLUMNS: dict[str, str] = {
     "train_loss_final": "mean training loss of the last log_every steps (last 10 for classification)",
     "train_cache_layer": "decoder layer whose input stream training cached (empty: no cache)",
     "train_cache_storage": "where the training activation cache lived: memory or disk",
+    "curve_points": "learning-curve points in curve.csv (train.eval_every; empty: no curve)",
+    "curve_final_ppl": "validation perplexity at the last learning-curve point (train.eval_every)",
     "distill_rel_err_before": "replacement blocks: mean relative error to the replaced FFN before local distillation",
     "distill_rel_err_after": "replacement blocks: mean relative error after local distillation",
     "distill_tokens": "hidden states per layer used for local distillation",
@@ -320,6 +322,9 @@ def finish(run: Run, result: dict, model: nn.Module | None = None) -> dict:
             save_adapter(run.dir / ADAPTER_FILE, model, run.cfg)
         write_json_atomic(run.dir / METRICS_FILE, result)
         append_row(run.cfg.results_dir, result)
+        # the checkpoint only resumes an unfinished run; with train.trainable=all it holds the whole model and AdamW's
+        # two moments (about 1.6 GB for SmolLM2-135M), so a sweep would fill the disk
+        (run.dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     return result
 
 
@@ -360,6 +365,20 @@ class Trained:
     cfg: DictConfig
     weights: dict[str, torch.Tensor]
     metadata: dict[str, str]
+
+    @property
+    def whole_model(self) -> bool:
+        """Trained with ``train.trainable=all`` (the QFFN paper's protocol): the weights are the whole model's, so
+        neither the base model (adapters off) nor a frozen-prefix activation cache can be had from it."""
+        train = self.cfg.get("train") or {}
+        return str(train.get("trainable", "adapter")) == "all"
+
+    def load_into(self, model: nn.Module) -> None:
+        """Load the weights into ``model``, injected with this run's adapter config (every parameter of it for a
+        whole-model run). Raises: ConfigError when names or shapes differ (another adapter config)."""
+        if self.whole_model:
+            model.requires_grad_(True)
+        adapters.load_adapter_state(model, self.weights)
 
     @property
     def structure(self) -> dict:

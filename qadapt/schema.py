@@ -723,6 +723,20 @@ class FFNLowRankAdapter:
 
 
 @schema
+class FFNPrunedAdapter:
+    """The QFFN paper's Distilled baseline at our scale (``adapter=ffn_pruned``; ``qadapt/adapters/ffn_pruned.py``):
+    every decoder FFN keeps its k most important neurons, k matching adapter=qffn's total parameters."""
+
+    name: str = name_field("ffn_pruned", "adapter")
+    fraction: str = f("the adapter=qffn fraction whose total parameter count is matched (neurons=auto)", FRACTION)
+    neurons: Any = f(
+        "neurons k each FFN keeps; auto = the k matching adapter=qffn with the same fraction (default depths, "
+        "quantum heads on)",
+        Either(Word("auto"), POS_INT),
+    )
+
+
+@schema
 class RBSAdapter:
     """QuIC compound adapter (``adapter=rbs``; ``qadapt/adapters/rbs.py``): per block
     B = A^(k1) (+) A^(k2) (+) ... (+) I, A (n x n) orthogonal, A^(k) its k-th compound (C(n, k) x C(n, k));
@@ -1010,6 +1024,13 @@ class WikitextPPLTask:
     )
     max_length: int = f("window length (tokens)", Int(ge=2))
     stride: int = f("sliding mode: window advance (tokens, at most max_length)", POS_INT)
+    score_first: bool = f(
+        "sliding mode: score every token of the text, a window's first token with the previous token (the text's "
+        "first with BOS, else EOS) as context, so word perplexity and bits per byte cover the scored text for every "
+        "model; absent = false (runs recorded before it: each window's first token unscored unless BOS leads it)",
+        Bool(),
+        optional=True,
+    )
     batch_size: int = f("windows per forward pass", POS_INT)
     max_tokens: int | None = f(
         "evaluate only the first N tokens of the stream (tokens); null = the whole split", nullable(POS_INT)
@@ -1153,6 +1174,18 @@ class DefaultTrain:
         Bool(),
         optional=True,
     )
+    eval_every: int = f(
+        "learning curve: perplexity on the held-out validation slice (train.valid_holdout > 0) before the first "
+        "step, every eval_every steps and after the last, written to curve.csv (steps); absent or 0 = none",
+        NONNEG_INT,
+        optional=True,
+    )
+    eval_tokens: int | None = f(
+        "learning curve: tokens of the held-out slice scored at each point, from its start (tokens); absent or "
+        "null = all of it",
+        nullable(POS_INT),
+        optional=True,
+    )
 
 
 @schema
@@ -1216,6 +1249,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "cua": CUAAdapter,
         "qffn": QFFNAdapter,
         "ffn_lowrank": FFNLowRankAdapter,
+        "ffn_pruned": FFNPrunedAdapter,
         "rbs": RBSAdapter,
         "blockdiag": BlockDiagAdapter,
         "norm": NormTuningAdapter,

@@ -1,373 +1,638 @@
 #!/usr/bin/env python
-"""results/table1.md and results/table2.md: the QFFN paper's Tables 1 and 2 at SmolLM2-135M scale.
+"""The QFFN paper ("Less Bits, More Qubits") at SmolLM2-135M scale, under the paper's own protocol.
 
-Table 2 (fraction sweep): QFFN at quarter / half / full, each trained with the scaled budget of
-``configs/train/new_blocks.yaml`` (local distillation, then cross-entropy + KL to the unmodified model).
-Table 1: base SmolLM2-135M, Gemma 3 270M (uncompressed reference, as the paper's Qwen-7B row), the classical
-control ``ffn_lowrank`` at QFFN-half's parameter count (same layers, same budget: the paper's Distilled-4B row,
-scaled) and QFFN-half. Every row is evaluated on the same text: the first ``--eval-bytes`` UTF-8 bytes of
-WikiText-2 test (``task.max_bytes``; word perplexity and bits per byte compare across tokenizers; ``--full``:
-the whole split). Speed: forward tokens/s of each model relative to the base model in the same run, with the
-quantum layers simulated by our exact fused simulator and by PennyLane lightning.qubit (and lightning.gpu when
-a CUDA GPU exists). Finished training runs (same config, same run directory) are reused. Usage:
+Protocol (``configs/train/paper.yaml``; the paper's Table 3 and Algorithm 2): the whole model, classical weights
+included, fine-tuned with next-token cross-entropy, AdamW lr 2e-5, weight decay 0.01, linear warm-up over 5 % of the
+steps, clipping 1.0, batch 8 x 128 tokens; the quantum blocks briefly pre-trained first (each fitted alone to what it
+replaces on real hidden states: the FFNs' outputs, the heads' attention patterns); evaluation in windows of 128
+tokens on the first ``--eval-bytes`` bytes of WikiText-2 test. What is scaled down on 2 CPU cores is the number of
+steps (``--steps``; the paper's 10k is ``--steps 10000``) and the model (SmolLM2-135M for LLaMA-7B).
 
-    python scripts/reproduce_qffn.py table2 [--full] [--out-dir results] [--quick]
-    python scripts/reproduce_qffn.py table1 [--full] [--out-dir results] [--quick]
+Phases (each resumable: a finished run with the same config is reused, and the cells of earlier invocations are
+kept in ``<out-dir>/qffn_cells.csv``):
 
-``--quick`` is the CI sweep: a few steps on a short slice, written to --out-dir (not the committed tables).
+    components  the half fraction, one row per component (``COMPONENTS``): base fine-tuned, quantum FFNs + heads,
+                FFNs only, heads only (distilled start and random start), FFNs removed, the low-rank classical
+                control, the Distilled baseline (every FFN pruned to QFFN-half's count)  -> qffn_components.md
+    table2      QFFN at quarter / half / full (both components)                               -> table2.md, .png
+    speed       tokens/s of every model in interleaved rounds in one process                   -> qffn_speed.csv
+    table1      base, Gemma 3 270M, the classical rows and QFFN-half, speed from qffn_speed    -> table1.md
+    all         every phase above; status: what is finished
+
+    python scripts/reproduce_qffn.py components [--seeds 0 1 2] [--methods qffn_both base_ft] [--steps 60]
+    python scripts/reproduce_qffn.py all [--quick] [--out-dir DIR] [--render-only]
+
+Every trained row records a learning curve (validation perplexity on the held-out end of WikiText-2 valid, which
+training never sees) -> qffn_curve.csv and qffn_curve.png. Intervals: two-level percentile bootstrap over seeds
+and then test windows; comparisons paired on the same draws (qadapt/results/stats.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
-from qadapt import adapters, devices, models
+from qadapt import adapters, devices, models, runs
 from qadapt.config import compose
-from qadapt.experiments import run, run_or_reuse
-from qadapt.results import save_figure_atomic, write_text_atomic
-from qadapt.runs import git_commit
+from qadapt.data.wikitext import load_eval_text
+from qadapt.eval import perplexity
+from qadapt.eval.windows import build_eval_set
+from qadapt.experiments import run_or_reuse
+from qadapt.results import save_figure_atomic, stats, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+PAPER_STEPS = 10_000
+STEPS = 60  # the CPU budget (--steps); see results/README.md for its timing
+DISTILL_STEPS = 50  # "briefly pre-trained" (Algorithm 2): local distillation mini-batches per new block
+CURVE_POINTS = 6  # learning-curve points after step 0
 
-# paper figures: (params in billions, WikiText-103 perplexity, speed vs LLaMA-7B with CPU QSim, with GPU QSim)
+# method -> (label, adapter overrides); every one trained with the same protocol, budget, text and seeds
+COMPONENTS = {
+    "base_ft": ("base SmolLM2-135M, fine-tuned (nothing replaced)", ["adapter=none"]),
+    "qffn_both": ("QFFN-half: quantum FFNs + quantum heads", ["adapter=qffn", "adapter.fraction=half"]),
+    "qffn_ffn": (
+        "quantum FFNs only (heads classical)",
+        ["adapter=qffn", "adapter.fraction=half", "adapter.quantum_heads=false"],
+    ),
+    "qffn_heads": (
+        "quantum heads only (FFNs kept), distilled start",
+        ["adapter=qffn", "adapter.fraction=half", "++adapter.quantum_ffn=false"],
+    ),
+    "qffn_heads_random": (
+        "quantum heads only (FFNs kept), random start",
+        ["adapter=qffn", "adapter.fraction=half", "++adapter.quantum_ffn=false", "train.distill_heads=false"],
+    ),
+    "ffn_removed": (
+        "FFNs removed (a learned constant; the readout's start)",
+        ["adapter=ffn_lowrank", "adapter.rank=0"],
+    ),
+    "ffn_lowrank": ("classical control: low-rank FFNs of QFFN-half's count", ["adapter=ffn_lowrank"]),
+    "ffn_pruned": ("Distilled baseline: every FFN pruned to QFFN-half's total", ["adapter=ffn_pruned"]),
+}
+REFERENCE = "base_ft"
+FRACTIONS = ("quarter", "half", "full")
+CURVE_METHODS = ("base_ft", "qffn_both", "ffn_lowrank", "ffn_pruned")
+UNTRAINED = {"base": "base SmolLM2-135M, not fine-tuned", "gemma": "Gemma 3 270M, not fine-tuned"}
+
+# paper figures: (model, params in billions, WikiText-103 perplexity, speed vs LLaMA-7B with CPU QSim, with GPU QSim)
 PAPER_T1 = {
     "base": ("LLaMA-7B", 7.0, 20.1, 1.0, 1.0),
-    "reference": ("Qwen-7B", 7.0, 18.9, 0.9, 0.9),
-    "classical": ("Distilled-4B", 4.0, 23.1, 1.4, 1.4),
-    "qffn_half": ("QFFN", 3.5, 20.3, 0.6, 2.0),
+    "gemma": ("Qwen-7B", 7.0, 18.9, 0.9, 0.9),
+    "ffn_pruned": ("Distilled-4B", 4.0, 23.1, 1.4, 1.4),
+    "qffn_both": ("QFFN", 3.5, 20.3, 0.6, 2.0),
 }
 PAPER_T2 = {"full": (3.0, 20.7, 0.4, 1.8), "half": (3.5, 20.3, 0.6, 2.0), "quarter": (4.1, 20.1, 0.8, 1.4)}
-FRACTIONS = ("quarter", "half", "full")
 
 
-def budget(args) -> list[str]:
-    """Overrides shared by every trained row (the same for QFFN and its classical control)."""
-    common = [
+# ---------------------------------------------------------------------------------------------------------------
+# configs
+
+
+def protocol(args, seed: int) -> list[str]:
+    """Overrides shared by every row: the paper's protocol at ``--steps`` steps, its windows, the same test text."""
+    steps = args.steps
+    out = [
         "model=smollm2_135m",
         "task=wikitext_ppl",
-        "train=new_blocks",
+        "train=paper",
         "device=exact",
-        "seed=0",
+        f"seed={seed}",
         f"runs_dir={args.runs_dir}",
         f"results_dir={args.results_dir}",
+        f"train.max_steps={steps}",
+        f"train.warmup_steps={max(1, round(steps / 20)) if steps != PAPER_STEPS else 500}",
+        f"train.save_every={max(1, min(500, steps // 4))}",
+        f"train.distill_steps={args.distill_steps}",
+        f"train.eval_every={max(1, steps // CURVE_POINTS)}",
+        f"train.eval_tokens={args.curve_tokens}",
+        "task.max_length=128",
+        "task.stride=128",
+        "task.batch_size=16",
+        "task.max_bytes=null" if args.full else f"task.max_bytes={args.eval_bytes}",
     ]
-    common.append("task.max_bytes=null" if args.full else f"task.max_bytes={args.eval_bytes}")
     if args.quick:
-        common += [
-            "train.max_steps=2",
-            "train.batch_size=2",
-            "train.seq_len=64",
-            "train.warmup_steps=0",
-            "train.distill_steps=5",
-            "train.distill_tokens=512",
-            "train.distill_batch=128",
-            "task.max_length=256",
-            "task.stride=256",
-        ]
-    return common
-
-
-def train_or_reuse(overrides: list[str]) -> dict:
-    return run_or_reuse(overrides)
-
-
-def evaluate(overrides: list[str]) -> dict:
-    return run("eval ppl", compose(overrides), ["qadapt", "eval", "ppl", *overrides])
-
-
-def speed_devices() -> list[tuple[str, dict | None]]:
-    """(label, device config) for the speed columns; lightning.gpu only where CUDA exists (else reported n/a)."""
-    rows = [
-        ("fused", {"name": "exact", "shots": None, "seed": 0}),
-        ("lightning_qubit", {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0}),
-    ]
-    gpu = (
-        {"name": "lightning_gpu", "backend": "lightning.gpu", "shots": None, "seed": 0}
-        if torch.cuda.is_available()
-        else None
-    )
-    return rows + [("lightning_gpu", gpu)]
-
-
-@torch.inference_mode()
-def tokens_per_second(model, ids: torch.Tensor, repeats: int, warmup: bool = True) -> float:
-    """Median forward tokens/s of ``model`` on ``ids`` ``(B, T)`` (after one warm-up call, unless ``warmup=False``:
-    the PennyLane devices, where one call takes minutes and nothing is compiled or cached)."""
-    if warmup:
-        model(input_ids=ids, use_cache=False)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(input_ids=ids, use_cache=False)
-        times.append(time.perf_counter() - start)
-    return ids.numel() / statistics.median(times)
-
-
-def measure_speeds(model_overrides: dict[str, list[str]], args) -> dict[str, dict[str, float]]:
-    """tokens/s of every model on every speed device, plus its ratio to the base model on the same tokens.
-
-    The fused column uses ``--speed-tokens`` tokens; the PennyLane columns (one circuit per token and per
-    (query, key) pair of a quantum head) use the first ``--speed-tokens-pennylane`` of them.
-    """
-    cfg = compose(["model=smollm2_135m"])
-    loaded = models.load(cfg.model)
-    text = (Path(compose([]).data_dir) / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")
-    all_ids = torch.tensor(loaded.tokenizer(text[:100_000], add_special_tokens=False).input_ids[: args.speed_tokens])[
-        None
-    ]
-    slices = {
-        "fused": all_ids,
-        "lightning_qubit": all_ids[:, : args.speed_tokens_pennylane],
-        "lightning_gpu": all_ids[:, : args.speed_tokens_pennylane],
-    }
-    out: dict[str, dict[str, float]] = {}
-    base_model = loaded.model
-    base_tps = {label: tokens_per_second(base_model, ids, args.repeats) for label, ids in slices.items()}
-    out["base"] = {f"{label}_tps": v for label, v in base_tps.items()} | {f"{label}_speed": 1.0 for label in slices}
-    for name, overrides in model_overrides.items():
-        run_cfg = OmegaConf.load(Path(overrides["run_dir"]) / "config.yaml")
-        model = models.load(cfg.model).model
-        adapters.apply(model, run_cfg.adapter, devices.get(OmegaConf.create(speed_devices()[0][1])))
-        from safetensors.torch import load_file
-
-        adapters.load_adapter_state(model, load_file(str(Path(overrides["run_dir"]) / "adapter.safetensors")))
-        row = {}
-        for label, dev_cfg in speed_devices():
-            if dev_cfg is None:
-                row[f"{label}_tps"], row[f"{label}_speed"] = float("nan"), float("nan")
-                continue
-            adapters.set_device(model, devices.get(OmegaConf.create(dev_cfg)))
-            fused = label == "fused"
-            tps = tokens_per_second(model, slices[label], args.repeats if fused else 1, warmup=fused)
-            row[f"{label}_tps"], row[f"{label}_speed"] = tps, tps / base_tps[label]
-            print(f"{name} on {label}: {tps:,.1f} tokens/s ({tps / base_tps[label]:.2f}x base)", flush=True)
-        out[name] = row
-        del model
+        out += ["train.batch_size=2", "train.seq_len=32", "train.distill_tokens=256", "train.distill_batch=64"]
     return out
 
 
-def _fmt(v, spec: str, na: str = "n/a", unit: str = "") -> str:
-    return na if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec) + unit
+def method_overrides(method: str, fraction: str) -> list[str]:
+    over = list(COMPONENTS[method][1])
+    return [o if not o.startswith("adapter.fraction=") else f"adapter.fraction={fraction}" for o in over]
 
 
-def _no_gpu(frame: pd.DataFrame) -> pd.DataFrame:
-    """Without a GPU no row has a lightning.gpu speed; the base row's 1.0 (its own reference) is then n/a too."""
-    if "lightning_gpu_speed" in frame and frame["lightning_gpu_speed"].iloc[1:].isna().all():
-        frame = frame.assign(lightning_gpu_speed=float("nan"))
-    return frame
+def untrained_overrides(key: str, args) -> list[str]:
+    over = [o for o in protocol(args, 0) if not o.startswith(("train.", "seed="))]
+    return [*over, "adapter=none"] + (["model=gemma3_270m"] if key == "gemma" else [])
 
 
-def table2(args) -> pd.DataFrame:
-    rows, trained = [], {}
-    for fraction in FRACTIONS:
-        overrides = [*budget(args), "adapter=qffn", f"adapter.fraction={fraction}"]
-        trained[fraction] = train_or_reuse(overrides)
-    speeds = measure_speeds({f: {"run_dir": trained[f]["run_dir"]} for f in FRACTIONS}, args)
-    for fraction in FRACTIONS:
-        m = trained[fraction]
-        rows.append(
-            _row(f"QFFN-{fraction}", m, speeds[fraction], args)
-            | {
-                "fraction": fraction,
-                "paper_params_b": PAPER_T2[fraction][0],
-                "paper_ppl": PAPER_T2[fraction][1],
-                "paper_speed_cpu": PAPER_T2[fraction][2],
-                "paper_speed_gpu": PAPER_T2[fraction][3],
-            }
+# ---------------------------------------------------------------------------------------------------------------
+# cells: one row per finished run, kept across invocations
+
+
+def files(args) -> dict[str, Path]:
+    out = Path(args.out_dir)
+    names = {"cells": "qffn_cells.csv", "windows": "qffn_windows.csv", "curve": "qffn_curve.csv"}
+    return {k: out / v for k, v in names.items()} | {"speed": out / "qffn_speed.csv"}
+
+
+def load_cells(args) -> dict[str, pd.DataFrame]:
+    paths = files(args)
+    return {k: pd.read_csv(p) if p.exists() else pd.DataFrame() for k, p in paths.items()}
+
+
+KEY = ["method", "fraction", "seed", "steps"]
+
+
+def upsert(old: pd.DataFrame, new: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    if old.empty:
+        return new.reset_index(drop=True)
+    keys = set(map(tuple, new[key].astype(str).to_numpy()))
+    kept = old[[tuple(r) not in keys for r in old[key].astype(str).to_numpy()]]
+    return pd.concat([kept, new], ignore_index=True)
+
+
+def record(args, method: str, fraction: str, seed: int | None, row: dict) -> None:
+    """Add one finished run (its row, test windows and learning curve) to the cell files."""
+    run_dir = Path(row["run_dir"])
+    steps = args.steps if seed is not None else 0
+    ident = {"method": method, "fraction": fraction, "seed": -1 if seed is None else seed, "steps": steps}
+    keep = (
+        "run_dir git_commit total_params added_params removed_params trainable_params perplexity mean_nll "
+        "word_perplexity bits_per_byte tokens_scored base_perplexity train_seconds train_loss_final "
+        "distill_rel_err_before distill_rel_err_after distill_seconds head_kl_before head_kl_after "
+        "head_distill_seconds curve_final_ppl wall_seconds machine threads"
+    ).split()
+    cell = ident | {k: row.get(k) for k in keep} | {"run_id": run_dir.name, "config": row.get("config")}
+    windows = pd.read_csv(run_dir / "windows.csv").assign(**ident)
+    old = load_cells(args)
+    paths = files(args)
+    paths["cells"].parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths["cells"], upsert(old["cells"], pd.DataFrame([cell]), KEY).to_csv(index=False))
+    cols = [*KEY, "window", "tokens", "nll", "base_nll"]
+    write_text_atomic(paths["windows"], upsert(old["windows"], windows[cols], KEY).to_csv(index=False))
+    curve_file = run_dir / "curve.csv"
+    if curve_file.exists():
+        curve = pd.read_csv(curve_file).assign(**ident)
+        write_text_atomic(
+            paths["curve"], upsert(old["curve"], curve[[*KEY, "step", "valid_perplexity"]], KEY).to_csv(index=False)
         )
-    frame = pd.DataFrame(rows)
-    frame["base_ppl"] = float(trained["half"]["base_perplexity"])
-    frame["base_total_params"] = int(trained["half"]["base_total_params"])
-    _save(frame, "table2", args)
-    return frame
 
 
-def _row(label: str, m: dict, speed: dict, args) -> dict:
-    return {
-        "model": label,
-        "run_dir": m.get("run_dir"),
-        "adapter": m.get("adapter_desc"),
-        "total_params": int(m["total_params"]),
-        "added_params": int(m.get("added_params") or 0),
-        "removed_params": int(m.get("removed_params") or 0),
-        "perplexity": float(m["perplexity"]),
-        "word_perplexity": float(m["word_perplexity"]),
-        "bits_per_byte": float(m["bits_per_byte"]),
-        "tokens_scored": int(m["tokens_scored"]),
-        "delta_ppl_pct": m.get("delta_ppl_pct"),
-        "distill_rel_err_after": m.get("distill_rel_err_after"),
-        "train_seconds": m.get("train_seconds"),
-        "train_loss_final": m.get("train_loss_final"),
-        "git_commit": m["git_commit"],
-        **speed,
-        "speed_tokens": args.speed_tokens,
-        "speed_tokens_pennylane": args.speed_tokens_pennylane,
-        "machine": m.get("machine"),
-        "threads": m.get("threads"),
-        "command": " ".join(sys.argv),
-    }
+def train_cell(args, method: str, fraction: str, seed: int) -> None:
+    overrides = [*protocol(args, seed), *method_overrides(method, fraction)]
+    print(f"== {method} ({fraction}), seed {seed}", flush=True)
+    record(args, method, fraction, seed, run_or_reuse(overrides))
 
 
-def table1(args) -> pd.DataFrame:
-    base_eval = evaluate([*budget(args), "adapter=none"])
-    gemma = evaluate([*budget(args), "model=gemma3_270m", "adapter=none"])
-    classical = train_or_reuse([*budget(args), "adapter=ffn_lowrank", "adapter.fraction=half"])
-    qffn = train_or_reuse([*budget(args), "adapter=qffn", "adapter.fraction=half"])
-    speeds = measure_speeds(
-        {"classical": {"run_dir": classical["run_dir"]}, "qffn_half": {"run_dir": qffn["run_dir"]}}, args
-    )
-    rows = []
-    for key, label, m in (
-        ("base", "SmolLM2-135M (base)", base_eval),
-        ("reference", "Gemma 3 270M (base)", gemma),
-        ("classical", "classical control (ffn_lowrank, half)", classical),
-        ("qffn_half", "QFFN-half", qffn),
-    ):
-        if key in ("base", "reference"):
-            m = m | {"total_params": m.get("total_params")}
-        speed = speeds.get(key, {}) if key != "reference" else {}
-        paper = PAPER_T1[key]
-        rows.append(
-            _row(label, m, speed, args)
-            | {
-                "paper_model": paper[0],
-                "paper_params_b": paper[1],
-                "paper_ppl": paper[2],
-                "paper_speed_cpu": paper[3],
-                "paper_speed_gpu": paper[4],
-            }
-        )
-    frame = pd.DataFrame(rows)
-    _save(frame, "table1", args)
-    return frame
+def untrained_cell(args, key: str) -> None:
+    print(f"== {key} (not fine-tuned)", flush=True)
+    record(args, key, "-", None, run_or_reuse(untrained_overrides(key, args), "eval ppl"))
 
 
-def _save(frame: pd.DataFrame, name: str, args) -> None:
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv = out_dir / f"{name}.csv"
-    tmp = csv.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(csv)
-    render(frame, name, args)
+# ---------------------------------------------------------------------------------------------------------------
+# statistics
 
 
-def budget_text(frame: pd.DataFrame) -> str:
-    """The training budget as the trained rows' saved configs say (the same for every trained row)."""
-    from qadapt.errors import QadaptError
-    from qadapt.runs import saved_config
+class Estimates:
+    """Mean NLL per token of each row (mean over its seeds) with two-level bootstrap resamples: seeds, then test
+    windows, the same draws for every row (so differences between rows are paired)."""
 
-    configs = []
-    for d in frame["run_dir"]:
-        if isinstance(d, str):
-            try:
-                configs.append(saved_config(d, ROOT / "results"))
-            except QadaptError:
+    def __init__(self, windows: pd.DataFrame, rows: list[tuple[str, str]], steps: int):
+        self.observed, self.samples, self.seeds = {}, {}, {}
+        first = None
+        for method, fraction in rows:
+            w = windows[(windows["method"] == method) & (windows["fraction"] == fraction)]
+            w = w[(w["steps"] == steps) | (w["seed"] < 0)]
+            if w.empty:
                 continue
-    if not configs:
-        return ""
-    t = configs[0].train
-    return (
-        "Training budget (`train=new_blocks`, the same for QFFN and the classical control): local distillation of each "
-        f"replacement block on {int(t.distill_tokens):,} real hidden states ({int(t.distill_steps)} mini-batches of "
-        f"{int(t.distill_batch):,} tokens, lr {float(t.distill_lr):g}), then {int(t.max_steps)} steps x "
-        f"{int(t.batch_size)} x {int(t.seq_len)} tokens of {float(t.ce_weight):g} x cross-entropy + "
-        f"{float(t.kl_weight):g} x KL to the unmodified model (lr {float(t.lr):g}); only the new blocks train."
+            nll = w.pivot(index="seed", columns="window", values="nll").to_numpy(dtype=float)
+            tokens = w.pivot(index="seed", columns="window", values="tokens").to_numpy(dtype=float)[0]
+            if first is None:
+                first = len(tokens)
+                draws = stats.two_level_resamples(3, first, stats.RESAMPLES, seed=0)
+                self.window_counts = draws[1].astype(float)
+                self._seed_draws = {}
+            if len(tokens) != first:
+                raise SystemExit(f"{method} ({fraction}) was scored on other windows; rerun with the same settings")
+            per_seed = nll.sum(1) / tokens.sum()
+            sums = (nll @ self.window_counts.T) / (tokens @ self.window_counts.T)  # (S, B)
+            n = nll.shape[0]
+            if n not in self._seed_draws:
+                self._seed_draws[n] = stats.two_level_resamples(n, 1, stats.RESAMPLES, seed=1)[0]
+            key = (method, fraction)
+            self.observed[key] = float(per_seed.mean())
+            self.samples[key] = stats.seed_mean(sums, self._seed_draws[n])
+            self.seeds[key] = n
+
+    def ppl(self, key) -> stats.Interval:
+        i = stats.percentile(self.samples[key], self.observed[key], method="two-level bootstrap")
+        return stats.Interval(math.exp(i.estimate), math.exp(i.low), math.exp(i.high), i.confidence, i.method, i.n)
+
+    def versus(self, key, ref) -> stats.PairedTest:
+        """Perplexity change of ``key`` against ``ref`` (%), paired."""
+        diff = self.samples[key] - self.samples[ref]
+        d = stats.percentile(
+            100 * np.expm1(diff), 100 * math.expm1(self.observed[key] - self.observed[ref]), method="paired bootstrap"
+        )
+        return stats.PairedTest(d, stats.bootstrap_p(diff), "paired two-level bootstrap")
+
+
+def p_text(p: float) -> str:
+    return f"p < {1 / stats.RESAMPLES:g}" if p <= 1 / stats.RESAMPLES else f"p = {p:.3g}"
+
+
+def change(test: stats.PairedTest) -> str:
+    d = test.difference
+    return f"{d.estimate:+.1f} % [{d.low:+.1f}, {d.high:+.1f}]"
+
+
+def verdict(test: stats.PairedTest, what: str, ref: str) -> str:
+    d = test.difference
+    if not d.excludes(0):
+        return f"{what} is indistinguishable from {ref} at this budget ({p_text(test.p)})"
+    word = "worse" if d.estimate > 0 else "better"
+    return f"{what} is {word} than {ref}: {change(test)} perplexity ({p_text(test.p)})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# speed: every model in interleaved rounds, one process
+
+
+def speed_phase(args) -> None:
+    """tokens/s of the base model, the classical rows and QFFN at each fraction (seed-0 runs), the same test tokens,
+    interleaved rounds (base, row, row, ..., base, ...): each row's ratio to the base in the same round, median and
+    range over rounds. The fused simulator on ``--speed-tokens`` tokens, lightning.qubit on the first
+    ``--speed-tokens-pennylane``; lightning.gpu where CUDA exists."""
+    cells = load_cells(args)["cells"]
+    wanted = [("ffn_lowrank", "half"), ("ffn_pruned", "half"), *[("qffn_both", f) for f in FRACTIONS]]
+    run_dirs = {}
+    for method, fraction in wanted:
+        c = cells[(cells["method"] == method) & (cells["fraction"] == fraction) & (cells["seed"] == 0)]
+        c = c[c["steps"] == args.steps]
+        if c.empty:
+            print(f"speed: {method} ({fraction}) seed 0 is not trained yet: left out (run its phase first)")
+            continue
+        run_dirs[(method, fraction)] = c.iloc[-1]["run_dir"]
+    cfg = compose(protocol(args, 0))
+    text = load_eval_text(cfg.data_dir, "test")
+    built = {("base", "-"): None}
+    tokenizer = None
+    for key, run_dir in run_dirs.items():
+        trained = runs.load_trained(run_dir, "smollm2_135m")
+        loaded = models.load(cfg.model)
+        tokenizer = loaded.tokenizer
+        adapters.apply(loaded.model, trained.cfg.adapter, devices.get(cfg.device))
+        trained.load_into(loaded.model)
+        built[key] = loaded.model.eval().requires_grad_(False)
+    base = models.load(cfg.model)
+    built[("base", "-")] = base.model.eval()
+    tokenizer = base.tokenizer
+
+    def windows(tokens: int):
+        task = OmegaConf.merge(cfg.task, {"max_bytes": None, "max_tokens": tokens})
+        return build_eval_set(tokenizer, text.text, text.source, task)
+
+    pad = runs.pad_id(tokenizer)
+    rows = []
+    labels = [
+        ("fused", {"name": "exact", "shots": None, "seed": 0}, windows(args.speed_tokens), args.rounds),
+        (
+            "lightning_qubit",
+            {"name": "lightning_qubit", "backend": "lightning.qubit", "shots": None, "seed": 0},
+            windows(args.speed_tokens_pennylane),
+            args.pennylane_rounds,
+        ),
+    ]
+    if torch.cuda.is_available():
+        gpu = {"name": "lightning_gpu", "backend": "lightning.gpu", "shots": None, "seed": 0}
+        labels.append(("lightning_gpu", gpu, windows(args.speed_tokens_pennylane), args.pennylane_rounds))
+    for label, dev_cfg, es, rounds in labels:
+        device = devices.get(OmegaConf.create(dev_cfg))
+        for model in built.values():
+            adapters.set_device(model, device)
+        for r in range(rounds + (1 if label == "fused" else 0)):  # fused: round 0 warms up, not kept
+            for (method, fraction), model in built.items():
+                if label != "fused" and method in ("ffn_lowrank", "ffn_pruned"):
+                    continue  # no circuits: the same on every simulator
+                m = perplexity.evaluate(model, es, 16, pad, description=f"{method} {fraction} on {label}").metrics()
+                rows.append(
+                    {
+                        "simulator": label,
+                        "round": r,
+                        "method": method,
+                        "fraction": fraction,
+                        "tokens": es.n_scored,
+                        "tokens_per_s": m["tokens_per_s"],
+                    }
+                )
+            done = [x for x in rows if x["simulator"] == label and x["round"] == r]
+            print(
+                f"{label} round {r}: "
+                + ", ".join(f"{x['method']}/{x['fraction']} {x['tokens_per_s']:,.0f}" for x in done),
+                flush=True,
+            )
+    frame = pd.DataFrame(rows)
+    frame = frame[(frame["simulator"] != "fused") | (frame["round"] > 0)]
+    base = frame[frame["method"] == "base"].set_index(["simulator", "round"])["tokens_per_s"]
+    frame["speed"] = [r.tokens_per_s / base[(r.simulator, r.round)] for r in frame.itertuples()]
+    frame = frame.assign(
+        steps=args.steps,
+        git_commit=runs.git_commit(),
+        machine=f"{torch.get_num_threads()} torch threads",
+        command=" ".join(sys.argv),
+        written=str(dt.date.today()),
     )
+    path = files(args)["speed"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, frame.to_csv(index=False))
 
 
-def render(frame: pd.DataFrame, name: str, args) -> None:
-    out_dir = Path(args.out_dir)
-    frame = _no_gpu(frame)
-    first = frame.iloc[0]
+def speed_of(speed: pd.DataFrame, method: str, fraction: str, simulator: str) -> str:
+    if speed.empty:
+        return "not measured"
+    s = speed[(speed["simulator"] == simulator) & (speed["method"] == method) & (speed["fraction"] == fraction)]
+    if s.empty:
+        return "n/a (no GPU)" if simulator == "lightning_gpu" else "n/a"
+    v = s["speed"].to_numpy()
+    return f"{np.median(v):.3g}x [{v.min():.3g}, {v.max():.3g}]" if len(v) > 1 else f"{v[0]:.3g}x"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tables
+
+
+def header(args, cells: pd.DataFrame, title: str) -> list[str]:
+    trained = cells[cells["seed"] >= 0]
+    commits = ", ".join(f"`{c}` ({n})" for c, n in cells["git_commit"].value_counts().sort_index().items())
+    cfg = json.loads(trained.iloc[0]["config"]) if not trained.empty else None
+    t = cfg["train"] if cfg else {}
     words = (
-        "the whole WikiText-2 test split"
-        if args.full
-        else f"the first {args.eval_bytes:,} bytes of WikiText-2 test (`task.max_bytes`)"
+        "the whole WikiText-2 test split" if args.full else f"the first {args.eval_bytes:,} bytes of WikiText-2 test"
     )
     lines = [
-        f"# QFFN paper, Table {name[-1]}, at SmolLM2-135M scale",
+        f"# {title}",
         "",
-        f"Command: `{first['command']}`  ",
-        f"Commit: `{first['git_commit']}` · written {dt.date.today()} · machine: {first['machine']}, "
-        f"{first['threads']} torch threads  ",
-        f"Evaluation: {words}, sliding windows of 2,048 (every row on the same text). {budget_text(frame)} "
-        "Speed: forward tokens/s relative to the base model in the same run "
-        f"({int(first['speed_tokens'])} tokens for the fused simulator, {int(first['speed_tokens_pennylane'])} for "
-        "PennyLane).",
+        f"Written {dt.date.today()} by `python scripts/reproduce_qffn.py` (phases and options in its docstring); "
+        f"commits of the runs: {commits}. Machine: {cells.iloc[0]['machine']}, "
+        f"{cells.iloc[0]['threads']} torch threads.",
         "",
     ]
-    if name == "table2":
+    if t:
         lines += [
-            "| fraction | params (total) | added | removed | ppl | word ppl | Δ ppl vs base | speed, fused (CPU) | "
-            "speed, lightning.qubit (CPU) | speed, lightning.gpu | paper params | paper ppl | paper CPU | paper GPU |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for _, r in frame.iterrows():
-            lines.append(
-                f"| {r['fraction']} | {r['total_params']:,} | {r['added_params']:,} | {r['removed_params']:,} | "
-                f"{r['perplexity']:.2f} | {r['word_perplexity']:.2f} | {_fmt(r['delta_ppl_pct'], '+.1f')} % | "
-                f"{_fmt(r.get('fused_speed'), '.2f', unit='x')} | "
-                f"{_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | "
-                f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | {r['paper_params_b']}B | "
-                f"{r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |"
-            )
-        lines += [
+            f"Protocol (`train=paper`, the paper's Table 3 and Algorithm 2): the whole model fine-tuned with "
+            f"cross-entropy, AdamW lr {t['lr']:g}, weight decay {t['weight_decay']:g}, {t['warmup_steps']} warm-up "
+            f"steps then linear decay, clipping {t['max_grad_norm']:g}, batch {t['batch_size']} x {t['seq_len']} "
+            "tokens, "
+            f"**{t['max_steps']} steps** (the paper: {PAPER_STEPS:,}; `--steps {PAPER_STEPS}` runs it, "
+            "`qadapt plan train=paper adapter=qffn task.max_length=128` prices it). Quantum blocks briefly pre-trained "
+            f"(Algorithm 2's option): {t['distill_steps']} local-distillation mini-batches of {t['distill_batch']} "
+            f"hidden states per block (FFNs fitted to the FFN they replace, heads to the attention pattern of the head "
+            f"they replace), the classical replacements alike. Training text: WikiText-2 valid without its last "
+            f"{t['valid_holdout']:g} of articles (WikiText-2 train is not on this machine); the learning curve scores "
+            f"the first {t.get('eval_tokens')} tokens of that held-out part. Evaluation: {words}, windows of 128 "
+            "tokens (the paper's inference length), every row on the same tokens.",
             "",
-            f"Base SmolLM2-135M on the same text: {first['base_total_params']:,} parameters, perplexity "
-            f"{first['base_ppl']:.2f}.",
-            "",
-            f"![perplexity and speed vs fraction]({name}.png)",
         ]
-    else:
-        lines += [
-            "| model | params (total) | ppl (token) | word ppl | bits/byte | speed, fused (CPU) "
-            "| speed, lightning.qubit (CPU) | speed, lightning.gpu "
-            "| paper row | paper params | paper ppl | paper CPU | paper GPU |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
-        ]
-        for _, r in frame.iterrows():
-            lines.append(
-                f"| {r['model']} | {_fmt(r['total_params'], ',')} | {r['perplexity']:.2f} | {r['word_perplexity']:.2f} "
-                f"| {r['bits_per_byte']:.4f} | {_fmt(r.get('fused_speed'), '.2f', unit='x')} | "
-                f"{_fmt(r.get('lightning_qubit_speed'), '.4f', unit='x')} | "
-                f"{_fmt(r.get('lightning_gpu_speed'), '.2f', 'n/a (no GPU)', 'x')} | {r['paper_model']} | "
-                f"{r['paper_params_b']}B | {r['paper_ppl']} | {r['paper_speed_cpu']}x | {r['paper_speed_gpu']}x |"
-            )
-        lines += [
-            "",
-            "Token perplexity is per model's own tokens (Gemma's vocabulary is 262k, SmolLM2's 49k): compare across "
-            "models by word perplexity or bits per byte. Gemma's speed is not measured (it is a reference for quality, "
-            "as the paper's Qwen row).",
-        ]
+    return lines
+
+
+def row_label(method: str) -> str:
+    return UNTRAINED.get(method) or COMPONENTS[method][0]
+
+
+def row_cells(cells: pd.DataFrame, method: str, fraction: str, steps: int) -> pd.DataFrame:
+    """The finished runs of one row: its seeds at ``steps`` (an untrained row: its one evaluation)."""
+    sel = cells[(cells["method"] == method) & (cells["fraction"] == fraction)]
+    return sel[(sel["steps"] == steps) | (sel["seed"] < 0)]
+
+
+def ci_cell(est: Estimates, key) -> str:
+    if key not in est.observed:
+        return "not run"
+    i = est.ppl(key)
+    return f"{i.estimate:,.2f}" if est.seeds[key] == 1 else f"{i.estimate:,.2f} [{i.low:,.2f}, {i.high:,.2f}]"
+
+
+def render_components(args, c: dict[str, pd.DataFrame]) -> None:
+    cells, windows = c["cells"], c["windows"]
+    rows = [("base", "-"), *[(m, "half") for m in COMPONENTS]]
+    est = Estimates(windows, rows, args.steps)
+    ref = (REFERENCE, "half")
+    lines = header(args, cells, "QFFN-half, component by component: which part costs the perplexity")
     lines += [
-        "",
-        "Why it may differ from the paper: (1) scale: SmolLM2-135M (30 layers, d = 576) instead of LLaMA-7B, so each "
-        "replaced FFN is a larger share of a much smaller model; (2) budget: tens of CPU training steps on WikiText-2 "
-        "instead of 10k steps on OpenWebText, and only the new blocks train; (3) readout: the paper does not specify "
-        "how d outputs are read from the circuit; ours (y = ||x|| w (2^n p - 1) + b, 1,272 parameters for an FFN of "
-        '2,654,208) starts as "FFN removed" and local distillation shows how little of the FFN it can represent '
-        "(`distill_rel_err_after` in the csv; 1.0 = no better than removing the FFN); (4) quantum heads keep their q/k "
-        "projections, so they add parameters instead of removing them; (5) speed: our CPU simulator is exact and "
-        "fused, the paper's QSim timing is not described. Every number here is as measured.",
+        "| row | seeds | params (total) | added | perplexity [95 % CI] | vs base fine-tuned: Δ ppl [95 % CI] | p |"
+        " local fit after (FFN rel. err / head KL) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    out = out_dir / f"{name}.md"
-    write_text_atomic(out, "\n".join(lines) + "\n")
-    if name == "table2":
-        plot(frame, out_dir / f"{name}.png")
+    for method, fraction in rows:
+        label, sel = row_label(method), row_cells(cells, method, fraction, args.steps)
+        if sel.empty:
+            lines.append(f"| {label} | 0 | | | not run | | | |")
+            continue
+        r = sel.iloc[0]
+        test = est.versus((method, fraction), ref) if ref in est.observed and method != REFERENCE else None
+        fit = []
+        if pd.notna(r.get("distill_rel_err_after")):
+            fit.append(f"{sel['distill_rel_err_after'].mean():.3f}")
+        if pd.notna(r.get("head_kl_after")):
+            fit.append(f"{sel['head_kl_before'].mean():.3f} -> {sel['head_kl_after'].mean():.3f} nats")
+        lines.append(
+            f"| {label} | {len(sel) if method != 'base' else '-'} | {int(r['total_params']):,} | "
+            f"{int(r['added_params'] or 0):,} | {ci_cell(est, (method, fraction))} | "
+            f"{change(test) if test else ''} | {p_text(test.p) if test else ''} | {' / '.join(fit)} |"
+        )
+    lines += ["", *component_notes(est), "", *curve_text(args, c["curve"]), "", "![learning curves](qffn_curve.png)"]
+    write_text_atomic(Path(args.out_dir) / "qffn_components.md", "\n".join(lines) + "\n")
 
 
-def plot(frame: pd.DataFrame, path: Path) -> None:
+def component_notes(est: Estimates) -> list[str]:
+    ref = (REFERENCE, "half")
+    have = lambda *ms: all((m, "half") in est.observed for m in ms)  # noqa: E731
+    notes = [
+        "Intervals: two-level percentile bootstrap (seeds, then the test windows; "
+        f"{stats.RESAMPLES:,} resamples); Δ ppl and p pair each row with the base fine-tuned on the same draws. "
+        "Added: the new blocks' parameters (whole-model fine-tuning trains every parameter of every row).",
+        "",
+    ]
+    if not have(REFERENCE):
+        return notes + ["The base fine-tuned row is not finished: no comparison yet."]
+    said = []
+    for m, what in (
+        ("qffn_ffn", "Quantum FFNs alone"),
+        ("qffn_heads", "Quantum heads alone (FFNs kept)"),
+        ("qffn_both", "Both (QFFN-half)"),
+        ("ffn_removed", "Removing the same FFNs"),
+        ("ffn_lowrank", "The low-rank classical control"),
+        ("ffn_pruned", "The Distilled baseline"),
+    ):
+        if have(m):
+            said.append(f"- {verdict(est.versus((m, 'half'), ref), what, 'the base fine-tuned')}.")
+    if have("qffn_ffn", "qffn_heads"):
+        t = est.versus(("qffn_heads", "half"), ("qffn_ffn", "half"))
+        said.append(f"- Heads against FFNs: {verdict(t, 'quantum heads alone', 'quantum FFNs alone')}.")
+    if have("qffn_ffn", "ffn_removed"):
+        t = est.versus(("qffn_ffn", "half"), ("ffn_removed", "half"))
+        said.append(
+            f"- Quantum FFNs against the removed FFNs they start from: {verdict(t, 'quantum FFNs', 'FFNs removed')}."
+        )
+    if have("qffn_heads", "qffn_heads_random"):
+        t = est.versus(("qffn_heads", "half"), ("qffn_heads_random", "half"))
+        said.append(
+            "- Start of the quantum heads (distilled to the replaced heads' attention patterns, against random "
+            f"angles with tau = 10): {verdict(t, 'the distilled start', 'the random start')}."
+        )
+    return notes + ["Which component costs what, from these rows:", "", *said]
+
+
+def curve_text(args, curve: pd.DataFrame) -> list[str]:
+    if curve.empty:
+        return []
+    cur = curve[(curve["steps"] == args.steps) & (curve["fraction"] == "half")]
+    g = cur.groupby(["method", "step"])["valid_perplexity"].apply(lambda v: float(np.exp(np.log(v).mean())))
+    if ("qffn_both" not in g.index.get_level_values(0)) or (REFERENCE not in g.index.get_level_values(0)):
+        return []
+    gap = (g["qffn_both"] - g[REFERENCE]).dropna()
+    points = ", ".join(f"{int(s)}: {v:,.1f}" for s, v in gap.items())
+    last = gap.to_numpy()
+    closing = len(last) >= 3 and last[-1] < last[-2] < last[-3]
+    return [
+        "Learning curve (validation perplexity on the held-out slice, geometric mean over seeds): QFFN-half minus the "
+        f"base fine-tuned, by step: {points}. The paper reports QFFN within 0.2-0.3 perplexity of its base after "
+        f"{PAPER_STEPS:,} steps; at {args.steps} steps the gap is {last[-1]:,.1f} and it "
+        + ("is still closing (smaller at each of the last three points)." if closing else "is not closing steadily.")
+    ]
+
+
+def plot_curve(args, curve: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cur = curve[(curve["steps"] == args.steps) & (curve["fraction"] == "half")]
+    if cur.empty:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for method in CURVE_METHODS:
+        m = cur[cur["method"] == method]
+        if m.empty:
+            continue
+        g = m.groupby("step")["valid_perplexity"]
+        mid = g.apply(lambda v: float(np.exp(np.log(v).mean())))
+        ax.plot(mid.index, mid.to_numpy(), "o-", label=f"{COMPONENTS[method][0]} ({m['seed'].nunique()} seeds)")
+        ax.fill_between(mid.index, g.min().to_numpy(), g.max().to_numpy(), alpha=0.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("fine-tuning steps (train=paper)")
+    ax.set_ylabel("validation perplexity (held-out WikiText-2 valid)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    save_figure_atomic(fig, Path(args.out_dir) / "qffn_curve.png")
+
+
+def render_table2(args, c: dict[str, pd.DataFrame]) -> None:
+    cells, windows, speed = c["cells"], c["windows"], c["speed"]
+    rows = [("base", "-"), (REFERENCE, "half"), *[("qffn_both", f) for f in FRACTIONS]]
+    est = Estimates(windows, rows, args.steps)
+    lines = header(args, cells, "QFFN paper, Table 2 (fraction of quantum sub-layers), at SmolLM2-135M scale")
+    lines += [
+        "| fraction | seeds | params (total) | removed | added | perplexity [95 % CI] | vs base fine-tuned | p | "
+        "speed, fused (CPU) | speed, lightning.qubit (CPU) | speed, lightning.gpu | paper params | paper ppl | "
+        "paper CPU | paper GPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    out = []
+    for fraction in FRACTIONS:
+        sel = cells[(cells["method"] == "qffn_both") & (cells["fraction"] == fraction) & (cells["steps"] == args.steps)]
+        p = PAPER_T2[fraction]
+        if sel.empty:
+            lines.append(f"| {fraction} | 0 | | | | not run | | | | | | {p[0]}B | {p[1]} | {p[2]}x | {p[3]}x |")
+            continue
+        r, key = sel.iloc[0], ("qffn_both", fraction)
+        test = est.versus(key, (REFERENCE, "half")) if (REFERENCE, "half") in est.observed else None
+        lines.append(
+            f"| {fraction} | {len(sel)} | {int(r['total_params']):,} | {int(r['removed_params']):,} | "
+            f"{int(r['added_params']):,} | {ci_cell(est, key)} | {change(test) if test else ''} | "
+            f"{p_text(test.p) if test else ''} | {speed_of(speed, 'qffn_both', fraction, 'fused')} | "
+            f"{speed_of(speed, 'qffn_both', fraction, 'lightning_qubit')} | "
+            f"{speed_of(speed, 'qffn_both', fraction, 'lightning_gpu')} | {p[0]}B | {p[1]} | {p[2]}x | {p[3]}x |"
+        )
+        out.append(
+            {
+                "fraction": fraction,
+                "perplexity": est.ppl(key).estimate,
+                "paper_ppl": p[1],
+                "fused_speed": _median_speed(speed, fraction),
+                "paper_speed_cpu": p[2],
+                "paper_speed_gpu": p[3],
+            }
+        )
+    for key, label in (("base", UNTRAINED["base"]), (REFERENCE, COMPONENTS[REFERENCE][0])):
+        k = (key, "-" if key == "base" else "half")
+        if k in est.observed:
+            lines.append(f"\n{label}: perplexity {ci_cell(est, k)} on the same tokens.")
+    half = _median_speed(speed, "half")
+    if half == half:  # measured
+        lines += [
+            "",
+            f"Target (issue 7): QFFN-half >= 1.0x base on the fused simulator: {half:.3g}x, "
+            f"**{'met' if half >= 1.0 else 'not met'}** (the median over rounds; the range is in the table).",
+        ]
+    lines += ["", *speed_note(speed), "", *differences(), "", "![perplexity and speed vs fraction](table2.png)"]
+    write_text_atomic(Path(args.out_dir) / "table2.md", "\n".join(lines) + "\n")
+    write_text_atomic(Path(args.out_dir) / "table2.csv", pd.DataFrame(out).to_csv(index=False))
+    if out:
+        plot_table2(
+            pd.DataFrame(out),
+            est.ppl((REFERENCE, "half")).estimate if (REFERENCE, "half") in est.observed else None,
+            Path(args.out_dir) / "table2.png",
+        )
+
+
+def _median_speed(speed: pd.DataFrame, fraction: str) -> float:
+    if speed.empty:
+        return float("nan")
+    s = speed[(speed["simulator"] == "fused") & (speed["method"] == "qffn_both") & (speed["fraction"] == fraction)]
+    return float(s["speed"].median()) if not s.empty else float("nan")
+
+
+def speed_note(speed: pd.DataFrame) -> list[str]:
+    if speed.empty:
+        return ["Speed: not measured yet (`python scripts/reproduce_qffn.py speed`)."]
+    fused = speed[speed["simulator"] == "fused"]
+    pl = speed[speed["simulator"] == "lightning_qubit"]
+    return [
+        f"Speed: forward tokens/s relative to the base SmolLM2-135M in the same round, median [min, max] over "
+        f"{fused['round'].nunique()} interleaved rounds (base and every row in turn, one process, the seed-0 runs; "
+        f"results/qffn_speed.csv, commit `{speed['git_commit'].iloc[0]}`), {int(fused['tokens'].iloc[0]):,} test "
+        f"tokens in windows of 128 on our exact fused simulator, {int(pl['tokens'].iloc[0]) if not pl.empty else 0} "
+        "tokens on PennyLane lightning.qubit (one circuit per token and per (query, key) pair of a quantum head). "
+        "This is the one QFFN speed measurement of results/: Tables 1 and 2 and this file read it."
+    ]
+
+
+def differences() -> list[str]:
+    return [
+        "Why it may differ from the paper: (1) scale: SmolLM2-135M (30 layers, d = 576) instead of LLaMA-7B, so each "
+        "replaced FFN is a larger share of a much smaller model; (2) budget: the paper's protocol, but a few dozen "
+        "steps on 2 CPU cores instead of 10k, on WikiText-2 instead of OpenWebText (the learning curve shows where "
+        "that leaves us); (3) readout: the paper does not say how d outputs are read from an n-qubit circuit; ours "
+        '(y = ||x|| w (2^n p - 1) + b, 1,272 parameters for an FFN of 2,654,208) starts as "FFN removed"; (4) quantum '
+        "heads keep their q/k projections, so they add parameters instead of removing them; (5) speed: our CPU "
+        "simulator is exact and fused, the paper's QSim timing is not described. Every number here is as measured.",
+    ]
+
+
+def plot_table2(frame: pd.DataFrame, base_ft: float | None, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -376,16 +641,16 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     x = [FRACTIONS.index(f) for f in frame["fraction"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
     ax1.plot(x, frame["perplexity"], "o-", label="ours (SmolLM2-135M)")
-    ax1.axhline(frame["base_ppl"].iloc[0], color="black", linewidth=0.6, linestyle="--", label="base SmolLM2-135M")
+    if base_ft is not None:
+        ax1.axhline(base_ft, color="black", linewidth=0.6, linestyle="--", label="base, same fine-tuning")
+    ax1.set_yscale("log")
     ax1b = ax1.twinx()
     ax1b.plot(x, frame["paper_ppl"], "^:", color="grey", label="paper (LLaMA-7B scale)")
     ax1.set_ylabel("WikiText-2 test perplexity (ours)")
     ax1b.set_ylabel("paper perplexity", color="grey")
     ax2.plot(x, frame["fused_speed"], "o-", label="ours: fused simulator (CPU)")
-    ax2.plot(x, frame["lightning_qubit_speed"], "s-", label="ours: lightning.qubit (CPU)")
     ax2.plot(x, frame["paper_speed_cpu"], "^:", color="grey", label="paper: CPU QSim")
     ax2.plot(x, frame["paper_speed_gpu"], "v:", color="darkgrey", label="paper: GPU QSim")
-    ax2.set_yscale("log")
     ax2.set_ylabel("speed relative to base model")
     for ax in (ax1, ax2):
         ax.set_xticks(range(3), FRACTIONS)
@@ -397,37 +662,152 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     save_figure_atomic(fig, path)
 
 
+def render_table1(args, c: dict[str, pd.DataFrame]) -> None:
+    cells, windows, speed = c["cells"], c["windows"], c["speed"]
+    rows = [
+        ("base", "-"),
+        ("gemma", "-"),
+        (REFERENCE, "half"),
+        ("ffn_pruned", "half"),
+        ("ffn_lowrank", "half"),
+        ("qffn_both", "half"),
+    ]
+    est = Estimates(windows[windows["method"] != "gemma"], [r for r in rows if r[0] != "gemma"], args.steps)
+    lines = header(args, cells, "QFFN paper, Table 1, at SmolLM2-135M scale")
+    lines += [
+        "| model | seeds | params (total) | perplexity [95 % CI] | word ppl | bits/byte | vs base fine-tuned | p | "
+        "speed, fused (CPU) | speed, lightning.qubit (CPU) | speed, lightning.gpu | paper row | paper params | "
+        "paper ppl | paper CPU | paper GPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for method, fraction in rows:
+        label, sel = row_label(method), row_cells(cells, method, fraction, args.steps)
+        paper = PAPER_T1.get(method)
+        paper_cols = f"{paper[0]} | {paper[1]}B | {paper[2]} | {paper[3]}x | {paper[4]}x" if paper else "| | | |"
+        if sel.empty:
+            lines.append(f"| {label} | 0 | | not run | | | | | | | | {paper_cols} |")
+            continue
+        r = sel.iloc[0]
+        key = (method, fraction)
+        test = (
+            est.versus(key, (REFERENCE, "half"))
+            if key in est.observed and (REFERENCE, "half") in est.observed and method != REFERENCE
+            else None
+        )
+        if method == "gemma":
+            ppl = f"{r['perplexity']:,.2f} (own tokens)"
+            sp = ("not measured (a quality reference)",) * 3
+        else:
+            ppl = ci_cell(est, key)
+            m_sp = "base" if method in ("base", REFERENCE) else method
+            sp = tuple(
+                "1x (reference)" if m_sp == "base" else speed_of(speed, m_sp, fraction, s)
+                for s in ("fused", "lightning_qubit", "lightning_gpu")
+            )
+        lines.append(
+            f"| {label} | {len(sel) if r['seed'] >= 0 else '-'} | {int(r['total_params']):,} | {ppl} | "
+            f"{sel['word_perplexity'].mean():,.2f} | {sel['bits_per_byte'].mean():.4f} | "
+            f"{change(test) if test else ''} | {p_text(test.p) if test else ''} | {sp[0]} | {sp[1]} | {sp[2]} | "
+            f"{paper_cols} |"
+        )
+    lines += [
+        "",
+        "Word perplexity and bits/byte are means over seeds, on the same text for every model (they compare across "
+        "tokenizers: Gemma's vocabulary is 262k, SmolLM2's 49k). The Distilled row: the paper's Distilled-4B is a "
+        "dense model of about QFFN's size; shrinking only the FFNs QFFN replaces to QFFN-half's count would leave no "
+        'neuron (that is the "FFNs removed" row of qffn_components.md), so every layer\'s FFN keeps the 768 of 1,536 '
+        "neurons with the largest weight norms, matching QFFN-half's total to 0.03 %, then the same distillation and "
+        "fine-tuning (qadapt/adapters/ffn_pruned.py).",
+        "",
+        *speed_note(speed),
+        "",
+        *differences(),
+    ]
+    write_text_atomic(Path(args.out_dir) / "table1.md", "\n".join(lines) + "\n")
+
+
+def render(args) -> None:
+    c = load_cells(args)
+    if c["cells"].empty:
+        print("nothing finished yet")
+        return
+    for name, fn in (("components", render_components), ("table2", render_table2), ("table1", render_table1)):
+        try:
+            fn(args, c)
+        except KeyError as err:  # a phase with no finished row yet
+            print(f"{name}: not rendered ({err})")
+    if not c["curve"].empty:
+        plot_curve(args, c["curve"])
+
+
+def status(args) -> None:
+    cells = load_cells(args)["cells"]
+    for seed in args.seeds:
+        for method in COMPONENTS:
+            for fraction in FRACTIONS if method == "qffn_both" else ("half",):
+                done = (
+                    not cells.empty
+                    and (
+                        (cells["method"] == method)
+                        & (cells["fraction"] == fraction)
+                        & (cells["seed"] == seed)
+                        & (cells["steps"] == args.steps)
+                    ).any()
+                )
+                print(f"{'done' if done else 'todo'}  {method} {fraction} seed {seed}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", choices=["table1", "table2"])
+    parser.add_argument("phase", choices=["components", "table2", "speed", "table1", "all", "status"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", choices=list(COMPONENTS), help="components: only these rows")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"fine-tuning steps (the paper: {PAPER_STEPS})")
+    parser.add_argument("--distill-steps", type=int, default=DISTILL_STEPS)
+    parser.add_argument("--curve-tokens", type=int, default=4096)
     parser.add_argument("--full", action="store_true", help="evaluate on the whole WikiText-2 test split")
     parser.add_argument("--eval-bytes", type=int, default=131_072)
-    parser.add_argument("--quick", action="store_true", help="CI sweep: a few steps, a short slice")
+    parser.add_argument("--quick", action="store_true", help="CI: a few steps, a short slice")
     parser.add_argument("--out-dir", default=str(ROOT / "results"))
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--speed-tokens", type=int, default=512)
-    parser.add_argument("--speed-tokens-pennylane", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--render-only", action="store_true", help="re-render the markdown (and plot) from <out-dir>/<table>.csv"
-    )
+    parser.add_argument("--speed-tokens", type=int, default=2048)
+    parser.add_argument("--speed-tokens-pennylane", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pennylane-rounds", type=int, default=2)
+    parser.add_argument("--render-only", action="store_true", help="re-render the tables from <out-dir>/qffn_*.csv")
     args = parser.parse_args()
-    if args.render_only:
-        render(pd.read_csv(Path(args.out_dir) / f"{args.table}.csv"), args.table, args)
-        return
     if args.quick:
-        args.eval_bytes, args.speed_tokens, args.speed_tokens_pennylane, args.repeats = (
-            min(args.eval_bytes, 4096),
-            64,
-            4,
-            1,
-        )
-    git_commit()
+        args.steps, args.distill_steps, args.curve_tokens = min(args.steps, 2), min(args.distill_steps, 2), 64
+        args.eval_bytes, args.speed_tokens, args.speed_tokens_pennylane = min(args.eval_bytes, 2048), 128, 4
+        args.rounds, args.pennylane_rounds = min(args.rounds, 2), 1
+    if args.render_only:
+        return render(args)
+    if args.phase == "status":
+        return status(args)
+    runs.git_commit()
     t0 = time.perf_counter()
-    frame = table1(args) if args.table == "table1" else table2(args)
-    print(frame[["model", "total_params", "perplexity", "word_perplexity"]].to_string(index=False))
-    print(f"{args.table}: {time.perf_counter() - t0:.0f} s")
+    phases = ["components", "table2", "speed", "table1"] if args.phase == "all" else [args.phase]
+    for phase in phases:
+        if phase in ("components", "table1"):
+            for key in UNTRAINED if phase == "table1" else ("base",):
+                untrained_cell(args, key)
+        for seed in args.seeds:
+            if phase == "components":
+                for method in args.methods or COMPONENTS:
+                    train_cell(args, method, "half", seed)
+                    render(args)
+            elif phase == "table2":
+                for fraction in FRACTIONS:
+                    train_cell(args, "qffn_both", fraction, seed)
+                    render(args)
+            elif phase == "table1":
+                for method in (REFERENCE, "ffn_pruned", "ffn_lowrank", "qffn_both"):
+                    train_cell(args, method, "half", seed)
+        if phase == "speed":
+            speed_phase(args)
+        render(args)
+    print(f"{args.phase}: {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,33 @@ def test_a_process_reuses_its_training_cache_for_the_same_prefix(tmp_path):
     assert second.losses == pytest.approx(first.losses, rel=1e-6)
     other = run(adapted(seed=1), "c")  # other prefix weights: a new cache
     assert lm._SHARED[0] is not shared and other.losses != pytest.approx(first.losses)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        ["adapter=lora", "adapter.r=2", "adapter.modules=[v_proj]", "adapter.layers=[-2,-1]"],
+        ["adapter=oft", "adapter.block_size=4", "adapter.modules=[v_proj]"],
+    ],
+)
+def test_switching_adapters_off_gives_the_base_model_for_peft_layers_too(method):
+    """adapters_disabled is the base pass of every evaluation: with peft's layers (LoRA, OFT) given non-zero weights
+    the model differs from the base, inside the context it equals the base, and after it the adapter is back."""
+    from qadapt.adapters import adapters_disabled
+
+    base = _tiny_llama()
+    model = _tiny_llama()
+    _apply(model, *method)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.3 * torch.randn_like(p))
+    ids = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain, adapted = base(ids).logits, model(ids).logits
+        with adapters_disabled(model):
+            off = model(ids).logits
+        again = model(ids).logits
+    assert not torch.allclose(adapted, plain, atol=1e-4)
+    torch.testing.assert_close(off, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(again, adapted, rtol=0, atol=0)

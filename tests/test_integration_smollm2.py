@@ -35,7 +35,7 @@ def _eval_set(tokenizer, text, cfg):
 def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_path):
     """Our batched, head-on-scored-positions evaluation vs the transformers guide's loop, window by window."""
     model, tokenizer = smollm2
-    cfg = _cfg(tmp_path, "adapter=none")
+    cfg = _cfg(tmp_path, "adapter=none", "task.score_first=false")  # the guide's way: token 0 has no context
     ours = perplexity.evaluate(model, _eval_set(tokenizer, wikitext_test, cfg), 2, tokenizer.pad_token_id).metrics()
 
     ids = torch.tensor(tokenizer(wikitext_test, add_special_tokens=False).input_ids[:1536]).unsqueeze(0)
@@ -55,6 +55,26 @@ def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_p
     assert ours["tokens_scored"] == count == 1535
     assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
     assert 5 < ours["perplexity"] < 60  # a 135M model on WikiText: sanity, not the test
+
+
+def test_every_token_scored_equals_a_plain_loop_over_its_windows(smollm2, wikitext_test, tmp_path):
+    """task.score_first (the default): all 1,536 tokens scored, token 0 after the harness's prefix token; the batched
+    evaluation equals transformers run window by window on the same windows."""
+    model, tokenizer = smollm2
+    eval_set = _eval_set(tokenizer, wikitext_test, _cfg(tmp_path, "adapter=none"))
+    ours = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id).metrics()
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for w in eval_set.windows:
+            ids = torch.tensor(w.tokens).unsqueeze(0)
+            labels = ids.clone()
+            labels[:, : w.first_target] = -100
+            nll += model(ids, labels=labels).loss.item() * w.n_scored
+            count += w.n_scored
+    first = tokenizer(wikitext_test, add_special_tokens=False).input_ids[0]
+    assert eval_set.windows[0].tokens[:2] == [tokenizer.bos_token_id or tokenizer.eos_token_id, first]
+    assert ours["tokens_scored"] == count == 1536
+    assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
 
 
 def test_documents_mode_runs_on_real_articles(smollm2, wikitext_test, tmp_path):
@@ -307,7 +327,7 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert shots["perplexity"] == pytest.approx(exact["perplexity"], rel=0.05)
     assert load_rows(tmp_path / "results")["shots"].iloc[-1] == 8192
 
-    # ibm_fake through Aer end to end on a tiny slice: 7 positions x 144 blocks = 1,008 circuits in one Aer job
+    # ibm_fake through Aer end to end on a tiny slice: 8 positions x 144 blocks = 1,152 circuits in one Aer job
     tiny = ["task.max_tokens=8", "task.max_length=8", "task.stride=8", trained]
     exact_tiny = run("eval ppl", _cfg(tmp_path, *tiny), ["(test)"])
     ideal = run(
@@ -316,13 +336,14 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
     assert ideal["exact_perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=1e-6)
 
-    # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 190 input positions only
-    # the 143 scored ones go to the device (positions=scored); the exact reference covers the same tokens
+    # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 192 input positions (two
+    # windows of 96 inputs in one batch: the prefix token leads the first, the second is padded to it) only the 144
+    # scored ones go to the device (positions=scored); the exact reference covers the same tokens
     overlap = ["task.max_length=96", "task.stride=48", trained]
     noisy = run("eval ppl", _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144"), ["(test)"])
     exact_same = run("eval ppl", _cfg(tmp_path, *overlap, "task.max_tokens=144"), ["(test)"])
-    assert noisy["tokens_scored"] == exact_same["tokens_scored"] == 143
-    assert noisy["device_circuits"] == 143 * 144
+    assert noisy["tokens_scored"] == exact_same["tokens_scored"] == 144
+    assert noisy["device_circuits"] == 144 * 144
     assert noisy["exact_perplexity"] == pytest.approx(exact_same["perplexity"], rel=1e-6)
     assert noisy["device_degradation_pct"] == pytest.approx(100 * (noisy["perplexity"] / exact_same["perplexity"] - 1))
     assert math.isfinite(noisy["perplexity"]) and noisy["perplexity"] != exact_same["perplexity"]
@@ -331,5 +352,33 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
         _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"),
         ["(test)"],
     )
-    assert every["device_circuits"] == 190 * 144
+    assert every["device_circuits"] == 192 * 144
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]
+
+
+def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path, tmp_path):
+    """train.trainable=all (train=paper): the base model itself can be fine-tuned (adapter=none); the run keeps a
+    learning curve on the held-out slice, saves every parameter, drops its checkpoint once finished, and eval ppl
+    from_run reproduces its perplexity without a frozen-prefix cache or a base pass."""
+    cfg = _cfg(
+        tmp_path,
+        "train=paper",
+        "adapter=none",
+        "train.max_steps=2",
+        "train.warmup_steps=0",
+        "train.batch_size=2",
+        "train.seq_len=32",
+        "train.eval_every=1",
+        "train.eval_tokens=64",
+        "train.lr=1e-4",
+    )
+    row = run("train", cfg, ["(test)"])
+    assert row["trainable_params"] == row["total_params"] == row["base_total_params"] and row["added_params"] == 0
+    assert row["perplexity"] != row["base_perplexity"] and row["activation_cache_layer"] is None
+    run_dir = Path(row["run_dir"])
+    curve = (run_dir / "curve.csv").read_text().splitlines()
+    assert curve[0] == "step,valid_perplexity" and [c.split(",")[0] for c in curve[1:]] == ["0", "1", "2"]
+    assert row["curve_points"] == 3 and not (run_dir / "checkpoint.pt").exists()
+    ev = run("eval ppl", _cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
+    assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-6)
+    assert ev["trainable_params"] == row["total_params"]

@@ -406,3 +406,34 @@ def test_quantum_heads_distilled_to_the_classical_attention_pattern():
     out = distill_heads(student, teacher, chunks, cfg, seed=0)
     assert teacher.config._attn_implementation == implementation
     assert out["head_kl_after"] < 0.7 * out["head_kl_before"], out
+
+
+def test_pruned_ffn_keeps_the_largest_neurons_and_matches_qffn_parameters():
+    """adapter=ffn_pruned (the Distilled baseline): keeping every neuron is the FFN itself; keeping k takes the k of
+    largest ||gate_j|| ||up_j|| ||down_:,j||; neurons=auto matches QFFN's total parameters with the same fraction to
+    within one neuron per layer (SmolLM2-135M's architecture, on the meta device)."""
+    from qadapt.adapters.ffn_pruned import PrunedFFN, matched_neurons, neuron_importance
+
+    model = _tiny_llama(2)
+    mlp = model.model.layers[0].mlp
+    x = torch.randn(5, 48)
+    whole = PrunedFFN(mlp, torch.arange(96))
+    assert torch.allclose(whole(x), mlp(x), atol=1e-6)
+    score = neuron_importance(mlp)
+    sites = adapters.apply(model, OmegaConf.create({"name": "ffn_pruned", "neurons": 10}), _device("exact"))
+    assert sites == ["layers.0.mlp", "layers.1.mlp"]
+    kept = model.model.layers[0].mlp
+    assert kept.neurons == 10 and kept.gate_proj.weight.shape == (10, 48) and kept.down_proj.weight.shape == (48, 10)
+    top = torch.topk(score, 10).indices.sort().values
+    assert torch.equal(kept.gate_proj.weight, mlp.gate_proj.weight[top])
+    assert torch.equal(kept.down_proj.weight, mlp.down_proj.weight[:, top])
+    with pytest.raises(ConfigError, match="neurons"):
+        adapters.apply(_tiny_llama(2), OmegaConf.create({"name": "ffn_pruned", "neurons": 97}), _device("exact"))
+
+    smol = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9)
+    for fraction in ("quarter", "half", "full"):
+        k = matched_neurons(OmegaConf.create({"name": "ffn_pruned", "fraction": fraction}), smol)
+        q = qffn.param_summary(OmegaConf.create({"fraction": fraction}), 30, 576, 9, 64)
+        target = 30 * 3 * 576 * 1536 - len(q["layers"]) * 3 * 576 * 1536 + q["added_params"]
+        assert abs(30 * 3 * 576 * k - target) <= 30 * 3 * 576 / 2, fraction
+    assert matched_neurons(OmegaConf.create({"name": "ffn_pruned", "fraction": "half"}), smol) in (768, 769)

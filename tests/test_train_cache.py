@@ -96,3 +96,32 @@ def test_the_cache_computes_each_chunk_once(tmp_path, monkeypatch):
         torch.testing.assert_close(first, real(model, CHUNKS[[0, 2]], None, 2))
     with pytest.raises(ValueError, match="batch order"):
         cache.stream(torch.tensor([1]), "cpu")
+
+
+def test_learning_curve_points_survive_a_resume(tmp_path):
+    """train.eval_every: a point before the first step, every eval_every steps and after the last, taken in eval mode
+    (the mode is restored); a run interrupted after a checkpoint and resumed has the uninterrupted run's curve."""
+    modes = []
+
+    def run(model, directory, resume=False, fail_at=None):
+        def validate():
+            modes.append(model.training)
+            if len(modes) == fail_at:
+                raise KeyboardInterrupt
+            return float(sum(p.detach().double().square().sum() for p in model.parameters() if p.requires_grad))
+
+        cfg = _train_cfg("train.max_steps=5", "train.save_every=2", "++train.eval_every=2")
+        directory.mkdir(exist_ok=True)
+        return fit(model, CHUNKS, cfg, directory, seed=0, resume=resume, validate=validate)
+
+    model = _adapted().train()
+    whole = run(model, tmp_path / "a")
+    assert [s for s, _ in whole.curve] == [0, 2, 4, 5]
+    assert modes == [False] * 4 and model.training
+    modes.clear()
+    part = _adapted().train()
+    with pytest.raises(KeyboardInterrupt):
+        run(part, tmp_path / "b", fail_at=3)  # stops at the step-4 point; the step-2 checkpoint holds [0, 2]
+    resumed = run(_adapted().train(), tmp_path / "b", resume=True)
+    assert [s for s, _ in resumed.curve] == [0, 2, 4, 5]
+    torch.testing.assert_close(torch.tensor(resumed.curve), torch.tensor(whole.curve), rtol=1e-6, atol=0)

@@ -181,3 +181,20 @@ def test_results_summary_pivots_seeds_into_mean_and_std():
     assert "19.2 ± 0.2" in table and "-4 ± 1" in table
     assert re.search(r"\|\s+3\s+\|", table)  # three seeds pooled into one row
     assert "No results yet" in summary(pd.DataFrame())
+
+
+@pytest.mark.parametrize("n,max_length,stride", [(300, 100, 100), (1000, 128, 64), (257, 128, 128), (5, 128, 128)])
+def test_sliding_windows_with_a_context_token_score_every_token_once(n, max_length, stride):
+    """task.score_first: each token of the stream is scored exactly once, every window predicts at most max_length
+    tokens from at most max_length inputs, the stream's first token from the prefix and a window's first new token
+    from the stream's previous token."""
+    prefix = -1
+    windows = sliding_windows(list(range(n)), max_length, stride, prefix_id=prefix)
+    scored = [t for w in windows for t in w.tokens[w.first_target :]]
+    assert sorted(scored) == list(range(n))
+    assert all(len(w.tokens) - 1 <= max_length for w in windows)
+    assert windows[0].tokens[:2] == [prefix, 0]
+    for w in windows:
+        first = w.tokens[w.first_target]
+        before = w.tokens[w.first_target - 1]
+        assert before == (prefix if first == 0 else first - 1)

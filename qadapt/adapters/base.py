@@ -66,18 +66,35 @@ def adapter_modules(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
             yield name, module
 
 
+def _peft_layers(model: nn.Module) -> list[nn.Module]:
+    """peft's tuner layers (LoRA, OFT, BOFT injected by qadapt/adapters/peft_baselines.py): they switch off with
+    ``enable_adapters(False)`` and say whether they are off in ``disable_adapters``."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # peft is a dependency; without it there are no peft layers
+        return []
+    return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+
+
 @contextmanager
 def adapters_disabled(model: nn.Module):
-    """Run the frozen base model: every adapter layer passes through to its base module."""
+    """Run the frozen base model: every adapter layer passes through to its base module, qadapt's and peft's alike
+    (a base pass with peft's layers left on would score the adapted model as the base)."""
     layers = [m for _, m in adapter_modules(model)]
     before = [m.enabled for m in layers]
+    tuners = _peft_layers(model)
+    tuners_off = [bool(m.disable_adapters) for m in tuners]
     for m in layers:
         m.enabled = False
+    for m in tuners:
+        m.enable_adapters(False)
     try:
         yield model
     finally:
         for m, flag in zip(layers, before):
             m.enabled = flag
+        for m, off in zip(tuners, tuners_off):
+            m.enable_adapters(not off)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from torch import nn
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
-from . import blockdiag, cua, ffn_lowrank, norm_tuning, peft_baselines, qffn, rbs
+from . import blockdiag, cua, ffn_lowrank, ffn_pruned, norm_tuning, peft_baselines, qffn, rbs
 from .base import adapter_modules, adapter_state_dict, freeze
 
 
@@ -40,6 +40,8 @@ ADAPTERS: dict[str, AdapterSpec | None] = {
     "cua": AdapterSpec(cua.inject, cua.describe, config=cua.CUAConfig),
     "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, config=qffn.QFFNConfig),
     "ffn_lowrank": AdapterSpec(ffn_lowrank.inject, ffn_lowrank.describe, replaces=True),
+    # the paper's Distilled baseline at our scale: every FFN pruned to QFFN's parameter count (a dense model)
+    "ffn_pruned": AdapterSpec(ffn_pruned.inject, ffn_pruned.describe, replaces=True),
     "rbs": AdapterSpec(rbs.inject, rbs.describe),
     # controls for CUA's claims: its blocks without orthogonality, and the cheapest domain adaptation
     "blockdiag": AdapterSpec(blockdiag.inject, blockdiag.describe, config=blockdiag.BlockDiagConfig),

@@ -2,8 +2,12 @@
 
 - ``sliding``: the split is one token stream; windows of ``max_length`` tokens advance by ``stride`` and
   only tokens not scored by an earlier window are scored (transformers guide "Perplexity of
-  fixed-length models"; with stride = max_length the first token of each window has no context and is
-  not scored, exactly as in the guide).
+  fixed-length models"). ``task.score_first`` (true in the task configs): every token of the text is scored, so the
+  scored set is the one the word and byte counts describe, for every model: a window whose first token would have no
+  context gets one in front, the previous window's last token (the text's first window: the prefix token
+  lm-evaluation-harness uses, BOS else EOS; models with ``bos_in_windows`` get BOS in front of every window as
+  before). Absent or false (runs recorded before it existed): as in the guide, with stride = max_length the first
+  token of each window is not scored.
 - ``documents``: each article is scored on its own, starting from a prefix token, with non-overlapping
   rolling windows of ``max_length`` predicted tokens (lm-evaluation-harness ``wikitext``, rolling
   loglikelihood with context length 1). We score the raw text; the harness additionally detokenises
@@ -63,11 +67,16 @@ class EvalSet:
         return sum(w.n_scored for w in self.windows)
 
 
-def sliding_windows(tokens: list[int], max_length: int, stride: int, bos_id: int | None = None) -> list[Window]:
+def sliding_windows(
+    tokens: list[int], max_length: int, stride: int, bos_id: int | None = None, prefix_id: int | None = None
+) -> list[Window]:
     """Windows over one stream, as the transformers perplexity guide builds them.
 
     ``bos_id``: models trained to see BOS first (Gemma; ``model.bos_in_windows``) get it in front of every
     window, and then the window's first new token is scored too (it has BOS as context).
+    ``prefix_id`` (``task.score_first``, without ``bos_id``): a window whose first token is new gets a context token
+    in front, the previous token of the stream or, for the stream's first token, ``prefix_id``; every token is then
+    scored, each window predicting at most ``max_length`` tokens from at most ``max_length`` inputs.
 
     Raises:
         ConfigError: stride outside [1, max_length].
@@ -79,7 +88,10 @@ def sliding_windows(tokens: list[int], max_length: int, stride: int, bos_id: int
         end = min(begin + max_length, len(tokens))
         ids = tokens[begin:end]
         new = end - prev_end
-        if bos_id is None:
+        if bos_id is None and prefix_id is not None and new == len(ids):
+            context = tokens[begin - 1] if begin > 0 else prefix_id
+            windows.append(Window([context] + ids, 1))
+        elif bos_id is None:
             windows.append(Window(ids, max(1, len(ids) - new)))
         else:
             windows.append(Window([bos_id] + ids, len(ids) - new + 1))
@@ -107,6 +119,11 @@ def rolling_windows(tokens: list[int], prefix_id: int, max_length: int) -> list[
         windows.append(Window(ids, len(ids) - n_pred))
         done = end
     return windows
+
+
+def harness_prefix_id(tokenizer) -> int:
+    """The token lm-evaluation-harness's HF model puts before a text: BOS, else EOS (its ``prefix_token_id``)."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
 def _prefix_id(tokenizer) -> int:
@@ -157,7 +174,9 @@ def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_w
             text = tokenizer.decode(tokens)
         words, nbytes = _counts(text)
         bos = tokenizer.bos_token_id if bos_in_windows else None
-        return EvalSet(sliding_windows(tokens, max_length, int(task.stride), bos), words, nbytes, source, mode)
+        prefix = harness_prefix_id(tokenizer) if task.get("score_first", False) else None
+        windows = sliding_windows(tokens, max_length, int(task.stride), bos, prefix)
+        return EvalSet(windows, words, nbytes, source, mode)
     prefix = _prefix_id(tokenizer)
     windows, words, nbytes, total = [], 0, 0, 0
     for article in split_articles(text):

@@ -45,6 +45,41 @@ def save_windows(run_dir, result: perplexity.PerplexityResult, base: perplexity.
     write_text_atomic(run_dir / WINDOWS_FILE, "\n".join(lines) + "\n")
 
 
+CURVE_FILE = "curve.csv"
+
+
+def learning_curve(cfg: DictConfig, model, tokenizer, pad: int):
+    """The learning curve's measurement for :func:`qadapt.training.lm.fit`, or None (``train.eval_every`` 0 or absent):
+    perplexity on the first ``train.eval_tokens`` tokens of the held-out validation slice (``train.valid_holdout``
+    of WikiText-2 valid, disjoint from the training text), in the task's windows.
+
+    Raises:
+        ConfigError: ``eval_every`` > 0 without a held-out slice (``train.valid_holdout`` = 0).
+    """
+    every = int(cfg.train.get("eval_every", 0) or 0)
+    if every <= 0:
+        return None
+    holdout, unk = holdout_args(cfg)
+    if not holdout:
+        raise ConfigError(
+            f"train.eval_every={every} needs a validation slice disjoint from the training text: set "
+            "train.valid_holdout > 0 (e.g. 0.1)"
+        )
+    task = OmegaConf.merge(cfg.task, {"mode": "sliding", "max_bytes": None, "max_tokens": cfg.train.get("eval_tokens")})
+    text = load_eval_text(cfg.data_dir, "valid_holdout", holdout, unk)
+    windows = build_eval_set(tokenizer, text.text, text.source, task, bool(cfg.model.get("bos_in_windows", False)))
+    size = int(cfg.task.batch_size)
+    return lambda: perplexity.evaluate(model, windows, size, pad, description="validation").metrics()["perplexity"]
+
+
+def save_curve(run_dir, curve: list[tuple[int, float]]) -> None:
+    """``run_dir/curve.csv``: step, validation perplexity (whole or not at all)."""
+    from ..results import write_text_atomic
+
+    lines = ["step,valid_perplexity", *(f"{step},{ppl!r}" for step, ppl in curve)]
+    write_text_atomic(run_dir / CURVE_FILE, "\n".join(lines) + "\n")
+
+
 EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
 
 
@@ -74,13 +109,13 @@ def eval_cache(cfg: DictConfig, model, windows: EvalSet):
 
 
 def base_evaluation(
-    cfg: DictConfig, model, windows: EvalSet, pad: int, teacher=None
+    cfg: DictConfig, model, windows: EvalSet, pad: int, teacher=None, cacheable: bool = True
 ) -> tuple[perplexity.PerplexityResult, object]:
     """The base model's perplexity on ``windows`` and the activation cache that pass filled (None without one): the
     model with its adapters switched off, or ``teacher`` (the unmodified copy kept by replacement adapters). Done once
     per process for a model, task and text: a sweep's runs share it (and the cache, which depends only on the frozen
-    layers below the first adapted one)."""
-    fresh = None if teacher is not None else eval_cache(cfg, model, windows)
+    layers below the first adapted one). ``cacheable=False``: no cache (the layers below will train too)."""
+    fresh = None if teacher is not None or not cacheable else eval_cache(cfg, model, windows)
     layer = fresh.layer if fresh else None
     key = json.dumps(
         [
@@ -113,9 +148,12 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
     """
     run = runs.start(cfg, "train", overrides)
-    if cfg.adapter.name == "none":
+    whole = str(cfg.train.get("trainable", "adapter")) == "all"  # the base weights train too (train=paper)
+    if cfg.adapter.name == "none" and not whole:
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
-        raise ConfigError(f"adapter=none has nothing to train; valid choices: {valid}")
+        raise ConfigError(
+            f"adapter=none has nothing to train; valid choices: {valid} (or train.trainable=all: fine-tune the base)"
+        )
     # device and data first: a bad choice or a missing file should fail before minutes of model loading
     device = devices.get(cfg.device)
     runs.check_trainable(cfg, device)
@@ -139,7 +177,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     )
 
     pad = runs.pad_id(tokenizer)
-    base_result, cache = base_evaluation(cfg, model, windows, pad, teacher if replacing else None)
+    # whole-model training changes every layer: no frozen prefix whose activations could be reused afterwards
+    base_result, cache = base_evaluation(cfg, model, windows, pad, teacher if replacing else None, not whole)
     base = base_result.metrics()
     log(f"base perplexity {base['perplexity']:.4f}")
 
@@ -152,7 +191,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed)) if replaced else {}
         if cfg.train.get("distill_heads", False):  # the quantum heads from the attention patterns they replace
             distilled.update(distill_heads(model, teacher, chunks, cfg.train, int(cfg.seed)))
-    result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
+    validate = learning_curve(cfg, model, tokenizer, pad)
+    result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher, validate=validate)
+    if result.curve:
+        save_curve(run.dir, result.curve)
 
     adapted_result = perplexity.evaluate(
         model, windows, int(cfg.task.batch_size), pad, use_cache=cache, description="adapted model"
@@ -211,7 +253,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     windows = eval_set(cfg, tokenizer, eval_text)
     adapters.apply(model, cfg.adapter, device)
     if trained is not None:
-        adapters.load_adapter_state(model, trained.weights)
+        trained.load_into(model)
     elif cfg.adapter.name != "none" and cfg.adapter.get("init", "identity") == "identity":
         log(
             f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
@@ -220,13 +262,14 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     scored_only = device.positions == "scored"
     pad = runs.pad_id(tokenizer)
     reference, cache, base = None, None, None
-    if cfg.adapter.name != "none" and device.is_exact and not adapters.replaces(cfg.adapter):
+    whole = trained is not None and trained.whole_model  # no base model or frozen prefix inside these weights
+    if cfg.adapter.name != "none" and device.is_exact and not adapters.replaces(cfg.adapter) and not whole:
         # the base model on the same windows (once per process), so the row carries the adapter's change; a
         # replacement adapter deleted what it replaced, so switching it off is not the base model: no base there
         base, cache = base_evaluation(cfg, model, windows, pad)
         log(f"base perplexity {base.metrics()['perplexity']:.4f}")
     elif cfg.adapter.name != "none":
-        cache = eval_cache(cfg, model, windows)
+        cache = None if whole else eval_cache(cfg, model, windows)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
         reference = perplexity.evaluate(
             model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="exact reference"

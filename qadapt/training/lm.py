@@ -17,6 +17,7 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)  # wall seconds of each step this call ran
     cache_layer: int | None = None  # decoder layer whose input stream was cached (None: no cache)
     cache_storage: str | None = None  # "memory" or "disk"
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation perplexity), train.eval_every
 
     def row(self) -> dict:
         """The training columns of a results row (qadapt/runs.py ROW_COLUMNS)."""
@@ -59,6 +61,8 @@ class TrainResult:
             "train_loss_final": self.final_loss,
             "train_cache_layer": self.cache_layer,
             "train_cache_storage": self.cache_storage,
+            "curve_points": len(self.curve) or None,
+            "curve_final_ppl": self.curve[-1][1] if self.curve else None,
         }
 
 
@@ -196,7 +200,8 @@ def load_checkpoint(path: Path) -> dict:
     """
     try:
         state = torch.load(path, weights_only=False)
-        return {k: state[k] for k in ("adapter", "optimizer", "scheduler", "step", "losses")}
+        out = {k: state[k] for k in ("adapter", "optimizer", "scheduler", "step", "losses")}
+        return out | {"curve": state.get("curve", [])}
     except Exception as err:  # pickle, zip and key errors alike: the file is not a checkpoint any more
         raise QadaptError(
             f"{path} is damaged or truncated ({type(err).__name__}); delete it to train from the start, "
@@ -225,6 +230,7 @@ def fit(
     seed: int,
     resume: bool,
     teacher: nn.Module | None = None,
+    validate: Callable[[], float] | None = None,
 ) -> TrainResult:
     """Train the trainable (adapter) parameters of ``model`` on ``chunks``.
 
@@ -239,6 +245,9 @@ def fit(
         cfg: the ``train`` config group.
         run_dir: where ``checkpoint.pt`` is written every ``save_every`` steps and at the end.
         resume: continue from ``run_dir/checkpoint.pt`` if it exists.
+        validate: the learning curve's measurement (validation perplexity of ``model`` as it is), taken before the
+            first step, every ``cfg.eval_every`` steps (0 or absent: never) and after the last; kept in the
+            checkpoint, so a resumed run's curve is whole.
     Raises:
         TrainingDiverged: a loss is NaN or infinite (nothing further is written).
         ConfigError: no trainable parameters.
@@ -256,7 +265,8 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=int(cfg.warmup_steps), num_training_steps=steps)
     ckpt_path = run_dir / CHECKPOINT
-    start, losses = 0, []
+    start, losses, curve = 0, [], []
+    eval_every = int(cfg.get("eval_every", 0) or 0) if validate is not None else 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         own = dict(model.named_parameters())
@@ -265,7 +275,7 @@ def fit(
                 own[name].copy_(tensor)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start, losses = state["step"], state["losses"]
+        start, losses, curve = state["step"], state["losses"], [tuple(p) for p in state["curve"]]
         log(f"resuming {run_dir.name} at step {start}/{steps}")
     elif ckpt_path.exists():
         if here.is_main:
@@ -289,6 +299,8 @@ def fit(
     try:
         with Progress(*columns, transient=True, disable=not here.is_main) as progress:
             bar = progress.add_task("train", total=steps, completed=start, loss="-")
+            if eval_every and start == 0:
+                curve.append((0, _validate(model, validate, 0)))
             for step in range(start, steps):
                 step_start = time.perf_counter()
                 loss_sum = 0.0
@@ -315,6 +327,8 @@ def fit(
                 losses.append(loss_sum)
                 step_seconds.append(time.perf_counter() - step_start)
                 progress.update(bar, advance=1, loss=f"{loss_sum:.4f}")
+                if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
+                    curve.append((step + 1, _validate(model, validate, step + 1)))
                 if here.is_main and (step + 1) % int(cfg.log_every) == 0:
                     log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
                 if here.is_main and ((step + 1) % int(cfg.save_every) == 0 or step + 1 == steps):
@@ -326,6 +340,7 @@ def fit(
                             "scheduler": scheduler.state_dict(),
                             "step": step + 1,
                             "losses": losses,
+                            "curve": curve,
                         },
                         ckpt_path,
                     )
@@ -344,7 +359,19 @@ def fit(
         step_seconds,
         cache.layer if cache else None,
         cache.storage if cache else None,
+        curve,
     )
+
+
+def _validate(model: nn.Module, validate: Callable[[], float], step: int) -> float:
+    """One learning-curve point: ``validate()`` in eval mode without gradients; the model's mode is restored."""
+    mode = model.training
+    model.eval()
+    with torch.no_grad():
+        value = float(validate())
+    model.train(mode)
+    log(f"step {step}: validation perplexity {value:.4f}")
+    return value
 
 
 def _forward(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, cache: ChunkActivations | None, device):
