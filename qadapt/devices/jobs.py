@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import QadaptError
-from ..log import log
+from ..log import Progress, log
 
 
 @dataclass(frozen=True)
@@ -149,23 +149,25 @@ class JobRunner:
         attempts = {i: 0 for i in todo}
         waiting = list(reversed(todo))  # popped from the end: submission in order
         in_flight: list[tuple[int, object]] = []
-        while waiting or in_flight:
-            while waiting and len(in_flight) < self.max_jobs_in_flight:
-                i = waiting.pop()
-                job = self._attempt(lambda i=i: submit(pubs_of(specs[i])), i, attempts, transient, waiting)
-                if job is not None:
-                    self.job_ids.append(str(job.job_id()))
-                    self.submitted += 1
-                    in_flight.append((i, job))
-            if not in_flight:
-                continue
-            i, job = in_flight.pop(0)  # the oldest first: the service runs them in order
-            counts = self._attempt(
-                lambda i=i, job=job: collect(job.result(), specs[i]), i, attempts, transient, waiting
-            )
-            if counts is not None:
-                results[i] = counts
-                self._save(keys[i], counts)
+        with Progress("sampler jobs", total=len(specs), unit="jobs", completed=len(specs) - len(todo)) as bar:
+            while waiting or in_flight:
+                while waiting and len(in_flight) < self.max_jobs_in_flight:
+                    i = waiting.pop()
+                    job = self._attempt(lambda i=i: submit(pubs_of(specs[i])), i, attempts, transient, waiting)
+                    if job is not None:
+                        self.job_ids.append(str(job.job_id()))
+                        self.submitted += 1
+                        in_flight.append((i, job))
+                if not in_flight:
+                    continue
+                i, job = in_flight.pop(0)  # the oldest first: the service runs them in order
+                counts = self._attempt(
+                    lambda i=i, job=job: collect(job.result(), specs[i]), i, attempts, transient, waiting
+                )
+                if counts is not None:
+                    results[i] = counts
+                    self._save(keys[i], counts)
+                    bar.advance(1)
         return results  # type: ignore[return-value]
 
     def _attempt(self, action, i: int, attempts: dict[int, int], transient, waiting: list[int]):

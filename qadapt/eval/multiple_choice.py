@@ -17,10 +17,10 @@ import inspect
 from dataclasses import dataclass
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
 from ..data.multiple_choice import Question, context, continuations
+from ..log import Progress
 from ..models import input_device
 from .perplexity import target_logprobs
 
@@ -179,9 +179,7 @@ def score(
         encoded.append((ctx_ids, [a for _, a in pairs], [len(s.encode("utf-8")) for s in continuations(q, fmt)]))
     order = sorted(range(len(questions)), key=lambda i: -len(encoded[i][0]))
     logliks: list[list[float] | None] = [None] * len(questions)
-    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        bar = progress.add_task(description, total=len(questions))
+    with Progress(description, total=len(questions), unit="questions") as bar:
         start = 0
         while start < len(order):
             width = len(encoded[order[start]][0])  # longest in this batch (sorted descending)
@@ -193,7 +191,7 @@ def score(
             for i, ll in zip(batch, out):
                 logliks[i] = ll
             start += len(batch)
-            progress.update(bar, advance=len(batch))
+            bar.advance(len(batch))
     return [Scored(q, tuple(ll), tuple(e[2])) for q, ll, e in zip(questions, logliks, encoded)]
 
 

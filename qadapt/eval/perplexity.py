@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.nn import functional as F
 
 from ..adapters.base import device_positions
 from ..cache import ActivationCache
+from ..log import Progress
 from ..models.partial import final_hidden, hidden_at
 from ..process import peak_rss_mb
 from .windows import IGNORE, EvalSet, Window
@@ -178,16 +178,8 @@ def evaluate(
     nll = torch.zeros((), dtype=torch.float64)
     window_nll = [0.0] * len(eval_set.windows)
     start = time.perf_counter()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("tokens"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True, disable=not here.is_main) as progress:
-        bar = progress.add_task(description, total=sum(w.n_scored for b in batches for w in b))
+    total = sum(w.n_scored for b in batches for w in b)
+    with Progress(description, total=total, unit="tokens", enabled=here.is_main) as bar:
         for i, batch in enumerate(batches):
             ids, labels, mask = _collate(batch, pad_id, device)
             with device_positions(model, labels != IGNORE if scored_only else None):
@@ -196,7 +188,7 @@ def evaluate(
             nll += rows.sum()
             for j, value in zip(indices[i], rows.tolist()):
                 window_nll[j] = value
-            progress.advance(bar, sum(w.n_scored for w in batch))
+            bar.advance(sum(w.n_scored for w in batch))
     nll = all_reduce_sum(nll)
     seconds = time.perf_counter() - start
     alone = here.world == 1

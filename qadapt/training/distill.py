@@ -13,10 +13,9 @@ from contextlib import contextmanager
 
 import torch
 from omegaconf import DictConfig
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from ..log import log
+from ..log import Progress, log
 from ..models.layers import decoder_layers
 
 
@@ -65,16 +64,7 @@ def local_distill(
     gen = torch.Generator().manual_seed(seed)
     steps, batch = int(cfg.distill_steps), int(cfg.distill_batch)
     before, after = [], []
-    columns = (
-        TextColumn("distill"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("layer {task.fields[layer]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=True) as progress:
-        bar = progress.add_task("distill", total=steps * len(layers), layer="-")
+    with Progress("distill", total=steps * len(layers), unit="steps", layer="-") as bar:
         for i in layers:
             module, (x, y) = stack[i].mlp, io[i]
             scale = y.square().sum(-1).mean()
@@ -101,7 +91,7 @@ def local_distill(
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 schedule.step()
-                progress.update(bar, advance=1, layer=i)
+                bar.advance(1, layer=i)
             after.append(rel_err())
             log(f"distill layer {i}: relative error {before[-1]:.3f} -> {after[-1]:.3f}")
     return {
@@ -191,26 +181,28 @@ def distill_heads(student: nn.Module, teacher: nn.Module, chunks: torch.Tensor, 
     gen = torch.Generator().manual_seed(seed)
     steps, per_step = int(cfg.distill_steps), max(1, int(cfg.distill_batch) // chunks.shape[1])
     before, after = [], []
-    for i, heads in targets.items():
-        q = torch.cat([b[0] for b in store[i]])
-        k = torch.cat([b[1] for b in store[i]])
-        scaling = float(stack[i].self_attn.scaling)
-        params = [heads.weights, heads.log_tau]
-        optimizer = torch.optim.AdamW(params, lr=float(cfg.distill_lr), weight_decay=0.0)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
-        with torch.no_grad():
-            before.append(float(attention_kl(heads, q, k, scaling)))
-        for _ in range(steps):
-            rows = torch.randint(0, q.shape[0], (per_step,), generator=gen)
-            loss = attention_kl(heads, q[rows], k[rows], scaling)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-        with torch.no_grad():
-            after.append(float(attention_kl(heads, q, k, scaling)))
-        log(f"distill heads of layer {i}: KL to the classical pattern {before[-1]:.3f} -> {after[-1]:.3f} nats")
+    with Progress("distill heads", total=steps * len(targets), unit="steps", layer="-") as bar:
+        for i, heads in targets.items():
+            q = torch.cat([b[0] for b in store[i]])
+            k = torch.cat([b[1] for b in store[i]])
+            scaling = float(stack[i].self_attn.scaling)
+            params = [heads.weights, heads.log_tau]
+            optimizer = torch.optim.AdamW(params, lr=float(cfg.distill_lr), weight_decay=0.0)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+            with torch.no_grad():
+                before.append(float(attention_kl(heads, q, k, scaling)))
+            for _ in range(steps):
+                rows = torch.randint(0, q.shape[0], (per_step,), generator=gen)
+                loss = attention_kl(heads, q[rows], k[rows], scaling)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                schedule.step()
+                bar.advance(1, layer=i)
+            with torch.no_grad():
+                after.append(float(attention_kl(heads, q, k, scaling)))
+            log(f"distill heads of layer {i}: KL to the classical pattern {before[-1]:.3f} -> {after[-1]:.3f} nats")
     return {
         "head_kl_before": sum(before) / len(before),
         "head_kl_after": sum(after) / len(after),

@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from transformers import get_scheduler
 
 from ..cache import ActivationCache
 from ..distributed import all_reduce_sum, average_gradients, ranks
 from ..errors import ConfigError, QadaptError, TrainingDiverged
-from ..log import log
+from ..log import Progress, log
 from ..models import input_device
 from ..models.layers import decoder_layers
 from ..models.partial import hidden_at, layer_range
@@ -288,17 +287,8 @@ def fit(
     cache = _activation_cache(model, chunks, mine[start * accum :].reshape(-1), cfg, run_dir)
     step_seconds: list[float] = []
     t0 = time.perf_counter()
-    columns = (
-        TextColumn("train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     try:
-        with Progress(*columns, transient=True, disable=not here.is_main) as progress:
-            bar = progress.add_task("train", total=steps, completed=start, loss="-")
+        with Progress("train", total=steps, unit="steps", completed=start, enabled=here.is_main, loss="-") as bar:
             if eval_every and start == 0:
                 curve.append((0, _validate(model, validate, 0)))
             for step in range(start, steps):
@@ -326,7 +316,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss_sum)
                 step_seconds.append(time.perf_counter() - step_start)
-                progress.update(bar, advance=1, loss=f"{loss_sum:.4f}")
+                bar.advance(1, loss=f"{loss_sum:.4f}")
                 if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
                     curve.append((step + 1, _validate(model, validate, step + 1)))
                 if here.is_main and (step + 1) % int(cfg.log_every) == 0:
