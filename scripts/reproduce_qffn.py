@@ -112,7 +112,7 @@ def protocol(args, seed: int) -> list[str]:
         f"results_dir={args.results_dir}",
         f"train.max_steps={steps}",
         f"train.warmup_steps={max(1, round(steps / 20)) if steps != PAPER_STEPS else 500}",
-        f"train.save_every={max(1, min(500, steps // 6))}",
+        f"train.save_every={max(1, min(500, steps // 4))}",
         f"train.distill_steps={args.distill_steps}",
         f"train.eval_every={max(1, steps // CURVE_POINTS)}",
         f"train.eval_tokens={args.curve_tokens}",
