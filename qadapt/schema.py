@@ -1035,6 +1035,12 @@ class WikitextPPLTask:
     max_tokens: int | None = f(
         "evaluate only the first N tokens of the stream (tokens); null = the whole split", nullable(POS_INT)
     )
+    detokenize: bool = f(
+        "documents mode: score lm-evaluation-harness's wikitext_detokenizer(page) (its wikitext task), words and bytes "
+        "still counted on the page; absent = false (the raw page)",
+        Bool(),
+        optional=True,
+    )
     max_bytes: int | None = f(
         "sliding mode: evaluate only the text's first N UTF-8 bytes, cut at whitespace, the same "
         "text for every tokenizer (bytes); null = all",

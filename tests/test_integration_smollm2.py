@@ -382,3 +382,36 @@ def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path,
     ev = run("eval ppl", _cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
     assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-6)
     assert ev["trainable_params"] == row["total_params"]
+
+
+def test_documents_mode_equals_lm_eval_on_two_articles(smollm2, data_dir, tmp_path):
+    """task.mode=documents against lm-evaluation-harness itself (its HF model's loglikelihood_rolling, the wikitext
+    task's counts) on the first two WikiText-2 test articles with the real SmolLM2, detokenised as its wikitext task
+    does: the same word perplexity, byte perplexity and bits per byte to 1e-4 relative. (The raw text differs only by
+    the detokeniser, checked against the harness's own in tests/test_windows_data.py.)"""
+    import re
+
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer
+
+    from qadapt.data.wikitext import split_articles
+
+    model, tokenizer = smollm2
+    pages = split_articles((data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8"))[:2]
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1, max_length=512)
+    words = sum(len(re.split(r"\s+", p)) for p in pages)
+    nbytes = sum(len(p.encode("utf-8")) for p in pages)
+    for detokenize in (True,):
+        texts = [wikitext_detokenizer({"page": p}) if detokenize else p for p in pages]
+        requests = [Instance("loglikelihood_rolling", {}, (t,), i) for i, t in enumerate(texts)]
+        loglik = sum(harness.loglikelihood_rolling(requests, disable_tqdm=True))
+        task = compose(
+            ["task.mode=documents", "task.max_length=512", "task.batch_size=2", f"++task.detokenize={detokenize}"]
+        ).task
+        eval_set = build_eval_set(tokenizer, "".join(pages), "test", task)
+        ours = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id).metrics()
+        assert (eval_set.words, eval_set.bytes) == (words, nbytes)
+        assert ours["word_perplexity"] == pytest.approx(math.exp(-loglik / words), rel=1e-4)
+        assert math.exp(ours["bits_per_byte"] * math.log(2)) == pytest.approx(math.exp(-loglik / nbytes), rel=1e-4)
+        assert ours["bits_per_byte"] == pytest.approx(-loglik / (nbytes * math.log(2)), rel=1e-4)

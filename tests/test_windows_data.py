@@ -198,3 +198,28 @@ def test_sliding_windows_with_a_context_token_score_every_token_once(n, max_leng
         first = w.tokens[w.first_target]
         before = w.tokens[w.first_target - 1]
         assert before == (prefix if first == 0 else first - 1)
+
+
+def test_documents_mode_windows_and_counts_are_the_harness_own(data_dir):
+    """Documents mode = lm-evaluation-harness's loglikelihood_rolling: the same (input, predicted) windows as its
+    get_rolling_token_windows + make_disjoint_window (context length 1), words and bytes counted on the page as its
+    wikitext task counts them, and its wikitext_detokenizer, on the real WikiText-2 test text."""
+    import random
+
+    from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer as harness_detokenizer
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    from qadapt.eval.windows import page_counts, wikitext_detokenizer
+
+    rng = random.Random(0)
+    for n, max_length in [(1, 8), (8, 8), (9, 8), (100, 8), (17, 16), (5000, 2048)]:
+        tokens = [rng.randrange(1000) for _ in range(n)]
+        theirs = [make_disjoint_window(p) for p in get_rolling_token_windows(tokens, -1, max_length, 1)]
+        ours = rolling_windows(tokens, -1, max_length)
+        assert [(w.tokens[:-1], w.tokens[w.first_target :]) for w in ours] == [
+            (ctx + pred[:-1], pred) for ctx, pred in theirs
+        ]
+    pages = split_articles((data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8"))
+    for page in pages[:20]:
+        assert wikitext_detokenizer(page) == harness_detokenizer({"page": page})
+        assert page_counts(page) == (len(re.split(r"\s+", page)), len(page.encode("utf-8")))

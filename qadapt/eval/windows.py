@@ -1,4 +1,4 @@
-"""Evaluation windows for perplexity, in the two standard modes (what is scored; qadapt/eval/perplexity.py scores it).
+r"""Evaluation windows for perplexity, in the two standard modes (what is scored; qadapt/eval/perplexity.py scores it).
 
 - ``sliding``: the split is one token stream; windows of ``max_length`` tokens advance by ``stride`` and
   only tokens not scored by an earlier window are scored (transformers guide "Perplexity of
@@ -8,16 +8,18 @@
   lm-evaluation-harness uses, BOS else EOS; models with ``bos_in_windows`` get BOS in front of every window as
   before). Absent or false (runs recorded before it existed): as in the guide, with stride = max_length the first
   token of each window is not scored.
-- ``documents``: each article is scored on its own, starting from a prefix token, with non-overlapping
-  rolling windows of ``max_length`` predicted tokens (lm-evaluation-harness ``wikitext``, rolling
-  loglikelihood with context length 1). We score the raw text; the harness additionally detokenises
-  WikiText (" @-@ " -> "-" ...), so its figures differ slightly.
+- ``documents``: each article is scored on its own as lm-evaluation-harness's ``loglikelihood_rolling`` scores a
+  document (its ``wikitext`` task): after the prefix token its HF model uses (BOS, else EOS), every token predicted,
+  in non-overlapping rolling windows of ``max_length`` predicted tokens (context length 1); words counted as
+  ``len(re.split(r"\s+", page))`` and UTF-8 bytes on the page as it is; ``task.detokenize``: the text scored is the
+  harness's ``wikitext_detokenizer(page)`` (" @-@ " -> "-" ...), the counts still on the page, as the harness does.
 
 Words and UTF-8 bytes of the scored text are counted here, for word perplexity and bits per byte.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
@@ -126,17 +128,35 @@ def harness_prefix_id(tokenizer) -> int:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
-def _prefix_id(tokenizer) -> int:
-    # the document separator the model was trained with: <|endoftext|> where it exists, else BOS, else EOS
-    vocab = tokenizer.get_vocab()
-    for tok in ("<|endoftext|>",):
-        if tok in vocab:
-            return vocab[tok]
-    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-
-
 def _counts(text: str) -> tuple[int, int]:
     return len(text.split()), len(text.encode("utf-8"))
+
+
+def page_counts(page: str) -> tuple[int, int]:
+    r"""(words, UTF-8 bytes) of a page as lm-evaluation-harness's wikitext task counts them: ``re.split(r"\s+")``
+    pieces (a leading or trailing blank counts one) and the page's bytes."""
+    return len(re.split(r"\s+", page)), len(page.encode("utf-8"))
+
+
+def wikitext_detokenizer(page: str) -> str:
+    """lm-evaluation-harness's ``wikitext_detokenizer`` (tasks/wikitext/preprocess_wikitext.py, version 2.0): WikiText's
+    tokenised spacing back to running text (" @-@ " -> "-", " , " -> ", ", brackets, quotes, headings ...)."""
+    string = page
+    string = string.replace("s '", "s'")
+    string = re.sub(r"/' [0-9]/", r"/'[0-9]/", string)
+    string = string.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".")
+    for mark in (":", ";", ".", "!", "?", ","):
+        string = string.replace(f" {mark} ", f"{mark} ")
+    string = re.sub(r"\(\s*([^\)]*?)\s*\)", r"(\1)", string)
+    string = re.sub(r"\[\s*([^\]]*?)\s*\]", r"[\1]", string)
+    string = re.sub(r"{\s*([^}]*?)\s*}", r"{\1}", string)
+    string = re.sub(r"\"\s*([^\"]*?)\s*\"", r'"\1"', string)
+    string = re.sub(r"'\s*([^']*?)\s*'", r"'\1'", string)
+    string = string.replace("= = = =", "====").replace("= = =", "===").replace("= =", "==")
+    string = string.replace(" " + chr(176) + " ", chr(176))
+    string = string.replace(" \n", "\n").replace("\n ", "\n")
+    string = string.replace(" N ", " 1 ").replace(" 's", "'s")
+    return string
 
 
 def truncate_bytes(text: str, max_bytes: int) -> str:
@@ -177,12 +197,14 @@ def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_w
         prefix = harness_prefix_id(tokenizer) if task.get("score_first", False) else None
         windows = sliding_windows(tokens, max_length, int(task.stride), bos, prefix)
         return EvalSet(windows, words, nbytes, source, mode)
-    prefix = _prefix_id(tokenizer)
+    prefix = harness_prefix_id(tokenizer)
+    detokenize = bool(task.get("detokenize", False))
     windows, words, nbytes, total = [], 0, 0, 0
     for article in split_articles(text):
-        tokens = tokenizer(article, add_special_tokens=False).input_ids
+        scored = wikitext_detokenizer(article) if detokenize else article
+        tokens = tokenizer(scored, add_special_tokens=False).input_ids
         windows += rolling_windows(tokens, prefix, max_length)
-        w, b = _counts(article)
+        w, b = page_counts(article)
         words, nbytes, total = words + w, nbytes + b, total + len(tokens)
         if max_tokens is not None and total >= max_tokens:
             break  # whole documents only, so word and byte counts stay exact
