@@ -415,3 +415,35 @@ def test_documents_mode_equals_lm_eval_on_two_articles(smollm2, data_dir, tmp_pa
         assert ours["word_perplexity"] == pytest.approx(math.exp(-loglik / words), rel=1e-4)
         assert math.exp(ours["bits_per_byte"] * math.log(2)) == pytest.approx(math.exp(-loglik / nbytes), rel=1e-4)
         assert ours["bits_per_byte"] == pytest.approx(-loglik / (nbytes * math.log(2)), rel=1e-4)
+
+
+def test_multiple_choice_equals_lm_eval_on_fifty_arc_questions(smollm2, data_dir):
+    """qadapt eval mc's scores against lm-evaluation-harness's own (its HF model's loglikelihood on its arc_easy
+    prompt, "Question: {question}\\nAnswer:" + " " + choice) on the first 50 ARC-Easy test questions with the real
+    SmolLM2: every choice's log-likelihood equal to 1e-4, and the same acc and acc_norm per question, acc_norm
+    normalised as the harness does (log-likelihood / characters of the choice)."""
+    import numpy as np
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from qadapt.data.multiple_choice import load_arc
+    from qadapt.eval.multiple_choice import score
+
+    model, tokenizer = smollm2
+    questions = load_arc(data_dir, "arc_easy", "test")[:50]
+    ours = score(model, tokenizer, questions)
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, max_length=2048)
+    requests = [
+        Instance("loglikelihood", {}, (f"Question: {q.question}\nAnswer:", f" {c}"), i)
+        for i, q in enumerate(questions)
+        for c in q.choices
+    ]
+    theirs = iter(ll for ll, _ in harness.loglikelihood(requests, disable_tqdm=True))
+    acc = acc_norm = 0
+    for q, s in zip(questions, ours):
+        lls = np.array([next(theirs) for _ in q.choices])
+        np.testing.assert_allclose(s.loglik, lls, rtol=1e-4, atol=1e-4)
+        norm = int(np.argmax(lls / np.array([float(len(c)) for c in q.choices])))
+        assert (s.choice, s.choice_norm) == (int(np.argmax(lls)), norm), q.id
+        acc, acc_norm = acc + (s.choice == q.answer), acc_norm + (norm == q.answer)
+    assert 0 < acc < 50 and 0 < acc_norm < 50  # a 135M model: neither chance-free nor perfect

@@ -2,8 +2,10 @@
 
 For a question with context c and answers a_1..a_m, the model's score of a_i is log p(a_i | c), the sum of the
 answer tokens' log-probabilities. ``acc``: the argmax is the right answer; ``acc_norm``: the argmax of
-log p(a_i | c) / len(a_i in UTF-8 bytes) is (lm-eval's byte-length normalisation). ``prob``: the softmax of the
-m scores, i.e. the model's probability of each answer given that one of them is right.
+log p(a_i | c) / len(choice_i) is, with len the characters of the choice as the task lists it, without the " "
+that joins it to the context (lm-evaluation-harness's ``acc_norm``: ``lls / completion_len`` in its
+``ConfigurableTask.process_results``). ``prob``: the softmax of the m scores, i.e. the model's probability of each
+answer given that one of them is right.
 
 Tokenisation as lm-eval: the answer's tokens are those of ``context + answer`` after the context's own tokens.
 Speed: the context runs once per question with the key/value cache kept; the m answers then run as one batch on
@@ -27,11 +29,12 @@ from .perplexity import target_logprobs
 
 @dataclass(frozen=True)
 class Scored:
-    """One question's outcome: per-choice log-likelihoods (nats), byte lengths, and the chosen indices."""
+    """One question's outcome: per-choice log-likelihoods (nats), the lengths acc_norm divides by (characters of each
+    choice, lm-evaluation-harness's ``completion_len``), and the chosen indices."""
 
     question: Question
     loglik: tuple[float, ...]
-    n_bytes: tuple[int, ...]
+    completion_len: tuple[int, ...]
 
     @property
     def choice(self) -> int:
@@ -39,7 +42,7 @@ class Scored:
 
     @property
     def choice_norm(self) -> int:
-        return max(range(len(self.loglik)), key=lambda i: self.loglik[i] / max(1, self.n_bytes[i]))
+        return max(range(len(self.loglik)), key=lambda i: self.loglik[i] / max(1, self.completion_len[i]))
 
     @property
     def probs(self) -> list[float]:
@@ -176,7 +179,9 @@ def score(
         pairs = [encode_pair(tokenizer, ctx_text, a, prefix) for a in continuations(q, fmt)]
         longest = max(len(a) for _, a in pairs)
         ctx_ids = pairs[0][0][-(max_length - longest) :]  # every pair shares the context tokens
-        encoded.append((ctx_ids, [a for _, a in pairs], [len(s.encode("utf-8")) for s in continuations(q, fmt)]))
+        # the choice as the task lists it: the continuation without the " " that joins it to the context
+        lengths = [len(c.removeprefix(" ")) for c in continuations(q, fmt)]
+        encoded.append((ctx_ids, [a for _, a in pairs], lengths))
     order = sorted(range(len(questions)), key=lambda i: -len(encoded[i][0]))
     logliks: list[list[float] | None] = [None] * len(questions)
     with Progress(description, total=len(questions), unit="questions") as bar:
