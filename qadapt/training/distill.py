@@ -44,6 +44,22 @@ def record_ffn_io(
     return {i: (torch.cat(xs), torch.cat(ys)) for i, (xs, ys) in store.items()}
 
 
+def _descend(params: list[torch.Tensor], batch_loss, lr: float, steps: int, done) -> None:
+    """``steps`` AdamW steps (no weight decay, cosine decay from ``lr``, gradients clipped to norm 1) on
+    ``batch_loss()``, a fresh mini-batch's loss each call; ``done()`` after each step (progress). The one loop of both
+    local distillations (FFNs and quantum heads)."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+    for _ in range(steps):
+        loss = batch_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        done()
+
+
 def local_distill(
     student: nn.Module, teacher: nn.Module, layers: list[int], chunks: torch.Tensor, cfg: DictConfig, seed: int
 ) -> dict:
@@ -69,8 +85,6 @@ def local_distill(
             module, (x, y) = stack[i].mlp, io[i]
             scale = y.square().sum(-1).mean()
             params = [p for p in module.parameters() if p.requires_grad]
-            optimizer = torch.optim.AdamW(params, lr=float(cfg.distill_lr), weight_decay=0.0)
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
 
             def rel_err(module=module, x=x, y=y, scale=scale) -> float:
                 with torch.no_grad():
@@ -82,16 +96,12 @@ def local_distill(
                         / (scale * x.shape[0])
                     )
 
-            before.append(rel_err())
-            for _ in range(steps):
+            def batch_loss(module=module, x=x, y=y, scale=scale) -> torch.Tensor:
                 idx = torch.randint(0, x.shape[0], (batch,), generator=gen)
-                loss = (module(x[idx]).float() - y[idx]).square().sum(-1).mean() / scale
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                schedule.step()
-                bar.advance(1, layer=i)
+                return (module(x[idx]).float() - y[idx]).square().sum(-1).mean() / scale
+
+            before.append(rel_err())
+            _descend(params, batch_loss, float(cfg.distill_lr), steps, lambda i=i: bar.advance(1, layer=i))
             after.append(rel_err())
             log(f"distill layer {i}: relative error {before[-1]:.3f} -> {after[-1]:.3f}")
     return {
@@ -187,19 +197,14 @@ def distill_heads(student: nn.Module, teacher: nn.Module, chunks: torch.Tensor, 
             k = torch.cat([b[1] for b in store[i]])
             scaling = float(stack[i].self_attn.scaling)
             params = [heads.weights, heads.log_tau]
-            optimizer = torch.optim.AdamW(params, lr=float(cfg.distill_lr), weight_decay=0.0)
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
             with torch.no_grad():
                 before.append(float(attention_kl(heads, q, k, scaling)))
-            for _ in range(steps):
+
+            def batch_loss(heads=heads, q=q, k=k, scaling=scaling) -> torch.Tensor:
                 rows = torch.randint(0, q.shape[0], (per_step,), generator=gen)
-                loss = attention_kl(heads, q[rows], k[rows], scaling)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                schedule.step()
-                bar.advance(1, layer=i)
+                return attention_kl(heads, q[rows], k[rows], scaling)
+
+            _descend(params, batch_loss, float(cfg.distill_lr), steps, lambda i=i: bar.advance(1, layer=i))
             with torch.no_grad():
                 after.append(float(attention_kl(heads, q, k, scaling)))
             log(f"distill heads of layer {i}: KL to the classical pattern {before[-1]:.3f} -> {after[-1]:.3f} nats")
