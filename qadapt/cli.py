@@ -10,6 +10,8 @@ qadapt config adapter.qubits_per_block=3                        # the resolved c
 qadapt results                                                  # tidy tables
 qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
 qadapt plan model=llama31_8b adapter.layers=[0] device=ibm      # memory, circuits, QPU time, no weights
+qadapt export from_run=runs/<dir> format=peft out=exported/     # a peft adapter (or format=merged: weights)
+lm_eval --model qadapt --model_args run=runs/<dir>,device=exact --tasks arc_easy   # lm-evaluation-harness
 """
 
 from __future__ import annotations
@@ -165,6 +167,45 @@ def eval_mc(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None
         )
 
     _run(overrides, multirun, job, "eval mc")
+
+
+@app.command()
+def export(overrides: list[str] = OVERRIDES) -> None:
+    """Write a trained run as a peft adapter or as merged transformers weights:
+    qadapt export from_run=runs/<dir> format=peft|merged out=<dir>."""
+    from .integrations.export import FORMATS
+
+    args = {"format": None, "out": None}
+    rest = []
+    for o in overrides or []:
+        key, _, value = o.partition("=")
+        if key in args:
+            args[key] = value
+        else:
+            rest.append(o)
+    missing = [k for k, v in args.items() if not v]
+
+    def job(cfg, _):
+        from .integrations.export import export as write
+
+        if missing:
+            raise ConfigError(
+                f"qadapt export needs {' and '.join(f'{k}=' for k in missing)} (format: {', '.join(FORMATS)}; "
+                "out: a new folder)"
+            )
+        out.print(f"wrote {write(cfg, args['format'], args['out'])}")
+
+    _run(rest, False, job)
+
+
+@app.command("lm-eval-hook")
+def lm_eval_hook_command(action: str = typer.Argument(..., help="install | uninstall")) -> None:
+    """Install (or remove) the start-up hook that lets the stock `lm_eval` command find `--model qadapt`."""
+    from . import lm_eval_hook
+
+    code = lm_eval_hook.main([action])
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("config")

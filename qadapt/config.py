@@ -28,6 +28,9 @@ from .schema import GROUPS, validate
 # default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
 # the key existed stay the same)
 HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
+# keys added to an adapter after runs of it existed, left out of the hash while null (null = the behaviour before the
+# key existed), so those runs keep their directories: adapter name -> keys
+HASH_NULL_IS_ABSENT = {"oft": ("layers",)}
 
 
 def group_choices(group: str) -> list[str]:
@@ -124,5 +127,9 @@ def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
             block = block.get(parent) if isinstance(block, dict) else None
         if isinstance(block, dict):
             block.pop(last, None)
+    adapter = data.get("adapter") if isinstance(data.get("adapter"), dict) else {}
+    for key in HASH_NULL_IS_ABSENT.get(adapter.get("name"), ()):
+        if adapter.get(key, 0) is None:
+            adapter.pop(key)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:8]

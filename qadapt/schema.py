@@ -793,6 +793,9 @@ class OFTAdapter:
     block_size: int = f("block size b in features (must divide every target's input width)", POS_INT)
     cayley_neumann: bool = f("peft's approximate Cayley-Neumann series; false = the exact Cayley transform", Bool())
     modules: list[str] = f("peft target_modules (suffix match); default: the model's adapter_targets", MODULES)
+    layers: list[int] | None = f(
+        "decoder-layer indices (negative from the end), peft's layers_to_transform; null = every layer", LAYERS
+    )
 
 
 @schema

@@ -4,6 +4,8 @@
 1. Evaluation tokens/s on the same WikiText-2 test windows (the real ``qadapt eval ppl`` path,
    ``qadapt/eval/perplexity.py``): base SmolLM2-135M; + CUA (q = 2, v_proj of the last 6 layers, exact
    device); the same CUA evaluated again from the activation cache (layers below 24 kept from the base pass);
+   the same CUA merged into the weights for the evaluation (``qadapt.adapters.merged``, what ``qadapt eval`` does on
+   the exact device);
    + CUA on lightning.qubit (a short slice: PennyLane runs one tape per (token, block) circuit); base and CUA again
    on the same tokens in windows of ``--short-window`` (512). Rounds are interleaved (base, CUA, cached CUA, base,
    ...) so drift hits every row alike; each row is the median of ``--repeats`` rounds with the spread (max - min),
@@ -139,6 +141,17 @@ def eval_rounds(args) -> pd.DataFrame:
                     {
                         "round": r,
                         "row": f"+ CUA (exact), repeated evaluation from the layer-{layer} cache",
+                        "tokens": es.n_scored,
+                        "tokens_per_s": tps,
+                        "perplexity": ppl,
+                    }
+                )
+                with adapters.merged(cua):  # what qadapt eval does on the exact device: Q folded into W
+                    tps, ppl = evaluate(cua, tok, eval_set)
+                rows.append(
+                    {
+                        "round": r,
+                        "row": "+ CUA (exact), merged into the weights for evaluation",
                         "tokens": es.n_scored,
                         "tokens_per_s": tps,
                         "perplexity": ppl,

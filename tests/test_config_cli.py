@@ -94,3 +94,17 @@ def test_cli_missing_data_names_make_data(tmp_path):
     result = runner.invoke(app, ["eval", "ppl", "adapter=none", f"data_dir={tmp_path}", "task.max_tokens=64"])
     assert result.exit_code == 1
     assert "make data" in result.output
+
+
+def test_cli_export_bad_arguments_exit_2_with_what_it_accepts(tmp_path):
+    no_format = runner.invoke(app, ["export", f"from_run={tmp_path}", f"out={tmp_path / 'x'}"])
+    assert no_format.exit_code == 2 and "needs format=" in no_format.output and "peft, merged" in no_format.output
+    bad = runner.invoke(app, ["export", f"from_run={tmp_path}", "format=onnx", f"out={tmp_path / 'x'}"])
+    assert bad.exit_code == 2 and "unknown format 'onnx'; valid choices: peft, merged" in bad.output
+    no_run = runner.invoke(app, ["export", "format=peft", f"out={tmp_path / 'x'}"])
+    assert no_run.exit_code == 2 and "needs from_run=" in no_run.output
+    exists = runner.invoke(app, ["export", f"from_run={tmp_path}", "format=peft", f"out={tmp_path}"])
+    assert exists.exit_code == 2 and "exists" in exists.output
+    not_a_run = runner.invoke(app, ["export", f"from_run={tmp_path}", "format=peft", f"out={tmp_path / 'x'}"])
+    assert not_a_run.exit_code == 1 and "is not a finished training run" in not_a_run.output
+    assert not (tmp_path / "x").exists()

@@ -1,6 +1,7 @@
 """Adapters, one module per method (config + layer + injection, as peft's tuners), one registry."""
 
-from .base import adapter_state_dict, adapters_disabled, device_positions, set_device
+from .base import adapter_state_dict, adapters_disabled, device_positions, merged, set_device
+from .peft_baselines import peft_config
 from .registry import (
     ADAPTERS,
     AdapterSpec,
@@ -24,5 +25,7 @@ __all__ = [
     "adapters_disabled",
     "device_positions",
     "load_adapter_state",
+    "merged",
+    "peft_config",
     "set_device",
 ]

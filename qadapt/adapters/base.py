@@ -26,6 +26,19 @@ class CircuitSite:
     circuits_per_token: float
 
 
+def fold_blocks(
+    weight: torch.Tensor, bias: torch.Tensor | None, blocks: torch.Tensor, side: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A linear layer's ``weight (out, in)`` and ``bias (out,)`` with block-diagonal M = diag(M_1, ..., M_n)
+    ``blocks (n, b, b)`` applied to its input (W M) or output (M W, M bias), in the weight's dtype."""
+    m = blocks.to(weight.dtype)
+    n, b, _ = m.shape
+    if side == "input":
+        return torch.einsum("onc,nck->onk", weight.reshape(weight.shape[0], n, b), m).reshape(weight.shape), bias
+    w = torch.einsum("nck,nki->nci", m, weight.reshape(n, b, -1)).reshape(weight.shape)
+    return w, None if bias is None else torch.einsum("nck,nk->nc", m, bias.reshape(n, b)).reshape(bias.shape)
+
+
 class AdapterLayer(nn.Module):
     """Base of every injected layer: wraps a frozen ``base`` module (None for a replacement) and can be switched off.
 
@@ -42,6 +55,18 @@ class AdapterLayer(nn.Module):
         # (batch, seq) bool: positions whose circuits go to the device; the others are computed exactly.
         # None = every position. Set per batch by :func:`device_positions`.
         self.device_mask: torch.Tensor | None = None
+        # (weight, bias) with the adapter folded in while merged (:func:`merged`); None = computed per forward
+        self.merged: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def merged_weight(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The base layer's ``(weight, bias)`` with this adapter folded in (same shapes as the base's), or None when
+        the adapter is not a fixed linear change of one layer's weights (replacements, quantum circuits sampled on a
+        device). Used by :func:`merged` (evaluation at the base model's speed) and ``qadapt export format=merged``."""
+        return None
+
+    def count_merged(self, x: torch.Tensor) -> None:
+        """While merged, record the circuits the unmerged forward would have counted on ``x`` (an exact device
+        counts what would run on hardware either way). Default: none."""
 
     def circuit_sites(self, window: int) -> list[CircuitSite]:
         """Circuits this layer runs that a counting forward pass (:class:`qadapt.devices.accounting.CircuitCounter`
@@ -109,6 +134,35 @@ def device_positions(model: nn.Module, mask: torch.Tensor | None):
     finally:
         for m in layers:
             m.device_mask = None
+
+
+@contextmanager
+def merged(model: nn.Module):
+    """Fold every adapter into its layer's weights for the duration of the block, as peft's ``merge`` / ``unmerge``
+    do: qadapt layers that have a :meth:`AdapterLayer.merged_weight` run one plain ``F.linear`` (or norm) with it,
+    peft's tuner layers are merged into their base weights and unmerged after. Layers that cannot merge run as they
+    are. For exact evaluation only (no gradient flows to the adapter while merged).
+
+    Yields: the number of layers merged."""
+    layers = [m for _, m in adapter_modules(model) if m.enabled and m.merged is None]
+    done = []
+    tuners = [m for m in _peft_layers(model) if not m.disable_adapters and not m.merged]
+    try:
+        with torch.no_grad():
+            for m in layers:
+                weights = m.merged_weight()
+                if weights is not None:
+                    m.merged = tuple(None if t is None else t.detach() for t in weights)
+                    done.append(m)
+            for m in tuners:
+                m.merge()
+        yield len(done) + len(tuners)
+    finally:
+        for m in done:
+            m.merged = None
+        with torch.no_grad():
+            for m in tuners:
+                m.unmerge()
 
 
 def set_device(model: nn.Module, device) -> None:

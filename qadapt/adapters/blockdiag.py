@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.layers import find_targets
-from .base import AdapterLayer
+from .base import AdapterLayer, fold_blocks
 
 SIDES = ("input", "output")
 
@@ -77,9 +77,15 @@ class BlockDiagLinear(AdapterLayer):
         out = torch.einsum("...nj,nij->...ni", v.reshape(*v.shape[:-1], n, b), self.blocks.to(v.dtype))
         return out.reshape(v.shape)
 
+    def merged_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W' = W M (input side) or W' = M W, bias' = M bias (output side), M = diag(M_1, ..., M_n)."""
+        return fold_blocks(self.base.weight, self.base.bias, self.blocks, self.config.side)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.base(x)
+        if self.merged is not None:
+            return nn.functional.linear(x, *self.merged)
         if self.config.side == "input":
             return self.base(self._apply_blocks(x))
         return self._apply_blocks(self.base(x))

@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from ..models.layers import find_targets
 from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, random_cayley_generators, skew_symmetric
 from ..quantum.readout import read_out_blocks
-from .base import AdapterLayer
+from .base import AdapterLayer, fold_blocks
 
 SIDES = ("input", "output")
 INITS = ("identity", "random")
@@ -156,9 +156,23 @@ class CUALinear(AdapterLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.base(x)
+        if self.merged is not None:
+            self.count_merged(x)
+            return nn.functional.linear(x, *self.merged)
         if self.config.side == "input":
             return self.base(self._blocks(x))
         return self._blocks(self.base(x))
+
+    def merged_weight(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """W' = W Q (input side) or W' = Q W, bias' = Q bias (output side), Q = diag(Q_1, ..., Q_n): the same map as
+        the forward pass on an exact device. None on any other device (its read-out is sampled, not linear)."""
+        if not self.device.is_exact:
+            return None
+        return fold_blocks(self.base.weight, self.base.bias, self.unitaries(), self.config.side)
+
+    def count_merged(self, x: torch.Tensor) -> None:
+        n = self.generator.shape[0]
+        self.device.count_circuits("block", self.config.qubits_per_block, x.numel() // self.width * n, n)
 
     def structure(self) -> dict:
         """``qubits_per_block``, ``block_size`` (b = 2^q), ``side``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""

@@ -54,6 +54,18 @@ def _inject(model: nn.Module, peft_config) -> list[str]:
     return _sites(model)
 
 
+def peft_config(model: nn.Module, cfg: DictConfig):
+    """The peft config object ``adapter=lora|oft|boft`` injects (``qadapt export format=peft`` writes the same).
+
+    Raises:
+        ConfigError: another adapter, a layer index out of range, or BOFT factors > 1 without peft's CUDA extension.
+    """
+    builders = {"lora": _lora_config, "oft": _oft_config, "boft": _boft_config}
+    if cfg.name not in builders:
+        raise ConfigError(f"adapter={cfg.name} is not a peft adapter; valid choices: {', '.join(builders)}")
+    return builders[cfg.name](model, cfg)
+
+
 def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     """peft's LoRA (Hu et al. 2021) on ``cfg.modules``: W' = W + (alpha / r) B A; returns the site names.
     ``cfg.layers`` (decoder-layer indices, negative from the end; null = all) becomes peft's ``layers_to_transform``.
@@ -62,20 +74,25 @@ def inject_lora(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
         ConfigError: peft cannot inject (no module matches ``cfg.modules``), a layer index is out of range or the
             model has no decoder stack.
     """
+    return _inject(model, _lora_config(model, cfg))
+
+
+def _layers(model: nn.Module, cfg: DictConfig) -> list[int] | None:
+    """``cfg.layers`` as peft's ``layers_to_transform``: non-negative indices of the decoder stack."""
+    layers = cfg.get("layers")
+    return None if layers is None else resolve_layers(layers, len(decoder_layers(model)))
+
+
+def _lora_config(model: nn.Module, cfg: DictConfig):
     from peft import LoraConfig
 
-    layers = cfg.get("layers")
-    if layers is not None:  # peft takes non-negative indices of the decoder stack (its "layers" pattern)
-        layers = resolve_layers(layers, len(decoder_layers(model)))
-    return _inject(
-        model,
-        LoraConfig(
-            r=int(cfg.r),
-            lora_alpha=float(cfg.alpha),
-            lora_dropout=float(cfg.get("dropout", 0.0)),
-            target_modules=list(cfg.modules),
-            layers_to_transform=layers,
-        ),
+    layers = _layers(model, cfg)
+    return LoraConfig(
+        r=int(cfg.r),
+        lora_alpha=float(cfg.alpha),
+        lora_dropout=float(cfg.get("dropout", 0.0)),
+        target_modules=list(cfg.modules),
+        layers_to_transform=layers,
     )
 
 
@@ -86,16 +103,18 @@ def inject_oft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     Raises:
         ConfigError: peft cannot inject (no module matches, or the block size does not divide a layer's input width).
     """
+    return _inject(model, _oft_config(model, cfg))
+
+
+def _oft_config(model: nn.Module, cfg: DictConfig):
     from peft import OFTConfig
 
-    return _inject(
-        model,
-        OFTConfig(
-            r=0,
-            oft_block_size=int(cfg.block_size),
-            target_modules=list(cfg.modules),
-            use_cayley_neumann=bool(cfg.get("cayley_neumann", False)),
-        ),
+    return OFTConfig(
+        r=0,
+        oft_block_size=int(cfg.block_size),
+        target_modules=list(cfg.modules),
+        use_cayley_neumann=bool(cfg.get("cayley_neumann", False)),
+        layers_to_transform=_layers(model, cfg),
     )
 
 
@@ -106,6 +125,13 @@ def inject_boft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     Raises:
         ConfigError: ``butterfly_factor`` > 1 where peft's CUDA extension cannot be built.
     """
+    config = _boft_config(model, cfg)
+    with warnings.catch_warnings():  # peft warns at injection that the extension is missing; see _boft_config
+        warnings.simplefilter("ignore")
+        return _inject(model, config)
+
+
+def _boft_config(model: nn.Module, cfg: DictConfig):
     from peft import BOFTConfig
     from peft.tuners.boft import layer as boft_layer
 
@@ -113,21 +139,18 @@ def inject_boft(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     with warnings.catch_warnings():  # peft warns each time it fails to build the extension; we say it once, below
         warnings.simplefilter("ignore")
         has_extension = boft_layer.get_fbd_cuda() is not None
-        if factor > 1 and not has_extension:
-            raise ConfigError(
-                f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and "
-                "nvcc); without it peft uses 1 factor (block-diagonal rotation + output scale): set "
-                "adapter.butterfly_factor=1"
-            )
-        return _inject(
-            model,
-            BOFTConfig(
-                boft_block_size=int(cfg.block_size),
-                boft_n_butterfly_factor=factor,
-                target_modules=list(cfg.modules),
-                boft_dropout=0.0,
-            ),
+    if factor > 1 and not has_extension:
+        raise ConfigError(
+            f"adapter.butterfly_factor={factor} needs peft's BOFT CUDA extension (a CUDA GPU and "
+            "nvcc); without it peft uses 1 factor (block-diagonal rotation + output scale): set "
+            "adapter.butterfly_factor=1"
         )
+    return BOFTConfig(
+        boft_block_size=int(cfg.block_size),
+        boft_n_butterfly_factor=factor,
+        target_modules=list(cfg.modules),
+        boft_dropout=0.0,
+    )
 
 
 def inject_full(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
@@ -143,7 +166,12 @@ def describe_lora(cfg: DictConfig) -> str:
 
 
 def describe_oft(cfg: DictConfig) -> str:
-    return f"oft(b={cfg.block_size})"
+    layers = cfg.get("layers")
+    return (
+        f"oft(b={cfg.block_size})"
+        if layers is None
+        else f"oft(b={cfg.block_size}, layers={','.join(map(str, layers))})"
+    )
 
 
 def describe_boft(cfg: DictConfig) -> str:

@@ -197,10 +197,14 @@ class CompoundLayer(AdapterLayer):
             bias = torch.cat([head_b, bias[used:]])
         return new_w, bias
 
+    def merged_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`rotated_weight`: the compounds folded into the layer (Linear or Conv2d weight shape)."""
+        return self.rotated_weight()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.base(x)
-        w, bias = self.rotated_weight()
+        w, bias = self.merged if self.merged is not None else self.rotated_weight()
         if isinstance(self.base, nn.Linear):
             return F.linear(x, w, bias)
         return self.base._conv_forward(x, w, bias)

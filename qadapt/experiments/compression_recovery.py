@@ -45,15 +45,16 @@ _DECOMPOSITIONS: dict[str, dict] = {}
 
 def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
     """(perplexity metrics, multiple-choice metrics, per-question frame, the perplexity result with its windows)."""
-    result = perplexity.evaluate(
-        model, windows, int(cfg.task.batch_size), runs.pad_id(tokenizer), description=f"{label} perplexity"
-    )
-    ppl = result.metrics()
-    log(f"{label} perplexity {ppl['perplexity']:.4f}")
-    bos = bool(cfg.model.get("bos_in_windows", False))
-    if not cfg.task.get("mc"):
-        return ppl, {}, pd.DataFrame(), result
-    metrics, frame = evaluate_suites(model, tokenizer, str(cfg.data_dir), cfg.task.mc, bos, label)
+    with adapters.merged(model):  # recovery trains and scores on the exact device: adapters folded in
+        result = perplexity.evaluate(
+            model, windows, int(cfg.task.batch_size), runs.pad_id(tokenizer), description=f"{label} perplexity"
+        )
+        ppl = result.metrics()
+        log(f"{label} perplexity {ppl['perplexity']:.4f}")
+        bos = bool(cfg.model.get("bos_in_windows", False))
+        if not cfg.task.get("mc"):
+            return ppl, {}, pd.DataFrame(), result
+        metrics, frame = evaluate_suites(model, tokenizer, str(cfg.data_dir), cfg.task.mc, bos, label)
     return ppl, metrics, frame, result
 
 

@@ -5,13 +5,16 @@ compression-recovery run). Per-question answers go to ``<run dir>/mc_predictions
 
 from __future__ import annotations
 
+import contextlib
+
 from omegaconf import DictConfig
 
-from .. import adapters, devices, models, runs
+from .. import adapters, devices, runs
 from ..data import multiple_choice as mc_data
 from ..errors import ConfigError
 from ..eval.multiple_choice import evaluate_suites
-from .compression_recovery import compressed_model, write_csv
+from . import run_model
+from .compression_recovery import write_csv
 
 
 def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
@@ -29,25 +32,18 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         raise ConfigError("task.mc.benchmarks is empty: nothing to score; valid choices: mmlu, arc_easy, arc_challenge")
     run = runs.start(cfg, "eval mc", overrides)
     mc_data.suites(cfg.data_dir, cfg.task.mc)
-    trained = runs.load_trained(cfg.from_run, cfg.model.name) if cfg.from_run else None
-    if trained is not None:
-        cfg.adapter = trained.cfg.adapter
-    loaded = models.load(cfg.model)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    report = None
-    if trained is not None and trained.cfg.task.get("compression"):
-        model, report = compressed_model(trained.cfg, model, tokenizer)
-    if trained is not None:
-        adapters.apply(model, trained.cfg.adapter, devices.get(cfg.device))
-        adapters.load_adapter_state(model, trained.weights)
-    label = f"{cfg.model.name} {adapters.describe(cfg.adapter) if trained is not None else 'base'}"
-    metrics, frame = evaluate_suites(
-        model.eval(), tokenizer, str(cfg.data_dir), cfg.task.mc, bool(cfg.model.get("bos_in_windows", False)), label
-    )
+    built = run_model.build(cfg)
+    model, report = built.model, built.compression
+    label = f"{cfg.model.name} {adapters.describe(cfg.adapter) if built.trained is not None else 'base'}"
+    exact = devices.get(cfg.device).is_exact
+    with adapters.merged(model) if exact else contextlib.nullcontext():  # folded in on the exact device
+        metrics, frame = evaluate_suites(
+            model, built.tokenizer, str(cfg.data_dir), cfg.task.mc, bool(cfg.model.get("bos_in_windows", False)), label
+        )
     runs.prepare(run)
     if run.main:
         write_csv(frame, run.dir / "mc_predictions.csv")
-    row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
+    row = runs.row(run, model_weights=built.loaded.weights, model_source=built.loaded.source)
     row.update(
         {
             "from_run": cfg.from_run,

@@ -10,6 +10,7 @@ evaluate: the base model (adapter=none), a fresh adapter or a trained one (from_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 
@@ -196,9 +197,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     if result.curve:
         save_curve(run.dir, result.curve)
 
-    adapted_result = perplexity.evaluate(
-        model, windows, int(cfg.task.batch_size), pad, use_cache=cache, description="adapted model"
-    )
+    with adapters.merged(model):  # trained on the exact device: fold the adapters in for the evaluation
+        adapted_result = perplexity.evaluate(
+            model, windows, int(cfg.task.batch_size), pad, use_cache=cache, description="adapted model"
+        )
     adapted = adapted_result.metrics()
     log(f"adapted perplexity {adapted['perplexity']:.4f}")
     save_windows(run.dir, adapted_result, base_result)
@@ -276,15 +278,18 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         ).metrics()
         log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
         adapters.set_device(model, device)
-    result = perplexity.evaluate(
-        model,
-        windows,
-        int(cfg.task.batch_size),
-        pad,
-        use_cache=cache,
-        scored_only=scored_only,
-        description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
-    )
+    # on the exact device the adapters are folded into the weights for the pass (base-model speed, same circuits
+    # counted); a sampled or noisy device runs its circuits
+    with adapters.merged(model) if device.is_exact else contextlib.nullcontext():
+        result = perplexity.evaluate(
+            model,
+            windows,
+            int(cfg.task.batch_size),
+            pad,
+            use_cache=cache,
+            scored_only=scored_only,
+            description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
+        )
     metrics = result.metrics()
     runs.prepare(run)
     save_windows(run.dir, result, base)
