@@ -304,7 +304,7 @@ def test_uncached_model_with_unreachable_hub_fails_before_any_download(monkeypat
 
 def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_path, tmp_path):
     """The same trained adapter evaluated on exact, on default.qubit (exact probabilities) and with 8192 shots."""
-    small = ["task.max_tokens=192", "task.max_length=192", "task.stride=192"]
+    small = ["task.max_tokens=96", "task.max_length=96", "task.stride=96"]
     row = run(
         "train",
         _cfg(
@@ -364,6 +364,7 @@ def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path,
         tmp_path,
         "train=paper",
         "adapter=none",
+        "task.max_tokens=512",
         "train.max_steps=2",
         "train.warmup_steps=0",
         "train.batch_size=2",
@@ -379,7 +380,7 @@ def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path,
     curve = (run_dir / "curve.csv").read_text().splitlines()
     assert curve[0] == "step,valid_perplexity" and [c.split(",")[0] for c in curve[1:]] == ["0", "1", "2"]
     assert row["curve_points"] == 3 and not (run_dir / "checkpoint.pt").exists()
-    ev = run("eval ppl", _cfg(tmp_path, f"from_run={row['run_dir']}"), ["(test)"])
+    ev = run("eval ppl", _cfg(tmp_path, "task.max_tokens=512", f"from_run={row['run_dir']}"), ["(test)"])
     assert ev["perplexity"] == pytest.approx(row["perplexity"], rel=1e-6)
     assert ev["trainable_params"] == row["total_params"]
 

@@ -34,9 +34,9 @@ def sweep(tmp_path, *args: str) -> None:
 
 
 def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
-    sweep(tmp_path, "table2")
+    sweep(tmp_path, "table2", "--steps", "1")  # one step of each fraction: the counts and tables are checked
     sweep(tmp_path, "components", "--methods", "base_ft")
-    sweep(tmp_path, "speed")
+    sweep(tmp_path, "speed", "--steps", "1")  # times the trained models of table2's cells
     out = tmp_path / "tables"
     cells = pd.read_csv(out / "qffn_cells.csv")
     qffn = cells[cells["method"] == "qffn_both"].set_index("fraction").loc[["quarter", "half", "full"]]

@@ -273,9 +273,10 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     elif cfg.adapter.name != "none":
         cache = None if whole else eval_cache(cfg, model, windows)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
-        reference = perplexity.evaluate(
-            model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="exact reference"
-        ).metrics()
+        with adapters.merged(model):  # the exact reference as `qadapt eval ppl` on the exact device computes it
+            reference = perplexity.evaluate(
+                model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="exact reference"
+            ).metrics()
         log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
         adapters.set_device(model, device)
     # on the exact device the adapters are folded into the weights for the pass (base-model speed, same circuits
