@@ -123,6 +123,8 @@ reproduce-recovery: data
 # with and without the activation cache, PennyLane against our simulators, peak memory; one run, ratios within it
 bench: data
 	$(VPY) scripts/bench.py
+	# results/bench_lm_eval.md: qadapt's documents mode against lm-eval's HF model, same articles, interleaved rounds
+	$(VPY) scripts/bench_lm_eval.py
 
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data
