@@ -580,7 +580,7 @@ WHY = {
 EARLIER_VTAB = (
     "Earlier sweeps, replaced: the first (commit 72d55ad, every orthogonal method at lr 1e-2) had the matched OFT b=2 "
     "(4,640 params) at 83.2 ± 0.4, above QuIC's 80.8 (7,028 params); the second gave every orthogonal method lr 1e-3, "
-    "a rule picked on test accuracy (the first MNIST cell), and OFT b=2 fell to 79.7 while the README called QuIC "
+    "a rule read off the reported score of the first MNIST cell, and OFT b=2 fell to 79.7 while the README called QuIC "
     '"on the Pareto front". Both chose learning rates with the reported split in view; this table chooses them on '
     "VTAB-1k's 200 validation images and scores the test part once per chosen configuration."
 )

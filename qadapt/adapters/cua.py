@@ -165,7 +165,9 @@ class CUALinear(AdapterLayer):
 
     def merged_weight(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """W' = W Q (input side) or W' = Q W, bias' = Q bias (output side), Q = diag(Q_1, ..., Q_n): the same map as
-        the forward pass on an exact device. None on any other device (its read-out is sampled, not linear)."""
+        the forward pass on an exact device (CUA paper, adapter structure: y = W (Q x) + bias or Q (W x + bias)), as
+        ``(out_features, in_features)`` and ``(out_features,)`` tensors. None on any other device (its read-out is
+        sampled, not linear)."""
         if not self.device.is_exact:
             return None
         return fold_blocks(self.base.weight, self.base.bias, self.unitaries(), self.config.side)

@@ -9,7 +9,7 @@ import contextlib
 
 from omegaconf import DictConfig
 
-from .. import adapters, devices, runs
+from .. import adapters, runs
 from ..data import multiple_choice as mc_data
 from ..errors import ConfigError
 from ..eval.multiple_choice import evaluate_suites
@@ -35,8 +35,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     built = run_model.build(cfg)
     model, report = built.model, built.compression
     label = f"{cfg.model.name} {adapters.describe(cfg.adapter) if built.trained is not None else 'base'}"
-    exact = devices.get(cfg.device).is_exact
-    with adapters.merged(model) if exact else contextlib.nullcontext():  # folded in on the exact device
+    with adapters.merged(model) if built.device.is_exact else contextlib.nullcontext():  # folded in on the exact device
         metrics, frame = evaluate_suites(
             model, built.tokenizer, str(cfg.data_dir), cfg.task.mc, bool(cfg.model.get("bos_in_windows", False)), label
         )

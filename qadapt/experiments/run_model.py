@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from .. import adapters, devices, models, runs
+from ..devices.base import Device
 from ..models.compress import CompressionReport
 from .compression_recovery import compressed_model
 
@@ -23,6 +24,7 @@ class RunModel:
         tokenizer: its tokenizer.  loaded: what :func:`qadapt.models.load` returned (weights and source strings).
         trained: the training run read back, or None for the base model.
         compression: the compression a recovery run was trained on (rebuilt deterministically), else None.
+        device: the qadapt device the adapter's circuits run on (``cfg.device``).
     """
 
     model: nn.Module
@@ -30,6 +32,7 @@ class RunModel:
     loaded: models.LoadedModel
     trained: runs.Trained | None
     compression: CompressionReport | None
+    device: Device
 
 
 def build(cfg: DictConfig, model_from_run: bool = False) -> RunModel:
@@ -53,9 +56,10 @@ def build(cfg: DictConfig, model_from_run: bool = False) -> RunModel:
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     report = None
+    device = devices.get(cfg.device)
     if trained is not None and trained.cfg.task.get("compression"):
         model, report = compressed_model(trained.cfg, model, tokenizer)
     if trained is not None:
-        adapters.apply(model, trained.cfg.adapter, devices.get(cfg.device))
+        adapters.apply(model, trained.cfg.adapter, device)
         trained.load_into(model)
-    return RunModel(model.eval(), tokenizer, loaded, trained, report)
+    return RunModel(model.eval(), tokenizer, loaded, trained, report, device)
