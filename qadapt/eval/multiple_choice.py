@@ -24,6 +24,7 @@ from torch import nn
 from ..data.multiple_choice import Question, context, continuations
 from ..log import Progress
 from ..models import input_device
+from ..models.kernels import inference_kernels
 from .perplexity import target_logprobs
 
 
@@ -166,6 +167,7 @@ def score(
     description: str = "multiple choice",
 ) -> list[Scored]:
     """Score every question (order kept). ``shots[subject]``: answered examples put before that subject's questions.
+    On CPU the frozen linears run oneDNN kernels for the pass (qadapt/models/kernels.py).
 
     ``batch_tokens`` bounds the padded context tokens of one batch (memory); ``max_length`` cuts contexts from the
     left so that context + answer fits the model window; ``bos``: prepend the tokenizer's BOS.
@@ -184,7 +186,11 @@ def score(
         encoded.append((ctx_ids, [a for _, a in pairs], lengths))
     order = sorted(range(len(questions)), key=lambda i: -len(encoded[i][0]))
     logliks: list[list[float] | None] = [None] * len(questions)
-    with Progress(description, total=len(questions), unit="questions") as bar:
+    with (
+        torch.no_grad(),
+        inference_kernels(model, positions_hint=batch_tokens),
+        Progress(description, total=len(questions), unit="questions") as bar,
+    ):
         start = 0
         while start < len(order):
             width = len(encoded[order[start]][0])  # longest in this batch (sorted descending)

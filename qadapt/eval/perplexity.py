@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from ..adapters.base import device_positions
 from ..cache import ActivationCache
 from ..log import Progress
+from ..models.kernels import inference_kernels
 from ..models.partial import final_hidden, hidden_at
 from ..process import peak_rss_mb
 from .windows import IGNORE, EvalSet, Window
@@ -153,7 +154,8 @@ def evaluate(
     scored_only: bool = False,
     description: str = "perplexity",
 ) -> PerplexityResult:
-    """Score every window of ``eval_set``; batched, with a progress bar.
+    """Score every window of ``eval_set``; batched, with a progress bar; on CPU the frozen linears run oneDNN's
+    packed matmuls for the pass (qadapt/models/kernels.py).
 
     Args:
         fill_cache: store the residual stream entering ``fill_cache.layer`` for each batch.
@@ -179,7 +181,11 @@ def evaluate(
     window_nll = [0.0] * len(eval_set.windows)
     start = time.perf_counter()
     total = sum(w.n_scored for b in batches for w in b)
-    with Progress(description, total=total, unit="tokens", enabled=here.is_main) as bar:
+    longest = max((len(w.tokens) for w in eval_set.windows), default=1)
+    with (
+        inference_kernels(model, positions_hint=batch_size * longest),
+        Progress(description, total=total, unit="tokens", enabled=here.is_main) as bar,
+    ):
         for i, batch in enumerate(batches):
             ids, labels, mask = _collate(batch, pad_id, device)
             with device_positions(model, labels != IGNORE if scored_only else None):
