@@ -31,6 +31,8 @@ HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
 # keys added to an adapter after runs of it existed, left out of the hash while null (null = the behaviour before the
 # key existed), so those runs keep their directories: adapter name -> keys
 HASH_NULL_IS_ABSENT = {"oft": ("layers",)}
+# keys added to a group after runs existed, left out of the hash while null (their default, the old behaviour)
+HASH_NULL_KEYS = ("train.device",)
 
 
 def group_choices(group: str) -> list[str]:
@@ -127,6 +129,11 @@ def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
             block = block.get(parent) if isinstance(block, dict) else None
         if isinstance(block, dict):
             block.pop(last, None)
+    for key in HASH_NULL_KEYS:
+        group, last = key.split(".")
+        block = data.get(group)
+        if isinstance(block, dict) and last in block and block[last] is None:
+            block.pop(last)
     adapter = data.get("adapter") if isinstance(data.get("adapter"), dict) else {}
     for key in HASH_NULL_IS_ABSENT.get(adapter.get("name"), ()):
         if adapter.get(key, 0) is None:

@@ -1132,6 +1132,12 @@ class DefaultTrain:
         OneOf("adapter", "all"),
         optional=True,
     )
+    device: str | None = f(
+        "the device the adapter trains on when `device` passes no gradients (then the trained adapter is evaluated "
+        "on `device`): a device option that passes gradients (exact); null = exact",
+        nullable(Str()),
+        optional=True,
+    )
     max_steps: int = f("optimizer steps", POS_INT)
     batch_size: int = f(
         "sequences per micro-batch, over all processes of a launch (split between them; a multiple of their number)",

@@ -236,6 +236,16 @@ def test_adapter_targets_leave_the_config_hash_alone():
     assert config_hash(lora) != config_hash(compose(["adapter=lora", "adapter.modules=[query,value]"]))
 
 
+def test_train_device_null_leaves_the_config_hash_alone():
+    """train.device (null = exact) came after runs existed: null hashes as if the key were absent, a value does not."""
+    cfg = compose(["adapter=cua"])
+    assert cfg.train.device is None
+    plain = OmegaConf.to_container(cfg)
+    del plain["train"]["device"]
+    assert config_hash(cfg) == config_hash(OmegaConf.create(plain))
+    assert config_hash(compose(["adapter=cua", "train.device=exact"])) != config_hash(cfg)
+
+
 def _load(model: str, cfg):
     if model == "minilm_l6":
         from qadapt.models.encoders import load_text_classifier

@@ -4,6 +4,7 @@ train:    model = models.load(cfg.model); sites = adapters.apply(model, cfg.adap
           base = perplexity of the model with its adapters off (fills the activation cache)
           training.fit (replacement adapters: local distillation first, the unmodified model as teacher)
           adapted = perplexity (from the activation cache); runs.finish -> one row
+          device passes no gradients: train on train.device (exact), then score the trained adapter on the device
 evaluate: the base model (adapter=none), a fresh adapter or a trained one (from_run=runs/<dir>), on any device;
           off the exact device the same adapter is also scored exactly on the same tokens (degradation)
 """
@@ -145,6 +146,10 @@ def base_evaluation(
 def train(cfg: DictConfig, overrides: list[str]) -> dict:
     """``qadapt train`` on WikiText: base eval, train the adapter, adapted eval, save, append one results row.
 
+    On a device that passes no gradients the adapter trains on :func:`training_device` (``train.device``, exact)
+    and the row's perplexity is then the device's, beside ``exact_perplexity`` and ``device_degradation_pct`` on the
+    same tokens (``device.max_tokens`` caps every evaluation of the run).
+
     Raises:
         ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
     """
@@ -157,7 +162,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         )
     # device and data first: a bad choice or a missing file should fail before minutes of model loading
     device = devices.get(cfg.device)
-    runs.check_trainable(cfg, device)
+    trainer = training_device(cfg, device)
+    on_device = trainer is not device  # trained on the simulator, then run where the user asked
+    if on_device and cfg.device.get("max_tokens") is not None:  # what runs on hardware bounds every evaluation
+        cfg.task.max_tokens = min(int(v) for v in (cfg.task.max_tokens, cfg.device.max_tokens) if v is not None)
     eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
     train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, holdout_args(cfg)[0])
     loaded = models.load(cfg.model)
@@ -167,7 +175,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     # a replacement adapter deletes the sub-layers it replaces: keep the unmodified model as base and teacher
     replacing = adapters.replaces(cfg.adapter)
     teacher = copy.deepcopy(model).eval().requires_grad_(False) if replacing else None
-    sites = adapters.apply(model, cfg.adapter, device)
+    sites = adapters.apply(model, cfg.adapter, trainer)
     added = count_trainable(model)
     set_trainable(model, cfg.train)  # train.trainable=all: the base weights train too
     trainable = count_trainable(model)
@@ -203,6 +211,12 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         )
     adapted = adapted_result.metrics()
     log(f"adapted perplexity {adapted['perplexity']:.4f}")
+    exact = None
+    if on_device:
+        exact = adapted
+        adapted_result = device_pass(cfg, model, windows, pad, device, cache)
+        adapted = adapted_result.metrics()
+        log(f"on {device.describe()}: perplexity {adapted['perplexity']:.4f} (exact {exact['perplexity']:.4f})")
     save_windows(run.dir, adapted_result, base_result)
 
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
@@ -225,7 +239,68 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     row.update({f"base_{k}": v for k, v in base.items()})
     row.update(adapted)
     row["delta_ppl_pct"] = 100 * (adapted["perplexity"] / base["perplexity"] - 1)
+    if on_device:
+        row.update(device_columns(cfg, device))
+        row["exact_perplexity"] = exact["perplexity"]
+        row["exact_mean_nll"] = exact["mean_nll"]
+        row["device_degradation_pct"] = 100 * (adapted["perplexity"] / exact["perplexity"] - 1)
     return runs.finish(run, row, model)
+
+
+def training_device(cfg: DictConfig, device):
+    """The device the adapter trains on: ``device`` itself when gradients flow through it, else ``train.device``
+    (null = exact), after which ``qadapt train`` evaluates the trained adapter on ``device`` (the CUA paper's
+    workflow, Section 4: train classically, run the trained circuits on the QPU).
+
+    Raises:
+        ConfigError: ``train.device`` is not a device option, or gradients do not flow through it.
+    """
+    from ..config import group_choices
+    from ..paths import CONFIG_DIR
+
+    if device.differentiable:
+        return device
+    name = cfg.train.get("device") or "exact"
+    if name not in group_choices("device"):
+        raise ConfigError(f"train.device={name}: unknown device; valid choices: {', '.join(group_choices('device'))}")
+    option = OmegaConf.load(CONFIG_DIR / "device" / f"{name}.yaml")
+    option = OmegaConf.merge({"runs_dir": cfg.runs_dir}, {"device": option})
+    trainer = devices.get(option.device)
+    if not trainer.differentiable:
+        raise ConfigError(
+            f"train.device={name} cannot train: gradients do not flow through it; valid choices: exact "
+            f"(train there, then run on device={cfg.device.name})"
+        )
+    return trainer
+
+
+def device_pass(cfg: DictConfig, model, windows: EvalSet, pad: int, device, cache) -> perplexity.PerplexityResult:
+    """The adapted model's perplexity with its adapter sites on ``device`` (circuits sampled, noisy or sent to
+    hardware; only the scored positions with ``device.positions=scored``), from the activation cache ``cache``
+    of the frozen prefix when there is one. On the exact device the adapters are folded into the weights for the pass
+    (base-model speed, the same circuits counted)."""
+    adapters.set_device(model, device)
+    with adapters.merged(model) if device.is_exact else contextlib.nullcontext():
+        return perplexity.evaluate(
+            model,
+            windows,
+            int(cfg.task.batch_size),
+            pad,
+            use_cache=cache,
+            scored_only=device.positions == "scored",
+            description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
+        )
+
+
+def device_columns(cfg: DictConfig, device) -> dict:
+    """The row's account of what ran on ``device``: its description, job ids, positions, token cap and circuits."""
+    return {
+        "device_desc": device.describe(),
+        "device_job_ids": " ".join(getattr(device, "job_ids", [])),
+        "device_positions": device.positions,
+        "device_max_tokens": cfg.device.get("max_tokens"),
+        "device_circuits": device.circuits_run,
+    }
 
 
 def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
@@ -261,7 +336,6 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
             f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
             "this measures the base model"
         )
-    scored_only = device.positions == "scored"
     pad = runs.pad_id(tokenizer)
     reference, cache, base = None, None, None
     whole = trained is not None and trained.whole_model  # no base model or frozen prefix inside these weights
@@ -279,18 +353,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
             ).metrics()
         log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
         adapters.set_device(model, device)
-    # on the exact device the adapters are folded into the weights for the pass (base-model speed, same circuits
-    # counted); a sampled or noisy device runs its circuits
-    with adapters.merged(model) if device.is_exact else contextlib.nullcontext():
-        result = perplexity.evaluate(
-            model,
-            windows,
-            int(cfg.task.batch_size),
-            pad,
-            use_cache=cache,
-            scored_only=scored_only,
-            description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
-        )
+    result = device_pass(cfg, model, windows, pad, device, cache)
     metrics = result.metrics()
     runs.prepare(run)
     save_windows(run.dir, result, base)
@@ -303,11 +366,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
             "trainable_params": n_adapter,
             "added_params": n_adapter,
             "total_params": sum(p.numel() for p in model.parameters()),
-            "device_desc": device.describe(),
-            "device_job_ids": " ".join(getattr(device, "job_ids", [])),
-            "device_positions": device.positions,
-            "device_max_tokens": cfg.device.get("max_tokens"),
-            "device_circuits": device.circuits_run,
+            **device_columns(cfg, device),
         }
     )
     row.update(metrics)

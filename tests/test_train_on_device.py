@@ -1,0 +1,111 @@
+"""`qadapt train ... device=<any>` (issue 20): the adapter trains on the exact simulator (train.device), then the base
+and the trained adapter are evaluated on the device the user named, in one row. A tiny Llama-architecture checkpoint
+written here goes through the same model.path route as downloaded Llama 3.1 8B weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from qadapt.cli import app
+from qadapt.results import load_rows
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_dir(tmp_path_factory, smollm2_path):
+    """A 2-layer Llama of width 64 with SmolLM2's tokenizer, saved as a Hugging Face directory."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_path)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def llama(tmp_path, model_dir, *extra: str) -> list[str]:
+    return [
+        "model=llama31_8b",
+        f"model.path={model_dir}",
+        "model.dtype=float32",
+        "adapter=cua",
+        "adapter.layers=[-1]",
+        "task.max_tokens=96",
+        "task.max_length=48",
+        "task.stride=48",
+        "task.batch_size=2",
+        "train.max_steps=3",
+        "train.batch_size=2",
+        "train.seq_len=32",
+        "train.lr=0.05",
+        f"results_dir={tmp_path / 'results'}",
+        f"runs_dir={tmp_path / 'runs'}",
+        *extra,
+    ]
+
+
+def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir):
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, "device=ibm_fake", "device.max_tokens=40")])
+    assert done.exit_code == 0, done.output
+    row = load_rows(tmp_path / "results").iloc[-1]
+    # device.max_tokens bounds every evaluation of the run: base, exact and device on the same 40 tokens
+    assert row["tokens_scored"] == 40 and row["base_tokens_scored"] == 40
+    assert row["device_max_tokens"] == 40
+    # 16 blocks of 4 dimensions on v_proj's input, one circuit per block at each scored position
+    assert row["device_circuits"] == 40 * 16
+    assert "FakeFez" in row["device_desc"]
+    assert math.isfinite(row["exact_perplexity"]) and row["exact_perplexity"] != row["base_perplexity"]
+    assert row["perplexity"] != row["exact_perplexity"]  # FakeFez's noise
+    assert row["device_degradation_pct"] == pytest.approx(100 * (row["perplexity"] / row["exact_perplexity"] - 1))
+    assert row["delta_ppl_pct"] == pytest.approx(100 * (row["perplexity"] / row["base_perplexity"] - 1))
+    assert row["model_source"] == f"path:{tiny_llama_dir}"
+
+    # the saved adapter is the one trained exactly: `eval ppl` on the exact device scores the row's exact figure
+    again = runner.invoke(
+        app,
+        [
+            "eval",
+            "ppl",
+            *llama(tmp_path, tiny_llama_dir, f"from_run={row['run_dir']}", "task.max_tokens=40"),
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    exact = load_rows(tmp_path / "results").iloc[-1]
+    assert exact["perplexity"] == pytest.approx(row["exact_perplexity"], rel=1e-6)
+
+
+def test_ibm_without_account_and_bad_train_device_fail_at_once(tiny_llama_dir, tmp_path, monkeypatch):
+    import qiskit_ibm_runtime.accounts.management as management
+
+    monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "qiskit-ibm.json"))
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    monkeypatch.delenv("QISKIT_IBM_INSTANCE", raising=False)
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, "device=ibm")])
+    assert done.exit_code == 2
+    assert "needs an IBM Quantum account: set QISKIT_IBM_TOKEN" in done.output
+    assert "Traceback" not in done.output
+    for bad, message in (("default_qubit", "cannot train: gradients do not flow"), ("qpu", "unknown device")):
+        done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, "device=ibm_fake", f"train.device={bad}")])
+        assert done.exit_code == 2, done.output
+        assert message in done.output and "valid choices: " in done.output
+        assert "Traceback" not in done.output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
