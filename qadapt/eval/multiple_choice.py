@@ -167,7 +167,7 @@ def score(
     description: str = "multiple choice",
 ) -> list[Scored]:
     """Score every question (order kept). ``shots[subject]``: answered examples put before that subject's questions.
-    On CPU the frozen linears run oneDNN kernels for the pass (qadapt/models/kernels.py).
+    On CPU the float32 linears run oneDNN's matmuls for the pass (qadapt/models/kernels.py).
 
     ``batch_tokens`` bounds the padded context tokens of one batch (memory); ``max_length`` cuts contexts from the
     left so that context + answer fits the model window; ``bos``: prepend the tokenizer's BOS.
@@ -188,7 +188,7 @@ def score(
     logliks: list[list[float] | None] = [None] * len(questions)
     with (
         torch.no_grad(),
-        inference_kernels(model, positions_hint=batch_tokens),
+        inference_kernels(model),
         Progress(description, total=len(questions), unit="questions") as bar,
     ):
         start = 0

@@ -154,8 +154,8 @@ def evaluate(
     scored_only: bool = False,
     description: str = "perplexity",
 ) -> PerplexityResult:
-    """Score every window of ``eval_set``; batched, with a progress bar; on CPU the frozen linears run oneDNN's
-    packed matmuls for the pass (qadapt/models/kernels.py).
+    """Score every window of ``eval_set``; batched, with a progress bar; on CPU the float32 linears run oneDNN's
+    matmuls for the pass (qadapt/models/kernels.py).
 
     Args:
         fill_cache: store the residual stream entering ``fill_cache.layer`` for each batch.
@@ -181,9 +181,8 @@ def evaluate(
     window_nll = [0.0] * len(eval_set.windows)
     start = time.perf_counter()
     total = sum(w.n_scored for b in batches for w in b)
-    longest = max((len(w.tokens) for w in eval_set.windows), default=1)
     with (
-        inference_kernels(model, positions_hint=batch_size * longest),
+        inference_kernels(model),
         Progress(description, total=total, unit="tokens", enabled=here.is_main) as bar,
     ):
         for i, batch in enumerate(batches):
