@@ -24,9 +24,11 @@ Memory, in bytes at the model's dtypes (``model.dtype``; adapters take their bas
 Circuits (adapters that talk to a device): one forward pass of a few tokens through a counting device
 (:class:`qadapt.devices.accounting.CircuitCounter`) gives, per site, the circuits per token and their qubits.
 For ``ibm`` and ``ibm_fake``, a sample of seeded random blocks per site is compiled with the device's backend and
-optimisation level (the token circuit: amplitude encoding + Q_j + measurement) for the 2-qubit gate count, and
-QPU time is estimated at the paper's rate (4 h 24 min for 1,328 circuits at 8,192 shots: 11.9 s per circuit;
-CUA paper, NOTES.md). Check against the paper: Llama 3.1 8B, CUA with 2 qubits per block on one projection of
+optimisation level (the token circuit: amplitude encoding + Q_j + measurement) for the 2-qubit gate count, depth and
+duration, and QPU time is ``shots x (duration + the backend's repetition delay)`` per circuit
+(:func:`qadapt.devices.qiskit_compile.qpu_seconds_per_circuit`); the paper's reported rate (4 h 24 min for 1,328
+circuits: 11.9 s per circuit; NOTES.md [3rd]) is printed beside it, not used.
+Check against the paper: Llama 3.1 8B, CUA with 2 qubits per block on one projection of
 width 4,096 = 6,144 parameters and 1,024 circuits per token.
 """
 
@@ -61,6 +63,7 @@ class SitePlan:
         site: qualified module name. kind: ``block`` (CUA blocks), ``ansatz`` (QFFN), ``overlap`` (quantum heads'
         kernel), ``rbs``. qubits: width of each circuit. circuits_per_token: circuits per evaluated token (mean).
         two_qubit_gates: mean two-qubit gates of the compiled token circuit (IBM devices only). depth: its mean depth.
+        duration_s: its mean duration on the backend (s; the backend's gate and measurement durations).
     """
 
     site: str
@@ -69,6 +72,7 @@ class SitePlan:
     circuits_per_token: float
     two_qubit_gates: float | None = None  # mean over the compiled sample, token circuit
     depth: float | None = None
+    duration_s: float | None = None
 
 
 @dataclass
@@ -86,7 +90,9 @@ class Plan:
         first_trainable_layer: lowest decoder layer with a trainable parameter (None: no frozen prefix to cache).
         circuit_sites: per site, the circuits it runs (:class:`SitePlan`). shots: measurements per circuit (None:
         exact). backend: IBM backend the gate counts were compiled for. eval_tokens_on_device: tokens an evaluation
-        sends to the device (None: all). seconds_per_circuit: QPU seconds per circuit used for the time estimate.
+        sends to the device (None: all). seconds_per_circuit: QPU seconds per circuit (mean over the circuits of a
+        token): ``shots x (duration + repetition delay)`` from the backend (:func:`qpu_seconds_per_circuit`).
+        rep_delay_s: the backend's repetition delay (s).
         train_step_flops: FLOPs of one training step (forward + backward, :func:`step_flops`). train_steps: steps of
         the run (None: unknown without the data). train_examples: examples trained on (classification).
         head_params: the fresh classifier head's parameters (classification; trainable, not adapter).
@@ -113,6 +119,7 @@ class Plan:
     backend: str | None = None
     eval_tokens_on_device: int | None = None
     seconds_per_circuit: float | None = None
+    rep_delay_s: float | None = None
     train_step_flops: int | None = None
     train_steps: int | None = None
     train_examples: int | None = None
@@ -324,9 +331,12 @@ def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[
     return out
 
 
-def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfig) -> tuple[str, list[str]]:
-    """Fill each block site's 2-qubit gate count and depth (mean over a seeded random sample of its blocks)."""
-    from .devices.qiskit_compile import compile_blocks, fake_backend
+def _compile_costs(
+    model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfig
+) -> tuple[str, float | None, list[str]]:
+    """Fill each block site's 2-qubit gate count, depth and duration (mean over a seeded random sample of its
+    blocks). Returns the backend's name, its repetition delay (s) and notes."""
+    from .devices.qiskit_compile import compile_blocks, fake_backend, rep_delay_s
     from .quantum import random_block_unitaries
 
     notes = []
@@ -340,7 +350,7 @@ def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfi
         notes.append("device.backend=null picks the least busy QPU at run time: compiled for FakeFez (Heron r2)")
     level, seed = int(cfg.device.get("optimization_level", 2)), int(cfg.seed)
     gen = torch.Generator().manual_seed(seed)
-    compiled: dict[int, tuple[float, float]] = {}
+    compiled: dict[int, tuple[float, float, float | None]] = {}
     for site in sites:
         if site.kind != "block":
             notes.append(f"{site.site}: {site.kind} circuits do not run on the IBM devices (they refuse QFFN)")
@@ -349,12 +359,14 @@ def _compile_costs(model: torch.nn.Module, sites: list[SitePlan], cfg: DictConfi
             b = 2**site.qubits
             blocks = random_block_unitaries(COMPILE_SAMPLE, b, gen)
             costs = compile_blocks(blocks.numpy(), backend, level, seed, with_state_prep=True)
+            durations = [c.duration_s for c in costs if c.duration_s is not None]
             compiled[site.qubits] = (
                 sum(c.two_qubit for c in costs) / len(costs),
                 sum(c.depth for c in costs) / len(costs),
+                sum(durations) / len(durations) if durations else None,
             )
-        site.two_qubit_gates, site.depth = compiled[site.qubits]
-    return name, notes
+        site.two_qubit_gates, site.depth, site.duration_s = compiled[site.qubits]
+    return name, rep_delay_s(backend), notes
 
 
 def model_plan(
@@ -429,11 +441,17 @@ def plan(cfg: DictConfig) -> Plan:
     tokens = [int(v) for v in (cfg.task.get("max_tokens"), cfg.device.get("max_tokens")) if v is not None]
     result.eval_tokens_on_device = min(tokens) if tokens else None
     if cfg.device.name in QPU_DEVICES and result.circuit_sites:
-        from .devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT
+        from .devices.qiskit_compile import qpu_seconds_per_circuit
 
-        result.backend, notes = _compile_costs(model, result.circuit_sites, cfg)
+        result.backend, result.rep_delay_s, notes = _compile_costs(model, result.circuit_sites, cfg)
         result.notes += notes
-        result.seconds_per_circuit = PAPER_SECONDS_PER_CIRCUIT
+        timed = [s for s in result.circuit_sites if s.duration_s is not None]
+        if timed and result.rep_delay_s is not None and result.shots:
+            per_token = sum(
+                s.circuits_per_token * qpu_seconds_per_circuit(s.duration_s, result.shots, result.rep_delay_s)
+                for s in timed
+            )
+            result.seconds_per_circuit = per_token / sum(s.circuits_per_token for s in timed)
     if result.first_trainable_layer is not None:
         result.notes.append(
             f"layers < {result.first_trainable_layer} are frozen below every trainable parameter: "
@@ -464,7 +482,12 @@ def count_params(cfg: DictConfig) -> dict:
 
 
 def circuit_plan(
-    cfg: DictConfig, backend_name: str, optimization_level: int, shots: int, tokens: int, seconds_per_circuit: float
+    cfg: DictConfig,
+    backend_name: str,
+    optimization_level: int,
+    shots: int,
+    tokens: int,
+    seconds_per_circuit: float | None = None,
 ) -> list[dict]:
     """``qadapt circuits``: per block-circuit adapter site (CUA), the compiled cost of its circuits on an IBM backend.
 
@@ -472,8 +495,9 @@ def circuit_plan(
     seeded random generators (an untrained adapter is the identity, which compiles to nothing). No model weights are
     loaded: the sites come from the architecture on the meta device, their block size from the adapter layer itself.
     Returns one dict per site: blocks (= circuits per token), qubits, depth / 1q / 2q gate counts of Q alone
-    (mean, max) and of a token's full circuit (amplitude encoding + Q + measurement), circuits and shots for
-    ``tokens`` tokens, and QPU time at ``seconds_per_circuit``.
+    (mean, max) and of a token's full circuit (amplitude encoding + Q + measurement) with its duration on the
+    backend, circuits and shots for ``tokens`` tokens, and QPU time: ``seconds_per_circuit`` when given, else
+    ``shots x (token circuit duration + the backend's repetition delay)`` (:func:`qpu_seconds_per_circuit`).
 
     Raises:
         ConfigError: an unknown backend; QadaptError: ``from_run`` is not a finished run or is damaged.
@@ -482,10 +506,11 @@ def circuit_plan(
     from omegaconf import OmegaConf
 
     from . import devices, runs
-    from .devices.qiskit_compile import compile_blocks, fake_backend
+    from .devices.qiskit_compile import compile_blocks, fake_backend, qpu_seconds_per_circuit, rep_delay_s
     from .quantum import cayley, random_cayley_generators, skew_symmetric
 
     backend = fake_backend(backend_name)
+    delay = rep_delay_s(backend)
     trained = runs.load_trained(cfg.from_run) if cfg.from_run else None
     if trained is not None:
         cfg.adapter = trained.cfg.adapter
@@ -506,6 +531,13 @@ def circuit_plan(
         q_only = compile_blocks(unitaries, backend, optimization_level, int(cfg.seed))
         full = compile_blocks(unitaries[:1], backend, optimization_level, int(cfg.seed), with_state_prep=True)[0]
         circuits = n_blocks * tokens
+        per_circuit, source = seconds_per_circuit, "given"
+        if per_circuit is None:
+            if full.duration_s is None or delay is None:
+                raise ConfigError(
+                    f"{backend_name} reports no gate durations or repetition delay: pass --seconds-per-circuit"
+                )
+            per_circuit, source = qpu_seconds_per_circuit(full.duration_s, shots, delay), backend_name
         rows.append(
             {
                 "site": name.removeprefix("model."),
@@ -522,7 +554,10 @@ def circuit_plan(
                 "tokens": tokens,
                 "circuits": circuits,
                 "shots_total": circuits * shots,
-                "qpu_hours": circuits * seconds_per_circuit / 3600,
+                "token_circuit_duration_s": full.duration_s,
+                "qpu_seconds_per_circuit": per_circuit,
+                "qpu_time_source": source,
+                "qpu_hours": circuits * per_circuit / 3600,
                 "source": "trained" if trained is not None else "random generators (seeded)",
             }
         )
@@ -629,10 +664,18 @@ def plan_tables(p: Plan, cfg: DictConfig, tflops: float = DEFAULT_TFLOPS) -> lis
                 f"{mean:.1f} two-qubit gates per token circuit (mean over sites)",
             )
         if p.seconds_per_circuit:
+            from .devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT
+
             per_token = p.circuits_per_token * p.seconds_per_circuit / 3600
-            line = f"{per_token:,.2f} h per token at {p.seconds_per_circuit:.1f} s per circuit (the paper's rate)"
+            line = (
+                f"{per_token:,.2f} h per token at {p.seconds_per_circuit:.2f} s per circuit ({p.backend}: "
+                f"{p.shots:,} shots x (circuit + {p.rep_delay_s * 1e6:.0f} us repetition delay), without the "
+                "runtime's per-job overhead)"
+            )
             if p.eval_tokens_on_device:
-                line += f"; {per_token * p.eval_tokens_on_device:,.1f} h for {p.eval_tokens_on_device:,} tokens"
+                line += f"; {per_token * p.eval_tokens_on_device:,.2f} h for {p.eval_tokens_on_device:,} tokens"
+            paper = p.circuits_per_token * PAPER_SECONDS_PER_CIRCUIT / 3600
+            line += f". At the paper's reported rate (4 h 24 min / 1,328 circuits): {paper:,.2f} h per token"
             table.add_row("QPU time", line)
     else:
         table.add_row("circuits", "none: this adapter runs no circuits on a device")

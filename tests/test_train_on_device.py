@@ -1,4 +1,4 @@
-"""`qadapt train ... device=<any>` (issue 20): the adapter trains on the exact simulator (train.device), then the base
+"""`qadapt train ... device=<any>`: the adapter trains on the exact simulator (train.device), then the base
 and the trained adapter are evaluated on the device the user named, in one row. A tiny Llama-architecture checkpoint
 written here goes through the same model.path route as downloaded Llama 3.1 8B weights."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from helpers.tiny import tiny_llama
 from typer.testing import CliRunner
 
 from qadapt.cli import app
@@ -18,24 +18,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def tiny_llama_dir(tmp_path_factory, smollm2_path):
-    """A 2-layer Llama of width 64 with SmolLM2's tokenizer, saved as a Hugging Face directory."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    """tests/helpers/tiny.py's Llama (2 layers, width 48) with SmolLM2's tokenizer, saved as a Hugging Face
+    directory."""
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    model = tiny_llama(layers=2, vocab=len(tokenizer))
+    model.config.bos_token_id, model.config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(out)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
@@ -69,8 +60,8 @@ def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir)
     # device.max_tokens bounds every evaluation of the run: base, exact and device on the same 40 tokens
     assert row["tokens_scored"] == 40 and row["base_tokens_scored"] == 40
     assert row["device_max_tokens"] == 40
-    # 16 blocks of 4 dimensions on v_proj's input, one circuit per block at each scored position
-    assert row["device_circuits"] == 40 * 16
+    # 12 blocks of 4 dimensions on v_proj's 48-wide input, one circuit per block at each scored position
+    assert row["device_circuits"] == 40 * 12
     assert "FakeFez" in row["device_desc"]
     assert math.isfinite(row["exact_perplexity"]) and row["exact_perplexity"] != row["base_perplexity"]
     assert row["perplexity"] != row["exact_perplexity"]  # FakeFez's noise
