@@ -99,4 +99,6 @@ def test_ibm_without_account_and_bad_train_device_fail_at_once(tiny_llama_dir, t
         assert done.exit_code == 2, done.output
         assert message in done.output and "valid choices: " in done.output
         assert "Traceback" not in done.output
+    done = runner.invoke(app, ["train", "adapter=qffn", "device=ibm_fake", f"results_dir={tmp_path / 'results'}"])
+    assert done.exit_code == 2 and "cannot run QFFN circuits" in done.output  # before any training
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()

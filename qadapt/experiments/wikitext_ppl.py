@@ -250,16 +250,19 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
 def training_device(cfg: DictConfig, device):
     """The device the adapter trains on: ``device`` itself when gradients flow through it, else ``train.device``
     (null = exact), after which ``qadapt train`` evaluates the trained adapter on ``device`` (the CUA paper's
-    workflow, Section 4: train classically, run the trained circuits on the QPU).
+    workflow: adapters trained classically, then executed on the QPU; NOTES.md).
 
     Raises:
-        ConfigError: ``train.device`` is not a device option, or gradients do not flow through it.
+        ConfigError: ``train.device`` is not a device option, or gradients do not flow through it; the adapter's
+            circuits cannot run on ``device`` (QFFN on the IBM devices), said before any training.
     """
     from ..config import group_choices
     from ..paths import CONFIG_DIR
 
     if device.differentiable:
         return device
+    if cfg.adapter.name == "qffn":  # checked by adapters.apply on the training device; the run device must run it too
+        device.require_ansatz()
     name = cfg.train.get("device") or "exact"
     if name not in group_choices("device"):
         raise ConfigError(f"train.device={name}: unknown device; valid choices: {', '.join(group_choices('device'))}")
