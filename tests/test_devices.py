@@ -160,11 +160,14 @@ def test_lightning_gpu_without_cuda_fails_clearly():
         _device("lightning_gpu")
 
 
-def test_training_on_a_non_differentiable_device_is_refused_before_loading(tmp_path):
-    args = ["train", "device=default_qubit", f"runs_dir={tmp_path / 'runs'}", f"results_dir={tmp_path}"]
-    result = CliRunner().invoke(app, args)
+def test_training_device_without_gradients_is_refused_before_loading(tmp_path):
+    """`qadapt train device=<no gradients>` trains on train.device (tests/test_train_on_device.py); a train.device
+    without gradients is refused before anything loads."""
+    args = ["train", "device=default_qubit", "train.device=lightning_qubit", f"runs_dir={tmp_path / 'runs'}"]
+    result = CliRunner().invoke(app, [*args, f"results_dir={tmp_path}"])
     assert result.exit_code == 2
-    assert "Train with device=exact" in result.output
+    assert "train.device=lightning_qubit cannot train: gradients do not flow" in result.output
+    assert "valid choices: exact" in result.output
     assert not (tmp_path / "runs").exists()  # nothing half-written
 
 
