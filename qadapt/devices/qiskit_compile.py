@@ -94,7 +94,13 @@ def qpu_seconds_per_circuit(duration_s: float, shots: int, rep_delay: float) -> 
     """QPU seconds one circuit occupies: ``shots x (circuit duration + repetition delay)``, as IBM executes a job
     (every shot of every circuit, each followed by the repetition delay). A lower bound on the usage IBM bills:
     the runtime's per-job classical overhead (loading, compilation checks) is not included; on hardware the job's own
-    ``usage_estimation`` is the figure to trust."""
+    ``usage_estimation`` is the figure to trust.
+
+    Args:
+        duration_s: the compiled circuit's duration on the backend (s; :attr:`BlockCost.duration_s`).
+        shots: measurements of the circuit. rep_delay: the backend's repetition delay (s; :func:`rep_delay_s`).
+    Returns: seconds of QPU time (float).
+    """
     return shots * (duration_s + rep_delay)
 
 
