@@ -459,6 +459,26 @@ def finished(cfg: DictConfig, command: str = "train") -> dict | None:
         return None  # a damaged metrics file: the run is done again
 
 
+def recorded(cfg: DictConfig, command: str = "train") -> dict | None:
+    """The last row of ``cfg``'s run in ``cfg.results_dir/runs.csv`` (same run directory name, hence same config
+    hash, same command), or None. Run directories are not committed; the store is, so a sweep continued on another
+    machine (a later session, a CI worker) can reuse a finished cell's row when it needs nothing else of the run.
+    Empty cells read back as None.
+    """
+    import pandas as pd
+
+    from .results import load_rows
+
+    rows = load_rows(cfg.results_dir)
+    if not len(rows) or "run_dir" not in rows or "command" not in rows:
+        return None
+    mine = rows[(rows["run_dir"].astype(str) == str(run_dir_for(cfg, command))) & (rows["command"] == command)]
+    if not len(mine):
+        return None
+    row = mine.iloc[-1]
+    return {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
 def pad_id(tokenizer) -> int:
     """The id that pads batches: the tokenizer's pad token, else its end-of-sequence token."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

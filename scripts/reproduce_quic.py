@@ -202,11 +202,17 @@ def budget(args, task: str) -> list[str]:
     ]
 
 
-def run_cell(overrides: list[str], threads: int | None) -> dict:
-    """One training run (reused when its run directory already holds metrics.json)."""
+def run_cell(overrides: list[str], threads: int | None, saved: set[str] | None = None) -> dict:
+    """One training run, reused when its run directory holds metrics.json or, when results/ holds all the tables need
+    of it, its row in results/runs.csv: selection cells need only the row; final cells (``saved``: the run directories
+    whose predictions are in <suite>_predictions.csv) the row and the predictions."""
+    from qadapt import runs
+    from qadapt.config import compose
     from qadapt.experiments import run_or_reuse
 
-    return run_or_reuse(overrides + ([f"threads={threads}"] if threads else []))
+    overrides = overrides + ([f"threads={threads}"] if threads else [])
+    recorded = saved is None or str(runs.run_dir_for(compose(overrides))) in saved
+    return run_or_reuse(overrides, recorded=recorded)
 
 
 def grid(args, overrides: list[str]) -> tuple:
@@ -274,8 +280,19 @@ def sweep(args) -> pd.DataFrame:
             for table, label, over, task in rows
             for seed in args.seeds
         ]
-        done = Parallel(n_jobs=args.jobs, verbose=5)(delayed(run_cell)(c[6], threads) for c in final)
-        cells += [c[:6] + (r["run_dir"],) for c, r in zip(final, done)]
+        # one seed at a time, the predictions saved after each: an interrupted phase loses at most one seed's runs
+        for seed in args.seeds:
+            chunk = [c for c in final if c[4] == seed]
+            path = Path(args.out_dir) / f"{args.suite}_predictions.csv"
+            saved = set(pd.read_csv(path, usecols=["run_dir"])["run_dir"]) if path.exists() else set()
+            done = Parallel(n_jobs=args.jobs, verbose=5)(delayed(run_cell)(c[6], threads, saved) for c in chunk)
+            cells += [c[:6] + (r["run_dir"],) for c, r in zip(chunk, done)]
+            write_cells(cells, args)
+    return write_cells(cells, args)
+
+
+def write_cells(cells: list[tuple], args) -> pd.DataFrame:
+    """``<suite>_cells.json`` (this invocation's cells merged over earlier invocations') and the predictions."""
     command = "python scripts/reproduce_quic.py " + " ".join(sys.argv[1:])
     frame = pd.DataFrame(cells, columns=["phase", "table", "method", "task", "seed", "lr", "run_dir"])
     frame["sweep_command"] = command
@@ -293,20 +310,38 @@ def sweep(args) -> pd.DataFrame:
 
 
 def save_predictions(cells: pd.DataFrame, args) -> None:
-    """``<suite>_predictions.csv``: every final run's predictions (the examples the intervals resample)."""
+    """``<suite>_predictions.csv``: every final run's predictions (the examples the intervals resample), from its run
+    directory, else from the file's earlier version (a run finished on another machine, its directory not here).
+
+    Raises:
+        QadaptError: a final run whose predictions are in neither place (its run directory is gone and they were never
+        saved): delete its row from results/runs.csv and run the phase again.
+    """
+    from qadapt.errors import QadaptError
     from qadapt.experiments.classify import PREDICTIONS_FILE
 
     final = cells[cells["phase"] == "final"]
     if final.empty:
         return
+    path = Path(args.out_dir) / f"{args.suite}_predictions.csv"
+    earlier = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["run_dir"])
+    cols = ["table", "method", "task", "seed", "run_dir", "example", "label", "prediction"]
     parts = []
     for _, c in final.iterrows():
-        p = pd.read_csv(Path(c["run_dir"]) / PREDICTIONS_FILE)
+        source = Path(c["run_dir"]) / PREDICTIONS_FILE
+        if source.exists():
+            p = pd.read_csv(source)
+        else:
+            p = earlier[earlier["run_dir"] == c["run_dir"]]
+            if p.empty:
+                raise QadaptError(
+                    f"no predictions for {c['run_dir']}: neither {source} nor rows in {path}; delete its row from "
+                    f"{Path(args.results_dir) / 'runs.csv'} and run the final phase again"
+                )
         parts.append(
             p.assign(run_dir=c["run_dir"], table=c["table"], method=c["method"], task=c["task"], seed=c["seed"])
         )
-    cols = ["table", "method", "task", "seed", "run_dir", "example", "label", "prediction"]
-    write_text_atomic(Path(args.out_dir) / f"{args.suite}_predictions.csv", pd.concat(parts)[cols].to_csv(index=False))
+    write_text_atomic(path, pd.concat(parts)[cols].to_csv(index=False))
 
 
 def collect(cells: pd.DataFrame, results_dir: str) -> pd.DataFrame:

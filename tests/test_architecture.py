@@ -155,6 +155,24 @@ def test_a_finished_run_is_reused_and_an_unfinished_one_is_not(tmp_path, monkeyp
     assert runs.finished(compose([*overrides[:2], "train.max_steps=4"])) is None  # another config, another run
 
 
+def test_a_recorded_row_is_reused_only_when_asked_and_only_for_its_own_config(tmp_path, monkeypatch):
+    from qadapt import experiments
+    from qadapt.results import append_row
+
+    overrides = [f"runs_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "train.max_steps=3"]
+    cfg = compose(overrides)
+    monkeypatch.setattr(experiments, "run", lambda command, cfg, point: {"ran": True})
+    row = {"run_dir": str(runs.run_dir_for(cfg)), "command": "train", "score": 0.75, "threads": float("nan")}
+    append_row(tmp_path / "results", {**row, "score": 0.5})
+    append_row(tmp_path / "results", row)  # the last row of the run is the one read back
+    append_row(tmp_path / "results", {**row, "command": "eval ppl", "score": 0.1})
+    assert experiments.run_or_reuse(overrides) == {"ran": True}  # the run directory is not here: it runs
+    assert experiments.run_or_reuse(overrides, recorded=True) == {**row, "threads": None}
+    other = [*overrides[:2], "train.max_steps=4"]
+    assert experiments.run_or_reuse(other, recorded=True) == {"ran": True}  # another config, another run
+    assert runs.recorded(cfg, "eval ppl") is None  # another command's directory name, never this run's row
+
+
 def test_tasks_without_training_say_what_to_run():
     from qadapt import experiments
     from qadapt.errors import ConfigError

@@ -63,9 +63,11 @@ def run(command: str, cfg: DictConfig, overrides: list[str]) -> dict:
     return evaluations[what](cfg, overrides)
 
 
-def run_or_reuse(overrides: list[str], command: str = "train") -> dict:
+def run_or_reuse(overrides: list[str], command: str = "train", recorded: bool = False) -> dict:
     """The row of ``command`` on ``compose(overrides)``: read back from its finished run directory (same resolved
-    config) when there is one, else run now. What every sweep uses, so an interrupted sweep continues where it stopped.
+    config) when there is one, else, with ``recorded``, from its row in ``results/runs.csv`` (for sweeps that need only
+    the row: the run directory may be on another machine), else run now. What every sweep uses, so an interrupted
+    sweep continues where it stopped.
 
     Raises:
         ConfigError and whatever the experiment raises.
@@ -75,4 +77,9 @@ def run_or_reuse(overrides: list[str], command: str = "train") -> dict:
     if done is not None:
         log(f"reusing the finished run {runs.run_dir_for(cfg, command)}")
         return done
+    if recorded:
+        row = runs.recorded(cfg, command)
+        if row is not None:
+            log(f"reusing the recorded row of {row['run_dir']} ({cfg.results_dir}/runs.csv)")
+            return row
     return run(command, cfg, ["qadapt", *command.split(), *overrides])
