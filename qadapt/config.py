@@ -31,8 +31,13 @@ HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
 # keys added to an adapter after runs of it existed, left out of the hash while null (null = the behaviour before the
 # key existed), so those runs keep their directories: adapter name -> keys
 HASH_NULL_IS_ABSENT = {"oft": ("layers",)}
-# keys added to a group after runs existed, left out of the hash while null (their default, the old behaviour)
-HASH_NULL_KEYS = ("train.device",)
+# keys added to a group after runs existed, left out of the hash while at the value that means the old behaviour
+HASH_OLD_DEFAULTS = {
+    "train.device": None,
+    "device.mitigation": "none",
+    "device.dynamical_decoupling": None,
+    "device.twirling": "none",
+}
 
 
 def group_choices(group: str) -> list[str]:
@@ -129,10 +134,10 @@ def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
             block = block.get(parent) if isinstance(block, dict) else None
         if isinstance(block, dict):
             block.pop(last, None)
-    for key in HASH_NULL_KEYS:
+    for key, old in HASH_OLD_DEFAULTS.items():
         group, last = key.split(".")
         block = data.get(group)
-        if isinstance(block, dict) and last in block and block[last] is None:
+        if isinstance(block, dict) and last in block and block[last] == old:
             block.pop(last)
     adapter = data.get("adapter") if isinstance(data.get("adapter"), dict) else {}
     for key in HASH_NULL_IS_ABSENT.get(adapter.get("name"), ()):

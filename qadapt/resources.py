@@ -98,6 +98,8 @@ class Plan:
         head_params: the fresh classifier head's parameters (classification; trainable, not adapter).
         inputs: ``tokens`` (train_tokens and eval_tokens are (batch, sequence length)) or ``images`` ((batch, side in
         pixels) of square images).
+        mitigation: the device's error mitigation and SamplerV2 options, as text (``none``: none).
+        calibration_shots: readout-calibration shots, once per evaluation (mthree balanced: 2 x shots).
         notes: caveats printed under the table.
     """
 
@@ -125,6 +127,8 @@ class Plan:
     train_examples: int | None = None
     head_params: int | None = None
     inputs: str = "tokens"
+    mitigation: str = "none"
+    calibration_shots: int | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -452,12 +456,33 @@ def plan(cfg: DictConfig) -> Plan:
                 for s in timed
             )
             result.seconds_per_circuit = per_token / sum(s.circuits_per_token for s in timed)
+        result.mitigation, result.calibration_shots = _mitigation(cfg.device, result.shots)
     if result.first_trainable_layer is not None:
         result.notes.append(
             f"layers < {result.first_trainable_layer} are frozen below every trainable parameter: "
             "their output can be cached (train.cache_activations, task.cache_activations)"
         )
     return result
+
+
+def _mitigation(device: DictConfig, shots: int | None) -> tuple[str, int | None]:
+    """What ``device``'s mitigation settings add, as text, and the readout-calibration shots (None: no calibration)."""
+    parts, calibration = [], None
+    if device.get("mitigation", "none") == "readout" and shots:
+        calibration = 2 * shots
+        parts.append(
+            f"readout: the measured qubits calibrated once per evaluation (mthree balanced), {calibration:,} shots "
+            "over a few short circuits (qubit preparation + measurement)"
+        )
+    if device.get("dynamical_decoupling"):
+        dd = device.dynamical_decoupling
+        parts.append(f"dynamical decoupling {dd}: pulses in idle windows, no circuits or shots")
+    if device.get("twirling", "none") != "none":
+        parts.append(
+            f"twirling ({device.twirling}): each circuit's shots split over randomised variants (IBM Runtime's "
+            "default 32); shots unchanged"
+        )
+    return ("; ".join(parts) or "none"), calibration
 
 
 def count_params(cfg: DictConfig) -> dict:
@@ -677,6 +702,8 @@ def plan_tables(p: Plan, cfg: DictConfig, tflops: float = DEFAULT_TFLOPS) -> lis
             paper = p.circuits_per_token * PAPER_SECONDS_PER_CIRCUIT / 3600
             line += f". At the paper's reported rate (4 h 24 min / 1,328 circuits): {paper:,.2f} h per token"
             table.add_row("QPU time", line)
+        if p.mitigation != "none":
+            table.add_row("mitigation", p.mitigation)
     else:
         table.add_row("circuits", "none: this adapter runs no circuits on a device")
     for note in p.notes:

@@ -890,6 +890,19 @@ SAMPLED_SHOTS = Int(ge=1)
 SAMPLED_SHOTS_TEXT = "an integer >= 1 (this device samples: set device.shots, e.g. 8192)"
 
 
+# error mitigation of the IBM devices (qadapt/devices/mitigation.py)
+MITIGATION = OneOf("none", "readout")
+MITIGATION_TEXT = (
+    "none; readout: measurement-error mitigation (mthree calibration on the same backend, inverse assignment "
+    "matrices, nearest probability distribution)"
+)
+DD_SEQUENCE = nullable(OneOf("XX", "XpXm", "XY4"))
+DD_TEXT = "IBM Runtime SamplerV2 dynamical decoupling sequence; null = off"
+TWIRLING = OneOf("none", "gates", "measure", "both")
+TWIRLING_TEXT = "IBM Runtime SamplerV2 Pauli twirling of gates, measurements or both; none = off"
+SIMULATORS_IGNORE = " (refused here: the simulators do not apply it)"
+
+
 @schema
 class IBMFakeDevice:
     """A fake IBM backend with its noise model (``device=ibm_fake``; ``qadapt/devices/ibm_fake.py``): the compiled
@@ -923,6 +936,9 @@ class IBMFakeDevice:
         "again (path; engine=aer only); null = not kept",
         nullable(Str()),
     )
+    mitigation: str = f(MITIGATION_TEXT, MITIGATION)
+    dynamical_decoupling: str | None = f(DD_TEXT + SIMULATORS_IGNORE, DD_SEQUENCE)
+    twirling: str = f(TWIRLING_TEXT + SIMULATORS_IGNORE, TWIRLING)
 
 
 @schema
@@ -957,6 +973,9 @@ class IBMDevice:
         "directory keeping finished jobs' counts for reuse when the same evaluation runs again (path); null = not kept",
         nullable(Str()),
     )
+    mitigation: str = f(MITIGATION_TEXT, MITIGATION)
+    dynamical_decoupling: str | None = f(DD_TEXT, DD_SEQUENCE)
+    twirling: str = f(TWIRLING_TEXT, TWIRLING)
 
 
 # ---------------------------------------------------------------------------------------------------------------

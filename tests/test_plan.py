@@ -77,6 +77,11 @@ def test_llama31_8b_on_ibm_fake_gives_gate_counts_and_qpu_time():
     assert f"{1024 * p.seconds_per_circuit / 3600:,.2f} h per token at {p.seconds_per_circuit:.2f} s" in text
     assert f"{1024 * p.seconds_per_circuit / 3600 * 10:,.2f} h for 10 tokens" in text
     assert f"{1024 * PAPER_SECONDS_PER_CIRCUIT / 3600:,.2f} h per token" in text  # the paper's rate, beside it
+    assert p.mitigation == "none" and p.calibration_shots is None and "mitigation" not in text
+    mitigated = plan(compose([*LLAMA_CUA, "device=ibm_fake", "device.mitigation=readout"]))
+    assert mitigated.calibration_shots == 2 * 8192 and mitigated.mitigation.startswith("readout")
+    hardware = plan(compose([*LLAMA_CUA, "device=ibm", "device.dynamical_decoupling=XpXm", "device.twirling=both"]))
+    assert "dynamical decoupling XpXm" in hardware.mitigation and "twirling (both)" in hardware.mitigation
 
 
 def _tiny(device):

@@ -81,6 +81,24 @@ def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir)
     assert again.exit_code == 0, again.output
     exact = load_rows(tmp_path / "results").iloc[-1]
     assert exact["perplexity"] == pytest.approx(row["exact_perplexity"], rel=1e-6)
+    assert row["device_mitigation"] == "none" and row["device_calibration_shots"] == 0
+
+    # readout mitigation: the same adapter and tokens; the calibration's cost is in the row
+    mitigated = runner.invoke(
+        app,
+        [
+            "eval",
+            "ppl",
+            *llama(tmp_path, tiny_llama_dir, f"from_run={row['run_dir']}", "device=ibm_fake", "device.max_tokens=40"),
+            "device.mitigation=readout",
+        ],
+    )
+    assert mitigated.exit_code == 0, mitigated.output
+    m = load_rows(tmp_path / "results").iloc[-1]
+    assert m["device_mitigation"] == "readout" and m["device_circuits"] == 40 * 12
+    assert m["device_calibration_circuits"] >= 1 and m["device_calibration_shots"] >= 2 * 8192
+    assert m["exact_perplexity"] == pytest.approx(row["exact_perplexity"], rel=1e-6)
+    assert m["perplexity"] != row["perplexity"]
 
 
 def test_ibm_without_account_and_bad_train_device_fail_at_once(tiny_llama_dir, tmp_path, monkeypatch):

@@ -34,6 +34,9 @@ class IBMDevice(QiskitSamplerDevice):
 
     def __init__(self, cfg):
         super().__init__(cfg)
+        from .mitigation import check, sampler_options
+
+        check(cfg, hardware=True)
         try:
             from qiskit_ibm_runtime import Batch, QiskitRuntimeService, SamplerV2
             from qiskit_ibm_runtime.accounts.exceptions import AccountNotFoundError
@@ -63,7 +66,21 @@ class IBMDevice(QiskitSamplerDevice):
         except Exception as err:
             raise QadaptError(f"IBM backend {cfg.backend or '(least busy)'} unavailable: {_scrub(str(err))}") from None
         self.batch = Batch(backend=self.backend)
-        self.sampler = SamplerV2(mode=self.batch)
+        self.options = sampler_options(cfg)
+        self.sampler = SamplerV2(mode=self.batch, options=self.options)
+
+    def _calibration_mode(self):
+        return self.batch
 
     def describe(self) -> str:
-        return f"ibm({self.backend.name}, shots={self.shots})"
+        extra = "".join(f", {k}={v}" for k, v in self._settings().items())
+        return f"ibm({self.backend.name}, shots={self.shots}{extra})"
+
+    def _settings(self) -> dict:
+        """Mitigation settings other than the defaults, for the description."""
+        out = {} if self.mitigation == "none" else {"mitigation": self.mitigation}
+        if "dynamical_decoupling" in self.options:
+            out["dynamical_decoupling"] = self.options["dynamical_decoupling"]["sequence_type"]
+        if "twirling" in self.options:
+            out["twirling"] = str(self.cfg.twirling)
+        return out

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device
 from .jobs import JobRunner, JobSpec, split_jobs
+from .mitigation import ReadoutCalibration, calibrate, correct, measured_qubits
 from .qiskit_compile import amplitude_angles, block_circuits, state_prep_template  # noqa: F401 (re-exported)
 from .sampling import sample_counts
 
@@ -33,7 +34,10 @@ class QiskitSamplerDevice(Device):
     Subclasses set ``self.backend`` (compilation target) and ``self.sampler``. The (token, block) circuits of a
     call go out as jobs of at most ``device.max_circuits_per_job`` circuits, ``device.max_jobs_in_flight`` at once,
     retried after transient errors and kept in ``device.journal_dir`` for resuming (:mod:`qadapt.devices.jobs`).
-    ``job_ids`` collects the ids of the jobs sent, so results can be re-fetched.
+    ``job_ids`` collects the ids of the jobs sent, so results can be re-fetched. ``device.mitigation=readout``
+    corrects every block's counts for the readout errors of the qubits it was measured on, calibrated on the same
+    backend the first time they are measured (:mod:`qadapt.devices.mitigation`); ``calibration_circuits`` and
+    ``calibration_shots`` count what that cost.
     """
 
     differentiable = False
@@ -51,6 +55,10 @@ class QiskitSamplerDevice(Device):
             cfg.get("retry_wait_s", 5.0),
             cfg.get("journal_dir"),
         )
+        self.mitigation = str(cfg.get("mitigation") or "none")
+        self.calibration: ReadoutCalibration | None = None
+        self.calibration_circuits = self.calibration_shots = 0
+        self._inverse: dict[str, torch.Tensor] = {}
 
     @property
     def job_ids(self) -> list[str]:
@@ -76,6 +84,33 @@ class QiskitSamplerDevice(Device):
                 templates, backend=self.backend, optimization_level=self.optimization_level, seed_transpiler=self.seed
             )
         return key, self._compiled[key]
+
+    def _calibration_mode(self):
+        """The runtime mode calibration jobs join (IBM: the device's Batch; fake backends: none)."""
+        return None
+
+    def _calibration_system(self):
+        """Where readout calibration circuits run: the backend itself (subclasses may say otherwise)."""
+        return self.backend
+
+    def _mitigate(self, key: str, templates: list, probabilities: torch.Tensor) -> torch.Tensor:
+        """``(N, n, b)`` frequencies -> the same, readout-corrected when ``device.mitigation=readout``."""
+        if self.mitigation == "none":
+            return probabilities
+        if key not in self._inverse:
+            qubits = [measured_qubits(t) for t in templates]
+            wanted = {q for block in qubits for q in block}
+            known = set(self.calibration.matrices) if self.calibration else set()
+            if not wanted <= known:  # qubits measured for the first time: calibrate them (once per device)
+                fresh = calibrate(
+                    self._calibration_system(), sorted(wanted - known), self.shots, self.seed, self._calibration_mode()
+                )
+                self.calibration_circuits += fresh.circuits
+                self.calibration_shots += fresh.shots
+                matrices = {**(self.calibration.matrices if self.calibration else {}), **fresh.matrices}
+                self.calibration = ReadoutCalibration(matrices, self.calibration_circuits, self.calibration_shots)
+            self._inverse[key] = self.calibration.inverse(qubits)
+        return correct(probabilities, self._inverse[key])
 
     def _journal_prefix(self, key: str) -> str:
         """What identifies this device's measurements of the circuits ``key``, for the job journal."""
@@ -109,7 +144,7 @@ class QiskitSamplerDevice(Device):
         counts = np.zeros((n, N, b))
         for spec, part in zip(specs, parts):
             counts[list(spec.blocks), spec.start : spec.stop] = part
-        return torch.from_numpy(counts.transpose(1, 0, 2) / self.shots)
+        return self._mitigate(key, templates, torch.from_numpy(counts.transpose(1, 0, 2) / self.shots))
 
 
 ENGINES = ("fused", "aer")
@@ -128,7 +163,10 @@ class IBMFakeDevice(QiskitSamplerDevice):
         super().__init__(cfg)
         from qiskit_aer.primitives import SamplerV2
 
+        from .mitigation import check
         from .qiskit_compile import fake_backend, noise_model
+
+        check(cfg, hardware=False)
 
         self.engine = str(cfg.get("engine", "fused"))
         if self.engine not in ENGINES:
@@ -153,7 +191,15 @@ class IBMFakeDevice(QiskitSamplerDevice):
             n_angles = circuit.block_size - 1
             self._fused[key] = FusedCircuits([fuse_block(t, n_angles, channels) for t in templates])
         probs = self._fused[key].probabilities(torch.from_numpy(amplitude_angles(states.cpu().numpy())))
-        return sample_counts(probs, self.shots, self._generator) / self.shots
+        return self._mitigate(key, templates, sample_counts(probs, self.shots, self._generator) / self.shots)
+
+    def _calibration_system(self):
+        # the noise model this device samples with (NoiseModel.from_backend), not the fake backend's own run(),
+        # whose readout errors come from its properties file and differ (asymmetric): calibrate what is sampled
+        from qiskit_aer import AerSimulator
+
+        return AerSimulator.from_backend(self.backend, noise_model=self._noise_model, seed_simulator=self.seed)
 
     def describe(self) -> str:
-        return f"ibm_fake({self.cfg.backend}, noise={self.noise}, shots={self.shots}, engine={self.engine})"
+        mitigation = "" if self.mitigation == "none" else f", mitigation={self.mitigation}"
+        return f"ibm_fake({self.cfg.backend}, noise={self.noise}, shots={self.shots}, engine={self.engine}{mitigation})"

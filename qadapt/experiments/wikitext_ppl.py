@@ -303,6 +303,9 @@ def device_columns(cfg: DictConfig, device) -> dict:
         "device_positions": device.positions,
         "device_max_tokens": cfg.device.get("max_tokens"),
         "device_circuits": device.circuits_run,
+        "device_mitigation": getattr(device, "mitigation", "none"),
+        "device_calibration_circuits": getattr(device, "calibration_circuits", 0),
+        "device_calibration_shots": getattr(device, "calibration_shots", 0),
     }
 
 
