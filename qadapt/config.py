@@ -34,6 +34,7 @@ HASH_NULL_IS_ABSENT = {"oft": ("layers",)}
 # keys added to a group after runs existed, left out of the hash while at the value that means the old behaviour
 HASH_OLD_DEFAULTS = {
     "train.device": None,
+    "train.noise": None,
     "device.mitigation": "none",
     "device.dynamical_decoupling": None,
     "device.twirling": "none",

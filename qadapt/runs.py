@@ -135,6 +135,11 @@ ROW_COLUMNS: dict[str, str] = {
     "device_positions": "which positions ran on the device: scored or all",
     "device_max_tokens": "cap on the tokens evaluated on the device",
     "device_circuits": "circuits the device ran",
+    "train_device_desc": "noise-aware training: the noise model the adapter trained through and its fitted strength",
+    "train_noise_depolarising": "its depolarising strength lambda for the adapter's block size (0 = noiseless)",
+    "train_noise_tv": "mean total-variation distance of that model to the fused engine's outcome distributions "
+    "(held-out blocks and inputs)",
+    "train_noise_tv_exact": "the same distance for the noiseless distribution (what the model has to explain)",
     "device_mitigation": "error mitigation applied to the device's counts: none or readout",
     "device_calibration_circuits": "readout-calibration circuits run for the mitigation (circuits)",
     "device_calibration_shots": "their shots in all (shots)",

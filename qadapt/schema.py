@@ -1157,6 +1157,12 @@ class DefaultTrain:
         nullable(Str()),
         optional=True,
     )
+    noise: str | None = f(
+        "noise-aware training (CUA): a qiskit-ibm-runtime fake backend (FakeFez) whose noise the adapter trains "
+        "through (a differentiable depolarising-plus-readout model fitted to the fused engine); null = none",
+        nullable(Str()),
+        optional=True,
+    )
     max_steps: int = f("optimizer steps", POS_INT)
     batch_size: int = f(
         "sequences per micro-batch, over all processes of a launch (split between them; a multiple of their number)",

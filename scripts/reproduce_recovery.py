@@ -112,10 +112,13 @@ def quick_adapter(method: str) -> list[str]:
     return ["adapter.layers=[-2,-1]", "train.batch_size=2", "train.seq_len=64"]
 
 
-def run_cell(overrides: list[str]) -> dict:
+def run_cell(overrides: list[str], recorded: bool = False) -> dict:
+    """One cell, reused when finished; ``recorded``: also from its row in results/runs.csv when its run directory is
+    not here (the select and curve phases need only the row; final needs the run's per-window and per-question
+    files)."""
     from qadapt.experiments import run_or_reuse
 
-    return run_or_reuse(overrides)
+    return run_or_reuse(overrides, recorded=recorded)
 
 
 def cell(phase: str, ratio: float, method: str, seed: int, lr: float | None, steps: int | None, r: dict) -> dict:
@@ -149,7 +152,7 @@ def select(args) -> list[dict]:
             ]
             over += [f"train.max_steps={steps}"] if steps else []
             over += quick_adapter(method) if args.quick else []
-            out.append(cell("select", CURVE_RATIO, method, 0, lr, steps, run_cell([*over, "seed=0"])))
+            out.append(cell("select", CURVE_RATIO, method, 0, lr, steps, run_cell([*over, "seed=0"], recorded=True)))
     return out
 
 
@@ -171,7 +174,7 @@ def curve(args, lrs: dict[str, float]) -> list[dict]:
             print(f"curve: {method}, {steps} steps", flush=True)
             over = [*common(args), *HELD_OUT, *METHODS[method], f"train.lr={lrs[method]}"]
             over += [f"task.compression.ratio={CURVE_RATIO}", f"train.max_steps={steps}", "seed=0"]
-            out.append(cell("curve", CURVE_RATIO, method, 0, lrs[method], steps, run_cell(over)))
+            out.append(cell("curve", CURVE_RATIO, method, 0, lrs[method], steps, run_cell(over, recorded=True)))
     return out
 
 

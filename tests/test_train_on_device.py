@@ -68,6 +68,13 @@ def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir)
     assert row["device_degradation_pct"] == pytest.approx(100 * (row["perplexity"] / row["exact_perplexity"] - 1))
     assert row["delta_ppl_pct"] == pytest.approx(100 * (row["perplexity"] / row["base_perplexity"] - 1))
     assert row["model_source"] == f"path:{tiny_llama_dir}"
+    # every scored token's NLL on the device and exactly: what results/mitigation.md bootstraps over
+    import numpy as np
+
+    tokens = np.load(f"{row['run_dir']}/token_nll.npz")
+    assert len(tokens["nll"]) == len(tokens["exact_nll"]) == 40
+    assert tokens["nll"].mean() == pytest.approx(row["mean_nll"], rel=1e-9)
+    assert tokens["exact_nll"].mean() == pytest.approx(row["exact_mean_nll"], rel=1e-9)
 
     # the saved adapter is the one trained exactly: `eval ppl` on the exact device scores the row's exact figure
     again = runner.invoke(
@@ -120,3 +127,23 @@ def test_ibm_without_account_and_bad_train_device_fail_at_once(tiny_llama_dir, t
     done = runner.invoke(app, ["train", "adapter=qffn", "device=ibm_fake", f"results_dir={tmp_path / 'results'}"])
     assert done.exit_code == 2 and "cannot run QFFN circuits" in done.output  # before any training
     assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_noise_aware_training_trains_through_the_backend_noise_model(tiny_llama_dir, tmp_path, data_dir):
+    runner = CliRunner()
+    over = ("device=ibm_fake", "device.max_tokens=40")
+    done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, *over, "train.noise=FakeFez")])
+    assert done.exit_code == 0, done.output
+    row = load_rows(tmp_path / "results").iloc[-1]
+    assert "noise_surrogate(FakeFez" in row["train_device_desc"] and row["train_noise_depolarising"] > 0
+    assert row["train_noise_tv"] < row["train_noise_tv_exact"]
+    assert row["device_circuits"] == 40 * 12 and math.isfinite(row["device_degradation_pct"])
+    # trained through the noise model, not exactly: another adapter than the same run without train.noise
+    plain = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, *over)])
+    assert plain.exit_code == 0, plain.output
+    exact_trained = load_rows(tmp_path / "results").iloc[-1]
+    assert exact_trained["exact_perplexity"] != row["exact_perplexity"]
+    for bad, message in (("adapter=lora", "adapter=lora has none"), ("train.noise=FakeNowhere", "unknown fake")):
+        extra = ("train.noise=FakeFez", bad) if bad.startswith("adapter") else (bad,)
+        done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, *over), *extra])
+        assert done.exit_code == 2 and message in done.output, done.output

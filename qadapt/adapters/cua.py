@@ -86,13 +86,14 @@ def run_blocks(device: Device, circuit: BlockUnitaryCircuit, x: torch.Tensor) ->
 
     On an exact device (:attr:`Device.is_exact`) the readout rule gives U_j x_j exactly, so that is computed
     directly (differentiable) and counted as the device's circuits; on any other device the device's outcome
-    probabilities go through :func:`qadapt.quantum.readout.read_out_blocks` (no gradient).
+    probabilities go through :func:`qadapt.quantum.readout.read_out_blocks`, with gradients only where the device
+    passes them (a differentiable noise model: noise-aware training, qadapt/devices/noise_surrogate.py).
     Raises: ValueError when d is not the circuit's width.
     """
     if device.is_exact:
         device.count_circuits("block", circuit.qubits_per_block, x.numel() // circuit.block_size, circuit.n_blocks)
         return circuit.apply(x)
-    return read_out_blocks(circuit, x, partial(device.block_probabilities, circuit))
+    return read_out_blocks(circuit, x, partial(device.block_probabilities, circuit), device.differentiable)
 
 
 class CUALinear(AdapterLayer):

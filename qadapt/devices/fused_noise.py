@@ -101,10 +101,12 @@ def _linear_coefficients(expr, n_angles: int) -> tuple[np.ndarray, float]:
 
 
 class NoiseChannels:
-    """Kraus operators of the backend's gate errors and readout assignment matrices, converted once."""
+    """Kraus operators of the backend's gate errors and readout assignment matrices, converted once
+    (``readout=False``: the readout errors left out, the distribution before readout)."""
 
-    def __init__(self, noise_model):
+    def __init__(self, noise_model, readout: bool = True):
         self.noise_model = noise_model
+        self.with_readout = readout
         self._kraus: dict = {}
 
     def error_superop(self, name: str, qubits: tuple[int, ...]) -> np.ndarray | None:
@@ -129,7 +131,7 @@ class NoiseChannels:
 
     def readout(self, qubit: int) -> np.ndarray:
         """2 x 2 assignment matrix P(measured | prepared) (rows: prepared)."""
-        if self.noise_model is None:
+        if self.noise_model is None or not self.with_readout:
             return np.eye(2)
         error = self.noise_model._local_readout_errors.get((qubit,), self.noise_model._default_readout_error)
         return np.eye(2) if error is None else np.asarray(error.probabilities, dtype=np.float64)

@@ -123,15 +123,18 @@ class ReadoutCalibration:
     shots: int
 
     def inverse(self, qubits: list[list[int]]) -> torch.Tensor:
-        """``(n, 2^k, 2^k)`` float64: inverse tensored assignment matrix of each block, its clbits on ``qubits[j]``
-        (clbit 0 = least significant outcome bit: the rightmost factor of the Kronecker product)."""
-        out = []
-        for block in qubits:
-            inverse = np.ones((1, 1))
-            for qubit in block:  # clbit i is bit i of the outcome index: its factor goes to the left of clbits < i
-                inverse = np.kron(np.linalg.inv(self.matrices[qubit]), inverse)
-            out.append(inverse)
-        return torch.from_numpy(np.stack(out))
+        """``(n, 2^k, 2^k)`` float64: inverse tensored assignment matrix of each block, its clbits on ``qubits[j]``."""
+        inverses = {q: np.linalg.inv(m) for q, m in self.matrices.items()}
+        return torch.from_numpy(np.stack([tensored(inverses, block) for block in qubits]))
+
+
+def tensored(matrices: dict[int, np.ndarray], qubits: list[int]) -> np.ndarray:
+    """``(2^k, 2^k)``: the Kronecker product of the qubits' 2 x 2 matrices acting on outcome indices sum_i bit_i 2^i,
+    clbit i read on ``qubits[i]`` (clbit 0 = least significant bit: the rightmost factor)."""
+    out = np.ones((1, 1))
+    for qubit in qubits:  # clbit i's factor goes to the left of those of clbits < i
+        out = np.kron(matrices[qubit], out)
+    return out
 
 
 def calibrate(backend, qubits: list[int], shots: int, seed: int | None = None, mode=None) -> ReadoutCalibration:

@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -36,6 +37,8 @@ class PerplexityResult:
         window_nll: summed NLL (nats) of each window of the evaluation set, in its order (the unit a paired
             bootstrap resamples; qadapt/results/stats.py); None in a multi-process launch (each process holds a share).
         window_tokens: tokens scored in each window, same order.
+        token_nll: per window, the NLL (nats, float64) of each scored token in text order (what a bootstrap over
+            tokens resamples); None in a multi-process launch.
     """
 
     nll_sum: float
@@ -47,6 +50,7 @@ class PerplexityResult:
     extra: dict = field(default_factory=dict)
     window_nll: list[float] | None = None
     window_tokens: list[int] | None = None
+    token_nll: list[np.ndarray] | None = None
 
     @property
     def mean_nll(self) -> float:
@@ -128,12 +132,21 @@ def scored_nll_rows(
     model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None
 ) -> torch.Tensor:
     """As :func:`scored_nll`, one sum per row: ``(B,)`` float64 nats."""
+    return scored_token_nll(model, hidden, labels, chunk)[0]
+
+
+def scored_token_nll(
+    model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, chunk: int | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per row of ``labels`` ``(B, T)``: the summed NLL ``(B,)`` float64 nats, and the NLL of each labelled token in
+    position order (B tensors)."""
     keep = labels != IGNORE
-    logp = target_logprobs(model, hidden[keep], labels[keep], chunk).double()
+    nll = -target_logprobs(model, hidden[keep], labels[keep], chunk).double()
     rows = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(labels)[keep]
-    return torch.zeros(labels.shape[0], dtype=torch.float64, device=logp.device).index_add_(
-        0, rows.to(logp.device), -logp
+    sums = torch.zeros(labels.shape[0], dtype=torch.float64, device=nll.device).index_add_(
+        0, rows.to(nll.device), nll
     )
+    return sums, list(torch.split(nll, keep.sum(1).tolist()))
 
 
 def cache_size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
@@ -179,6 +192,7 @@ def evaluate(
         raise ValueError("activation cache was filled for a different evaluation set or batch size")
     nll = torch.zeros((), dtype=torch.float64)
     window_nll = [0.0] * len(eval_set.windows)
+    token_nll = [np.zeros(0)] * len(eval_set.windows)
     start = time.perf_counter()
     total = sum(w.n_scored for b in batches for w in b)
     with (
@@ -189,10 +203,12 @@ def evaluate(
             ids, labels, mask = _collate(batch, pad_id, device)
             with device_positions(model, labels != IGNORE if scored_only else None):
                 hidden = _hidden(model, ids, mask, i, fill_cache, use_cache, device)
-            rows = scored_nll_rows(model, hidden, labels).cpu()
+            rows, tokens = scored_token_nll(model, hidden, labels)
+            rows = rows.cpu()
             nll += rows.sum()
-            for j, value in zip(indices[i], rows.tolist()):
+            for j, value, per_token in zip(indices[i], rows.tolist(), tokens):
                 window_nll[j] = value
+                token_nll[j] = per_token.cpu().numpy()
             bar.advance(sum(w.n_scored for w in batch))
     nll = all_reduce_sum(nll)
     seconds = time.perf_counter() - start
@@ -206,6 +222,7 @@ def evaluate(
         peak_rss_mb(),
         window_nll=window_nll if alone else None,
         window_tokens=[w.n_scored for w in eval_set.windows] if alone else None,
+        token_nll=token_nll if alone else None,
     )
 
 

@@ -47,6 +47,33 @@ def save_windows(run_dir, result: perplexity.PerplexityResult, base: perplexity.
     write_text_atomic(run_dir / WINDOWS_FILE, "\n".join(lines) + "\n")
 
 
+# per-token scores of an evaluation (and of its exact reference on a device): what a bootstrap over tokens resamples
+TOKENS_FILE = "token_nll.npz"
+
+
+def save_tokens(run_dir, result: perplexity.PerplexityResult, exact: perplexity.PerplexityResult | None) -> None:
+    """``run_dir/token_nll.npz``: ``nll`` (float64 nats, every scored token in window then text order), ``window``
+    (its window index) and, when the run has one, ``exact_nll`` (the same tokens under the exact device). Skipped in a
+    multi-process launch."""
+    if result.token_nll is None:
+        return
+    import io
+
+    import numpy as np
+
+    arrays = {
+        "nll": np.concatenate(result.token_nll),
+        "window": np.concatenate([np.full(len(t), i, dtype=np.int32) for i, t in enumerate(result.token_nll)]),
+    }
+    if exact is not None and exact.token_nll is not None:
+        arrays["exact_nll"] = np.concatenate(exact.token_nll)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    tmp = run_dir / (TOKENS_FILE + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(run_dir / TOKENS_FILE)
+
+
 CURVE_FILE = "curve.csv"
 
 
@@ -211,13 +238,14 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         )
     adapted = adapted_result.metrics()
     log(f"adapted perplexity {adapted['perplexity']:.4f}")
-    exact = None
+    exact, exact_result = None, None
     if on_device:
-        exact = adapted
+        exact, exact_result = adapted, adapted_result
         adapted_result = device_pass(cfg, model, windows, pad, device, cache)
         adapted = adapted_result.metrics()
         log(f"on {device.describe()}: perplexity {adapted['perplexity']:.4f} (exact {exact['perplexity']:.4f})")
     save_windows(run.dir, adapted_result, base_result)
+    save_tokens(run.dir, adapted_result, exact_result)
 
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
     row.update(
@@ -239,6 +267,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     row.update({f"base_{k}": v for k, v in base.items()})
     row.update(adapted)
     row["delta_ppl_pct"] = 100 * (adapted["perplexity"] / base["perplexity"] - 1)
+    row.update(noise_columns(trainer))
     if on_device:
         row.update(device_columns(cfg, device))
         row["exact_perplexity"] = exact["perplexity"]
@@ -259,6 +288,8 @@ def training_device(cfg: DictConfig, device):
     from ..config import group_choices
     from ..paths import CONFIG_DIR
 
+    if cfg.train.get("noise"):
+        return noise_aware_device(cfg)
     if device.differentiable:
         return device
     if cfg.adapter.name == "qffn":  # checked by adapters.apply on the training device; the run device must run it too
@@ -277,6 +308,26 @@ def training_device(cfg: DictConfig, device):
     return trainer
 
 
+def noise_aware_device(cfg: DictConfig):
+    """``train.noise=<fake backend>``: the differentiable depolarising-plus-readout model of that backend's noise on
+    CUA's block circuits (qadapt/devices/noise_surrogate.py), compiled at the run device's optimisation level.
+
+    Raises:
+        ConfigError: the adapter is not CUA (the model is of CUA's block circuits), ``train.device`` names another
+            device, or an unknown backend (lists the valid ones).
+    """
+    from ..devices.noise_surrogate import NoiseSurrogateDevice
+
+    if cfg.adapter.name != "cua":
+        raise ConfigError(
+            f"train.noise models CUA's block circuits; adapter={cfg.adapter.name} has none (valid choices: adapter=cua)"
+        )
+    if cfg.train.get("device") not in (None, "exact"):
+        raise ConfigError(f"train.noise={cfg.train.noise} trains on its noise model; leave train.device null")
+    level = int(cfg.device.get("optimization_level", 2))
+    return NoiseSurrogateDevice(str(cfg.train.noise), optimization_level=level, seed=int(cfg.seed))
+
+
 def device_pass(cfg: DictConfig, model, windows: EvalSet, pad: int, device, cache) -> perplexity.PerplexityResult:
     """The adapted model's perplexity with its adapter sites on ``device`` (circuits sampled, noisy or sent to
     hardware; only the scored positions with ``device.positions=scored``), from the activation cache ``cache``
@@ -293,6 +344,20 @@ def device_pass(cfg: DictConfig, model, windows: EvalSet, pad: int, device, cach
             scored_only=device.positions == "scored",
             description=f"{cfg.model.name} {cfg.adapter.name} on {device.describe()}",
         )
+
+
+def noise_columns(trainer) -> dict:
+    """Noise-aware training (``train.noise``): the fitted model and how close it is to the fused engine."""
+    fits = getattr(trainer, "fits", None)
+    if not fits:
+        return {}
+    fit = fits[max(fits)]
+    return {
+        "train_device_desc": trainer.describe(),
+        "train_noise_depolarising": fit.depolarising,
+        "train_noise_tv": fit.tv_surrogate,
+        "train_noise_tv_exact": fit.tv_exact,
+    }
 
 
 def device_columns(cfg: DictConfig, device) -> dict:
@@ -343,7 +408,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
             "this measures the base model"
         )
     pad = runs.pad_id(tokenizer)
-    reference, cache, base = None, None, None
+    reference, reference_result, cache, base = None, None, None, None
     whole = trained is not None and trained.whole_model  # no base model or frozen prefix inside these weights
     if cfg.adapter.name != "none" and device.is_exact and not adapters.replaces(cfg.adapter) and not whole:
         # the base model on the same windows (once per process), so the row carries the adapter's change; a
@@ -354,15 +419,17 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
         cache = None if whole else eval_cache(cfg, model, windows)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
         with adapters.merged(model):  # the exact reference as `qadapt eval ppl` on the exact device computes it
-            reference = perplexity.evaluate(
+            reference_result = perplexity.evaluate(
                 model, windows, int(cfg.task.batch_size), pad, fill_cache=cache, description="exact reference"
-            ).metrics()
+            )
+            reference = reference_result.metrics()
         log(f"exact perplexity {reference['perplexity']:.4f} on the same {reference['tokens_scored']:,} tokens")
         adapters.set_device(model, device)
     result = device_pass(cfg, model, windows, pad, device, cache)
     metrics = result.metrics()
     runs.prepare(run)
     save_windows(run.dir, result, base)
+    save_tokens(run.dir, result, reference_result)
     row = runs.row(run, model_weights=loaded.weights, model_source=loaded.source)
     n_adapter = sum(t.numel() for t in adapters.adapter_state_dict(model).values())
     row.update(

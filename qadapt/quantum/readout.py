@@ -43,8 +43,9 @@ class EncodedBlocks:
     signs: torch.Tensor
 
 
-def encode_blocks(circuit: BlockUnitaryCircuit, x: torch.Tensor) -> EncodedBlocks:
-    """Cut ``x`` ``(..., d)`` into the circuit's slices, in float64 and detached (the readout is not differentiable).
+def encode_blocks(circuit: BlockUnitaryCircuit, x: torch.Tensor, differentiable: bool = False) -> EncodedBlocks:
+    """Cut ``x`` ``(..., d)`` into the circuit's slices, in float64, detached unless ``differentiable`` (a device
+    whose probabilities carry gradients: the noise model noise-aware training runs through); signs never carry one.
 
     Raises:
         ValueError: ``x``'s last axis is not the circuit's width d = n_blocks * b.
@@ -52,9 +53,9 @@ def encode_blocks(circuit: BlockUnitaryCircuit, x: torch.Tensor) -> EncodedBlock
     if x.shape[-1] != circuit.width:
         raise ValueError(f"vector width {x.shape[-1]} != circuit width {circuit.width}")
     b, n = circuit.block_size, circuit.n_blocks
-    slices = x.detach().to(torch.float64).reshape(-1, n, b)
+    slices = (x if differentiable else x.detach()).to(torch.float64).reshape(-1, n, b)
     unitaries = circuit.unitaries.detach().to(torch.float64)
-    exact = torch.einsum("Nnb,ncb->Nnc", slices, unitaries)
+    exact = torch.einsum("Nnb,ncb->Nnc", slices.detach(), unitaries)
     norms = slices.norm(dim=-1, keepdim=True)
     states = torch.where(norms > 0, slices / norms.clamp_min(1e-300), torch.full_like(slices, b**-0.5))
     return EncodedBlocks(states, norms, torch.sign(exact))
@@ -69,11 +70,15 @@ def decode_blocks(encoded: EncodedBlocks, probs: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(N, n_blocks, b)`` float64.
     """
-    return encoded.norms * probs.clamp_min(0).sqrt() * encoded.signs
+    # clamped above zero: sqrt's gradient at 0 is infinite (a differentiable device's probabilities)
+    return encoded.norms * probs.clamp_min(1e-30 if probs.requires_grad else 0).sqrt() * encoded.signs
 
 
 def read_out_blocks(
-    circuit: BlockUnitaryCircuit, x: torch.Tensor, probabilities: Callable[[torch.Tensor], torch.Tensor]
+    circuit: BlockUnitaryCircuit,
+    x: torch.Tensor,
+    probabilities: Callable[[torch.Tensor], torch.Tensor],
+    differentiable: bool = False,
 ) -> torch.Tensor:
     """Run ``circuit`` on every vector of ``x`` through ``probabilities`` and read the result out.
 
@@ -83,9 +88,10 @@ def read_out_blocks(
         probabilities: maps the encoded states ``(N, n_blocks, b)`` to their outcome probabilities, same shape
             (e.g. ``lambda s: device.block_probabilities(circuit, s)``).
     Returns:
-        ``(..., d)`` in the dtype of ``x``: slice j of each vector replaced by the read-out U_j x_j; no gradient.
+        ``(..., d)`` in the dtype of ``x``: slice j of each vector replaced by the read-out U_j x_j; no gradient
+        unless ``differentiable`` (then through ``x`` and whatever ``probabilities`` differentiates).
     Raises:
         ValueError: ``x``'s last axis is not the circuit's width.
     """
-    encoded = encode_blocks(circuit, x)
+    encoded = encode_blocks(circuit, x, differentiable)
     return decode_blocks(encoded, probabilities(encoded.states)).reshape(x.shape).to(x.dtype)
