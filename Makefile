@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-mitigation reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,12 @@ reproduce-cua: data
 # the same first 8,192 WikiText-2 test tokens each (finished training runs in runs/ are reused)
 reproduce-noise: data
 	$(VPY) scripts/reproduce_noise.py
+
+# results/mitigation.md (+ .csv, .png, mitigation_blocks.csv): q = 2, 3, 4 on FakeFez, the noise sweep's tokens:
+# trained exactly or through FakeFez's noise model (train.noise), each with and without readout mitigation; intervals
+# over token blocks, QPU cost per row; finished cells are kept in results/ and reused
+reproduce-mitigation: data
+	$(VPY) scripts/reproduce_mitigation.py
 
 # The QFFN paper under its own protocol (train=paper: whole-model fine-tuning, 128-token windows) at a CPU budget of
 # 60 steps (STEPS=10000 is the paper's). Resumable; each invocation stays within 90 minutes on 2 cores when run one

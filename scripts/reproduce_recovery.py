@@ -782,11 +782,16 @@ CURVE_COLUMNS = [
 PHASES = ("select", "curve", "final", "all", "status")
 
 
-def load_cells(path: Path) -> list[dict]:
+def load_cells(path: Path, starting: bool = False) -> list[dict]:
+    """The cells of earlier invocations. A file from the earlier, phase-less sweep is refused for rendering and
+    dropped when a ``select`` run (``starting``) begins the new sweep, which replaces it."""
     if not path.exists():
         return []
     cells = json.loads(path.read_text())
     if cells and "phase" not in cells[0]:
+        if starting:
+            print(f"{path} is from the earlier phase-less sweep: the new sweep replaces it", flush=True)
+            return []
         raise SystemExit(
             f"{path} is from the earlier sweep (one seed, learning rates from a 10-step check, no phases): rerun "
             "`python scripts/reproduce_recovery.py select` (then curve, final) to replace it"
@@ -823,7 +828,7 @@ def main() -> None:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells_path = out / "recovery_cells.json"
-    cells = load_cells(cells_path)
+    cells = load_cells(cells_path, starting=not args.render_only and args.phase in ("select", "all"))
 
     def save(new: list[dict]) -> None:
         nonlocal cells

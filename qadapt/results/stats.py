@@ -10,6 +10,7 @@
   drawn with replacement, the same draws for every method of the table, so two methods' statistics are paired
   (Davison & Hinkley 1997, Sec. 3.8). A statistic such as a perplexity is a ratio of sums, so the draws are returned
   as counts (how often each seed and each example is drawn) and the caller forms its sums with one matrix product.
+- :func:`ratio_interval`: percentile bootstrap of a ratio of sums over clusters (blocks of consecutive tokens).
 - :func:`wilcoxon`: Wilcoxon signed-rank test of paired samples (``scipy.stats.wilcoxon``).
 - :func:`mcnemar`: McNemar's exact test of two models on the same questions (McNemar 1947; the exact form is a
   two-sided binomial test with p = 1/2 on the discordant pairs, ``scipy.stats.binomtest``).
@@ -96,31 +97,58 @@ def bootstrap_interval(values, confidence: float = CONFIDENCE, n_resamples: int 
     return Interval(float(x.mean()), float(ci.low), float(ci.high), confidence, f"bootstrap over {x.size}", x.size)
 
 
-def paired_bootstrap(a, b, confidence: float = CONFIDENCE, n_resamples: int = RESAMPLES, seed: int = 0) -> PairedTest:
-    """Paired percentile bootstrap of mean(b - a) over the same units (seeds, examples), with its two-sided p-value.
-
-    Raises:
-        ValueError: the samples differ in length or have fewer than 2 units.
-    """
+def _paired_percentile(samples: tuple, statistic, confidence: float, n_resamples: int, seed: int):
+    """``scipy.stats.bootstrap`` of ``statistic`` over units drawn jointly from every array of ``samples``."""
     from scipy import stats
 
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"paired samples differ in length: {x.size} != {y.size}")
-    if x.size < 2:
-        raise ValueError(f"a paired bootstrap needs at least 2 pairs, got {x.size}")
-    res = stats.bootstrap(
-        (x, y),
-        lambda u, v, axis=-1: np.mean(v - u, axis=axis),
+    return stats.bootstrap(
+        samples,
+        statistic,
         paired=True,
         confidence_level=confidence,
         n_resamples=n_resamples,
         method="percentile",
         rng=seed,
     )
+
+
+def paired_bootstrap(a, b, confidence: float = CONFIDENCE, n_resamples: int = RESAMPLES, seed: int = 0) -> PairedTest:
+    """Paired percentile bootstrap of mean(b - a) over the same units (seeds, examples), with its two-sided p-value.
+
+    Raises:
+        ValueError: the samples differ in length or have fewer than 2 units.
+    """
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired samples differ in length: {x.size} != {y.size}")
+    if x.size < 2:
+        raise ValueError(f"a paired bootstrap needs at least 2 pairs, got {x.size}")
+    res = _paired_percentile((x, y), lambda u, v, axis=-1: np.mean(v - u, axis=axis), confidence, n_resamples, seed)
     ci = res.confidence_interval
     diff = Interval(float((y - x).mean()), float(ci.low), float(ci.high), confidence, "paired bootstrap", x.size)
     return PairedTest(diff, bootstrap_p(res.bootstrap_distribution), "paired bootstrap")
+
+
+def ratio_interval(
+    numerators, denominators, confidence: float = CONFIDENCE, n_resamples: int = RESAMPLES, seed: int = 0
+) -> Interval:
+    """Percentile bootstrap interval of sum(numerators) / sum(denominators) over clusters (e.g. summed NLL differences
+    of blocks of consecutive tokens over their token counts): whole clusters are resampled, so correlation inside a
+    cluster is kept (``scipy.stats.bootstrap``, paired; Davison & Hinkley 1997, Sec. 3.8).
+
+    Raises:
+        ValueError: the arrays differ in length or hold fewer than 2 clusters.
+    """
+
+    x, n = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
+    if x.shape != n.shape or x.size < 2:
+        raise ValueError(f"need paired arrays of at least 2 clusters, got {x.size} and {n.size}")
+    res = _paired_percentile(
+        (x, n), lambda u, v, axis=-1: u.sum(axis=axis) / v.sum(axis=axis), confidence, n_resamples, seed
+    )
+    ci = res.confidence_interval
+    return Interval(float(x.sum() / n.sum()), float(ci.low), float(ci.high), confidence, "cluster bootstrap", x.size)
 
 
 def wilcoxon(a, b) -> PairedTest:
