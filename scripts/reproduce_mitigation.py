@@ -3,7 +3,8 @@
 CUA's noise-expressivity transition on FakeFez? (issue 20)
 
 Per q = 2, 3, 4 (qubits per block), on the noise sweep's WikiText-2 test tokens (scripts/reproduce_noise.py: the first
-8,192 tokens, sliding windows of 2,048, every scored position's circuits on the device) and its training recipe:
+8,192 tokens, sliding windows of 2,048, every scored position's circuits on the device) and its training recipe at
+half its steps (30; ``--steps 60`` for its own):
 
     exact      the adapter trained exactly, scored exactly (the reference every degradation is measured against)
     trained exactly, FakeFez, mitigation none | readout
@@ -45,6 +46,10 @@ BLOCKS = ROOT / "results" / "mitigation_blocks.csv"
 PNG = ROOT / "results" / "mitigation.png"
 BASE = ["model=smollm2_135m", "adapter=cua", "task=wikitext_ppl", "seed=0"]  # the noise sweep's (reproduce_noise.py)
 QUICK = ["train.max_steps=2", "train.batch_size=2", "train.seq_len=64"]  # --quick: a check of the pipeline only
+# training budget: half the noise sweep's 60 steps, so the six trainings and twelve FakeFez evaluations fit 90 minutes
+# on 2 cores (--steps 60: the noise sweep's own adapters' recipe)
+STEPS = 30
+TRAIN: list[str] = []
 BACKEND = "FakeFez"
 BLOCK_TOKENS = 64
 TRAININGS = {"exact": [], "noise-aware": [f"train.noise={BACKEND}"]}
@@ -55,7 +60,7 @@ KEY = ["q", "training", "mitigation"]
 def train(q: int, training: str, tokens: int) -> dict:
     """The adapter (its run directory is needed: the evaluations load it)."""
     over = [*BASE, "device=exact", f"adapter.qubits_per_block={q}", f"task.max_tokens={tokens}", *TRAININGS[training]]
-    return run_or_reuse(over)
+    return run_or_reuse([*over, *TRAIN])
 
 
 def evaluate(run_dir: str, mitigation: str, tokens: int) -> dict:
@@ -102,9 +107,14 @@ def load(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
 
-def done_cells() -> set[tuple]:
+def done_cells(steps: int | None) -> set[tuple]:
+    """Cells finished at this training budget (``steps``; None: the --quick budget, any)."""
     rows = load(CSV)
-    return set() if rows.empty else {(int(r.q), r.training, r.mitigation) for r in rows.itertuples()}
+    if rows.empty:
+        return set()
+    if steps is not None:
+        rows = rows[rows["train_steps"] == steps]
+    return {(int(r.q), r.training, r.mitigation) for r in rows.itertuples()}
 
 
 def save_cell(row: dict, blocks: pd.DataFrame) -> None:
@@ -120,7 +130,7 @@ def save_cell(row: dict, blocks: pd.DataFrame) -> None:
 def sweep(args, command: str) -> None:
     from qadapt.experiments.wikitext_ppl import TOKENS_FILE
 
-    finished = done_cells()
+    finished = done_cells(None if args.quick else args.steps)
     for q in args.qubits:
         reference = None
         for training in TRAININGS:
@@ -339,7 +349,9 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true", help="render results/ without running anything")
     parser.add_argument("--out-dir", default=None, help="write the tables, runs and rows here instead (checks)")
     parser.add_argument("--quick", action="store_true", help="pipeline check: 2 training steps, few tokens")
+    parser.add_argument("--steps", type=int, default=STEPS, help="training steps (the noise sweep's: 60)")
     args = parser.parse_args()
+    TRAIN.append(f"train.max_steps={args.steps}")
     args.qubits = [int(q) for q in args.qubits.split(",")]
     if args.out_dir:  # everything this invocation writes goes under out_dir (a check must not touch results/)
         global OUT, CSV, BLOCKS, PNG
@@ -347,7 +359,7 @@ def main() -> None:
         OUT, CSV, BLOCKS, PNG = (out / p.name for p in (OUT, CSV, BLOCKS, PNG))
         BASE.extend([f"results_dir={out}", f"runs_dir={out / 'runs'}"])
     if args.quick:
-        BASE.extend(QUICK)
+        TRAIN[:] = QUICK
     if not args.render_only:
         sweep(args, "python scripts/reproduce_mitigation.py " + " ".join(sys.argv[1:]))
     render()
