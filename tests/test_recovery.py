@@ -84,6 +84,36 @@ def test_compression_reaches_the_requested_ratio_by_counted_parameters(ratio):
     assert all(isinstance(m, LowRankLinear) for n, m in model.named_modules() if n.endswith("_proj"))
 
 
+@pytest.mark.parametrize("adapter", ["lora", "oft"])
+def test_peft_adapters_on_compressed_projections_keep_their_effect_when_merged_for_evaluation(adapter):
+    """peft's merge writes ``base_layer.weight.data``; a LowRankLinear's weight is computed on access, so a merge
+    would lose the adapter (the recovery sweep once scored LoRA at exactly the compressed perplexity). Evaluation
+    under ``adapters.merged`` must give the adapted model's logits, not the compressed model's."""
+    from omegaconf import OmegaConf
+
+    from qadapt import adapters
+
+    torch.manual_seed(0)
+    model = _tiny_llama().eval()
+    compress(model, "svd", 0.5)
+    spec = {"lora": {"name": "lora", "r": 2, "alpha": 4, "dropout": 0.0}, "oft": {"name": "oft", "block_size": 4, "cayley_neumann": False}}
+    cfg = OmegaConf.create({**spec[adapter], "modules": ["q_proj", "v_proj"], "layers": None})
+    adapters.apply(model, cfg, None)
+    with torch.no_grad():  # a trained-looking adapter: peft starts LoRA's B and OFT's generator at zero (identity)
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(0.3 * torch.randn_like(p))
+    x = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        adapted = model(input_ids=x).logits
+        with adapters.adapters_disabled(model):
+            compressed = model(input_ids=x).logits
+        with adapters.merged(model):
+            evaluated = model(input_ids=x).logits
+    assert (adapted - compressed).abs().max() > 1e-2  # the adapter changes the model
+    torch.testing.assert_close(evaluated, adapted, rtol=0, atol=1e-5)
+
+
 def test_input_grams_equal_each_projections_own_inputs():
     from qadapt.models.compress import PROJECTIONS, input_grams
     from qadapt.models.layers import find_targets

@@ -136,17 +136,26 @@ def device_positions(model: nn.Module, mask: torch.Tensor | None):
             m.device_mask = None
 
 
+def _mergeable(tuner: nn.Module) -> bool:
+    """Whether peft's ``merge`` can fold ``tuner`` into its base layer: it writes ``base_layer.weight.data`` in
+    place, which changes the layer only when that weight is a stored Parameter. A factorised projection
+    (qadapt/models/compress.py LowRankLinear: ``weight`` computed from its factors on access) would take the update
+    into a temporary tensor and lose the adapter, so such tuners run unmerged."""
+    return isinstance(getattr(tuner.get_base_layer(), "weight", None), nn.Parameter)
+
+
 @contextmanager
 def merged(model: nn.Module):
     """Fold every adapter into its layer's weights for the duration of the block, as peft's ``merge`` / ``unmerge``
     do: qadapt layers that have a :meth:`AdapterLayer.merged_weight` run one plain ``F.linear`` (or norm) with it,
     peft's tuner layers are merged into their base weights and unmerged after. Layers that cannot merge run as they
-    are. For exact evaluation only (no gradient flows to the adapter while merged).
+    are, and so do peft layers on a base whose weight is not a stored Parameter (a compressed projection).
+    For exact evaluation only (no gradient flows to the adapter while merged).
 
     Yields: the number of layers merged."""
     layers = [m for _, m in adapter_modules(model) if m.enabled and m.merged is None]
     done = []
-    tuners = [m for m in _peft_layers(model) if not m.disable_adapters and not m.merged]
+    tuners = [m for m in _peft_layers(model) if not m.disable_adapters and not m.merged and _mergeable(m)]
     try:
         with torch.no_grad():
             for m in layers:
