@@ -96,11 +96,14 @@ def test_peft_adapters_on_compressed_projections_keep_their_effect_when_merged_f
     torch.manual_seed(0)
     model = _tiny_llama().eval()
     compress(model, "svd", 0.5)
-    spec = {"lora": {"name": "lora", "r": 2, "alpha": 4, "dropout": 0.0}, "oft": {"name": "oft", "block_size": 4, "cayley_neumann": False}}
+    spec = {
+        "lora": {"name": "lora", "r": 2, "alpha": 4, "dropout": 0.0},
+        "oft": {"name": "oft", "block_size": 4, "cayley_neumann": False},
+    }
     cfg = OmegaConf.create({**spec[adapter], "modules": ["q_proj", "v_proj"], "layers": None})
     adapters.apply(model, cfg, None)
     with torch.no_grad():  # a trained-looking adapter: peft starts LoRA's B and OFT's generator at zero (identity)
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(0.3 * torch.randn_like(p))
     x = torch.randint(0, 97, (2, 12), generator=torch.Generator().manual_seed(4))
