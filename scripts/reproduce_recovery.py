@@ -115,7 +115,7 @@ def quick_adapter(method: str) -> list[str]:
 def run_cell(overrides: list[str], recorded: bool = False) -> dict:
     """One cell, reused when finished; ``recorded``: also from its row in results/runs.csv when its run directory is
     not here (the select and curve phases need only the row; final needs the run's per-window and per-question
-    files)."""
+    files too, so it asks only for cells whose files are saved in results/)."""
     from qadapt.experiments import run_or_reuse
 
     return run_or_reuse(overrides, recorded=recorded)
@@ -194,9 +194,14 @@ def final_budget(table: pd.DataFrame) -> tuple[int, str]:
     return steps, f"{steps} steps: the largest budget of the learning curve, which had not flattened there (below)"
 
 
-def final(args, lrs: dict[str, float], steps: int) -> list[dict]:
+def final(args, lrs: dict[str, float], steps: int, keep) -> list[dict]:
     """Phase final: per ratio the compressed model, CUA and LoRA over the seeds, OFT b=4 at 0.8 (seed 0); reported
-    split; multiple choice for seed 0 only."""
+    split; multiple choice for seed 0 only. ``keep(cells)`` runs after each cell (saves the cells and their per-window
+    and per-question files in results/), so a cell finished on another machine is reused from its row when its files
+    are saved there."""
+    from qadapt import runs
+    from qadapt.config import compose
+
     out = []
     for ratio in args.ratios:
         for method, over in METHODS.items():
@@ -213,8 +218,13 @@ def final(args, lrs: dict[str, float], steps: int) -> list[dict]:
                 cfg += [*quick_mc(), *quick_adapter(method)] if args.quick else []
                 if seed != 0:
                     cfg.append("task.mc.benchmarks=[]")
+                windows, questions = saved_run_dirs(Path(args.out_dir))
+                run_dir = str(runs.run_dir_for(compose(cfg)))
+                recorded = (method == "compressed" or run_dir in windows) and (seed != 0 or run_dir in questions)
                 lr = None if method == "compressed" else lrs[method]
-                out.append(cell("final", ratio, method, seed, lr, None if lr is None else steps, run_cell(cfg)))
+                row = run_cell(cfg, recorded)
+                out.append(cell("final", ratio, method, seed, lr, None if lr is None else steps, row))
+                keep(out)
     return out
 
 
@@ -296,23 +306,36 @@ WINDOWS = "recovery_windows.csv"  # the final cells' per-window NLL (run directo
 
 
 def final_windows(final_rows: pd.DataFrame, out_dir: Path) -> pd.DataFrame | None:
-    """The final cells' per-window scores (ratio, method, seed, window, tokens, nll, base_nll, compressed_nll): from
-    the run directories when they are all here (then saved as ``out_dir/recovery_windows.csv``), else from that
-    file; None when neither has them."""
+    """The final cells' per-window scores (run_dir, ratio, method, seed, window, tokens, nll, base_nll,
+    compressed_nll), each cell's from its run directory when it is here, else from ``out_dir/recovery_windows.csv``
+    (a cell finished on another machine); the merged frame is saved back there. None when no cell has them yet."""
     from qadapt.experiments.wikitext_ppl import WINDOWS_FILE
 
-    trained = final_rows[final_rows["method"] != "compressed"]
-    paths = [Path(d) / WINDOWS_FILE for d in trained["run_dir"]]
-    if paths and all(p.exists() for p in paths):
-        frames = [
-            pd.read_csv(p).assign(ratio=r["ratio"], method=r["method"], seed=int(r["seed"]))
-            for p, (_, r) in zip(paths, trained.iterrows())
-        ]
-        frame = pd.concat(frames, ignore_index=True)
-        write_text_atomic(out_dir / WINDOWS, frame.to_csv(index=False))
-        return frame
-    saved = out_dir / WINDOWS
-    return pd.read_csv(saved) if saved.exists() else None
+    saved_path = out_dir / WINDOWS
+    saved = pd.read_csv(saved_path) if saved_path.exists() else pd.DataFrame()
+    saved = saved if "run_dir" in saved.columns else pd.DataFrame(columns=["run_dir"])  # an older file: no keys
+    frames = []
+    for _, r in final_rows[final_rows["method"] != "compressed"].iterrows():
+        path = Path(r["run_dir"]) / WINDOWS_FILE
+        part = pd.read_csv(path) if path.exists() else saved[saved["run_dir"] == r["run_dir"]]
+        if len(part):
+            frames.append(part.assign(run_dir=r["run_dir"], ratio=r["ratio"], method=r["method"], seed=int(r["seed"])))
+    if not frames:
+        return None
+    frame = pd.concat(frames, ignore_index=True)
+    write_text_atomic(saved_path, frame.to_csv(index=False))
+    return frame
+
+
+def saved_run_dirs(out_dir: Path) -> tuple[set[str], set[str]]:
+    """(run directories whose per-window scores are in recovery_windows.csv, those whose per-question answers are in
+    recovery_questions.csv): the final cells a later session may reuse from their rows alone."""
+    found = []
+    for name in (WINDOWS, QUESTIONS):
+        path = out_dir / name
+        frame = pd.read_csv(path, usecols=lambda c: c == "run_dir") if path.exists() else pd.DataFrame()
+        found.append(set(frame["run_dir"].astype(str)) if "run_dir" in frame.columns else set())
+    return found[0], found[1]
 
 
 def recovery_statistics(windows: pd.DataFrame, ratio: float) -> dict[str, dict]:
@@ -437,25 +460,38 @@ QUESTIONS = "recovery_questions.csv"  # every model's per-question answers, kept
 
 
 def predictions(table: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Model label -> its per-question frame (base once, compressed and each recovery per ratio): from the run
-    directories when they are here (then also saved as ``out_dir/recovery_questions.csv``), else from that file, so
-    question_diff.md re-renders from results/ alone."""
-    out = {}
-    if all((Path(d) / "mc_base.csv").exists() for d in table["run_dir"]):
-        for _, r in table.iterrows():
-            run = Path(r["run_dir"])
-            out.setdefault("base", pd.read_csv(run / "mc_base.csv"))
-            if r["method"] == "compressed":
-                out[f"compressed {r['ratio']:g}"] = pd.read_csv(run / "mc_compressed.csv")
-            else:
-                out[f"{r['method']} {r['ratio']:g}"] = pd.read_csv(run / "mc_adapted.csv")
-        frames = [frame.assign(model=label) for label, frame in out.items()]
-        pd.concat(frames, ignore_index=True).to_csv(out_dir / QUESTIONS, index=False)
-        return out
-    saved = pd.read_csv(out_dir / QUESTIONS)
-    return {
-        label: part.drop(columns="model").reset_index(drop=True) for label, part in saved.groupby("model", sort=False)
-    }
+    """Model label -> its per-question frame (base once, compressed and each recovery per ratio): each cell's from its
+    run directory when it is here, else from ``out_dir/recovery_questions.csv`` (a cell finished on another machine);
+    the merged answers are saved back there, so question_diff.md re-renders from results/ alone."""
+    path = out_dir / QUESTIONS
+    saved = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["model", "run_dir"])
+    if "run_dir" not in saved.columns:  # an older file without keys: usable only when no run directory is here
+        saved = saved.assign(run_dir=None)
+
+    def from_saved(label: str, run_dir: str | None) -> pd.DataFrame:
+        part = saved[saved["model"] == label]
+        part = part if run_dir is None else part[part["run_dir"] == run_dir]
+        return part.drop(columns=["model", "run_dir"]).reset_index(drop=True)
+
+    out, sources = {}, {}
+    for _, r in table.iterrows():
+        run = Path(r["run_dir"])
+        label = f"compressed {r['ratio']:g}" if r["method"] == "compressed" else f"{r['method']} {r['ratio']:g}"
+        variant = "compressed" if r["method"] == "compressed" else "adapted"
+        if (run / f"mc_{variant}.csv").exists():
+            out[label], sources[label] = pd.read_csv(run / f"mc_{variant}.csv"), r["run_dir"]
+            if "base" not in out:
+                out["base"], sources["base"] = pd.read_csv(run / "mc_base.csv"), r["run_dir"]
+        elif len(from_saved(label, r["run_dir"])):
+            out[label], sources[label] = from_saved(label, r["run_dir"]), r["run_dir"]
+    if "base" not in out and len(from_saved("base", None)):
+        out["base"] = from_saved("base", None)
+        sources["base"] = saved.loc[saved["model"] == "base", "run_dir"].iloc[0]
+    out = {"base": out.pop("base"), **out} if "base" in out else out
+    frames = [frame.assign(model=label, run_dir=sources[label]) for label, frame in out.items()]
+    if frames:
+        write_text_atomic(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
+    return out
 
 
 def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -847,7 +883,14 @@ def main() -> None:
             current = table()
             steps, why = (args.final_steps, "given") if args.final_steps else final_budget(current)
             print(f"final budget: {steps} steps ({why})", flush=True)
-            save(final(args, chosen_lr(current), steps))
+
+            def keep(done: list[dict]) -> None:
+                save(done)
+                final_rows = table().query("phase == 'final'")
+                final_windows(final_rows, out)
+                predictions(final_rows[final_rows["seed"] == 0], out)
+
+            save(final(args, chosen_lr(current), steps, keep))
     if not cells:
         raise SystemExit(f"no cells in {cells_path}: run a phase first")
     render(table(), out)

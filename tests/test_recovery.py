@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -335,3 +336,13 @@ def test_recovery_sweep_quick_and_eval_mc_from_run_reproduces_it(tmp_path, data_
     second = pd.read_csv(Path(again["run_dir"]) / "mc_predictions.csv")
     assert (first["choice"].values == second["choice"].values).all()
     assert max(abs(a - b) for a, b in zip(first["prob_answer"], second["prob_answer"])) < 1e-4
+
+    # another machine: the run directories gone, the final phase reuses every cell from results/ (rows, per-window
+    # scores, per-question answers) and renders the same table without training anything
+    shutil.rmtree(tmp_path / "runs")
+    done = subprocess.run([*cmd, "final"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("reusing the recorded row") == 4 and "step 1/" not in done.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(out / "compression_recovery.csv"), table, check_dtype=False)
+    after = (out / "question_diff.md").read_text()  # the same answers; only the command line names the new phase
+    assert after.split("Per-question answers")[1] == diff.split("Per-question answers")[1]
