@@ -41,7 +41,7 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 test: data lint
-	$(VPY) -m pytest -q -ra tests
+	$(VPY) -m pytest -q -ra --durations=25 tests
 
 test-fast: data
 	$(VPY) -m pytest -q -ra -m "not integration" tests
