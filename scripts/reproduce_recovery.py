@@ -19,8 +19,9 @@ directory) are reused: an interrupted sweep continues where it stopped.
 
 Phases. Hyperparameters are chosen on the held-out slice of WikiText-2 valid (train.valid_holdout=0.1,
 task.split=valid_holdout: disjoint from the training text, never the reported split), at ratio 0.8 (CURVE_RATIO):
-``select`` trains CUA and the matched LoRA at every rate of LR_GRID (seed 0, the default 40 steps) and keeps the rate
-with the lowest held-out perplexity; OFT b = 4 takes CUA's rate (the same map: an implementation cross-check, not a
+``select`` trains CUA and the matched LoRA at every rate of LR_GRID (seed 0, the default 40 steps), extends the grid
+past an end where the best rate sits (EDGE_FACTOR, EDGE_STEPS), and keeps the rate with the lowest held-out
+perplexity; OFT b = 4 takes CUA's rate (the same map: an implementation cross-check, not a
 control). ``curve`` trains both at their chosen rate for each budget (one run per budget, each with its own warm-up
 and cosine decay) and finds where recovery flattens (CURVE_FLAT: the next doubling gains fewer points); that
 budget, or the largest run when it had not flattened, is the budget of ``final``: every ratio, the compressed model,
@@ -61,6 +62,7 @@ METHODS = {
 }
 # adapter learning rates tried per method in phase select (held-out text, ratio 0.8, seed 0)
 LR_GRID = (2e-3, 5e-3, 1e-2)
+EDGE_FACTOR, EDGE_STEPS = 2.0, 2  # a best rate at an end of the grid: the grid extends past it, doubling or halving
 SELECT_METHODS = ("CUA q=2", "LoRA r=1")  # OFT b=4 takes CUA's rate: the same map (see the render's note)
 CHECK_RATIO = 0.8  # OFT b=4, the implementation cross-check, runs at this ratio only (seed 0)
 HELD_OUT = ["train.valid_holdout=0.1", "task.split=valid_holdout", "task.mc.benchmarks=[]"]
@@ -135,24 +137,31 @@ def cell(phase: str, ratio: float, method: str, seed: int, lr: float | None, ste
 
 
 def select(args) -> list[dict]:
-    """Phase select: every rate of the grid for CUA and LoRA, ratio 0.8, held-out text, seed 0 (quick: the middle
-    rate, 2 steps)."""
+    """Phase select: every rate of the grid for CUA and LoRA, ratio 0.8, held-out text, seed 0; when a method's best
+    rate is at an end of the grid, the grid is extended past that end (x or / EDGE_FACTOR, at most EDGE_STEPS times)
+    so the chosen rate is never an edge the grid did not look past (quick: the middle rate, 2 steps)."""
     grid = LR_GRID[1:2] if args.quick else LR_GRID
     steps = 2 if args.quick else None  # None: train=recovery's max_steps
     out = []
+
+    def one(method: str, lr: float) -> dict:
+        print(f"select: {method}, lr {lr:g}", flush=True)
+        over = [*common(args), *HELD_OUT, *METHODS[method], f"train.lr={lr}", f"task.compression.ratio={CURVE_RATIO}"]
+        over += [f"train.max_steps={steps}"] if steps else []
+        over += quick_adapter(method) if args.quick else []
+        row = run_cell([*over, "seed=0"], recorded=True)
+        out.append(cell("select", CURVE_RATIO, method, 0, lr, steps, row))
+        return row
+
     for method in SELECT_METHODS:
-        for lr in grid:
-            print(f"select: {method}, lr {lr:g}", flush=True)
-            over = [
-                *common(args),
-                *HELD_OUT,
-                *METHODS[method],
-                f"train.lr={lr}",
-                f"task.compression.ratio={CURVE_RATIO}",
-            ]
-            over += [f"train.max_steps={steps}"] if steps else []
-            over += quick_adapter(method) if args.quick else []
-            out.append(cell("select", CURVE_RATIO, method, 0, lr, steps, run_cell([*over, "seed=0"], recorded=True)))
+        ppl = {lr: one(method, lr)["perplexity"] for lr in grid}
+        for _ in range(0 if args.quick else EDGE_STEPS):
+            best, rates = min(ppl, key=ppl.get), sorted(ppl)
+            if best not in (rates[0], rates[-1]):
+                break
+            lr = float(f"{best * EDGE_FACTOR if best == rates[-1] else best / EDGE_FACTOR:.3g}")
+            print(f"select: {method}'s best rate {best:g} is at the grid's edge: trying {lr:g}", flush=True)
+            ppl[lr] = one(method, lr)["perplexity"]
     return out
 
 
@@ -452,7 +461,8 @@ def selection_table(select_rows: pd.DataFrame, lrs: dict[str, float]) -> list[st
         by = dict(zip(g["lr"], g["perplexity"]))
         rec = dict(zip(g["lr"], g["recovery_pct"]))
         cells = [f"{by[v]:.2f} ({rec[v]:.1f} %)" if v in by else "–" for v in grid]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {lrs[method]:g} |")
+        edge = " (edge of the grid)" if lrs[method] in (min(by), max(by)) else ""
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {lrs[method]:g}{edge} |")
     return lines
 
 
@@ -675,7 +685,9 @@ def render(table: pd.DataFrame, out: Path) -> None:
             "",
             f"Ratio {CURVE_RATIO:g}, seed 0, {int(first['train_steps'])} steps; held-out perplexity (recovery) on "
             f"{first['eval_source']} ({int(first['tokens_scored']):,} tokens, disjoint from the training text; never "
-            "the reported split). The lowest perplexity chooses; OFT b = 4 takes CUA's rate (the same map).",
+            "the reported split). The lowest perplexity chooses; a best rate at an end of the grid extends the grid "
+            "past that end (doubling or halving, at most twice; a rate still at an edge after that is marked). "
+            "OFT b = 4 takes CUA's rate (the same map).",
             "",
             *selection_table(select_rows, lrs),
             "",
