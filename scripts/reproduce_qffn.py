@@ -196,15 +196,37 @@ def record(args, method: str, fraction: str, seed: int | None, row: dict) -> Non
         )
 
 
+def kept(args, overrides: list[str], ident: dict, command: str = "train") -> bool:
+    """Whether this cell is already in the cell files from a run of the same config whose directory is not here (it
+    finished on another machine: run directories are not committed, the cell files and results/runs.csv are), so it
+    need not run again. A run directory that is here is read back by ``record`` instead."""
+    cfg = compose(overrides)
+    run_dir = str(runs.run_dir_for(cfg, command))
+    if runs.finished(cfg, command) is not None or runs.recorded(cfg, command) is None:
+        return False
+    old = load_cells(args)
+    if old["cells"].empty or old["windows"].empty:
+        return False
+    match = lambda f: (f[KEY].astype(str) == pd.Series(ident).astype(str)[KEY]).all(axis=1)  # noqa: E731
+    same = old["cells"][match(old["cells"])]
+    if not (same["run_dir"].astype(str) == run_dir).any() or not match(old["windows"]).any():
+        return False
+    print(f"   kept: {run_dir} is in {files(args)['cells'].name} with its windows (finished on another machine)")
+    return True
+
+
 def train_cell(args, method: str, fraction: str, seed: int) -> None:
     overrides = [*protocol(args, seed), *method_overrides(method, fraction)]
     print(f"== {method} ({fraction}), seed {seed}", flush=True)
-    record(args, method, fraction, seed, run_or_reuse(overrides))
+    if not kept(args, overrides, {"method": method, "fraction": fraction, "seed": seed, "steps": args.steps}):
+        record(args, method, fraction, seed, run_or_reuse(overrides))
 
 
 def untrained_cell(args, key: str) -> None:
     print(f"== {key} (not fine-tuned)", flush=True)
-    record(args, key, "-", None, run_or_reuse(untrained_overrides(key, args), "eval ppl"))
+    overrides = untrained_overrides(key, args)
+    if not kept(args, overrides, {"method": key, "fraction": "-", "seed": -1, "steps": 0}, "eval ppl"):
+        record(args, key, "-", None, run_or_reuse(overrides, "eval ppl"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -290,6 +312,12 @@ def speed_phase(args) -> None:
         if c.empty:
             print(f"speed: {method} ({fraction}) seed 0 is not trained yet: left out (run its phase first)")
             continue
+        if not Path(c.iloc[-1]["run_dir"]).exists():  # finished on another machine: the weights are not here
+            print(f"speed: {method} ({fraction}) seed 0 trained elsewhere; training it again here for its weights")
+            record(args, method, fraction, 0, run_or_reuse([*protocol(args, 0), *method_overrides(method, fraction)]))
+            now = load_cells(args)["cells"]
+            c = now[(now["method"] == method) & (now["fraction"] == fraction) & (now["seed"] == 0)]
+            c = c[c["steps"] == args.steps]
         run_dirs[(method, fraction)] = c.iloc[-1]["run_dir"]
     cfg = compose(protocol(args, 0))
     text = load_eval_text(cfg.data_dir, "test")

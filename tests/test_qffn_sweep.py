@@ -3,6 +3,7 @@ the real SmolLM2-135M and a short real WikiText-2 slice: Table 2's fractions, tw
 speed rounds and the rendered tables are checked (QFFN paper, Tables 1 and 2)."""
 
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sweep(tmp_path, *args: str) -> None:
+def sweep(tmp_path, *args: str) -> str:
     cmd = [
         sys.executable,
         str(ROOT / "scripts" / "reproduce_qffn.py"),
@@ -31,6 +32,7 @@ def sweep(tmp_path, *args: str) -> None:
     ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
@@ -64,3 +66,9 @@ def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
     assert "interleaved rounds" in table2
     components = (out / "qffn_components.md").read_text()
     assert "base SmolLM2-135M, fine-tuned" in components and (out / "qffn_curve.png").stat().st_size > 1000
+
+    # another machine: the run directories gone, a finished cell is kept from the cell files and results/runs.csv
+    shutil.rmtree(tmp_path / "runs")
+    again = sweep(tmp_path, "components", "--methods", "base_ft")
+    assert again.count("kept: ") == 2 and "(not fine-tuned)" in again  # the base and base_ft cells, nothing trained
+    assert pd.read_csv(out / "qffn_cells.csv").equals(cells)
