@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""results/mitigation.md (+ .csv, .png, mitigation_blocks.csv): can readout mitigation or noise-aware training move
-CUA's noise-expressivity transition on FakeFez? (issue 20)
+"""results/mitigation.md (+ .csv, .png, mitigation_blocks.csv, mitigation_table.csv): can readout mitigation or
+noise-aware training move CUA's noise-expressivity transition on FakeFez? (issue 20)
 
 Per q = 2, 3, 4 (qubits per block), on the noise sweep's WikiText-2 test tokens (scripts/reproduce_noise.py: the first
 8,192 tokens, sliding windows of 2,048, every scored position's circuits on the device) and its training recipe at
@@ -321,7 +321,8 @@ def render() -> None:
         "decoupling and twirling are not in this table: Aer and the fused engine do not apply them (device=ibm only).",
         "",
         "Numbers: `results/mitigation.csv` (one row per cell), `results/mitigation_blocks.csv` (per-block sums the "
-        "intervals resample); every evaluation is also a row of `results/runs.csv`.",
+        "intervals resample), `results/mitigation_table.csv` (this table with its intervals); every evaluation is also "
+        "a row of `results/runs.csv`.",
     ]
     write_text_atomic(OUT, "\n".join(lines) + "\n")
     write_text_atomic(CSV.with_name("mitigation_table.csv"), table.to_csv(index=False))
