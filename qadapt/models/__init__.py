@@ -157,7 +157,8 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     stat = gguf.stat()
     key = f"{cfg.name}-{gguf.stem}-{stat.st_size}-{cfg.get('dtype', 'float32')}"
     target = cache_dir() / "models" / key
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    complete = lambda: (target / "config.json").exists() and (target / "model.safetensors").exists()  # noqa: E731
+    if complete():
         return target
     log(f"converting {gguf.name} to {cfg.get('dtype', 'float32')} safetensors (once) -> {target}")
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -172,9 +173,15 @@ def _gguf_cache(cfg: DictConfig) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "qadapt_source.json").write_text(json.dumps({"gguf": str(gguf), "size": stat.st_size}))
-        if target.exists():
+        if target.exists() and not complete():  # a broken leftover (an older layout, a hand-edited cache)
             shutil.rmtree(target)
-        tmp.rename(target)  # atomic: a half-written conversion is never picked up
+        try:
+            tmp.rename(target)  # atomic: a half-written conversion is never picked up
+        except OSError:
+            if not complete():
+                raise
+            # another process (a parallel test worker, a second launch) converted it first: keep theirs, which a
+            # reader may already have open
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
