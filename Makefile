@@ -7,6 +7,8 @@ QADAPT   := $(VENV)/bin/qadapt
 STAMP    := $(VENV)/.qadapt-installed
 # the pin whose CPU build lies on disk here; an unpinned torch pulls a multi-GB CUDA build
 TORCH_PIN ?= torch==2.13.0
+# pytest-xdist workers of make test (2: the 2-core CI machine; each worker runs its torch on cores / workers)
+TEST_WORKERS ?= 2
 
 .PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-mitigation reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
 
@@ -41,7 +43,7 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 test: data lint
-	$(VPY) -m pytest -q -ra --durations=25 tests
+	$(VPY) -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) tests
 
 test-fast: data
 	$(VPY) -m pytest -q -ra -m "not integration" tests

@@ -12,7 +12,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("QADAPT_DATA_DIR", ROOT / "data"))
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# at most 2 threads per test process, the cores shared among pytest-xdist's workers (make test runs 2 on 2 cores)
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))
 
 
 @pytest.fixture(scope="session")
