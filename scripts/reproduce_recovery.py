@@ -251,7 +251,7 @@ def flattened(curve_rows: pd.DataFrame) -> dict[str, int | None]:
 def curve_section(curve_rows: pd.DataFrame) -> list[str]:
     """The learning-curve section of compression_recovery.md."""
     flat = flattened(curve_rows)
-    budgets = sorted(set(curve_rows["steps"]))
+    budgets = sorted({int(s) for s in curve_rows["steps"]})
     first = curve_rows.iloc[0]
     lines = [
         "## Learning curve (ratio 0.8, held-out text)",
@@ -265,7 +265,7 @@ def curve_section(curve_rows: pd.DataFrame) -> list[str]:
         "|---|" + "---:|" * len(budgets),
     ]
     for method, g in curve_rows.groupby("method", sort=False):
-        by = dict(zip(g["steps"], g["recovery_pct"]))
+        by = dict(zip(g["steps"].astype(int), g["recovery_pct"]))
         lines.append(f"| {method} | " + " | ".join(f"{by[s]:.1f}" if s in by else "–" for s in budgets) + " |")
     lines.append("")
     for method, at in flat.items():
