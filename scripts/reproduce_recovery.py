@@ -518,7 +518,8 @@ def question_diff(table: pd.DataFrame, preds: dict[str, pd.DataFrame], commit: s
         "# Question by question: base, compressed, recovered and classical controls (SmolLM2-135M)",
         "",
         f"Command: `{command}` (commit {commit}). Per-question answers: `mc_base.csv`, `mc_compressed.csv`, "
-        "`mc_adapted.csv` in each run directory. A question counts once per suite (MMLU 0-shot, MMLU 5-shot, ARC-E, "
+        "`mc_adapted.csv` in each run directory, all of them kept in `results/recovery_questions.csv` (model, run "
+        "directory). A question counts once per suite (MMLU 0-shot, MMLU 5-shot, ARC-E, "
         "ARC-C); 'A right, B wrong' = A picks the right answer (plain log-likelihood) and B does not. p: McNemar's "
         "exact test on the discordant questions (two-sided binomial, 1/2); a net effect with p > 0.05 is noise.",
         "",
