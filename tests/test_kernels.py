@@ -69,7 +69,8 @@ def test_switched_off_by_env_and_not_for_gradients(monkeypatch):
         with kernels.inference_kernels(model) as switched:
             same = logits(model, ids)
     assert switched == 0
-    assert torch.equal(same, reference)  # the RMSNorm kernel is bit-identical
+    # the RMSNorm kernel is bit-identical; the rotary drop-in equal to float rounding
+    assert (same - reference).abs().max() <= 1e-6 * reference.abs().max()
     with pytest.raises(RuntimeError, match="inference"):
         with kernels.inference_kernels(model):
             pass
@@ -88,3 +89,28 @@ def test_replaced_forwards_and_subclasses_are_left_alone():
         assert switched == 2 * 7 + 1 - 2
         # an MLP is fused only when its three projections are plain linears: both still are here
         assert "forward" in model.model.layers[0].mlp.__dict__
+
+
+def test_rotary_matches_transformers_and_is_restored():
+    """The rotary drop-in equals transformers' formula on a strided q (as the attention passes it) with cos/sin halves
+    that differ (a general rope), and the module's own function is back after the block."""
+    from transformers.models.llama import modeling_llama
+
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 37, 3, 16, generator=gen).transpose(1, 2)  # (B, heads, T, d), not contiguous
+    k = torch.randn(2, 37, 1, 16, generator=gen).transpose(1, 2)
+    cos, sin = torch.randn(2, 37, 16, generator=gen), torch.randn(2, 37, 16, generator=gen)
+    original = modeling_llama.apply_rotary_pos_emb
+    want = original(q, k, cos, sin)
+    got = kernels._apply_rotary_pos_emb(q, k, cos, sin)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and (a - b).abs().max() <= 1e-6 * b.abs().max()
+    # a wrong sign or a swapped half would be off by O(1)
+    assert (kernels._apply_rotary_pos_emb(q, k, cos, -sin)[0] - want[0]).abs().max() > 0.1
+    model = tiny_llama()
+    with torch.inference_mode(), kernels.inference_kernels(model):
+        assert modeling_llama.apply_rotary_pos_emb is kernels._apply_rotary_pos_emb
+        with kernels.inference_kernels(model):  # nested: the outer block keeps it until it ends
+            pass
+        assert modeling_llama.apply_rotary_pos_emb is kernels._apply_rotary_pos_emb
+    assert modeling_llama.apply_rotary_pos_emb is original
