@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--lm-eval-batch", type=int, default=1, help="lm-eval's batch size (its CLI default: 1)")
     parser.add_argument("--out-dir", default=str(ROOT / "results"))
     args = parser.parse_args()
+    commit = git_commit()  # the code this process loaded, before anything can change on disk during the rounds
     from lm_eval.models.huggingface import HFLM
 
     cfg = compose(["task.mode=documents", f"task.max_length={args.max_length}", f"task.batch_size={args.batch}"])
@@ -101,7 +102,7 @@ def main() -> None:
         "",
         f"Command: `python scripts/bench_lm_eval.py --articles {args.articles} --rounds {args.rounds} --max-length "
         f"{args.max_length} --batch {args.batch} --lm-eval-batch {args.lm_eval_batch}` (`make bench`)  ",
-        f"Commit: `{git_commit()}` · {dt.date.today()} · {torch.get_num_threads()} torch threads  ",
+        f"Commit: `{commit}` · {dt.date.today()} · {torch.get_num_threads()} torch threads  ",
         f"Text: the first {args.articles} WikiText-2 test articles ({tokens:,} tokens scored, {words:,} words), "
         f"rolling windows of {args.max_length}; SmolLM2-135M, one model object for both.",
         "",
