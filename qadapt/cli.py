@@ -25,7 +25,7 @@ from rich.console import Console
 
 from .config import compose, expand_sweep
 from .errors import ConfigError, QadaptError
-from .log import log
+from .log import Progress, log
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Quantum and quantum-inspired adapters on real models and data."
@@ -66,10 +66,13 @@ def _run(overrides: list[str] | None, multirun: bool, job: Callable, command: st
                 f"{configs[0].runs_dir}/multirun/"
             )
             return
-        for i, (point, cfg) in enumerate(zip(points, configs)):
-            if multirun:
-                log(f"sweep point {i + 1}/{len(points)}: {' '.join(point)}")
-            job(cfg, point)
+        # the sweep's own bar (points done, rate, ETA) around each point's bars; one point alone has none
+        with Progress("sweep", total=len(points), unit="points", enabled=multirun) as bar:
+            for i, (point, cfg) in enumerate(zip(points, configs)):
+                if multirun:
+                    log(f"sweep point {i + 1}/{len(points)}: {' '.join(point)}")
+                job(cfg, point)
+                bar.advance(1)
     except QadaptError as e:
         err.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None

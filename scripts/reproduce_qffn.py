@@ -48,6 +48,7 @@ from qadapt.data.wikitext import load_eval_text
 from qadapt.eval import perplexity
 from qadapt.eval.windows import build_eval_set
 from qadapt.experiments import run_or_reuse
+from qadapt.log import progress
 from qadapt.results import save_figure_atomic, stats, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -828,18 +829,16 @@ def main() -> None:
         if phase in ("components", "table1"):
             for key in UNTRAINED if phase == "table1" else ("base",):
                 untrained_cell(args, key)
-        for seed in args.seeds:
-            if phase == "components":
-                for method in args.methods or COMPONENTS:
-                    train_cell(args, method, "half", seed)
-                    render(args)
-            elif phase == "table2":
-                for fraction in FRACTIONS:
-                    train_cell(args, "qffn_both", fraction, seed)
-                    render(args)
-            elif phase == "table1":
-                for method in (REFERENCE, "ffn_pruned", "ffn_lowrank", "qffn_both"):
-                    train_cell(args, method, "half", seed)
+        cells = {  # (method, fraction) per seed, in the order they run
+            "components": [(method, "half") for method in args.methods or COMPONENTS],
+            "table2": [("qffn_both", fraction) for fraction in FRACTIONS],
+            "table1": [(method, "half") for method in (REFERENCE, "ffn_pruned", "ffn_lowrank", "qffn_both")],
+        }.get(phase, [])
+        todo = [(seed, method, fraction) for seed in args.seeds for method, fraction in cells]
+        for seed, method, fraction in progress(todo, phase, unit="cells"):
+            train_cell(args, method, fraction, seed)
+            if phase != "table1":
+                render(args)
         if phase == "speed":
             speed_phase(args)
         render(args)

@@ -177,13 +177,15 @@ def chosen_lr(table: pd.DataFrame) -> dict[str, float]:
 
 def curve(args, lrs: dict[str, float]) -> list[dict]:
     """Phase curve: CUA and LoRA at their chosen rate, one run per budget, ratio 0.8, held-out text, seed 0."""
+    from qadapt.log import progress
+
     out = []
-    for method in CURVE_METHODS:
-        for steps in args.steps:
-            print(f"curve: {method}, {steps} steps", flush=True)
-            over = [*common(args), *HELD_OUT, *METHODS[method], f"train.lr={lrs[method]}"]
-            over += [f"task.compression.ratio={CURVE_RATIO}", f"train.max_steps={steps}", "seed=0"]
-            out.append(cell("curve", CURVE_RATIO, method, 0, lrs[method], steps, run_cell(over, recorded=True)))
+    todo = [(method, steps) for method in CURVE_METHODS for steps in args.steps]
+    for method, steps in progress(todo, "recovery curve", unit="cells"):
+        print(f"curve: {method}, {steps} steps", flush=True)
+        over = [*common(args), *HELD_OUT, *METHODS[method], f"train.lr={lrs[method]}"]
+        over += [f"task.compression.ratio={CURVE_RATIO}", f"train.max_steps={steps}", "seed=0"]
+        out.append(cell("curve", CURVE_RATIO, method, 0, lrs[method], steps, run_cell(over, recorded=True)))
     return out
 
 
@@ -210,30 +212,33 @@ def final(args, lrs: dict[str, float], steps: int, keep) -> list[dict]:
     are saved there."""
     from qadapt import runs
     from qadapt.config import compose
+    from qadapt.log import progress
 
+    todo = [
+        (ratio, method, over, seed)
+        for ratio in args.ratios
+        for method, over in METHODS.items()
+        if method != "OFT b=4" or ratio == CHECK_RATIO
+        for seed in ([0] if method in ("compressed", "OFT b=4") else args.seeds)
+    ]
     out = []
-    for ratio in args.ratios:
-        for method, over in METHODS.items():
-            seeds = [0] if method in ("compressed", "OFT b=4") else args.seeds
-            if method == "OFT b=4" and ratio != CHECK_RATIO:
-                continue
-            for seed in seeds:
-                print(f"final: ratio {ratio:g}, {method}, seed {seed}", flush=True)
-                cfg = [*common(args), *over, f"task.compression.ratio={ratio}", f"seed={seed}"]
-                if method != "compressed":
-                    cfg += [f"train.lr={lrs[method]}", f"train.max_steps={steps}"]
-                if args.full:
-                    cfg.append("task.mc.full=true")
-                cfg += [*quick_mc(), *quick_adapter(method)] if args.quick else []
-                if seed != 0:
-                    cfg.append("task.mc.benchmarks=[]")
-                windows, questions = saved_run_dirs(Path(args.out_dir))
-                run_dir = str(runs.run_dir_for(compose(cfg)))
-                recorded = (method == "compressed" or run_dir in windows) and (seed != 0 or run_dir in questions)
-                lr = None if method == "compressed" else lrs[method]
-                row = run_cell(cfg, recorded)
-                out.append(cell("final", ratio, method, seed, lr, None if lr is None else steps, row))
-                keep(out)
+    for ratio, method, over, seed in progress(todo, "recovery final", unit="cells"):
+        print(f"final: ratio {ratio:g}, {method}, seed {seed}", flush=True)
+        cfg = [*common(args), *over, f"task.compression.ratio={ratio}", f"seed={seed}"]
+        if method != "compressed":
+            cfg += [f"train.lr={lrs[method]}", f"train.max_steps={steps}"]
+        if args.full:
+            cfg.append("task.mc.full=true")
+        cfg += [*quick_mc(), *quick_adapter(method)] if args.quick else []
+        if seed != 0:
+            cfg.append("task.mc.benchmarks=[]")
+        windows, questions = saved_run_dirs(Path(args.out_dir))
+        run_dir = str(runs.run_dir_for(compose(cfg)))
+        recorded = (method == "compressed" or run_dir in windows) and (seed != 0 or run_dir in questions)
+        lr = None if method == "compressed" else lrs[method]
+        row = run_cell(cfg, recorded)
+        out.append(cell("final", ratio, method, seed, lr, None if lr is None else steps, row))
+        keep(out)
     return out
 
 

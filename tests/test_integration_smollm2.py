@@ -387,9 +387,9 @@ def test_whole_model_fine_tuning_saves_and_reloads_the_whole_model(smollm2_path,
 
 def test_documents_mode_equals_lm_eval_on_two_articles(smollm2, data_dir, tmp_path):
     """task.mode=documents against lm-evaluation-harness itself (its HF model's loglikelihood_rolling, the wikitext
-    task's counts) on two WikiText-2 test articles with the real SmolLM2, detokenised as its wikitext task
-    does: the same word perplexity, byte perplexity and bits per byte to 1e-4 relative. (The raw text differs only by
-    the detokeniser, checked against the harness's own in tests/test_windows_data.py.)"""
+    task's counts) on two WikiText-2 test articles with the real SmolLM2, detokenised as its wikitext task does
+    (task.detokenize=true) and raw (false): the same word perplexity, byte perplexity and bits per byte to 1e-4
+    relative."""
     import re
 
     from lm_eval.api.instance import Instance
@@ -404,7 +404,7 @@ def test_documents_mode_equals_lm_eval_on_two_articles(smollm2, data_dir, tmp_pa
     harness = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1, max_length=512)
     words = sum(len(re.split(r"\s+", p)) for p in pages)
     nbytes = sum(len(p.encode("utf-8")) for p in pages)
-    for detokenize in (True,):
+    for detokenize in (True, False):
         texts = [wikitext_detokenizer({"page": p}) if detokenize else p for p in pages]
         requests = [Instance("loglikelihood_rolling", {}, (t,), i) for i, t in enumerate(texts)]
         loglik = sum(harness.loglikelihood_rolling(requests, disable_tqdm=True))

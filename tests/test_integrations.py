@@ -225,6 +225,13 @@ EXPORTS = {
     "lora": (["adapter=lora", "adapter.r=2", "adapter.layers=[-1]"], ("peft", "merged")),
     "blockdiag": (["adapter=blockdiag", "adapter.layers=[-1]"], ("merged",)),
     "norm": (["adapter=norm", "adapter.layers=[-1]"], ("merged",)),
+    "oft": (["adapter=oft", "adapter.block_size=4", "adapter.layers=[-1]"], ("peft", "merged")),
+    "boft": (
+        ["adapter=boft", "adapter.block_size=8", "adapter.butterfly_factor=1", "adapter.modules=[v_proj]"],
+        ("peft", "merged"),
+    ),
+    "rbs_order2": (["adapter=rbs", "adapter.orders=[1,2]", "adapter.n=8", "adapter.modules=[v_proj]"], ("merged",)),
+    "full": (["adapter=full"], ("merged",)),
 }
 
 
@@ -264,6 +271,20 @@ def test_export_gives_the_qadapt_models_logits(name, smollm2_cfg, text_ids, base
         # equal to 1e-5 of the logits' scale: float32 rounding of another order of operations, nothing more
         assert (_logits(loaded, text_ids) - expected).abs().max() <= 1e-5 * expected.abs().max()
         assert json.loads((out / "qadapt_export.json").read_text())["from_run"] == run_dir
+
+
+def test_export_refuses_an_adapter_that_replaces_blocks(smollm2_cfg, tmp_path):
+    """A run whose adapter replaces blocks (here the classical FFN control of QFFN) is refused in both formats with
+    the reason, and nothing is left half-written."""
+    from qadapt.errors import ConfigError
+    from qadapt.integrations.export import FORMATS, export
+
+    run_dir, _, _ = _fake_run(tmp_path, "ffn_lowrank", "adapter=ffn_lowrank", "adapter.rank=4")
+    for fmt in FORMATS:
+        out = tmp_path / f"ffn_lowrank-{fmt}"
+        with pytest.raises(ConfigError, match="replaces blocks of the model"):
+            export(_cfg(tmp_path, f"from_run={run_dir}"), fmt, out)
+        assert not out.exists() and not list(tmp_path.glob(f".{out.name}.*"))
 
 
 def test_merged_evaluation_equals_the_unmerged_model_and_counts_the_same_circuits(smollm2_path, text_ids, tmp_path):

@@ -55,3 +55,21 @@ def test_disabled_and_terminal_modes_print_no_lines(monkeypatch):
         bar.advance(3)
     assert "qadapt:" not in term.getvalue()  # the rich bar, transient, not the plain lines
     assert list(qlog.progress([1, 2, 3], "steps")) == [1, 2, 3]
+
+
+def test_a_cli_sweep_reports_its_points_with_rate_and_eta(monkeypatch):
+    """``qadapt <command> -m`` runs its points under a sweep bar: without a terminal, its line (points done, rate,
+    ETA) follows the last point; a single run has none."""
+    from qadapt import cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(qlog, "console", Console(file=out, force_terminal=False, width=200))
+    seen = []
+    cli._run(["seed=0,1,2"], True, lambda cfg, point: seen.append(int(cfg.seed)))
+    assert seen == [0, 1, 2]
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if "sweep point" in line][-1] == "qadapt: sweep point 3/3: seed=2"
+    assert lines[-1].startswith("qadapt: sweep 3/3 points (100 %),") and "ETA 0:00:00" in lines[-1]
+    out.truncate(0), out.seek(0)
+    cli._run(["seed=0"], False, lambda cfg, point: None)
+    assert "sweep" not in out.getvalue()

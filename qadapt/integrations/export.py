@@ -119,6 +119,7 @@ def _write_peft(built: run_model.RunModel, cfg: DictConfig, folder: Path) -> Non
     from peft import OFTConfig, get_peft_model
 
     adapter = built.trained.cfg.adapter
+    _refuse_replacements(adapter)
     if built.trained.whole_model or adapter.name == "full":
         raise ConfigError("a whole-model run has no adapter to write in peft's format; use format=merged")
     fresh = models.load(cfg.model).model  # peft writes from its own PeftModel around a plain copy of the base
@@ -201,14 +202,18 @@ def merge_into_base(model: nn.Module) -> int:
     return count
 
 
-def _write_merged(built: run_model.RunModel, folder: Path) -> None:
-    model = built.model
-    adapter = built.trained.cfg.adapter
+def _refuse_replacements(adapter: DictConfig) -> None:
+    """ConfigError for an adapter that replaces blocks (QFFN, its classical controls): no format holds it."""
     if adapters.replaces(adapter):
         raise ConfigError(
             f"adapter={adapter.name} replaces blocks of the model with new ones: the result is not the base "
-            "architecture, so transformers cannot open it as a checkpoint of that model"
+            "architecture, so neither peft nor a transformers checkpoint of that model can hold it"
         )
+
+
+def _write_merged(built: run_model.RunModel, folder: Path) -> None:
+    model = built.model
+    _refuse_replacements(built.trained.cfg.adapter)
     merged = merge_into_base(model)
     log(f"merged {merged} adapter layers into the base weights")
     model.requires_grad_(False)
