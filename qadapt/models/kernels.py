@@ -11,8 +11,8 @@ gating product into the matmuls' epilogues (oneDNN post-ops), which saves two pa
 intermediate) activations. Llama's RMSNorm (five elementwise passes in transformers) runs as torch's one
 ``F.rms_norm`` kernel: bit-identical output, about 7x faster on (2 x 2,048 x 576). Llama's rotary embedding of
 queries and keys runs as four half-width passes into one tensor (:func:`_apply_rotary_pos_emb`; transformers makes
-five full-width passes and three temporaries). Together about 1.6x per 2,048-token window of SmolLM2 against the plain
-transformers forward (results/README.md, bench_lm_eval.md).
+five full-width passes and three temporaries). With them qadapt's documents mode ran at 1.569x lm-eval's tokens/s
+(results/bench_lm_eval.md, make bench, 14bc860).
 
 The replacement forwards read the modules' own weights at every call: no copy, no extra memory, and a weight changed
 inside the block (``adapters.merged``) is used as it is. Inference only: inside the block gradients must be off (the
@@ -106,8 +106,8 @@ def _apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1):
 
 @contextmanager
 def _llama_rotary(model: nn.Module):
-    """Within the block, transformers' Llama attention rotates q and k with :func:`_apply_rotary_pos_emb` (about 7x
-    faster on SmolLM2's (2 x 9 x 2,048 x 64) queries; 10 % of a 2,048-token window's time before). The attention
+    """Within the block, transformers' Llama attention rotates q and k with :func:`_apply_rotary_pos_emb` (38 against
+    5.4 ms on SmolLM2's (2 x 9 x 2,047 x 64) queries, 2 cores, measured 2026-12-02). The attention
     forward looks the function up in its module's globals at each call, so the module attribute is swapped for the
     block and put back after. Yields whether it was swapped (the model has a Llama attention, nobody swapped it yet)."""
     try:
