@@ -131,6 +131,8 @@ reproduce-recovery: data
 # with and without the activation cache, PennyLane against our simulators, peak memory; one run, ratios within it
 bench: data
 	$(VPY) scripts/bench.py
+	# results/bench_heap.md: a whole-model training step with glibc's default heap vs freed large tensors kept
+	$(VPY) scripts/bench_heap.py
 	# results/bench_lm_eval.md: qadapt's documents mode against lm-eval's HF model, same articles, interleaved rounds
 	$(VPY) scripts/bench_lm_eval.py
 

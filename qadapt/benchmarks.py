@@ -4,8 +4,11 @@ circuit, a median timer, PennyLane's reference probabilities. Timing lives in be
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -87,3 +90,27 @@ def pennylane_probs(backend: str, n: int, weights: np.ndarray, states: np.ndarra
         return qml.probs(wires=range(n))
 
     return np.asarray(circuit(states, weights))
+
+
+def machine() -> str:
+    """This machine in one line: CPU model, cpus, RAM, torch threads, OS, Python and torch versions."""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    mem = ""
+    if Path("/proc/meminfo").exists():
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kib / 2**20:.0f} GiB RAM"
+    return (
+        f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} "
+        f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}"
+    )

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import sys
 from pathlib import Path
+
+# glibc's mallopt parameters (malloc.h) and the values its dynamic threshold settles at for large blocks
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit
+_MMAP_MAX_DEFAULT = 65536
+_TRIM_KEEP = 2**31 - 1  # mallopt takes an int: free memory at the heap's top is kept up to 2 GiB
 
 
 def peak_rss_mb() -> float:
@@ -21,3 +29,43 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / scale
+
+
+def _glibc():
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None (macOS, musl, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_freed_memory(enabled: bool = True) -> bool:
+    """Serve large tensors from glibc's heap and keep freed memory for the next ones (``enabled=False``: glibc's
+    behaviour for large blocks back, the memory held returned to the system).
+
+    Why: glibc maps every block over 32 MiB with mmap and unmaps it when freed, so each training step of a language
+    model faults its large tensors in page by page afresh: SmolLM2's logits and their gradient for a batch of
+    8 x 128 tokens are 201 MB each (49,152-word vocabulary), its tied embedding's gradient 113 MB. Kept on the heap
+    they are reused from step to step; peak memory is that of one step either way. Measured by
+    ``scripts/bench_heap.py`` (results/bench_heap.md); :func:`qadapt.experiments.run` turns it on for every run.
+
+    Returns:
+        True where it took effect (glibc), False elsewhere (nothing is changed there).
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    if enabled:
+        ok = libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_KEEP)
+    else:
+        ok = (
+            libc.mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
+            and libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+            and libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
+        )
+        libc.malloc_trim(0)
+    return bool(ok)

@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,7 +42,7 @@ import pandas as pd
 import torch
 
 from qadapt import adapters, devices
-from qadapt.benchmarks import block_circuit, ffn_inputs, median_seconds, pennylane_probs, site_inputs
+from qadapt.benchmarks import block_circuit, ffn_inputs, machine, median_seconds, pennylane_probs, site_inputs
 from qadapt.cache import ActivationCache
 from qadapt.config import compose
 from qadapt.data.wikitext import load_eval_text
@@ -332,29 +330,6 @@ def peak_memory(args) -> pd.DataFrame:
         rows.append({"row": label, "peak_rss_mb": rss})
         print(f"{label}: peak RSS {rss:,.0f} MiB", flush=True)
     return pd.DataFrame(rows)
-
-
-def machine() -> str:
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
-    )
-    mem = ""
-    if Path("/proc/meminfo").exists():
-        kib = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kib / 2**20:.0f} GiB RAM"
-    return (
-        f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} "
-        f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}"
-    )
 
 
 def short_suffix(args) -> str:
