@@ -140,3 +140,32 @@ def test_ratio_interval_covers_a_known_ratio_over_correlated_clusters():
     assert shifted.excludes(0.0) and shifted.low > 0
     with pytest.raises(ValueError):
         stats.ratio_interval([1.0], [2.0])
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "pearson_spearman"])
+def test_score_interval_covers_a_known_score_about_as_often_as_it_says(metric):
+    """500 examples per draw, 400 draws: an accuracy of 0.55 (Wilson) or a correlation of 0.3 (Fisher z) is
+    covered 95 % of the time (binomial spread of 400 draws: +-2.2 points at 2 sd) and missed on either side."""
+    rng, n, covered, below = np.random.default_rng(0), 500, 0, 0
+    truth = 0.55 if metric == "accuracy" else 0.3
+    for _ in range(400):
+        if metric == "accuracy":
+            score = rng.binomial(n, truth) / n
+        else:
+            x = rng.standard_normal(n)
+            y = truth * x + np.sqrt(1 - truth**2) * rng.standard_normal(n)
+            score = float(np.corrcoef(x, y)[0, 1])
+        ci = stats.score_interval(score, n, metric)
+        covered += ci.low <= truth <= ci.high
+        below += ci.high < truth
+    assert 0.925 <= covered / 400 <= 0.975
+    assert 0 < below < 400 - covered  # misses on both sides
+
+
+def test_score_interval_says_whether_a_bar_is_clearly_passed():
+    # 55.4 % of 500 is not clearly above 55 (Wilson: 51.0 to 59.7); 61.4 % is (57.1 to 65.6)
+    assert 0.50 < stats.score_interval(0.554, 500, "accuracy").low < 0.52
+    assert stats.score_interval(0.614, 500, "accuracy").low > 0.57
+    assert stats.score_interval(0.2, 1043, "matthews").low > 0.14
+    with pytest.raises(ValueError, match="valid choices"):
+        stats.score_interval(0.5, 500, "bleu")

@@ -12,6 +12,8 @@
   as counts (how often each seed and each example is drawn) and the caller forms its sums with one matrix product.
 - :func:`ratio_interval`: percentile bootstrap of a ratio of sums over clusters (blocks of consecutive tokens).
 - :func:`wilcoxon`: Wilcoxon signed-rank test of paired samples (``scipy.stats.wilcoxon``).
+- :func:`score_interval`: the interval of one score on n examples (Wilson for an accuracy, Fisher's z for a
+  correlation): whether a single run is clearly above a bar.
 - :func:`mcnemar`: McNemar's exact test of two models on the same questions (McNemar 1947; the exact form is a
   two-sided binomial test with p = 1/2 on the discordant pairs, ``scipy.stats.binomtest``).
 """
@@ -253,3 +255,29 @@ def mcnemar(a_correct, b_correct) -> McNemar:
     b_only = sum(y and not x for x, y in zip(a, b))
     p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
     return McNemar(len(a), a_only, b_only, b_only - a_only, float(p))
+
+
+def score_interval(score: float, n: int, metric: str, confidence: float = CONFIDENCE) -> Interval:
+    """Interval of one score measured on ``n`` examples (one run, one seed): how far above a bar it clearly is.
+
+    ``accuracy`` / ``accuracy_f1``: Wilson's interval of a proportion (Wilson 1927; ``scipy.stats.binomtest``) on
+    round(score * n) correct. ``matthews`` / ``pearson_spearman``: Fisher's z interval of a correlation,
+    tanh(atanh(r) +- z / sqrt(n - 3)) (Fisher 1921); two classes' Matthews coefficient is their phi (Pearson)
+    correlation, and STS-B's mean of Pearson and Spearman is treated as one correlation (an approximation).
+
+    Args:
+        score: the metric as a fraction or correlation (not x100). n: examples scored. metric: qadapt/eval/metrics.py.
+    Raises:
+        ValueError: an unknown metric or fewer than 4 examples.
+    """
+    from scipy.stats import binomtest, norm
+
+    if n < 4:
+        raise ValueError(f"an interval of one score needs at least 4 examples, got {n}")
+    if metric in ("accuracy", "accuracy_f1"):
+        ci = binomtest(round(score * n), n).proportion_ci(confidence, method="wilson")
+        return Interval(score, float(ci.low), float(ci.high), confidence, "Wilson", n)
+    if metric in ("matthews", "pearson_spearman"):
+        z, half = np.arctanh(np.clip(score, -0.999999, 0.999999)), norm.ppf(0.5 + confidence / 2) / np.sqrt(n - 3)
+        return Interval(score, float(np.tanh(z - half)), float(np.tanh(z + half)), confidence, "Fisher z", n)
+    raise ValueError(f"unknown metric '{metric}'; valid choices: accuracy, accuracy_f1, matthews, pearson_spearman")
