@@ -50,8 +50,9 @@ def keep_freed_memory(enabled: bool = True) -> bool:
     Why: glibc maps every block over 32 MiB with mmap and unmaps it when freed, so each training step of a language
     model faults its large tensors in page by page afresh: SmolLM2's logits and their gradient for a batch of
     8 x 128 tokens are 201 MB each (49,152-word vocabulary), its tied embedding's gradient 113 MB. Kept on the heap
-    they are reused from step to step; peak memory is that of one step either way. Measured by
-    ``scripts/bench_heap.py`` (results/bench_heap.md); :func:`qadapt.experiments.run` turns it on for every run.
+    they are reused from step to step, at some cost in peak memory (freed blocks are not returned, so the heap can
+    fragment). Both measured by ``scripts/bench_heap.py`` (results/bench_heap.md); :func:`qadapt.experiments.run`
+    turns it on for every run.
 
     Returns:
         True where it took effect (glibc), False elsewhere (nothing is changed there).

@@ -128,8 +128,9 @@ LR_GRID = {
 }
 # the QuIC paper's GLUE range (NOTES.md: lr ~7e-4, 2e-4..8e-4 by task) for --scale paper
 PAPER_LR_GRID = {**LR_GRID, "rbs": (2e-4, 4e-4, 8e-4), "lora": (2e-4, 4e-4, 8e-4), "oft": (2e-4, 4e-4, 8e-4)}
-# GLUE: how far above chance / the majority class full fine-tuning and LoRA r=8 must score on the selection split
-# for a task to count in the mean (score x100; CoLA: MCC, STS-B: (Pearson + Spearman) / 2)
+# GLUE: how far above chance / the majority class full fine-tuning and LoRA r=8 must score on the selection split,
+# with the lower end of their score's 95 % interval (stats.score_interval), for a task to count in the mean
+# (score x100; CoLA: MCC, STS-B: (Pearson + Spearman) / 2)
 GLUE_BARS = {"sst2": 80.0, "cola": 15.0, "mrpc": 72.0, "rte": 55.0, "stsb": 50.0, "qnli": 70.0}
 # GLUE CPU budget: whole training sets but SST-2's and QNLI's (capped), length-bucketed batches
 GLUE_CAPPED = ("sst2", "qnli")
