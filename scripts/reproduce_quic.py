@@ -400,6 +400,21 @@ def show_p(p: float) -> str:
     return f"< {1 / RESAMPLES:g}" if p <= 1 / RESAMPLES else f"{p:.3g}"
 
 
+def p_text(p: float) -> str:
+    """The p-value as the text says it: p = 0.12, or p < 0.0005 (the smallest the resamples can show)."""
+    shown = show_p(p)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
+def grid_edge(grid: list[float | None], chosen: float | None) -> str | None:
+    """The end of the grid ("highest" or "lowest") that ``chosen`` sits at, for grids of two or more rates; else None.
+    A rate chosen at an end may not be the best one: the grid does not bracket it."""
+    rates = sorted(r for r in grid if r is not None and not pd.isna(r))
+    if len(rates) < 2 or chosen is None or pd.isna(chosen):
+        return None
+    return "highest" if chosen == rates[-1] else "lowest" if chosen == rates[0] else None
+
+
 def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: str) -> None:
     out_dir, name, suite = Path(args.out_dir), args.suite, SUITES[args.suite]
     sel = rows[rows["phase"] == "select"]
@@ -427,13 +442,16 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         "| method | " + " | ".join(tasks) + " |",
         "|---|" + "---|" * len(tasks),
     ]
-    chosen = {}
+    chosen, edges = {}, []
     for method, g in sel[sel["table"] == "main"].groupby("method", sort=False):
         cells = []
         for task in tasks:
             gt = g[g["task"] == task]
             best = gt.iloc[int(np.argmax(gt["score"].to_numpy()))]
             chosen[method, task] = best["lr"]
+            edge = grid_edge(gt["lr"].tolist(), best["lr"])
+            if edge:
+                edges.append(f"{method} on {task} ({edge})")
             cells.append(
                 ", ".join(
                     f"{'**' if r['lr'] == best['lr'] else ''}{'-' if pd.isna(r['lr']) else f'{r.lr:g}'}: "
@@ -443,6 +461,12 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
             )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Bold: the chosen rate (lr: validation score)."]
+    if edges:
+        lines += [
+            "Chosen at an end of its grid, so the grid may not bracket the best rate (a wider grid would tell): "
+            + "; ".join(edges)
+            + "."
+        ]
     counted = tasks
     if glue:
         clear, failing = [], []
@@ -546,10 +570,10 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
     for m, t in tests.items():
         d = t.difference
         if not d.excludes(0):
-            word = f"is indistinguishable from QuIC at this budget (p = {show_p(t.p)})"
+            word = f"is indistinguishable from QuIC at this budget ({p_text(t.p)})"
         else:
             verb = "beats" if d.estimate > 0 else "is beaten by"
-            word = f"{verb} QuIC by {abs(d.estimate):.1f} points (p = {show_p(t.p)})"
+            word = f"{verb} QuIC by {abs(d.estimate):.1f} points ({p_text(t.p)})"
         lines.append(f"- {m} ({params[m]:,} params) {word}.")
     lines.append(
         "- On the Pareto front of parameters against the mean (no method with as few or fewer parameters is better "

@@ -230,3 +230,21 @@ def test_paper_scale_is_one_option_away_and_fails_at_once_without_the_hub(suite,
     done = CliRunner().invoke(app, ["train", *common, "adapter=rbs", f"task.subtask={task}", "runs_dir=/nonexistent"])
     said = " ".join(done.output.split())
     assert done.exit_code != 0 and "not in the local Hugging Face cache" in said and "model.path=" in said
+
+
+def test_a_rate_chosen_at_an_end_of_its_grid_is_flagged():
+    """The selection table names a rate chosen at the grid's highest or lowest value (the grid may not bracket the
+    best rate); a rate inside the grid, a one-value grid and head-only's missing rate are not flagged."""
+    grid_edge = _reproduce_quic().grid_edge
+    grid = [1e-3, 3e-3, 1e-2]
+    assert grid_edge(grid, 1e-2) == "highest"
+    assert grid_edge(list(reversed(grid)), 1e-3) == "lowest"
+    assert grid_edge(grid, 3e-3) is None
+    assert grid_edge([1e-3], 1e-3) is None
+    assert grid_edge([float("nan")], float("nan")) is None
+
+
+def test_p_values_read_as_text():
+    module = _reproduce_quic()
+    assert module.p_text(0.123) == "p = 0.123"
+    assert module.p_text(0.0) == f"p < {1 / module.RESAMPLES:g}"
