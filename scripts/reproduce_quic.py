@@ -592,7 +592,8 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
                 "mean_high": stats.percentile(mean_smp[m], mean_obs[m]).high,
                 **{f"{t}_mean": observed[m, t] for t in tasks},
                 "p_vs_quic": tests[m].p if m in tests else None,
-                **{f"{t}_lr": chosen.get((m, t)) for t in tasks},
+                # rates as the grid writes them (a rate read back may carry float noise: 3.0000000000000003e-4)
+                **{f"{t}_lr": None if pd.isna(lr := chosen.get((m, t))) else float(f"{lr:.6g}") for t in tasks},
             }
             for m in methods_order
         ]
