@@ -426,7 +426,7 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
     lines = [
         f"# QuIC on {title}, against LoRA, OFT, BOFT, head-only and full fine-tuning",
         "",
-        f"Command: `{command}`  ",
+        f"Command{'s' if '`; `' in command else ''}: `{command}`  ",
         f"{_commits(rows)} · written {dt.date.today()} · {len(rows)} runs, {int(rows['threads'].iloc[0])} torch "
         "thread(s) per run  ",
         f"Backbone: {suite['backbone']}.  ",
@@ -780,7 +780,9 @@ def main() -> None:
         cells = sweep(args)
     path = Path(args.out_dir) / f"{args.suite}_predictions.csv"
     predictions = pd.read_csv(path) if path.exists() and (cells["phase"] == "final").any() else None
-    render(collect(cells, args.results_dir), predictions, args, str(cells["sweep_command"].iloc[0]))
+    # one task at a time: every invocation whose cells the table holds, in the order they ran
+    commands = "`; `".join(dict.fromkeys(cells["sweep_command"].astype(str)))
+    render(collect(cells, args.results_dir), predictions, args, commands)
     print(f"wrote {Path(args.out_dir) / (args.suite + '.md')}")
 
 
