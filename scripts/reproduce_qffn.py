@@ -488,11 +488,20 @@ def render_components(args, c: dict[str, pd.DataFrame]) -> None:
             f"{int(r['added_params'] or 0):,} | {ci_cell(est, (method, fraction))} | "
             f"{change(test) if test else ''} | {p_text(test.p) if test else ''} | {' / '.join(fit)} |"
         )
-    lines += ["", *component_notes(est), "", *curve_text(args, c["curve"]), "", "![learning curves](qffn_curve.png)"]
+    seeds = [len(row_cells(cells, m, f, args.steps)) for m, f in rows if m != "base"]
+    provisional = any(0 < n < 3 for n in seeds)
+    lines += [
+        "",
+        *component_notes(est, provisional),
+        "",
+        *curve_text(args, c["curve"]),
+        "",
+        "![learning curves](qffn_curve.png)",
+    ]
     write_text_atomic(Path(args.out_dir) / "qffn_components.md", "\n".join(lines) + "\n")
 
 
-def component_notes(est: Estimates) -> list[str]:
+def component_notes(est: Estimates, provisional: bool = False) -> list[str]:
     ref = (REFERENCE, "half")
     have = lambda *ms: all((m, "half") in est.observed for m in ms)  # noqa: E731
     notes = [
@@ -527,6 +536,12 @@ def component_notes(est: Estimates) -> list[str]:
         said.append(
             "- Start of the quantum heads (distilled to the replaced heads' attention patterns, against random "
             f"angles with tau = 10): {verdict(t, 'the distilled start', 'the random start')}."
+        )
+    if provisional:  # one or two seeds: the interval is over test windows, not over training runs
+        said.insert(
+            0,
+            "- Provisional: some rows have fewer than 3 seeds, so their intervals cover the test windows "
+            "only, not the spread between training runs; read the lines below as provisional until 3 seeds are in.",
         )
     return notes + ["Which component costs what, from these rows:", "", *said]
 
