@@ -9,7 +9,8 @@ finished runs are reused, so an interrupted sweep continues where it stopped:
 
     select   each method at each learning rate of its family's grid (LR_GRID), each task, seed 0, scored on the
              selection split (task.split=valid: GLUE, a fixed slice of the train split; VTAB-style, VTAB-1k's 200
-             validation images); the best validation score picks the rate per method and task
+             validation images); the best validation score picks the rate per method and task; where it sits at an
+             end of the rates tried, the next rate beyond on the 1-3 ladder is tried too (up to --widen per side)
     final    each method at its chosen rate, seeds 0, 1, 2, scored once on the reported split (GLUE dev, VTAB test)
 
 The tables give per task and for the mean a 95 % interval (two-level bootstrap over seeds and examples,
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -238,27 +240,35 @@ def sweep(args) -> pd.DataFrame:
     ]
     if args.suite == "glue" and "stsb" in args.tasks and not args.quick:
         rows += [("ablation", label, over, "stsb") for label, over in ABLATION.items()]
-    select = [
-        (
-            "select",
-            table,
-            label,
-            task,
-            0,
-            lr,
-            [*budget(args, task), *over, *rate(lr), f"task.subtask={task}", "task.split=valid", "seed=0"],
+
+    def select_cell(table: str, label: str, over: list[str], task: str, lr: float | None) -> tuple:
+        budget_ = [*budget(args, task), *over, *rate(lr), f"task.subtask={task}", "task.split=valid", "seed=0"]
+        return ("select", table, label, task, 0, lr, budget_)
+
+    # the family's grid first; then, while a method's best rate sits at an end of what it has tried, one more rate
+    # beyond that end (up to --widen per side), so the rate chosen is bracketed by worse ones where the budget allows
+    tried = {(table, label, task): list(grid(args, over)) for table, label, over, task in rows}
+    todo = [select_cell(*row, lr) for row in rows for lr in tried[row[0], row[1], row[3]]]
+    select, done, chosen = [], [], {}
+    while todo:
+        done += Parallel(n_jobs=args.jobs, verbose=5)(delayed(run_cell)(c[6], threads) for c in todo)
+        select += todo
+        scores = pd.DataFrame(
+            [
+                {"table": c[1], "method": c[2], "task": c[3], "lr": c[5], "score": r["score"]}
+                for c, r in zip(select, done)
+            ],
         )
-        for table, label, over, task in rows
-        for lr in grid(args, over)
-    ]
-    done = Parallel(n_jobs=args.jobs, verbose=5)(delayed(run_cell)(c[6], threads) for c in select)
-    scores = pd.DataFrame(
-        [{"table": c[1], "method": c[2], "task": c[3], "lr": c[5], "score": r["score"]} for c, r in zip(select, done)]
-    )
-    chosen = {}
-    for (table, method, task), g in scores.groupby(["table", "method", "task"], sort=False):
-        best = g["lr"].iloc[int(np.argmax(g["score"].to_numpy()))]
-        chosen[table, method, task] = None if pd.isna(best) else float(best)
+        chosen = {key: best_rate(g) for key, g in scores.groupby(["table", "method", "task"], sort=False)}
+        todo = []
+        for table, label, over, task in rows:
+            key = (table, label, task)
+            extra = None if args.quick else widened(tried[key], chosen[key], grid(args, over), args.widen)
+            if extra is not None:
+                tried[key].append(extra)
+                todo.append(select_cell(table, label, over, task, extra))
+        if todo:
+            print(f"widening the grid: {len(todo)} more selection cells (best rate at an end of its grid)", flush=True)
     cells = [c[:6] + (r["run_dir"],) for c, r in zip(select, done)]
     if args.phase != "select":
         final = [
@@ -415,6 +425,34 @@ def grid_edge(grid: list[float | None], chosen: float | None) -> str | None:
     return "highest" if chosen == rates[-1] else "lowest" if chosen == rates[0] else None
 
 
+def best_rate(g: pd.DataFrame) -> float | None:
+    """The learning rate of the best selection ``score`` among ``g``'s rows (columns lr, score); a tie goes to the
+    lowest rate; None for head only (no adapter rate)."""
+    g = g.sort_values("lr", na_position="last")
+    best = g["lr"].iloc[int(np.argmax(g["score"].to_numpy()))]
+    return None if pd.isna(best) else float(best)
+
+
+def ladder_step(lr: float, up: bool) -> float:
+    """The next rate above (``up``) or below ``lr`` on the 1-3 ladder (..., 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, ...)."""
+    e = math.floor(math.log10(lr))
+    ladder = [float(f"{m}e{k}") for k in range(e - 1, e + 2) for m in (1, 3)]
+    return min(r for r in ladder if r > lr * (1 + 1e-9)) if up else max(r for r in ladder if r < lr * (1 - 1e-9))
+
+
+def widened(tried: list[float | None], chosen: float | None, base: tuple, steps: int) -> float | None:
+    """The rate to try next when ``chosen`` sits at an end of the rates ``tried``: one ladder step beyond it, unless
+    that side of the family's grid ``base`` has already been widened ``steps`` times; else None (bracketed, or the
+    side's budget spent, or no rate to choose)."""
+    edge = grid_edge(tried, chosen)
+    if edge is None:
+        return None
+    up = edge == "highest"
+    rates = [r for r in base if r is not None]
+    added = sum(r > max(rates) if up else r < min(rates) for r in tried if r is not None)
+    return None if added >= steps else ladder_step(chosen, up)
+
+
 def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: str) -> None:
     out_dir, name, suite = Path(args.out_dir), args.suite, SUITES[args.suite]
     sel = rows[rows["phase"] == "select"]
@@ -434,8 +472,9 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         f"Selection: each method's adapter learning rate from its family's grid "
         f"({'; '.join(f'{k} {list(v)}' for k, v in LR_GRID.items() if v != (None,))}; head lr "
         f"{cfg['train']['head_lr']:g} for all), seed 0, best score on the selection split "
-        f"({sel['eval_source'].iloc[0].split('(')[-1].rstrip(')')}), per method and task; the reported split is scored "
-        "only at the chosen rate.",
+        f"({sel['eval_source'].iloc[0].split('(')[-1].rstrip(')')}), per method and task; where the best rate sat "
+        f"at an end of the rates tried, one more rate beyond it on the 1-3 ladder, up to {args.widen} per side; the "
+        "reported split is scored only at the chosen rate.",
         "",
         "## Selection (seed 0, selection split, score x100)",
         "",
@@ -446,26 +485,29 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
     for method, g in sel[sel["table"] == "main"].groupby("method", sort=False):
         cells = []
         for task in tasks:
-            gt = g[g["task"] == task]
-            best = gt.iloc[int(np.argmax(gt["score"].to_numpy()))]
-            chosen[method, task] = best["lr"]
-            edge = grid_edge(gt["lr"].tolist(), best["lr"])
+            gt = g[g["task"] == task].sort_values("lr", na_position="last")
+            best = chosen[method, task] = best_rate(gt)
+            edge = grid_edge(gt["lr"].tolist(), best)
             if edge:
-                edges.append(f"{method} on {task} ({edge})")
+                base = (PAPER_LR_GRID if args.scale == "paper" else LR_GRID)[
+                    json.loads(gt["config"].iloc[0])["adapter"]["name"]
+                ]
+                added = sum(r > max(base) if edge == "highest" else r < min(base) for r in gt["lr"])
+                edges.append(f"{method} on {task} ({edge}; {f'widened by {added}' if added else 'not widened yet'})")
+            mark = [best is not None and r == best for r in gt["lr"]]
             cells.append(
                 ", ".join(
-                    f"{'**' if r['lr'] == best['lr'] else ''}{'-' if pd.isna(r['lr']) else f'{r.lr:g}'}: "
-                    f"{100 * r['score']:.1f}{'**' if r['lr'] == best['lr'] else ''}"
-                    for _, r in gt.iterrows()
+                    f"{'**' if m else ''}{'-' if pd.isna(r['lr']) else f'{r.lr:g}'}: "
+                    f"{100 * r['score']:.1f}{'**' if m else ''}"
+                    for m, (_, r) in zip(mark, gt.iterrows())
                 )
             )
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += ["", "Bold: the chosen rate (lr: validation score)."]
     if edges:
         lines += [
-            "Chosen at an end of its grid, so the grid may not bracket the best rate (a wider grid would tell): "
-            + "; ".join(edges)
-            + "."
+            "Chosen at an end of the rates tried, so they may not bracket the best rate (a sweep widens a grid up to "
+            f"{args.widen} rates per side): " + "; ".join(edges) + "."
         ]
     counted = tasks
     if glue:
@@ -747,6 +789,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=lambda s: s.split(","), default=None, help="default: every task of the suite")
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--widen",
+        type=int,
+        default=2,
+        help="select: rates added beyond an end of a family's grid while the best rate sits there (per side)",
+    )
     parser.add_argument("--scale", choices=("cpu", "paper"), default="cpu", help="paper: the QuIC paper's setting")
     parser.add_argument("--steps", type=int, default=60, help="vtab: optimizer steps")
     parser.add_argument(

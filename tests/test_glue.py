@@ -3,6 +3,7 @@ one real (tiny) fine-tuning run of every method through the pipeline on all-Mini
 
 import math
 
+import pandas as pd
 import pytest
 
 from qadapt.data.glue import QNLI_HELDOUT, TASKS, load_glue
@@ -248,3 +249,24 @@ def test_p_values_read_as_text():
     module = _reproduce_quic()
     assert module.p_text(0.123) == "p = 0.123"
     assert module.p_text(0.0) == f"p < {1 / module.RESAMPLES:g}"
+
+
+def test_the_grid_widens_one_ladder_step_beyond_an_end_choice_and_no_further_than_allowed():
+    """A best rate at the top of the rates tried asks for the next rate up on the 1-3 ladder (1e-2 -> 3e-2; at the
+    bottom, 1e-3 -> 3e-4; 3e-5 -> 1e-5), a bracketed one for nothing, and a side already widened ``steps`` times for
+    nothing; ties in the selection score go to the lowest rate."""
+    quic = _reproduce_quic()
+    base = (1e-3, 3e-3, 1e-2)
+    assert quic.ladder_step(1e-2, up=True) == 3e-2 and quic.ladder_step(3e-2, up=True) == 1e-1
+    assert quic.ladder_step(1e-3, up=False) == 3e-4 and quic.ladder_step(3e-5, up=False) == 1e-5
+    assert quic.ladder_step(3e-4, up=True) == 1e-3 and quic.ladder_step(8e-4, up=True) == 1e-3
+    assert quic.widened(list(base), 1e-2, base, steps=2) == 3e-2
+    assert quic.widened(list(base), 1e-3, base, steps=2) == 3e-4
+    assert quic.widened(list(base), 3e-3, base, steps=2) is None
+    assert quic.widened([*base, 3e-2], 3e-2, base, steps=2) == 1e-1
+    assert quic.widened([*base, 3e-2, 1e-1], 1e-1, base, steps=2) is None
+    assert quic.widened([*base, 3e-2], 3e-2, base, steps=0) is None
+    assert quic.widened([None], None, (None,), steps=2) is None
+    scores = pd.DataFrame({"lr": [1e-2, 1e-3, 3e-3], "score": [0.7, 0.7, 0.6]})
+    assert quic.best_rate(scores) == 1e-3
+    assert quic.best_rate(pd.DataFrame({"lr": [float("nan")], "score": [0.5]})) is None
