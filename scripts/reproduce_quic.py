@@ -643,19 +643,7 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
     write_text_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
     abl = rows[(rows["phase"] == "final") & (rows["table"] == "ablation")]
     if len(abl):
-        lines += [
-            "",
-            "## Ablation on STS-B (QuIC, n = 8; mean over seeds [t-interval])",
-            "",
-            "| orders | params | STS-B x100 | paper params | paper STS-B |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for method, g in abl.groupby("method", sort=False):
-            key = "no orthogonality" if "no orth" in method else method
-            paper = PAPER_ABLATION.get(key, ("", ""))
-            ci = stats.t_interval(100 * g["score"]) if len(g) > 1 else None
-            shown = f"{ci.estimate:.1f} [{ci.low:.1f}, {ci.high:.1f}]" if ci else f"{100 * g['score'].iloc[0]:.1f}"
-            lines.append(f"| {method} | {int(g['adapter_params'].iloc[0]):,} | {shown} | {paper[0]} | {paper[1]} |")
+        lines += ablation_lines(abl, predictions[predictions["table"] == "ablation"], sel[sel["table"] == "ablation"])
     lines += [
         "",
         f"Paper ({suite['paper_backbone']}): "
@@ -673,6 +661,66 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         out_dir / f"{name}.png",
         f"mean {'GLUE' if glue else 'VTAB-style'} score x100 (95 % interval)",
     )
+
+
+ABLATION_REFERENCE = "C1+C2"
+
+
+def ablation_lines(final: pd.DataFrame, predictions: pd.DataFrame, select: pd.DataFrame) -> list[str]:
+    """glue.md's STS-B ablation (QuIC paper, Table 4: compound orders and the orthogonality): each variant's
+    (Pearson + Spearman) / 2 x100 with its two-level bootstrap interval, the paired difference against C1+C2 (same
+    seed and example draws) with its p-value, the rate chosen on the selection split, and the sentences they support.
+
+    Args:
+        final: the ablation's final rows (method, seed, lr, adapter_params, score, metric, metric_pearson, ...).
+        predictions: their predictions (method, task, seed, example, label, prediction). select: its selection rows.
+    """
+    seeds = sorted(set(final["seed"]))
+    observed, samples = suite_resamples(final, predictions, ["stsb"], seeds)
+    variants = list(dict.fromkeys(final["method"]))
+    lines = [
+        "",
+        f"## Ablation on STS-B (QuIC, n = 8; seeds {seeds}; (Pearson + Spearman) / 2 x100 [95 % interval])",
+        "",
+        "The same budget and selection rule as the main table; interval and paired test as there (two-level bootstrap "
+        "over seeds and dev pairs), against C1+C2.",
+        "",
+        "| orders | params | rate (validation score) | STS-B | Pearson | Spearman | vs C1+C2 | p | paper params | "
+        "paper STS-B |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    said = []
+    for m in variants:
+        g = final[final["method"] == m]
+        tried = select[select["method"] == m].sort_values("lr")
+        best = best_rate(tried) if len(tried) else None
+        rates = ", ".join(
+            f"{'**' if r.lr == best else ''}{r.lr:g}: {100 * r.score:.1f}{'**' if r.lr == best else ''}"
+            for r in tried.itertuples()
+        )
+        if edge := grid_edge(tried["lr"].tolist(), best):
+            rates += f" (chosen at the {edge} rate tried)"
+        vs, p = "–", "–"
+        if m != ABLATION_REFERENCE and ABLATION_REFERENCE in variants:
+            diff = samples[m, "stsb"] - samples[ABLATION_REFERENCE, "stsb"]
+            estimate = observed[m, "stsb"] - observed[ABLATION_REFERENCE, "stsb"]
+            d = stats.percentile(diff, estimate, method="paired two-level bootstrap")
+            vs, p = f"{d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}]", show_p(stats.bootstrap_p(diff))
+            if not d.excludes(0):
+                said.append(f"{m} is indistinguishable from C1+C2 at this budget ({p_text(stats.bootstrap_p(diff))})")
+            else:
+                verb = "scores above" if d.estimate > 0 else "scores below"
+                said.append(f"{m} {verb} C1+C2 by {abs(d.estimate):.1f} ({p_text(stats.bootstrap_p(diff))})")
+        key = "no orthogonality" if "no orth" in m else m
+        paper = PAPER_ABLATION.get(key, ("", ""))
+        lines.append(
+            f"| {m} | {int(g['adapter_params'].iloc[0]):,} | {rates} | {_ci(samples[m, 'stsb'], observed[m, 'stsb'])} "
+            f"| {100 * g['metric_pearson'].mean():.1f} | {100 * g['metric_spearman'].mean():.1f} | {vs} | {p} | "
+            f"{paper[0]} | {paper[1]} |"
+        )
+    if said:
+        lines += ["", "What the ablation supports: " + "; ".join(said) + "."]
+    return lines
 
 
 WHY = {
