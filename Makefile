@@ -96,8 +96,9 @@ reproduce-table1: data
 	$(QFFN) table1
 
 # results/glue.md (+ .csv, .png, glue_cells.json, glue_predictions.csv): QuIC vs LoRA/OFT/BOFT (matched and default
-# sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0), then
-# 3 seeds on the dev split with intervals and paired tests. On 2 CPU cores one task and one phase at a time, each
+# sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0; each
+# family's grid, widened a step at a time where the best rate sits at an end), then 3 seeds on the dev split with
+# intervals and paired tests. On 2 CPU cores one task and one phase at a time, each
 # within 90 minutes (TASKS=rte PHASE=select, then PHASE=final; finished cells are reused, the tables show the tasks
 # that are done). SCALE=paper: DeBERTaV3-base and the QuIC paper's
 # budget (hub and GPU; `qadapt plan` prices it)
@@ -107,7 +108,8 @@ reproduce-glue: data
 	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE) --phase $(PHASE) $(if $(TASKS),--tasks $(TASKS),)
 
 # results/vtab.md (+ .csv, .png, vtab_cells.json, vtab_predictions.csv): the same methods on a VTAB-1k-protocol
-# image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images.
+# image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images (grid widened as
+# for GLUE).
 # SCALE=paper: DINOv2-L at 224 px (hub and GPU)
 reproduce-vtab: data
 	$(VPY) scripts/reproduce_quic.py vtab --scale $(SCALE) --phase $(PHASE)
