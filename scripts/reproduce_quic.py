@@ -433,6 +433,18 @@ def best_rate(g: pd.DataFrame) -> float | None:
     return None if pd.isna(best) else float(best)
 
 
+def stale_finals(final: pd.DataFrame, chosen: dict) -> list[str]:
+    """``method on task (trained at a, chosen b)`` for each final row whose rate differs from the one the selection
+    now chooses (a grid widened after the final phase ran): those rows wait for the final phase."""
+    out = []
+    for (method, task), g in final.groupby(["method", "task"], sort=False):
+        trained, now = g["lr"].iloc[0], chosen.get((method, task))
+        if (pd.isna(trained) != (now is None)) or (now is not None and not math.isclose(trained, now, rel_tol=1e-6)):
+            shown = ["-" if r is None or pd.isna(r) else f"{r:g}" for r in (trained, now)]
+            out.append(f"{method} on {task} (trained at {shown[0]}, chosen {shown[1]})")
+    return out
+
+
 def ladder_step(lr: float, up: bool) -> float:
     """The next rate above (``up``) or below ``lr`` on the 1-3 ladder (..., 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, ...)."""
     e = math.floor(math.log10(lr))
@@ -541,6 +553,14 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         lines += ["", "Reported split not scored yet: run the final phase (`--phase all`)."]
         write_text_atomic(out_dir / f"{name}.md", "\n".join(lines) + "\n")
         return
+    stale = stale_finals(final, chosen)
+    if stale:
+        lines += [
+            "",
+            "**Out of date**: the selection now chooses another rate than the reported runs were trained at for "
+            + "; ".join(stale)
+            + "; run the final phase (`--phase all`) before reading those rows.",
+        ]
     seeds = sorted(set(final["seed"]))
     preds = predictions[predictions["table"] == "main"]
     observed, samples = suite_resamples(final, preds, tasks, seeds)

@@ -311,3 +311,14 @@ def test_ablation_reports_intervals_and_a_paired_test_against_c1_c2():
     assert "**0.003: 70.0**" in worse  # the chosen rate and every validation score are in the table
     same = "\n".join(quic.ablation_lines(*_ablation_frames(0.5)))
     assert "C1+C2, no orthogonality is indistinguishable from C1+C2 at this budget" in same
+
+
+def test_reported_rows_trained_at_a_rate_the_selection_no_longer_chooses_are_named():
+    """After a grid widens, a final row trained at the old choice is named until the final phase runs again; head
+    only (no rate) and rows at the chosen rate are not."""
+    stale_finals = _reproduce_quic().stale_finals
+    final = pd.DataFrame(
+        {"method": ["QuIC", "QuIC", "LoRA", "head only"], "task": ["mrpc"] * 4, "lr": [1e-2, 1e-2, 3e-3, np.nan]}
+    )
+    chosen = {("QuIC", "mrpc"): 3e-2, ("LoRA", "mrpc"): 3.0000000000000003e-3, ("head only", "mrpc"): None}
+    assert stale_finals(final, chosen) == ["QuIC on mrpc (trained at 0.01, chosen 0.03)"]
