@@ -553,6 +553,16 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         lines += ["", "Reported split not scored yet: run the final phase (`--phase all`)."]
         write_text_atomic(out_dir / f"{name}.md", "\n".join(lines) + "\n")
         return
+    scored = [t for t in tasks if t in set(final["task"])]
+    if scored != tasks:  # a task whose selection ran but not yet its final phase
+        lines += [
+            "",
+            f"Reported split not scored yet for {', '.join(t for t in tasks if t not in scored)}: run its final phase "
+            f"(`--phase all`). The table below covers {', '.join(scored)}.",
+        ]
+        if not [t for t in counted if t in scored]:
+            lines += [f"No scored task passes its bar: the mean below covers {', '.join(scored)} and sits at chance."]
+        tasks, counted = scored, [t for t in counted if t in scored] or scored
     stale = stale_finals(final, chosen)
     if stale:
         lines += [
