@@ -697,9 +697,10 @@ ABLATION_REFERENCE = "C1+C2"
 
 
 def ablation_lines(final: pd.DataFrame, predictions: pd.DataFrame, select: pd.DataFrame) -> list[str]:
-    """glue.md's STS-B ablation (QuIC paper, Table 4: compound orders and the orthogonality): each variant's
-    (Pearson + Spearman) / 2 x100 with its two-level bootstrap interval, the paired difference against C1+C2 (same
-    seed and example draws) with its p-value, the rate chosen on the selection split, and the sentences they support.
+    """glue.md's STS-B ablation (the QuIC paper's ablation of compound orders and orthogonality on STS-B; NOTES.md):
+    each variant's (Pearson + Spearman) / 2 x100 with its two-level bootstrap interval, the paired difference against
+    C1+C2 (same seed and example draws) with its p-value, the rate chosen on the selection split, and the sentences
+    they support.
 
     Args:
         final: the ablation's final rows (method, seed, lr, adapter_params, score, metric, metric_pearson, ...).
