@@ -437,11 +437,13 @@ def stale_finals(final: pd.DataFrame, chosen: dict) -> list[str]:
     """``method on task (trained at a, chosen b)`` for each final row whose rate differs from the one the selection
     now chooses (a grid widened after the final phase ran): those rows wait for the final phase."""
     out = []
-    for (method, task), g in final.groupby(["method", "task"], sort=False):
-        trained, now = g["lr"].iloc[0], chosen.get((method, task))
+    for (method, task, trained), g in final.groupby(["method", "task", "lr"], sort=False, dropna=False):
+        now = chosen.get((method, task))
         if (pd.isna(trained) != (now is None)) or (now is not None and not math.isclose(trained, now, rel_tol=1e-6)):
             shown = ["-" if r is None or pd.isna(r) else f"{r:g}" for r in (trained, now)]
-            out.append(f"{method} on {task} (trained at {shown[0]}, chosen {shown[1]})")
+            seeds = ", ".join(str(s) for s in sorted(g["seed"])) if "seed" in g else ""
+            where = f", seed{'s' if len(g) > 1 else ''} {seeds}" if seeds else ""
+            out.append(f"{method} on {task} (trained at {shown[0]}{where}; chosen {shown[1]})")
     return out
 
 

@@ -318,7 +318,15 @@ def test_reported_rows_trained_at_a_rate_the_selection_no_longer_chooses_are_nam
     only (no rate) and rows at the chosen rate are not."""
     stale_finals = _reproduce_quic().stale_finals
     final = pd.DataFrame(
-        {"method": ["QuIC", "QuIC", "LoRA", "head only"], "task": ["mrpc"] * 4, "lr": [1e-2, 1e-2, 3e-3, np.nan]}
+        {
+            "method": ["QuIC", "QuIC", "LoRA", "LoRA", "head only"],
+            "task": ["mrpc"] * 5,
+            "seed": [0, 1, 0, 2, 0],
+            "lr": [1e-2, 1e-2, 3e-3, 1e-3, np.nan],
+        }
     )
     chosen = {("QuIC", "mrpc"): 3e-2, ("LoRA", "mrpc"): 3.0000000000000003e-3, ("head only", "mrpc"): None}
-    assert stale_finals(final, chosen) == ["QuIC on mrpc (trained at 0.01, chosen 0.03)"]
+    assert stale_finals(final, chosen) == [
+        "QuIC on mrpc (trained at 0.01, seeds 0, 1; chosen 0.03)",
+        "LoRA on mrpc (trained at 0.001, seed 2; chosen 0.003)",
+    ]
