@@ -462,9 +462,13 @@ def widened(tried: list[float | None], chosen: float | None, base: tuple, steps:
     if edge is None:
         return None
     up = edge == "highest"
+    return None if rates_beyond(tried, base, up) >= steps else ladder_step(chosen, up)
+
+
+def rates_beyond(tried: list[float | None], base: tuple, up: bool) -> int:
+    """How many of the rates ``tried`` lie above (``up``) or below the family's grid ``base``: its widening so far."""
     rates = [r for r in base if r is not None]
-    added = sum(r > max(rates) if up else r < min(rates) for r in tried if r is not None)
-    return None if added >= steps else ladder_step(chosen, up)
+    return sum(r > max(rates) if up else r < min(rates) for r in tried if r is not None and not pd.isna(r))
 
 
 def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: str) -> None:
@@ -506,7 +510,7 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
                 base = (PAPER_LR_GRID if args.scale == "paper" else LR_GRID)[
                     json.loads(gt["config"].iloc[0])["adapter"]["name"]
                 ]
-                added = sum(r > max(base) if edge == "highest" else r < min(base) for r in gt["lr"])
+                added = rates_beyond(gt["lr"].tolist(), base, edge == "highest")
                 edges.append(f"{method} on {task} ({edge}; {f'widened by {added}' if added else 'not widened yet'})")
             mark = [best is not None and r == best for r in gt["lr"]]
             cells.append(
