@@ -43,9 +43,7 @@ def check(cfg, hardware: bool) -> None:
         raise ConfigError("device.mitigation=readout corrects readout noise; with device.noise=false there is none")
     dd, twirling = cfg.get("dynamical_decoupling"), str(cfg.get("twirling") or "none")
     if dd is not None and str(dd) not in DD_SEQUENCES:
-        raise ConfigError(
-            f"unknown device.dynamical_decoupling '{dd}'; valid choices: null, {', '.join(DD_SEQUENCES)}"
-        )
+        raise ConfigError(f"unknown device.dynamical_decoupling '{dd}'; valid choices: null, {', '.join(DD_SEQUENCES)}")
     if twirling not in TWIRLING:
         raise ConfigError(f"unknown device.twirling '{twirling}'; valid choices: {', '.join(TWIRLING)}")
     if not hardware and (dd is not None or twirling != "none"):

@@ -143,9 +143,7 @@ def scored_token_nll(
     keep = labels != IGNORE
     nll = -target_logprobs(model, hidden[keep], labels[keep], chunk).double()
     rows = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(labels)[keep]
-    sums = torch.zeros(labels.shape[0], dtype=torch.float64, device=nll.device).index_add_(
-        0, rows.to(nll.device), nll
-    )
+    sums = torch.zeros(labels.shape[0], dtype=torch.float64, device=nll.device).index_add_(0, rows.to(nll.device), nll)
     return sums, list(torch.split(nll, keep.sum(1).tolist()))
 
 
