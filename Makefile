@@ -37,9 +37,11 @@ run: data
 	$(QADAPT) train model=smollm2_135m adapter=cua device=exact task=wikitext_ppl seed=0
 	$(QADAPT) results --last 1
 
-# ruff (pyflakes, import order, pyupgrade, bugbear, line length 120) and import-linter's layer contracts (pyproject.toml)
+# ruff (pyflakes, import order, pyupgrade, bugbear, line length 120; layout as `ruff format` writes it) and
+# import-linter's layer contracts (pyproject.toml)
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
 test: data lint
