@@ -330,3 +330,27 @@ def test_reported_rows_trained_at_a_rate_the_selection_no_longer_chooses_are_nam
         "QuIC on mrpc (trained at 0.01, seeds 0, 1; chosen 0.03)",
         "LoRA on mrpc (trained at 0.001, seed 2; chosen 0.003)",
     ]
+
+
+def test_per_task_differences_detect_a_shift_on_one_task_only():
+    """Per-task paired differences on generated bootstrap samples: a method 5 points above QuIC on one task (same
+    draws, small noise) is reported with an interval above zero there and an interval spanning zero on the other
+    task, where it equals QuIC up to noise; a task out of the mean is starred."""
+    quic = _reproduce_quic()
+    rng = np.random.default_rng(0)
+    ref, other = quic.REFERENCE, "LoRA r=1 (matched)"
+    shared = {t: rng.normal(70, 2, 2000) for t in ("mrpc", "rte")}
+    samples = {
+        (ref, "mrpc"): shared["mrpc"],
+        (ref, "rte"): shared["rte"],
+        (other, "mrpc"): shared["mrpc"] + 5 + rng.normal(0, 0.5, 2000),
+        (other, "rte"): shared["rte"] + rng.normal(0, 1, 2000),
+    }
+    observed = {k: float(v.mean()) for k, v in samples.items()}
+    lines = quic.per_task_differences(observed, samples, [ref, other], ["mrpc", "rte"], counted=["mrpc"])
+    assert lines[3] == "| method | mrpc | rte * |"
+    mrpc, rte = lines[5].split(" | ")[1:3]
+    low, high = (float(x) for x in mrpc.split("[")[1].split("]")[0].split(", "))
+    assert 3 < low < 5 < high < 7 and "p < 0.0005" in mrpc
+    low, high = (float(x) for x in rte.split("[")[1].split("]")[0].split(", "))
+    assert low < 0 < high
