@@ -343,7 +343,9 @@ def save_predictions(cells: pd.DataFrame, args) -> None:
         if source.exists():
             p = pd.read_csv(source)
         else:
-            p = earlier[earlier["run_dir"] == c["run_dir"]]
+            # one run can fill two cells (QuIC C1+C2 is also the ablation's reference row), so the earlier file holds
+            # its predictions once per cell: keep one row per example
+            p = earlier[earlier["run_dir"] == c["run_dir"]].drop_duplicates("example")
             if p.empty:
                 raise QadaptError(
                     f"no predictions for {c['run_dir']}: neither {source} nor rows in {path}; delete its row from "

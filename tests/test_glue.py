@@ -354,3 +354,37 @@ def test_per_task_differences_detect_a_shift_on_one_task_only():
     assert 3 < low < 5 < high < 7 and "p < 0.0005" in mrpc
     low, high = (float(x) for x in rte.split("[")[1].split("]")[0].split(", "))
     assert low < 0 < high
+
+
+def test_saved_predictions_of_a_run_shared_by_two_cells_stay_one_per_example(tmp_path):
+    """QuIC C1+C2 fills a main cell and the ablation's reference cell with one run. When its run directory is gone
+    (a fresh checkout), its predictions come from the file's earlier version, which holds them once per cell; saving
+    again, as every phase does, keeps one prediction per example and cell instead of doubling them each time."""
+    from types import SimpleNamespace
+
+    quic = _reproduce_quic()
+    run_dir = str(tmp_path / "runs" / "gone")  # never created
+    cells = pd.DataFrame(
+        {
+            "table": ["main", "ablation"],
+            "method": ["QuIC C1+C2 (ours)", "C1+C2"],
+            "task": ["stsb", "stsb"],
+            "seed": [0, 0],
+            "phase": ["final", "final"],
+            "run_dir": [run_dir, run_dir],
+        }
+    )
+    one_run = pd.DataFrame({"example": range(5), "label": np.linspace(0, 5, 5), "prediction": np.linspace(1, 4, 5)})
+    earlier = pd.concat([one_run.assign(**row) for row in cells.drop(columns="phase").to_dict("records")])
+    path = tmp_path / "glue_predictions.csv"
+    earlier.to_csv(path, index=False)
+    args = SimpleNamespace(out_dir=str(tmp_path), suite="glue", results_dir=str(tmp_path))
+    for _ in range(3):
+        quic.save_predictions(cells, args)
+    saved = pd.read_csv(path)
+    assert saved.groupby(["table", "method"]).size().to_dict() == {
+        ("ablation", "C1+C2"): 5,
+        ("main", "QuIC C1+C2 (ours)"): 5,
+    }
+    for _, g in saved.groupby("table"):
+        assert g.sort_values("example")["prediction"].tolist() == one_run["prediction"].tolist()
