@@ -435,6 +435,16 @@ def best_rate(g: pd.DataFrame) -> float | None:
     return None if pd.isna(best) else float(best)
 
 
+def complete_tasks(final: pd.DataFrame, tasks: list[str]) -> list[str]:
+    """The tasks (in ``tasks``' order) whose reported-split runs cover every method and every seed of the phase; a
+    task stopped between seeds (its runs are kept and reused) is left out of the table until its phase completes.
+
+    ``final``: one row per main-table final cell, with columns method, task, seed."""
+    have = set(zip(final["task"], final["method"], final["seed"]))
+    want = [(m, s) for m in set(final["method"]) for s in set(final["seed"])]
+    return [t for t in tasks if all((t, m, s) in have for m, s in want)]
+
+
 def stale_finals(final: pd.DataFrame, chosen: dict) -> list[str]:
     """``method on task (trained at a, chosen b)`` for each final row whose rate differs from the one the selection
     now chooses (a grid widened after the final phase ran): those rows wait for the final phase."""
@@ -561,13 +571,20 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         lines += ["", "Reported split not scored yet: run the final phase (`--phase all`)."]
         write_text_atomic(out_dir / f"{name}.md", "\n".join(lines) + "\n")
         return
-    scored = [t for t in tasks if t in set(final["task"])]
-    if scored != tasks:  # a task whose selection ran but not yet its final phase
+    scored = complete_tasks(final, tasks)
+    if scored != tasks:  # a task whose selection ran but not yet (all of) its final phase
+        partial = {t: sorted(set(final[final["task"] == t]["seed"])) for t in tasks if t not in scored}
         lines += [
             "",
-            f"Reported split not scored yet for {', '.join(t for t in tasks if t not in scored)}: run its final phase "
-            f"(`--phase all`). The table below covers {', '.join(scored)}.",
+            "Reported split not scored yet for "
+            + ", ".join(f"{t} (seeds {s} of {sorted(set(final['seed']))} done)" if s else t for t, s in partial.items())
+            + ": run its final phase (`--phase all`; finished runs are reused)."
+            + (f" The table below covers {', '.join(scored)}." if scored else ""),
         ]
+        if not scored:
+            write_text_atomic(out_dir / f"{name}.md", "\n".join(lines) + "\n")
+            return
+        final = final[final["task"].isin(scored)]
         if not [t for t in counted if t in scored]:
             lines += [f"No scored task passes its bar: the mean below covers {', '.join(scored)} and sits at chance."]
         tasks, counted = scored, [t for t in counted if t in scored] or scored

@@ -388,3 +388,14 @@ def test_saved_predictions_of_a_run_shared_by_two_cells_stay_one_per_example(tmp
     }
     for _, g in saved.groupby("table"):
         assert g.sort_values("example")["prediction"].tolist() == one_run["prediction"].tolist()
+
+
+def test_a_task_stopped_between_seeds_stays_out_of_the_table_until_its_phase_completes():
+    """A final phase interrupted after seed 0 of a task keeps its runs; the table covers only the tasks with every
+    method at every seed, in the suite's order, so no mean mixes one-seed and three-seed tasks."""
+    complete_tasks = _reproduce_quic().complete_tasks
+    rows = [(t, m, s) for t in ("sst2", "mrpc") for m in ("QuIC", "LoRA") for s in (0, 1, 2)]
+    rows += [("qnli", m, 0) for m in ("QuIC", "LoRA")] + [("cola", "QuIC", s) for s in (0, 1, 2)]
+    final = pd.DataFrame(rows, columns=["task", "method", "seed"])
+    assert complete_tasks(final, ["cola", "sst2", "qnli", "mrpc", "rte"]) == ["sst2", "mrpc"]
+    assert complete_tasks(final[final["task"] == "qnli"], ["qnli"]) == ["qnli"]  # one seed everywhere is complete
