@@ -753,8 +753,9 @@ class RBSAdapter:
     )
     parametrization: str = f(
         "cayley: A = (I - S)(I + S)^-1; rbs: A = the weight-1 block of an RBS circuit (layout); "
-        "free: A = I + M (no orthogonality, ablation)",
-        OneOf("cayley", "rbs", "free"),
+        "free: A = I + M (no orthogonality, ablation); skew: A = I - 2S (Cayley's first order, cayley's parameters, "
+        "not orthogonal; ablation)",
+        OneOf("cayley", "rbs", "free", "skew"),
     )
     layout: str = f(
         "RBS circuit layout (parametrization=rbs): pyramid or butterfly (n a power of two)",

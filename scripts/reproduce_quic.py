@@ -115,6 +115,8 @@ ABLATION = {  # STS-B, QuIC variants (n = 8)
     "C1+C2": ["adapter=rbs", "adapter.orders=[1,2]"],
     "C1+C2+C3": ["adapter=rbs", "adapter.orders=[1,2,3]"],
     "C1+C2, no orthogonality": ["adapter=rbs", "adapter.orders=[1,2]", "adapter.parametrization=free"],
+    # the parameter-matched control for orthogonality: A = I - 2S, Cayley's first order on C1+C2's own generators
+    "C1+C2, I - 2S (not orthogonal)": ["adapter=rbs", "adapter.orders=[1,2]", "adapter.parametrization=skew"],
 }
 
 

@@ -100,7 +100,7 @@ def test_rbs_layouts_count_gates():
         rbs_gates(4, "ring")
 
 
-@pytest.mark.parametrize("par", ["cayley", "rbs", "free"])
+@pytest.mark.parametrize("par", ["cayley", "rbs", "free", "skew"])
 @pytest.mark.parametrize("side", ["input", "output"])
 def test_identity_at_init_and_blocks_orthogonal(par, side):
     torch.manual_seed(0)
@@ -116,7 +116,29 @@ def test_identity_at_init_and_blocks_orthogonal(par, side):
     blocks = adapted.value.blocks().double()
     gram = blocks @ blocks.transpose(-1, -2)
     err = (gram - torch.eye(blocks.shape[-1], dtype=torch.float64)).abs().max().item()
-    assert (err < 1e-5) if par != "free" else (err > 1e-2)  # "free" is the no-orthogonality ablation
+    orthogonal = par in ("cayley", "rbs")  # "free" and "skew" are the no-orthogonality ablations
+    assert (err < 1e-5) if orthogonal else (err > 1e-2)
+
+
+def test_skew_is_cayley_to_first_order_with_cayley_parameters():
+    """parametrization=skew (A = I - 2S) has cayley's parameters and agrees with it to O(|S|^2), so the two
+    differ only by the orthogonality the Cayley map adds."""
+    torch.manual_seed(0)
+    base = nn.Linear(24, 24)
+    layers = {
+        par: rbs.CompoundLayer(base, rbs.RBSConfig.from_cfg(_cfg(parametrization=par))) for par in ("cayley", "skew")
+    }
+    assert layers["cayley"].weight.shape == layers["skew"].weight.shape
+    direction = torch.randn_like(layers["cayley"].weight)
+    gaps = []
+    for eps in (1e-2, 1e-3):
+        with torch.no_grad():
+            for layer in layers.values():
+                layer.weight.copy_(eps * direction)
+        a, b = (layers[p].base_matrix().double() for p in ("cayley", "skew"))
+        assert (a - b).abs().max() > 0
+        gaps.append((a - b).abs().max().item())
+    assert 50 < gaps[0] / gaps[1] < 200  # quadratic: 10x smaller S, ~100x smaller gap
 
 
 def test_layer_equals_explicit_block_rotation():
@@ -177,6 +199,7 @@ def test_parameter_count_formula():
         (_cfg(n=8, orders=[1, 2], block_share=True), 384, 28),
         (_cfg(n=8, parametrization="rbs", layout="butterfly"), 384, 10 * 12),
         (_cfg(n=4, orders=[1, 2, 3], parametrization="free"), 384, 27 * 16),
+        (_cfg(n=8, orders=[1, 2], parametrization="skew"), 384, 10 * 28),
     ]
     for cfg, width, expected in cases:
         rcfg = rbs.RBSConfig.from_cfg(cfg)
@@ -186,7 +209,7 @@ def test_parameter_count_formula():
 
 
 def test_bad_config_lists_choices():
-    with pytest.raises(ConfigError, match="valid choices: cayley, rbs, free"):
+    with pytest.raises(ConfigError, match="valid choices: cayley, rbs, free, skew"):
         rbs.RBSConfig.from_cfg(_cfg(parametrization="givens"))
     with pytest.raises(ConfigError, match="smaller than"):
         rbs.RBSConfig.from_cfg(_cfg(n=8, block_size=20))

@@ -9,8 +9,11 @@ of size ``block_size`` = sum_k C(n, k) + pad. A is orthogonal, from a Cayley tra
 generator (``parametrization=cayley``) or from the angles of a Hamming-weight-preserving RBS circuit
 (``parametrization=rbs``, pyramid or butterfly layout; the circuit's weight-k block *is* A^(k), see
 qadapt/quantum/compound.py), or unconstrained A = I + M (``parametrization=free``, the paper's "without
-orthogonality" ablation; its compounds are not orthogonal). All parameters start at zero: B = I, and the
-adapted model equals the frozen one at step 0.
+orthogonality" ablation; its compounds are not orthogonal), or A = I - 2S from the same skew generator S as
+``cayley`` (``parametrization=skew``: the Cayley map's first-order term, the same n(n-1)/2 parameters and the
+same gradient at S = 0, but not orthogonal, since A^T A = I + 4 S^T S; the parameter-matched control that
+isolates the orthogonality, where ``free`` also changes the parameter count). All parameters start at zero:
+B = I, and the adapted model equals the frozen one at step 0.
 
 A feature vector of width d is cut into N = floor(d / block_size) blocks (the d - N * block_size features
 left at the end pass unchanged, identity padding), and each block is multiplied by its own B_j, or by one
@@ -21,7 +24,8 @@ W' is formed once per forward pass (cost d_out * d * block_size, independent of 
 ``nn.Conv2d`` is treated as the matrix (out, in * kh * kw) (input side) or its out channels (output side).
 
 Parameters per site (exact):
-    p(n) * (1 if block_share else N),  p(n) = n(n-1)/2 (cayley, rbs pyramid) | (n/2) log2 n (rbs butterfly) | n^2 (free)
+    p(n) * (1 if block_share else N),  p(n) = n(n-1)/2 (cayley, skew, rbs pyramid) | (n/2) log2 n (rbs butterfly)
+    | n^2 (free)
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from ..quantum import cayley, num_skew_params, skew_symmetric
 from ..quantum.compound import LAYOUTS, RBSCircuit, compound, compound_dim, num_rbs_gates
 from .base import AdapterLayer
 
-PARAMETRIZATIONS = ("cayley", "rbs", "free")
+PARAMETRIZATIONS = ("cayley", "rbs", "free", "skew")
 SIDES = ("input", "output")
 
 
@@ -120,7 +124,8 @@ class CompoundLayer(AdapterLayer):
     """Wraps a frozen ``nn.Linear`` or ``nn.Conv2d``; multiplies its input (or output) features by B = (+)_k A^(k).
 
     Attributes:
-        weight: ``(N or 1, p(n))`` generators (skew upper triangles, RBS angles, or free entries), zero init.
+        weight: ``(N or 1, p(n))`` generators (skew upper triangles for cayley and skew, RBS angles, or free
+            entries), zero init.
     """
 
     adapter_name = "rbs"
@@ -155,10 +160,12 @@ class CompoundLayer(AdapterLayer):
         }
 
     def base_matrix(self) -> torch.Tensor:
-        """A: ``(N or 1, n, n)``; orthogonal unless ``parametrization=free``."""
+        """A: ``(N or 1, n, n)``; orthogonal for ``cayley`` and ``rbs``, not for ``free`` and ``skew``."""
         cfg, p = self.cfg, self.weight
         if cfg.parametrization == "cayley":
             return cayley(skew_symmetric(p, cfg.n))
+        if cfg.parametrization == "skew":  # Cayley's (I - S)(I + S)^-1 = I - 2S + O(S^2), truncated
+            return torch.eye(cfg.n, dtype=p.dtype, device=p.device) - 2 * skew_symmetric(p, cfg.n)
         if cfg.parametrization == "rbs":
             return RBSCircuit(p, cfg.n, cfg.layout).weight1_matrix()
         return torch.eye(cfg.n, dtype=p.dtype, device=p.device) + p.reshape(-1, cfg.n, cfg.n)
