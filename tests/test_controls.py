@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.scripts import load_script
 from helpers.tiny import tiny_llama as _tiny_llama
 
 from qadapt import adapters, devices
@@ -190,3 +191,25 @@ def test_switching_adapters_off_gives_the_base_model_for_peft_layers_too(method)
     assert not torch.allclose(adapted, plain, atol=1e-4)
     torch.testing.assert_close(off, plain, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(again, adapted, rtol=0, atol=0)
+
+
+def _reproduce_cua():
+    return load_script("reproduce_cua_smollm2")
+
+
+@pytest.mark.parametrize("shift,expected", [(0.0, "indistinguishable at this budget"), (1.0, "CUA q = 3 lowers")])
+def test_size_matched_orthogonality_line_follows_the_paired_interval(shift, expected):
+    """cua_smollm2.md's line on free blocks against CUA q = 3 (nearest size): resampled Δ ppl drawn here with a
+    known shift; the words follow the paired interval, never claiming a difference the draws do not hold."""
+    import numpy as np
+    import pandas as pd
+
+    cua = _reproduce_cua()
+    rng = np.random.default_rng(0)
+    common = rng.normal(-4.0, 0.3, 4000)  # shared draws: the pairing removes them from the difference
+    samples = {"cua_q3": common + rng.normal(0, 0.05, 4000), "blockdiag_b4": common + shift + rng.normal(0, 0.05, 4000)}
+    observed = {m: float(np.mean(v)) for m, v in samples.items()}
+    test = pd.DataFrame({"method": ["cua_q3", "blockdiag_b4"], "trainable_params": [12096, 13824]})
+    (line,) = cua.size_matched_orthogonality(test, observed, samples)
+    assert expected in line and "13,824" in line and "12,096" in line
+    assert cua.size_matched_orthogonality(test, {"cua_q3": -4.0}, {"cua_q3": samples["cua_q3"]}) == []

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.scripts import load_script
 
 from qadapt.data.glue import QNLI_HELDOUT, TASKS, load_glue
 from qadapt.errors import ConfigError
@@ -176,14 +177,7 @@ def test_cli_classification_input_errors_exit_2_with_the_fix():
 
 
 def _reproduce_quic():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_quic.py"
-    spec = importlib.util.spec_from_file_location("reproduce_quic", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reproduce_quic")
 
 
 @pytest.mark.parametrize(
