@@ -28,9 +28,9 @@ from .schema import GROUPS, validate
 # default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
 # the key existed stay the same)
 HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
-# keys added to an adapter after runs of it existed, left out of the hash while null (null = the behaviour before the
-# key existed), so those runs keep their directories: adapter name -> keys
-HASH_NULL_IS_ABSENT = {"oft": ("layers",)}
+# keys added to an adapter after runs of it existed, left out of the hash while at the value that means the behaviour
+# before the key existed, so those runs keep their directories: adapter name -> {key: that value}
+HASH_ADAPTER_OLD_DEFAULTS = {"oft": {"layers": None}, "blockdiag": {"parametrization": "free"}}
 # keys added to a group after runs existed, left out of the hash while at the value that means the old behaviour
 HASH_OLD_DEFAULTS = {
     "train.device": None,
@@ -38,6 +38,7 @@ HASH_OLD_DEFAULTS = {
     "device.mitigation": "none",
     "device.dynamical_decoupling": None,
     "device.twirling": "none",
+    "task.score_first": False,
 }
 
 
@@ -141,8 +142,8 @@ def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
         if isinstance(block, dict) and last in block and block[last] == old:
             block.pop(last)
     adapter = data.get("adapter") if isinstance(data.get("adapter"), dict) else {}
-    for key in HASH_NULL_IS_ABSENT.get(adapter.get("name"), ()):
-        if adapter.get(key, 0) is None:
+    for key, old in HASH_ADAPTER_OLD_DEFAULTS.get(adapter.get("name"), {}).items():
+        if key in adapter and adapter[key] == old:
             adapter.pop(key)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:8]

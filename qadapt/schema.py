@@ -668,6 +668,11 @@ class BlockDiagAdapter:
     modules: list[str] = f("module names inside each decoder layer to adapt (last name component)", MODULES)
     layers: list[int] | None = f("decoder-layer indices; negative counts from the end; null = every layer", LAYERS)
     side: str = f("input: y = W (M x); output: y = M (W x)", SIDE)
+    parametrization: str = f(
+        "free: M_j unconstrained (d b parameters per site); skew: M_j = I - 2 S_j, S_j skew-symmetric (CUA's "
+        "d (b - 1) / 2, Cayley's first order, not orthogonal)",
+        OneOf("free", "skew"),
+    )
 
 
 @schema

@@ -7,7 +7,9 @@ trains on the same text (WikiText-2 valid without its held-out last 10 %) with t
 
     CUA q = 1, 2, 3         the adapter under test (block-orthogonal Cayley rotations of v_proj's input)
     LoRA r = 1              rank with the parameter count nearest CUA q = 2's, on the same v_proj sites
-    free 4 x 4 blocks       CUA q = 2's block structure without orthogonality (isolates the orthogonality)
+    free 4 x 4 blocks       CUA q = 2's block structure without orthogonality (2.7x CUA q = 2's parameters)
+    I - 2S 4 x 4 blocks     the same blocks, CUA q = 2's parameter count, Cayley's first order, not orthogonal
+                            (isolates the orthogonality at equal size)
     RMSNorm gain            input_layernorm gains of the same layers (the cheapest domain adaptation)
     random CUA q = 2        untrained: random rotations as large as the trained ones (isolates the training)
 
@@ -30,6 +32,7 @@ Usage:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -56,6 +59,9 @@ COMMON = [
     "task=wikitext_ppl",
     "train.valid_holdout=0.1",
     "train.cache_activations=true",
+    # every row of this table predates task.score_first and leaves each window's first token unscored; keeping that
+    # here scores a new row on exactly the tokens of the others (and reuses the recorded cells)
+    "task.score_first=false",
 ]
 # method -> (label, overrides); every one on the sites of configs/adapter/cua.yaml (v_proj input, last 6 layers)
 METHODS = {
@@ -64,10 +70,14 @@ METHODS = {
     "cua_q3": ("CUA q = 3 (ours)", ["adapter=cua", "adapter.qubits_per_block=3"]),
     "lora_r1": ("LoRA r = 1", ["adapter=lora", "adapter.r=1", "adapter.modules=[v_proj]", f"adapter.layers={LAYERS}"]),
     "blockdiag_b4": ("free 4 x 4 blocks (no orthogonality)", ["adapter=blockdiag", "adapter.block_size=4"]),
+    "skew_b4": (
+        "4 x 4 blocks I - 2S (CUA q = 2's parameters, not orthogonal)",
+        ["adapter=blockdiag", "adapter.block_size=4", "adapter.parametrization=skew"],
+    ),
     "norm_gain": ("RMSNorm gain (input_layernorm)", ["adapter=norm"]),
 }
 # the final phase's order: the headline's comparisons first (an interrupted phase has the controls of q = 2)
-FINAL_ORDER = ("cua_q2", "lora_r1", "blockdiag_b4", "norm_gain", "cua_q1", "cua_q3")
+FINAL_ORDER = ("cua_q2", "lora_r1", "blockdiag_b4", "norm_gain", "cua_q1", "cua_q3", "skew_b4")
 RANDOM = "random_cua_q2"
 BASE = "base"  # the base model alone on the test tokens: every row's Δ is taken against this one evaluation
 RANDOM_LABEL = "random CUA q = 2, untrained"
@@ -90,7 +100,7 @@ def select(run: bool = True) -> list[dict]:
         mine = []
         for lr in LR_GRID:
             over = [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lr}", "seed=0"]
-            row = run_or_reuse(over) if run else runs.finished(compose(over))
+            row = run_or_reuse(over, recorded=True) if run else finished(over)
             if row is not None:
                 mine.append(cell(row, method, "select", lr=lr, seed=0))
         for _ in range(MAX_EXTEND if len(mine) == len(LR_GRID) else 0):
@@ -99,7 +109,7 @@ def select(run: bool = True) -> list[dict]:
                 break
             over = [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lr:.4g}", "seed=0"]
             try:
-                row = run_or_reuse(over) if run else runs.finished(compose(over))
+                row = run_or_reuse(over, recorded=True) if run else finished(over)
             except TrainingDiverged:  # the rate is past what this method trains at: the edge is where it is
                 mine.append(
                     {"method": method, "phase": "select", "lr": float(f"{lr:.4g}"), "seed": 0, "diverged": True}
@@ -110,6 +120,13 @@ def select(run: bool = True) -> list[dict]:
             mine.append(cell(row, method, "select", lr=float(f"{lr:.4g}"), seed=0))
         cells += mine
     return cells
+
+
+def finished(overrides: list[str]) -> dict | None:
+    """The row of a finished training run on ``overrides``: its run directory, else its row in results/runs.csv (a
+    fresh checkout has the rows, not the directories)."""
+    cfg = compose(overrides)
+    return runs.finished(cfg) or runs.recorded(cfg)
 
 
 def beyond_edge(mine: list[dict]) -> float | None:
@@ -146,7 +163,7 @@ def final(cells: list[dict], done=lambda out: None) -> list[dict]:
     ``done(cells so far)`` is called after each method (the tables follow the sweep as it goes)."""
     lrs = chosen_lr(cells)
     evaluation = ["task.split=test", f"task.max_tokens={test_tokens()}"]
-    base = run_or_reuse([*COMMON, "adapter=none", *evaluation, "seed=0"], "eval ppl")
+    base = run_or_reuse([*COMMON, "adapter=none", *evaluation, "seed=0"], "eval ppl", recorded=True)
     out, trained = [cell(base, BASE, "test", lr=None, seed=0)], {}
     for method in FINAL_ORDER:
         overrides = METHODS[method][1]
@@ -154,12 +171,15 @@ def final(cells: list[dict], done=lambda out: None) -> list[dict]:
             out += random_control([trained[REFERENCE, s]["run_dir"] for s in SEEDS], evaluation)
         for seed in SEEDS:
             row = run_or_reuse(
-                [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lrs[method]}", f"seed={seed}"]
+                [*COMMON, *overrides, "task.split=valid_holdout", f"train.lr={lrs[method]}", f"seed={seed}"],
+                recorded=True,
             )
             if seed:
                 out.append(cell(row, method, "seed", lr=lrs[method], seed=seed))
             trained[method, seed] = row
-            scored = run_or_reuse([*COMMON, f"from_run={row['run_dir']}", *evaluation, f"seed={seed}"], "eval ppl")
+            scored = run_or_reuse(
+                [*COMMON, f"from_run={row['run_dir']}", *evaluation, f"seed={seed}"], "eval ppl", recorded=True
+            )
             out.append(cell(scored, method, "test", lr=lrs[method], seed=seed, trained=row))
         done(out)
     return out
@@ -177,16 +197,34 @@ def random_control(run_dirs: list[str], evaluation: list[str]) -> list[dict]:
             f"adapter.init_scale={scale}",
             f"adapter.init_seed={seed}",
         ]
-        scored = run_or_reuse([*COMMON, *draw, *evaluation, f"seed={seed}"], "eval ppl")
+        scored = run_or_reuse([*COMMON, *draw, *evaluation, f"seed={seed}"], "eval ppl", recorded=True)
         out.append(cell(scored, RANDOM, "test", lr=None, seed=seed))
     return out
 
 
 def random_scale(run_dirs: list[str]) -> float:
     """RMS of the trained CUA q = 2 generators over its seeds (3 significant digits): the random control draws its
-    generators at this scale, so its rotations are as far from the identity as the trained ones."""
+    generators at this scale, so its rotations are as far from the identity as the trained ones. Where those runs'
+    weights are not on disk (a fresh checkout, whose runs are recorded in results/ only), the scale the recorded
+    random cells were drawn at.
+
+    Raises:
+        SystemExit: neither the weights nor a recorded random cell is there.
+    """
     from safetensors.torch import load_file
 
+    missing = [d for d in run_dirs if not (Path(d) / "adapter.safetensors").exists()]
+    if missing:
+        recorded, cells = set(), earlier(CELLS)
+        if cells is not None:
+            recorded = {json.loads(c)["adapter"]["init_scale"] for c in cells[cells["method"] == RANDOM]["config"]}
+        if len(recorded) != 1:
+            raise SystemExit(
+                f"{missing[0]}/adapter.safetensors is missing and {CELLS} records no random-control scale: the "
+                "untrained random CUA is drawn at the trained CUA q = 2 generators' scale; rerun the CUA q = 2 seeds "
+                "(`make reproduce-cua` retrains them when their run directories are gone)"
+            )
+        return float(recorded.pop())
     values = np.concatenate(
         [t.numpy().ravel() for d in run_dirs for t in load_file(Path(d) / "adapter.safetensors").values()]
     )
@@ -226,13 +264,38 @@ def cell(row: dict, method: str, phase: str, lr: float | None, seed: int, traine
     return out
 
 
+@functools.cache
+def earlier(path: Path) -> pd.DataFrame | None:
+    """``path`` as it was when this process first asked (main asks before the first write): the sweep rewrites
+    cua_smollm2.csv and cua_windows.csv as it goes, so what a fresh checkout recorded is read from this snapshot."""
+    return pd.read_csv(path) if path.exists() else None
+
+
 def save(cells: list[dict]) -> None:
+    """cua_smollm2.csv and cua_windows.csv. A test cell's per-window scores come from its run directory, else (a
+    fresh checkout: runs recorded, directories elsewhere) from the earlier cua_windows.csv, one row per window.
+
+    Raises:
+        SystemExit: a test cell's windows are in neither place.
+    """
     frame = pd.DataFrame(cells)
+    recorded = earlier(WINDOWS)
     windows = []
     for c in cells:
-        if c["phase"] == "test":
-            w = pd.read_csv(ROOT / c["windows"])
-            windows.append(w.assign(method=c["method"], seed=c["seed"], run_id=c["run_id"]))
+        if c["phase"] != "test":
+            continue
+        path = ROOT / c["windows"]
+        if path.exists():
+            w = pd.read_csv(path)
+        elif recorded is not None and (recorded["run_id"] == c["run_id"]).any():
+            w = recorded[recorded["run_id"] == c["run_id"]].drop(columns=["method", "seed", "run_id"])
+            w = w.drop_duplicates("window")
+        else:
+            raise SystemExit(
+                f"{path} is missing and {WINDOWS} has no windows of run {c['run_id']}: rerun its evaluation "
+                "(delete its row from results/runs.csv, then `make reproduce-cua`)"
+            )
+        windows.append(w.assign(method=c["method"], seed=c["seed"], run_id=c["run_id"]))
     write_text_atomic(CELLS, frame.drop(columns=["windows"]).to_csv(index=False))
     if windows:
         cols = ["method", "seed", "run_id", "window", "tokens", "nll", "base_nll"]
@@ -314,8 +377,8 @@ def size_matched_orthogonality(test: pd.DataFrame, observed: dict, samples: dict
     return [
         f"- Near equal size: free 4 x 4 blocks ({params[free]:,} params) minus CUA q = 3 ({params[cua]:,}), "
         f"{d.estimate:+.2f} [{d.low:+.2f}, {d.high:+.2f}] points of Δ ppl: {said}. The blocks differ as well (4 x 4 "
-        "against 8 x 8), so neither this nor the comparison with CUA q = 2 (2.7x the parameters) isolates "
-        "orthogonality alone."
+        "against 8 x 8), so neither this nor the free blocks against CUA q = 2 (2.7x the parameters) isolates "
+        "orthogonality; the I - 2S blocks against CUA q = 2 (same blocks, same parameter count) do."
     ]
 
 
@@ -491,6 +554,7 @@ def main(argv: list[str]) -> None:
     if phase not in ("select", "final", "all", "status"):
         raise SystemExit(f"unknown phase '{phase}'; valid choices: select, final, all, status (or --render-only)")
     print(f"{platform.node()}: phase {phase}", flush=True)
+    earlier(CELLS), earlier(WINDOWS)  # the recorded cells, before this run rewrites them
     command = f"python scripts/reproduce_cua_smollm2.py {phase}"
 
     def write(cells: list[dict]) -> None:

@@ -46,11 +46,46 @@ def test_blockdiag_starts_at_the_base_model_and_applies_its_blocks():
         "layer": "BlockDiagLinear",
         "block_size": 4,
         "side": "input",
+        "parametrization": "free",
         "n_blocks": 12,
         "width": 48,
     }
     with pytest.raises(ConfigError, match="not divisible"):
         _apply(_tiny_llama(), "adapter=blockdiag", "adapter.block_size=5", "adapter.layers=[0]")
+
+
+def test_skew_blocks_have_cuas_parameters_and_are_cayley_to_first_order_but_not_orthogonal():
+    """adapter.parametrization=skew: M_j = I - 2 S_j on CUA's blocks, CUA's parameter count, the base model at step 0,
+    the layer equal to its dense block-diagonal M, agreeing with CUA's Cayley blocks to O(|S|^2), not orthogonal."""
+    from qadapt.quantum import cayley, skew_symmetric
+
+    model = _tiny_llama()
+    before = _logits(model)
+    over = ["adapter.block_size=4", "adapter.layers=[-2,-1]"]
+    _apply(model, "adapter=blockdiag", "adapter.parametrization=skew", *over)
+    cua = _tiny_llama()
+    _apply(cua, "adapter=cua", "adapter.qubits_per_block=2", "adapter.layers=[-2,-1]")
+    assert count_trainable(model) == count_trainable(cua) == 2 * 12 * 6  # d (b - 1) / 2 per site
+    torch.testing.assert_close(_logits(model), before, rtol=0, atol=0)
+    layer = model.model.layers[3].self_attn.v_proj
+    direction = torch.randn(layer.generators.shape, generator=torch.Generator().manual_seed(0))
+    gaps = []
+    for eps in (1e-2, 1e-3):
+        with torch.no_grad():
+            layer.generators.copy_(eps * direction)
+        m = layer.block_matrices().double()
+        gaps.append((m - cayley(skew_symmetric(layer.generators.double(), 4))).abs().max().item())
+    assert 50 < gaps[0] / gaps[1] < 200  # quadratic in |S|
+    with torch.no_grad():
+        layer.generators.copy_(0.5 * direction)
+    m = layer.block_matrices().detach()
+    gram = m @ m.transpose(-1, -2)
+    assert (gram - torch.eye(4)).abs().max() > 0.1  # not orthogonal
+    x = torch.randn(5, 48)
+    torch.testing.assert_close(layer(x), layer.base(x @ torch.block_diag(*m).T))
+    assert layer.structure()["parametrization"] == "skew"
+    with pytest.raises(ConfigError, match="valid choices: free, skew"):
+        _apply(_tiny_llama(), "adapter=blockdiag", "adapter.parametrization=cayley")
 
 
 def test_norm_gain_starts_at_the_base_model_and_scales_the_norm():
@@ -213,3 +248,29 @@ def test_size_matched_orthogonality_line_follows_the_paired_interval(shift, expe
     (line,) = cua.size_matched_orthogonality(test, observed, samples)
     assert expected in line and "13,824" in line and "12,096" in line
     assert cua.size_matched_orthogonality(test, {"cua_q3": -4.0}, {"cua_q3": samples["cua_q3"]}) == []
+
+
+def test_cua_sweep_takes_a_fresh_checkouts_windows_from_the_recorded_file(tmp_path, monkeypatch):
+    """A fresh checkout has the recorded rows, not the run directories: a test cell's per-window scores come from the
+    cua_windows.csv the process started with (a save in between does not lose them), one row per window; a cell
+    found nowhere stops with what to do."""
+    import pandas as pd
+
+    cua = _reproduce_cua()
+    cells_path, windows_path = tmp_path / "cells.csv", tmp_path / "windows.csv"
+    monkeypatch.setattr(cua, "CELLS", cells_path)
+    monkeypatch.setattr(cua, "WINDOWS", windows_path)
+    monkeypatch.setattr(cua, "ROOT", tmp_path)
+    cua.earlier.cache_clear()
+    rows = [("cua_q2", 0, "r1", w, 2047, 3.0 + w, 3.1) for w in range(3)] + [("base", 0, "b", 0, 2047, 3.1, 3.1)]
+    cols = ["method", "seed", "run_id", "window", "tokens", "nll", "base_nll"]
+    pd.DataFrame(rows, columns=cols).to_csv(windows_path, index=False)
+    cua.earlier(cells_path), cua.earlier(windows_path)  # what main does first
+    cell = {"method": "cua_q2", "phase": "test", "seed": 0, "run_id": "r1", "windows": "runs/r1/windows.csv"}
+    cua.save([cell])  # rewrites windows.csv with r1 only
+    cua.save([cell, {**cell, "method": "base", "run_id": "b", "windows": "runs/b/windows.csv"}])
+    saved = pd.read_csv(windows_path)
+    assert sorted(saved["run_id"]) == ["b", "r1", "r1", "r1"] and list(saved.columns) == cols
+    with pytest.raises(SystemExit, match="has no windows of run r9"):
+        cua.save([{**cell, "run_id": "r9", "windows": "runs/r9/windows.csv"}])
+    cua.earlier.cache_clear()

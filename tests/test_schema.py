@@ -246,6 +246,21 @@ def test_train_device_null_leaves_the_config_hash_alone():
     assert config_hash(compose(["adapter=cua", "train.device=exact"])) != config_hash(cfg)
 
 
+def test_blockdiag_free_leaves_the_config_hash_alone():
+    """adapter.parametrization came to blockdiag after its runs existed: ``free`` (the old behaviour) hashes as if
+    the key were absent, so those runs keep their directories; ``skew`` is another run; rbs keeps the key."""
+    cfg = compose(["adapter=blockdiag"])
+    assert cfg.adapter.parametrization == "free"
+    plain = OmegaConf.to_container(cfg)
+    del plain["adapter"]["parametrization"]
+    assert config_hash(cfg) == config_hash(OmegaConf.create(plain))
+    assert config_hash(compose(["adapter=blockdiag", "adapter.parametrization=skew"])) != config_hash(cfg)
+    rbs = compose(["adapter=rbs", "adapter.parametrization=free"])
+    plain = OmegaConf.to_container(rbs)
+    del plain["adapter"]["parametrization"]
+    assert config_hash(rbs) != config_hash(OmegaConf.create(plain))
+
+
 def _load(model: str, cfg):
     if model == "minilm_l6":
         from qadapt.models.encoders import load_text_classifier

@@ -7,8 +7,11 @@ identity (the adapted model equals the base model at step 0, as CUA's does):
     side = input:  y = W (M x) + bias      side = output:  y = M (W x + bias)
 
 Parameters per site: (d / b) b^2 = d b, against CUA's d (b - 1) / 2 for the same blocks (the dimension of the
-orthogonal group). Same sites, same blocks, same training: any gain CUA keeps over this adapter is the orthogonality's,
-any gain this adapter keeps over CUA is the price of it. Source: the controls of issue 17 (CUA paper, arXiv
+orthogonal group). Same sites, same blocks, same training; but a gain this adapter keeps over CUA may be the price
+of orthogonality or the worth of its extra parameters. ``parametrization=skew`` removes that second confound:
+M_j = I - 2 S_j with S_j skew-symmetric, b (b - 1) / 2 parameters per block (CUA's count exactly), the first-order
+term of the Cayley map CUA uses, (I - S)(I + S)^-1 = I - 2S + O(S^2); it starts where CUA starts, with the same
+gradient, but is not orthogonal (M^T M = I + 4 S^T S). Source: the controls of issue 17 (CUA paper, arXiv
 2605.05914, has no such control); OFT (Qiu et al. 2023, Sec. 3) argues the same comparison for its block rotations.
 """
 
@@ -22,9 +25,11 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.layers import find_targets
+from ..quantum import num_skew_params, skew_symmetric
 from .base import AdapterLayer, fold_blocks
 
 SIDES = ("input", "output")
+PARAMETRIZATIONS = ("free", "skew")
 
 
 @dataclass(frozen=True)
@@ -33,28 +38,31 @@ class BlockDiagConfig:
     modules: tuple[str, ...] = ("v_proj",)
     layers: tuple[int, ...] | None = None
     side: str = "input"
+    parametrization: str = "free"
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> BlockDiagConfig:
-        side = str(cfg.get("side", "input"))
-        if side not in SIDES:
-            raise ConfigError(f"unknown adapter.side '{side}'; valid choices: {', '.join(SIDES)}")
+        side, par = str(cfg.get("side", "input")), str(cfg.get("parametrization", "free"))
+        for key, value, valid in (("side", side, SIDES), ("parametrization", par, PARAMETRIZATIONS)):
+            if value not in valid:
+                raise ConfigError(f"unknown adapter.{key} '{value}'; valid choices: {', '.join(valid)}")
         b = int(cfg.block_size)
         if b < 1:
             raise ConfigError(f"adapter.block_size must be >= 1, got {b}")
         layers = cfg.get("layers")
-        return cls(b, tuple(cfg.modules), None if layers is None else tuple(int(i) for i in layers), side)
+        return cls(b, tuple(cfg.modules), None if layers is None else tuple(int(i) for i in layers), side, par)
 
 
 class BlockDiagLinear(AdapterLayer):
-    """A frozen ``nn.Linear`` with free b x b blocks M_j (identity at init) on its input or output.
+    """A frozen ``nn.Linear`` with b x b blocks M_j (identity at init) on its input or output: free entries
+    (``blocks``, ``(d / b, b, b)``) or I - 2 S_j from skew generators (``generators``, ``(d / b, b (b - 1) / 2)``).
 
     Args:
         base: the frozen projection, weight ``(out_features, in_features)``.
-        config: block size and side.
+        config: block size, side and parametrization.
     Raises:
         ConfigError: the adapted width is not divisible by the block size.
-    Shapes: forward maps ``(..., in_features)`` to ``(..., out_features)``; ``blocks`` is ``(d / b, b, b)``.
+    Shapes: forward maps ``(..., in_features)`` to ``(..., out_features)``; ``block_matrices()`` is ``(d / b, b, b)``.
     """
 
     adapter_name = "blockdiag"
@@ -69,17 +77,29 @@ class BlockDiagLinear(AdapterLayer):
             )
         self.config = config
         self.width = width
-        eye = torch.eye(b, dtype=base.weight.dtype, device=base.weight.device)
-        self.blocks = nn.Parameter(eye.repeat(width // b, 1, 1))
+        w = base.weight
+        if config.parametrization == "skew":
+            self.generators = nn.Parameter(torch.zeros(width // b, num_skew_params(b), dtype=w.dtype, device=w.device))
+        else:
+            self.blocks = nn.Parameter(torch.eye(b, dtype=w.dtype, device=w.device).repeat(width // b, 1, 1))
+
+    def block_matrices(self) -> torch.Tensor:
+        """M_j: ``(d / b, b, b)``; the free parameters themselves, or I - 2 S_j."""
+        if self.config.parametrization == "free":
+            return self.blocks
+        b = self.config.block_size
+        eye = torch.eye(b, dtype=self.generators.dtype, device=self.generators.device)
+        return eye - 2 * skew_symmetric(self.generators, b)
 
     def _apply_blocks(self, v: torch.Tensor) -> torch.Tensor:
-        n, b, _ = self.blocks.shape
-        out = torch.einsum("...nj,nij->...ni", v.reshape(*v.shape[:-1], n, b), self.blocks.to(v.dtype))
+        blocks = self.block_matrices()
+        n, b, _ = blocks.shape
+        out = torch.einsum("...nj,nij->...ni", v.reshape(*v.shape[:-1], n, b), blocks.to(v.dtype))
         return out.reshape(v.shape)
 
     def merged_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """W' = W M (input side) or W' = M W, bias' = M bias (output side), M = diag(M_1, ..., M_n)."""
-        return fold_blocks(self.base.weight, self.base.bias, self.blocks, self.config.side)
+        return fold_blocks(self.base.weight, self.base.bias, self.block_matrices(), self.config.side)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
@@ -91,18 +111,20 @@ class BlockDiagLinear(AdapterLayer):
         return self._apply_blocks(self.base(x))
 
     def structure(self) -> dict:
-        """``block_size``, ``side``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""
+        """``block_size``, ``side``, ``parametrization``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""
         c = self.config
         return {
             **super().structure(),
             "block_size": c.block_size,
             "side": c.side,
-            "n_blocks": int(self.blocks.shape[0]),
+            "parametrization": c.parametrization,
+            "n_blocks": self.width // c.block_size,
             "width": self.width,
         }
 
     def extra_repr(self) -> str:
-        return f"block_size={self.config.block_size}, side={self.config.side}, width={self.width}"
+        c = self.config
+        return f"block_size={c.block_size}, side={c.side}, parametrization={c.parametrization}, width={self.width}"
 
 
 def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
@@ -123,7 +145,8 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 
 def describe(cfg: DictConfig) -> str:
-    """Short label, e.g. ``blockdiag(b=4, v_proj@input, layers=-6,...,-1)``."""
+    """Short label, e.g. ``blockdiag(b=4, v_proj@input, layers=-6,...,-1)`` (``, skew`` after b for I - 2S blocks)."""
     config = BlockDiagConfig.from_cfg(cfg)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
-    return f"blockdiag(b={config.block_size}, {'+'.join(config.modules)}@{config.side}, layers={layers})"
+    par = "" if config.parametrization == "free" else f", {config.parametrization}"
+    return f"blockdiag(b={config.block_size}{par}, {'+'.join(config.modules)}@{config.side}, layers={layers})"
