@@ -79,6 +79,7 @@ METHODS = {
 # the final phase's order: the headline's comparisons first (an interrupted phase has the controls of q = 2)
 FINAL_ORDER = ("cua_q2", "lora_r1", "blockdiag_b4", "norm_gain", "cua_q1", "cua_q3", "skew_b4")
 RANDOM = "random_cua_q2"
+BASE_RTOL = 1e-5  # a run's own base column "agrees" with the base evaluation within this, window by window
 BASE = "base"  # the base model alone on the test tokens: every row's Δ is taken against this one evaluation
 RANDOM_LABEL = "random CUA q = 2, untrained"
 REFERENCE = "cua_q2"
@@ -382,6 +383,16 @@ def size_matched_orthogonality(test: pd.DataFrame, observed: dict, samples: dict
     ]
 
 
+def own_base_mismatch(windows: pd.DataFrame) -> list[str]:
+    """Evaluation runs whose own base column (each run's base pass, ``base_nll`` per window) disagrees with the one
+    base evaluation (method ``base``) beyond BASE_RTOL in some window. Float rounding after a code change moves it by
+    about 1e-7 relative (the I - 2S runs, measured); the peft fault the table names moved it by 4e-2."""
+    own = windows[windows["method"] != BASE].merge(
+        windows[windows["method"] == BASE][["window", "nll"]].rename(columns={"nll": "base"}), on="window"
+    )
+    return sorted(set(own[~np.isclose(own["base_nll"], own["base"], rtol=BASE_RTOL, atol=0)]["run_id"]))
+
+
 def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> None:
     labels = {**{m: label for m, (label, _) in METHODS.items()}, RANDOM: RANDOM_LABEL}
     sel = cells[cells["phase"] == "select"]
@@ -459,10 +470,7 @@ def render(cells: pd.DataFrame, windows: pd.DataFrame | None, command: str) -> N
     windows = windows[windows["run_id"].isin(keep)]
     observed, samples, n_seeds, n_windows = delta_resamples(windows, order)
     t0, b0 = test.iloc[0], base_cell.iloc[0]
-    own = windows[windows["method"] != BASE].merge(
-        windows[windows["method"] == BASE][["window", "nll"]].rename(columns={"nll": "base"}), on="window"
-    )
-    wrong = sorted(set(own[~np.isclose(own["base_nll"], own["base"], rtol=1e-9, atol=0)]["run_id"]))
+    wrong = own_base_mismatch(windows)
     lines += [
         f"Scored: {t0['eval_source']}, the first {int(t0['tokens_scored']):,} tokens ({n_windows} windows of 2,048), "
         f"base perplexity {b0['perplexity']:.4f} (one evaluation of the base model alone, `{b0['run_id']}`, the base "

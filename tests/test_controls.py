@@ -274,3 +274,16 @@ def test_cua_sweep_takes_a_fresh_checkouts_windows_from_the_recorded_file(tmp_pa
     with pytest.raises(SystemExit, match="has no windows of run r9"):
         cua.save([{**cell, "run_id": "r9", "windows": "runs/r9/windows.csv"}])
     cua.earlier.cache_clear()
+
+
+def test_own_base_mismatch_flags_a_wrong_base_not_float_rounding():
+    """cua_smollm2.md names the runs whose own base pass was not the base model: a 4e-2 relative gap (the peft fault)
+    is flagged, a 1e-7 one (float rounding after a code change) is not."""
+    import pandas as pd
+
+    cua = _reproduce_cua()
+    base = [("base", "b", w, 6000.0 + w, 6000.0 + w) for w in range(4)]
+    rounding = [("skew_b4", "r1", w, 5900.0, (6000.0 + w) * (1 + 1e-7)) for w in range(4)]
+    fault = [("lora_r1", "r2", w, 5900.0, (6000.0 + w) * (1 + (4e-2 if w == 2 else 0))) for w in range(4)]
+    windows = pd.DataFrame(base + rounding + fault, columns=["method", "run_id", "window", "nll", "base_nll"])
+    assert cua.own_base_mismatch(windows) == ["r2"]
