@@ -300,26 +300,33 @@ def verdict(test: stats.PairedTest, what: str, ref: str) -> str:
 
 
 def speed_phase(args) -> None:
-    """tokens/s of the base model, the classical rows and QFFN at each fraction (seed-0 runs), the same test tokens,
-    interleaved rounds (base, row, row, ..., base, ...): each row's ratio to the base in the same round, median and
-    range over rounds. The fused simulator on ``--speed-tokens`` tokens, lightning.qubit on the first
-    ``--speed-tokens-pennylane``; lightning.gpu where CUDA exists."""
+    """tokens/s of the base model, the classical rows and QFFN at each fraction, the same test tokens, interleaved
+    rounds (base, row, row, ..., base, ...): each row's ratio to the base in the same round, median and range over
+    rounds. One trained run per row: the lowest seed whose weights are on this machine (speed depends on the
+    architecture, not on the trained values), trained again only where none is. The fused simulator on
+    ``--speed-tokens`` tokens, lightning.qubit on the first ``--speed-tokens-pennylane``; lightning.gpu where CUDA
+    exists."""
     cells = load_cells(args)["cells"]
     wanted = [("ffn_lowrank", "half"), ("ffn_pruned", "half"), *[("qffn_both", f) for f in FRACTIONS]]
-    run_dirs = {}
+    run_dirs, seeds = {}, {}
     for method, fraction in wanted:
-        c = cells[(cells["method"] == method) & (cells["fraction"] == fraction) & (cells["seed"] == 0)]
-        c = c[c["steps"] == args.steps]
+        c = cells[(cells["method"] == method) & (cells["fraction"] == fraction) & (cells["steps"] == args.steps)]
         if c.empty:
-            print(f"speed: {method} ({fraction}) seed 0 is not trained yet: left out (run its phase first)")
+            print(f"speed: {method} ({fraction}) is not trained yet: left out (run its phase first)")
             continue
-        if not Path(c.iloc[-1]["run_dir"]).exists():  # finished on another machine: the weights are not here
-            print(f"speed: {method} ({fraction}) seed 0 trained elsewhere; training it again here for its weights")
-            record(args, method, fraction, 0, run_or_reuse([*protocol(args, 0), *method_overrides(method, fraction)]))
+        c = c.sort_values("seed")
+        here = c[[Path(d).exists() for d in c["run_dir"]]]
+        if here.empty:  # finished on another machine: the weights are not here
+            seed = int(c.iloc[0]["seed"])
+            print(f"speed: {method} ({fraction}) trained elsewhere; training seed {seed} again here for its weights")
+            record(
+                args, method, fraction, seed, run_or_reuse([*protocol(args, seed), *method_overrides(method, fraction)])
+            )
             now = load_cells(args)["cells"]
-            c = now[(now["method"] == method) & (now["fraction"] == fraction) & (now["seed"] == 0)]
-            c = c[c["steps"] == args.steps]
-        run_dirs[(method, fraction)] = c.iloc[-1]["run_dir"]
+            here = now[(now["method"] == method) & (now["fraction"] == fraction) & (now["seed"] == seed)]
+            here = here[here["steps"] == args.steps]
+        run_dirs[(method, fraction)] = here.iloc[0]["run_dir"]
+        seeds[(method, fraction)] = int(here.iloc[0]["seed"])
     cfg = compose(protocol(args, 0))
     text = load_eval_text(cfg.data_dir, "test")
     built = {("base", "-"): None}
@@ -370,6 +377,7 @@ def speed_phase(args) -> None:
                         "fraction": fraction,
                         "tokens": es.n_scored,
                         "tokens_per_s": m["tokens_per_s"],
+                        "seed": seeds.get((method, fraction)),
                     }
                 )
             done = [x for x in rows if x["simulator"] == label and x["round"] == r]
@@ -664,8 +672,9 @@ def speed_note(speed: pd.DataFrame) -> list[str]:
     pl = speed[speed["simulator"] == "lightning_qubit"]
     return [
         f"Speed: forward tokens/s relative to the base SmolLM2-135M in the same round, median [min, max] over "
-        f"{fused['round'].nunique()} interleaved rounds (base and every row in turn, one process, the seed-0 runs; "
-        f"results/qffn_speed.csv, commit `{speed['git_commit'].iloc[0]}`), {int(fused['tokens'].iloc[0]):,} test "
+        f"{fused['round'].nunique()} interleaved rounds (base and every row in turn, one process, one trained run "
+        f"per row, its seed in results/qffn_speed.csv; commit `{speed['git_commit'].iloc[0]}`), "
+        f"{int(fused['tokens'].iloc[0]):,} test "
         f"tokens in windows of 128 on our exact fused simulator, {int(pl['tokens'].iloc[0]) if not pl.empty else 0} "
         "tokens on PennyLane lightning.qubit (one circuit per token and per (query, key) pair of a quantum head). "
         "This is the one QFFN speed measurement of results/: Tables 1 and 2 and this file read it."
