@@ -539,12 +539,19 @@ def component_notes(est: Estimates, provisional: bool = False) -> list[str]:
         said.append(
             f"- Quantum FFNs against the removed FFNs they start from: {verdict(t, 'quantum FFNs', 'FFNs removed')}."
         )
+    if have("qffn_ffn", "ffn_lowrank"):
+        t = est.versus(("qffn_ffn", "half"), ("ffn_lowrank", "half"))
+        said.append(
+            "- Quantum FFNs against classical low-rank FFNs of the same count: "
+            f"{verdict(t, 'quantum FFNs', 'the low-rank control')}."
+        )
     if have("qffn_heads", "qffn_heads_random"):
         t = est.versus(("qffn_heads", "half"), ("qffn_heads_random", "half"))
         said.append(
             "- Start of the quantum heads (distilled to the replaced heads' attention patterns, against random "
             f"angles with tau = 10): {verdict(t, 'the distilled start', 'the random start')}."
         )
+    said += cause(est)
     if provisional:  # one or two seeds: the interval is over test windows, not over training runs
         said.insert(
             0,
@@ -552,6 +559,39 @@ def component_notes(est: Estimates, provisional: bool = False) -> list[str]:
             "only, not the spread between training runs; read the lines below as provisional until 3 seeds are in.",
         )
     return notes + ["Which component costs what, from these rows:", "", *said]
+
+
+def cause(est: Estimates) -> list[str]:
+    """The conclusion the issue asks of these rows: which component carries QFFN-half's loss. Shares are of the
+    rise in mean NLL per token (log perplexity) of QFFN-half over the base fine-tuned; they need not add to 1 (the
+    components interact)."""
+    keys = [(m, "half") for m in (REFERENCE, "qffn_ffn", "qffn_heads", "qffn_both", "ffn_removed")]
+    if not all(k in est.observed for k in keys):
+        return []
+    ref, ffn, heads, both, removed = (est.observed[k] for k in keys)
+    if both <= ref:
+        return ["- Cause: QFFN-half is not above the base fine-tuned; there is no loss to attribute."]
+    share_ffn, share_heads = (ffn - ref) / (both - ref), (heads - ref) / (both - ref)
+    t = est.versus(keys[2], keys[1])  # heads alone minus FFNs alone: negative where the FFNs cost more
+    if t.difference.excludes(0) and t.difference.estimate < 0:
+        main = "the quantum FFNs cause most of the loss"
+    elif t.difference.excludes(0):
+        main = "the quantum heads cause most of the loss"
+    else:
+        main = "neither component's share is distinguishable from the other's"
+    line = (
+        f"- Cause, from these rows: QFFN-half is {both - ref:.2f} nats per token above the base fine-tuned; "
+        f"quantum FFNs alone make up {100 * share_ffn:.0f} % of that rise and quantum heads alone "
+        f"{100 * share_heads:.0f} %, so "
+        f"{main}."
+    )
+    r = est.versus(keys[1], keys[4])
+    if not r.difference.excludes(0):
+        line += (
+            " The quantum FFNs are indistinguishable from deleting the FFNs they replace (their readout's start): "
+            "what costs the perplexity is the removed FFNs, which the circuits have not made up at this budget."
+        )
+    return [line]
 
 
 def curve_text(args, curve: pd.DataFrame) -> list[str]:

@@ -1,0 +1,53 @@
+"""The conclusion scripts/reproduce_qffn.py writes under the component table (QFFN paper, Table 1's rows at the half
+fraction): which component carries QFFN-half's perplexity loss, from synthetic per-window NLLs whose answer is known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers.scripts import load_script
+
+qffn = load_script("reproduce_qffn")
+STEPS, SEEDS, WINDOWS, TOKENS = 60, 3, 40, 100
+
+
+def cause(per_token: dict[str, float]) -> tuple[str, dict[str, float]]:
+    """The rendered line for rows at these mean NLLs per token (noise sd 0.05 per window); FFNs removed, where not
+    given, is scored exactly like quantum FFNs only. Also returns each row's observed mean NLL per token."""
+    rng = np.random.default_rng(0)
+    nll = {m: TOKENS * (level + rng.normal(0, 0.05, size=(SEEDS, WINDOWS))) for m, level in per_token.items()}
+    nll.setdefault("ffn_removed", nll["qffn_ffn"])
+    frame = pd.concat(
+        pd.DataFrame(
+            {"method": m, "fraction": "half", "seed": s, "steps": STEPS, "window": range(WINDOWS), "tokens": TOKENS}
+        ).assign(nll=v[s])
+        for m, v in nll.items()
+        for s in range(SEEDS)
+    )
+    est = qffn.Estimates(frame, [(m, "half") for m in nll], STEPS)
+    (line,) = qffn.cause(est)
+    return line, {m: v.mean() / TOKENS for m, v in nll.items()}
+
+
+@pytest.mark.parametrize(
+    ("ffn", "heads", "verdict"),
+    [(6.0, 3.5, "the quantum FFNs cause most"), (3.5, 6.0, "the quantum heads cause most")],
+)
+def test_cause_names_the_component_with_the_larger_rise(ffn, heads, verdict):
+    line, mean = cause({"base_ft": 3.0, "qffn_ffn": ffn, "qffn_heads": heads, "qffn_both": 6.5})
+    assert verdict in line
+    rise = mean["qffn_both"] - mean["base_ft"]
+    assert f"{rise:.2f} nats per token" in line
+    share = {m: 100 * (mean[m] - mean["base_ft"]) / rise for m in ("qffn_ffn", "qffn_heads")}
+    assert f"FFNs alone make up {share['qffn_ffn']:.0f} % of that rise and quantum heads alone " in line
+    assert f"heads alone {share['qffn_heads']:.0f} %" in line
+    # quantum FFNs scored exactly like the removed FFNs: said to be no better than deleting them
+    assert "indistinguishable from deleting the FFNs" in line
+
+
+def test_cause_says_when_neither_component_dominates_and_when_the_circuits_beat_deletion():
+    line, _ = cause({"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_heads": 4.0, "qffn_both": 5.0})
+    assert "neither component's share is distinguishable" in line
+    assert "indistinguishable from deleting" in line
+    beats, _ = cause({"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_heads": 3.2, "qffn_both": 5.0, "ffn_removed": 4.5})
+    assert "the quantum FFNs cause most" in beats and "deleting" not in beats
