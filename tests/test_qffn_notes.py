@@ -11,9 +11,9 @@ qffn = load_script("reproduce_qffn")
 STEPS, SEEDS, WINDOWS, TOKENS = 60, 3, 40, 100
 
 
-def cause(per_token: dict[str, float]) -> tuple[str, dict[str, float]]:
-    """The rendered line for rows at these mean NLLs per token (noise sd 0.05 per window); FFNs removed, where not
-    given, is scored exactly like quantum FFNs only. Also returns each row's observed mean NLL per token."""
+def estimates(per_token: dict[str, float]):
+    """Estimates for rows at these mean NLLs per token (noise sd 0.05 per window); FFNs removed, where not given, is
+    scored exactly like quantum FFNs only. Also returns each row's observed mean NLL per token."""
     rng = np.random.default_rng(0)
     nll = {m: TOKENS * (level + rng.normal(0, 0.05, size=(SEEDS, WINDOWS))) for m, level in per_token.items()}
     nll.setdefault("ffn_removed", nll["qffn_ffn"])
@@ -24,9 +24,13 @@ def cause(per_token: dict[str, float]) -> tuple[str, dict[str, float]]:
         for m, v in nll.items()
         for s in range(SEEDS)
     )
-    est = qffn.Estimates(frame, [(m, "half") for m in nll], STEPS)
+    return qffn.Estimates(frame, [(m, "half") for m in nll], STEPS), {m: v.mean() / TOKENS for m, v in nll.items()}
+
+
+def cause(per_token: dict[str, float]) -> tuple[str, dict[str, float]]:
+    est, mean = estimates(per_token)
     (line,) = qffn.cause(est)
-    return line, {m: v.mean() / TOKENS for m, v in nll.items()}
+    return line, mean
 
 
 @pytest.mark.parametrize(
@@ -51,3 +55,11 @@ def test_cause_says_when_neither_component_dominates_and_when_the_circuits_beat_
     assert "indistinguishable from deleting" in line
     beats, _ = cause({"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_heads": 3.2, "qffn_both": 5.0, "ffn_removed": 4.5})
     assert "the quantum FFNs cause most" in beats and "deleting" not in beats
+
+
+def test_table1_claims_pair_qffn_half_with_the_dense_rows_of_its_size():
+    est, _ = estimates({"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_both": 5.0, "ffn_pruned": 4.0, "ffn_lowrank": 5.0})
+    lines = qffn.table1_claims(est)
+    assert any(line.startswith("- QFFN-half is worse than the Distilled baseline: +") for line in lines)
+    assert any("QFFN-half is indistinguishable from the low-rank classical control" in line for line in lines)
+    assert qffn.table1_claims(estimates({"base_ft": 3.0, "qffn_ffn": 4.0})[0]) == []
