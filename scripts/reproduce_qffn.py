@@ -591,6 +591,19 @@ def cause(est: Estimates) -> list[str]:
             " The quantum FFNs are indistinguishable from deleting the FFNs they replace (their readout's start): "
             "what costs the perplexity is the removed FFNs, which the circuits have not made up at this budget."
         )
+    elif r.difference.estimate < 0:
+        low = ("ffn_lowrank", "half")
+        same = low in est.observed and not est.versus(keys[1], low).difference.excludes(0)
+        line += (
+            f" The quantum FFNs do better than deleting the FFNs they replace ({change(r)} perplexity against FFNs "
+            "removed)"
+        )
+        line += (
+            ", as much as classical low-rank FFNs of the same count: most of the loss is the deleted FFNs "
+            "themselves, which neither replacement makes up at this budget."
+            if same
+            else "."
+        )
     return [line]
 
 

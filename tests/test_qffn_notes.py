@@ -53,8 +53,12 @@ def test_cause_says_when_neither_component_dominates_and_when_the_circuits_beat_
     line, _ = cause({"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_heads": 4.0, "qffn_both": 5.0})
     assert "neither component's share is distinguishable" in line
     assert "indistinguishable from deleting" in line
-    beats, _ = cause({"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_heads": 3.2, "qffn_both": 5.0, "ffn_removed": 4.5})
-    assert "the quantum FFNs cause most" in beats and "deleting" not in beats
+    levels = {"base_ft": 3.0, "qffn_ffn": 4.0, "qffn_heads": 3.2, "qffn_both": 5.0, "ffn_removed": 4.5}
+    beats, _ = cause(levels)
+    assert "the quantum FFNs cause most" in beats and "do better than deleting the FFNs they replace (-" in beats
+    assert "low-rank" not in beats  # no low-rank row to compare with
+    assert "as much as classical low-rank FFNs" in cause(levels | {"ffn_lowrank": 4.0})[0]
+    assert "as much as" not in cause(levels | {"ffn_lowrank": 3.5})[0]
 
 
 def test_table1_claims_pair_qffn_half_with_the_dense_rows_of_its_size():
