@@ -10,7 +10,7 @@ TORCH_PIN ?= torch==2.13.0
 # pytest-xdist workers of make test (2: the 2-core CI machine; each worker runs its torch on cores / workers)
 TEST_WORKERS ?= 2
 
-.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-mitigation reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-mitigation reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-qffn-curve reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
 
 setup: $(STAMP)
 
@@ -84,6 +84,13 @@ METHODS ?=
 QFFN = $(VPY) scripts/reproduce_qffn.py --seeds $(SEEDS) --steps $(STEPS)
 reproduce-qffn-components: data
 	$(QFFN) components $(if $(METHODS),--methods $(METHODS))
+
+# The learning-curve rows (base fine-tuned, QFFN-half, low-rank control, Distilled baseline) at LONG_STEPS, 5x the
+# tables' budget, to see whether more steps close QFFN-half's gap; one seed per invocation (about 70 minutes on 2
+# cores), resumable: make reproduce-qffn-curve SEEDS=0, then SEEDS=1, SEEDS=2 -> results/qffn_components.md, curve.png
+LONG_STEPS ?= 300
+reproduce-qffn-curve: data
+	$(QFFN) curve --long-steps $(LONG_STEPS)
 
 # results/table2.md (+ .csv, .png): QFFN at quarter/half/full (QFFN paper, Table 2)
 reproduce-table2: data

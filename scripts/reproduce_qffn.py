@@ -17,6 +17,9 @@ kept in ``<out-dir>/qffn_cells.csv``):
     table2      QFFN at quarter / half / full (both components)                               -> table2.md, .png
     speed       tokens/s of every model in interleaved rounds in one process                   -> qffn_speed.csv
     table1      base, Gemma 3 270M, the classical rows and QFFN-half, speed from qffn_speed    -> table1.md
+    curve       the learning-curve rows (base fine-tuned, QFFN-half, the low-rank control, the Distilled
+                baseline) at ``--long-steps`` (5x the tables' budget), one seed per invocation on 2 cores
+                                                                   -> qffn_components.md, qffn_curve.png
     all         every phase above; status: what is finished
 
     python scripts/reproduce_qffn.py components [--seeds 0 1 2] [--methods qffn_both base_ft] [--steps 60]
@@ -53,7 +56,8 @@ from qadapt.results import save_figure_atomic, stats, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_STEPS = 10_000
-STEPS = 60  # the CPU budget (--steps); see results/README.md for its timing
+STEPS = 60  # the tables' CPU budget (--steps); see results/README.md for its timing
+LONG_STEPS = 300  # the learning curve's longer budget (--long-steps): one seed of the curve rows in < 90 min
 DISTILL_STEPS = 50  # "briefly pre-trained" (Algorithm 2): local distillation mini-batches per new block
 CURVE_POINTS = 6  # learning-curve points after step 0
 
@@ -506,6 +510,8 @@ def render_components(args, c: dict[str, pd.DataFrame]) -> None:
         "",
         "![learning curves](qffn_curve.png)",
     ]
+    longer = long_curve_text(args, c)
+    lines += ["", *longer] if longer else []
     write_text_atomic(Path(args.out_dir) / "qffn_components.md", "\n".join(lines) + "\n")
 
 
@@ -607,11 +613,90 @@ def cause(est: Estimates) -> list[str]:
     return [line]
 
 
+def at_budget(args, steps: int) -> argparse.Namespace:
+    """``args`` with another number of fine-tuning steps (the cells are keyed by it)."""
+    return argparse.Namespace(**(vars(args) | {"steps": steps}))
+
+
+def geo_curve(curve: pd.DataFrame, steps: int) -> pd.Series:
+    """Validation perplexity by (method, step) of the half-fraction rows at ``steps``: geometric mean over seeds."""
+    cur = curve[(curve["steps"] == steps) & (curve["fraction"] == "half")]
+    return cur.groupby(["method", "step"])["valid_perplexity"].apply(lambda v: float(np.exp(np.log(v).mean())))
+
+
+def budget_estimates(args, windows: pd.DataFrame) -> tuple[Estimates, list[int]]:
+    """Test-window estimates of the curve rows at both budgets, on the seeds the longer budget has: rows keyed
+    (method, "half@<steps>"), so a row at ``--long-steps`` pairs with the same seed at ``--steps``."""
+    half = windows[(windows["fraction"] == "half") & windows["method"].isin(CURVE_METHODS)]
+    seeds = sorted(half.loc[half["steps"] == args.long_steps, "seed"].unique())
+    parts = [
+        half[(half["steps"] == steps) & half["seed"].isin(seeds)].assign(fraction=f"half@{steps}", steps=0)
+        for steps in (args.steps, args.long_steps)
+    ]
+    rows = [(m, f"half@{steps}") for steps in (args.steps, args.long_steps) for m in CURVE_METHODS]
+    return Estimates(pd.concat(parts), rows, 0), [int(s) for s in seeds]
+
+
+def long_curve_text(args, c: dict[str, pd.DataFrame]) -> list[str]:
+    """What the longer budget (``--long-steps``) says: is QFFN-half's gap to the base fine-tuned still closing, does
+    each row gain from 5x the steps (paired with the same seed at ``--steps``), and where the rows stand."""
+    if c["curve"].empty or c["windows"].empty:
+        return []
+    g = geo_curve(c["curve"], args.long_steps)
+    methods = set(g.index.get_level_values(0))
+    if not {"qffn_both", REFERENCE} <= methods:
+        return []
+    est, seeds = budget_estimates(args, c["windows"])
+    n = len(seeds)
+    long, short = f"half@{args.long_steps}", f"half@{args.steps}"
+    gap = (g["qffn_both"] - g[REFERENCE]).dropna()
+    last = gap.to_numpy()
+    closing = len(last) >= 3 and last[-1] < last[-2] < last[-3]
+    seed_words = f"seed{'s' if n > 1 else ''} {', '.join(map(str, seeds))}"
+    ci_words = "over seeds, then test windows" if n > 1 else "over test windows only: one training run per row"
+    lines = [
+        f"### A longer budget: {args.long_steps} steps ({seed_words})",
+        "",
+        f"The learning-curve rows again with {args.long_steps} steps ({args.long_steps // args.steps}x the tables' "
+        f"budget, warm-up and linear decay scaled with it; `make reproduce-qffn-curve SEEDS=<seed>`, under 90 minutes "
+        f"per seed on 2 cores), to see whether more steps close the gap. Intervals {ci_words}.",
+        "",
+        "- Held-out validation gap, QFFN-half minus the base fine-tuned, by step: "
+        + ", ".join(f"{int(s)}: {v:,.1f}" for s, v in gap.items())
+        + f". At {args.long_steps} steps it is {last[-1]:,.1f} and "
+        + ("still closing (smaller at each of the last three points)." if closing else "not closing steadily."),
+    ]
+    short_g = geo_curve(c["curve"][c["curve"]["seed"].isin(seeds)], args.steps)
+    step = max((s for s in gap.index if s < args.steps), default=None)
+    if step is not None and ("qffn_both", step) in short_g.index:
+        # the learning rate's share of its peak at `step` under linear decay after the warm-up (protocol())
+        lr = lambda total: (total - step) / max(1, total - max(1, round(total / 20)))  # noqa: E731
+        lines.append(
+            f"- Learning-rate schedule at equal steps (step {step}, {seed_words}): QFFN-half's validation perplexity "
+            f"is {g[('qffn_both', step)]:,.1f} in the {args.long_steps}-step run (learning rate at "
+            f"{100 * lr(args.long_steps):.0f} % of its peak) against {short_g[('qffn_both', step)]:,.1f} in the "
+            f"{args.steps}-step run ({100 * lr(args.steps):.0f} %); the base fine-tuned: "
+            f"{g[(REFERENCE, step)]:,.1f} against {short_g[(REFERENCE, step)]:,.1f}. One held-out slice, no interval."
+        )
+    for m in CURVE_METHODS:
+        if (m, long) not in est.observed:
+            continue
+        line = f"- {COMPONENTS[m][0]}: test perplexity {ci_cell(est, (m, long))}"
+        if (m, short) in est.observed:
+            t = est.versus((m, long), (m, short))
+            line += f"; {verdict(t, f'{args.long_steps} steps', f'{args.steps} steps (same seed)')}"
+        lines.append(line + ".")
+    for m, name in (("ffn_lowrank", "the low-rank classical control"), ("ffn_pruned", "the Distilled baseline")):
+        if {("qffn_both", long), (m, long)} <= set(est.observed):
+            t = est.versus(("qffn_both", long), (m, long))
+            lines.append(f"- At {args.long_steps} steps, {verdict(t, 'QFFN-half', name)}.")
+    return lines
+
+
 def curve_text(args, curve: pd.DataFrame) -> list[str]:
     if curve.empty:
         return []
-    cur = curve[(curve["steps"] == args.steps) & (curve["fraction"] == "half")]
-    g = cur.groupby(["method", "step"])["valid_perplexity"].apply(lambda v: float(np.exp(np.log(v).mean())))
+    g = geo_curve(curve, args.steps)
     if ("qffn_both" not in g.index.get_level_values(0)) or (REFERENCE not in g.index.get_level_values(0)):
         return []
     gap = (g["qffn_both"] - g[REFERENCE]).dropna()
@@ -627,27 +712,33 @@ def curve_text(args, curve: pd.DataFrame) -> list[str]:
 
 
 def plot_curve(args, curve: pd.DataFrame) -> None:
+    """qffn_curve.png: validation perplexity against steps, one panel per budget (the tables', then the longer)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cur = curve[(curve["steps"] == args.steps) & (curve["fraction"] == "half")]
-    if cur.empty:
+    half = curve[curve["fraction"] == "half"]
+    budgets = [s for s in (args.steps, args.long_steps) if (half["steps"] == s).any()]
+    if not budgets:
         return
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for method in CURVE_METHODS:
-        m = cur[cur["method"] == method]
-        if m.empty:
-            continue
-        g = m.groupby("step")["valid_perplexity"]
-        mid = g.apply(lambda v: float(np.exp(np.log(v).mean())))
-        ax.plot(mid.index, mid.to_numpy(), "o-", label=f"{COMPONENTS[method][0]} ({m['seed'].nunique()} seeds)")
-        ax.fill_between(mid.index, g.min().to_numpy(), g.max().to_numpy(), alpha=0.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("fine-tuning steps (train=paper)")
-    ax.set_ylabel("validation perplexity (held-out WikiText-2 valid)")
-    ax.legend(fontsize=6)
+    fig, axes = plt.subplots(1, len(budgets), figsize=(6 * len(budgets), 3.8), squeeze=False)
+    for ax, steps in zip(axes[0], budgets, strict=True):
+        cur = half[half["steps"] == steps]
+        for method in CURVE_METHODS:
+            m = cur[cur["method"] == method]
+            if m.empty:
+                continue
+            g = m.groupby("step")["valid_perplexity"]
+            mid = g.apply(lambda v: float(np.exp(np.log(v).mean())))
+            n = m["seed"].nunique()
+            ax.plot(mid.index, mid.to_numpy(), "o-", label=f"{COMPONENTS[method][0]} ({n} seed{'s' if n > 1 else ''})")
+            ax.fill_between(mid.index, g.min().to_numpy(), g.max().to_numpy(), alpha=0.2)
+        ax.set_yscale("log")
+        ax.set_title(f"{steps} steps", fontsize=9)
+        ax.set_xlabel("fine-tuning steps (train=paper)")
+        ax.set_ylabel("validation perplexity (held-out WikiText-2 valid)")
+        ax.legend(fontsize=6)
     fig.tight_layout()
     save_figure_atomic(fig, Path(args.out_dir) / "qffn_curve.png")
 
@@ -875,27 +966,22 @@ def render(args) -> None:
 
 def status(args) -> None:
     cells = load_cells(args)["cells"]
+    todo = [(m, f, args.steps) for m in COMPONENTS for f in (FRACTIONS if m == "qffn_both" else ("half",))]
+    todo += [(m, "half", args.long_steps) for m in CURVE_METHODS]
     for seed in args.seeds:
-        for method in COMPONENTS:
-            for fraction in FRACTIONS if method == "qffn_both" else ("half",):
-                done = (
-                    not cells.empty
-                    and (
-                        (cells["method"] == method)
-                        & (cells["fraction"] == fraction)
-                        & (cells["seed"] == seed)
-                        & (cells["steps"] == args.steps)
-                    ).any()
-                )
-                print(f"{'done' if done else 'todo'}  {method} {fraction} seed {seed}")
+        for method, fraction, steps in todo:
+            ident = (method, fraction, seed, steps)
+            done = not cells.empty and (cells[KEY] == pd.Series(ident, index=KEY)).all(axis=1).any()
+            print(f"{'done' if done else 'todo'}  {method} {fraction} seed {seed}, {steps} steps")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["components", "table2", "speed", "table1", "all", "status"])
+    parser.add_argument("phase", choices=["components", "table2", "speed", "table1", "curve", "all", "status"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", choices=list(COMPONENTS), help="components: only these rows")
+    parser.add_argument("--methods", nargs="+", choices=list(COMPONENTS), help="components, curve: only these rows")
     parser.add_argument("--steps", type=int, default=STEPS, help=f"fine-tuning steps (the paper: {PAPER_STEPS})")
+    parser.add_argument("--long-steps", type=int, default=LONG_STEPS, help="the curve phase's budget")
     parser.add_argument("--distill-steps", type=int, default=DISTILL_STEPS)
     parser.add_argument("--curve-tokens", type=int, default=4096)
     parser.add_argument("--full", action="store_true", help="evaluate on the whole WikiText-2 test split")
@@ -912,6 +998,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.steps, args.distill_steps, args.curve_tokens = min(args.steps, 2), min(args.distill_steps, 2), 64
+        args.long_steps = min(args.long_steps, 3)
         args.eval_bytes, args.speed_tokens, args.speed_tokens_pennylane = min(args.eval_bytes, 2048), 128, 4
         args.rounds, args.pennylane_rounds = min(args.rounds, 2), 1
     if args.render_only:
@@ -920,7 +1007,7 @@ def main() -> None:
         return status(args)
     runs.git_commit()
     t0 = time.perf_counter()
-    phases = ["components", "table2", "speed", "table1"] if args.phase == "all" else [args.phase]
+    phases = ["components", "table2", "speed", "table1", "curve"] if args.phase == "all" else [args.phase]
     for phase in phases:
         if phase in ("components", "table1"):
             for key in UNTRAINED if phase == "table1" else ("base",):
@@ -929,10 +1016,12 @@ def main() -> None:
             "components": [(method, "half") for method in args.methods or COMPONENTS],
             "table2": [("qffn_both", fraction) for fraction in FRACTIONS],
             "table1": [(method, "half") for method in (REFERENCE, "ffn_pruned", "ffn_lowrank", "qffn_both")],
+            "curve": [(m, "half") for m in CURVE_METHODS if not args.methods or m in args.methods],
         }.get(phase, [])
+        budget = at_budget(args, args.long_steps) if phase == "curve" else args
         todo = [(seed, method, fraction) for seed in args.seeds for method, fraction in cells]
         for seed, method, fraction in progress(todo, phase, unit="cells"):
-            train_cell(args, method, fraction, seed)
+            train_cell(budget, method, fraction, seed)
             if phase != "table1":
                 render(args)
         if phase == "speed":

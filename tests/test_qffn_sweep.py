@@ -39,8 +39,11 @@ def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
     sweep(tmp_path, "table2", "--steps", "1")  # one step of each fraction: the counts and tables are checked
     sweep(tmp_path, "components", "--methods", "base_ft")
     sweep(tmp_path, "speed", "--steps", "1")  # times the trained models of table2's cells
+    sweep(tmp_path, "curve", "--methods", "base_ft")  # the longer budget (--quick: 3 steps), its own cell
     out = tmp_path / "tables"
     cells = pd.read_csv(out / "qffn_cells.csv")
+    assert sorted(cells[cells["method"] == "base_ft"]["steps"]) == [2, 3]
+    assert "done  base_ft half seed 0, 3 steps" in sweep(tmp_path, "status")
     qffn = cells[cells["method"] == "qffn_both"].set_index("fraction").loc[["quarter", "half", "full"]]
     params = list(qffn["total_params"])
     assert params[0] > params[1] > params[2]
@@ -52,8 +55,8 @@ def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
     windows = pd.read_csv(out / "qffn_windows.csv")
     assert windows.groupby(["method", "fraction"])["tokens"].sum().nunique() == 1
     assert cells[cells["method"] == "base_ft"].iloc[0]["perplexity"] != base["perplexity"]  # the base weights moved
-    curve = pd.read_csv(out / "qffn_curve.csv")
-    assert sorted(curve[curve["method"] == "base_ft"]["step"]) == [0, 1, 2]
+    curve = pd.read_csv(out / "qffn_curve.csv").query("method == 'base_ft'")
+    assert [sorted(curve[curve["steps"] == n]["step"]) for n in (2, 3)] == [[0, 1, 2], [0, 1, 2, 3]]
     speed = pd.read_csv(out / "qffn_speed.csv")
     fused = speed[speed["simulator"] == "fused"]
     # interleaved: every round has the base and every QFFN fraction; ratios against the base of the same round
