@@ -610,6 +610,11 @@ def cause(est: Estimates) -> list[str]:
             if same
             else "."
         )
+    else:  # worse than the deleted FFNs: the circuits' output itself hurts
+        line += (
+            f" The quantum FFNs do worse than deleting the FFNs they replace ({change(r)} perplexity against FFNs "
+            "removed): their output costs more than the FFNs' absence."
+        )
     return [line]
 
 

@@ -62,6 +62,8 @@ def test_cause_says_when_neither_component_dominates_and_when_the_circuits_beat_
     assert "low-rank" not in beats  # no low-rank row to compare with
     assert "as much as classical low-rank FFNs" in cause(levels | {"ffn_lowrank": 4.0})[0]
     assert "as much as" not in cause(levels | {"ffn_lowrank": 3.5})[0]
+    worse, _ = cause(levels | {"ffn_removed": 3.6})  # the circuits' output costs more than no FFN at all
+    assert "do worse than deleting the FFNs they replace (+" in worse and "costs more than the FFNs' absence" in worse
 
 
 def test_table1_claims_pair_qffn_half_with_the_dense_rows_of_its_size():
