@@ -38,8 +38,8 @@ def sweep(tmp_path, *args: str) -> str:
 def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
     sweep(tmp_path, "table2", "--steps", "1")  # one step of each fraction: the counts and tables are checked
     sweep(tmp_path, "components", "--methods", "base_ft")
-    sweep(tmp_path, "speed", "--steps", "1")  # times the trained models of table2's cells
     sweep(tmp_path, "curve", "--methods", "base_ft")  # the longer budget (--quick: 3 steps), its own cell
+    sweep(tmp_path, "speed", "--steps", "1")  # times the trained models of table2's cells; renders at 1 step
     out = tmp_path / "tables"
     cells = pd.read_csv(out / "qffn_cells.csv")
     assert sorted(cells[cells["method"] == "base_ft"]["steps"]) == [2, 3]
@@ -53,7 +53,7 @@ def test_paper_protocol_sweep_produces_consistent_tables(tmp_path, data_dir):
     assert all(math.isfinite(p) and p > 1 for p in cells["perplexity"])
     base = cells[cells["method"] == "base"].iloc[0]  # not fine-tuned, scored on the same windows
     windows = pd.read_csv(out / "qffn_windows.csv")
-    assert windows.groupby(["method", "fraction"])["tokens"].sum().nunique() == 1
+    assert windows.groupby(["method", "fraction", "seed", "steps"])["tokens"].sum().nunique() == 1
     assert cells[cells["method"] == "base_ft"].iloc[0]["perplexity"] != base["perplexity"]  # the base weights moved
     curve = pd.read_csv(out / "qffn_curve.csv").query("method == 'base_ft'")
     assert [sorted(curve[curve["steps"] == n]["step"]) for n in (2, 3)] == [[0, 1, 2], [0, 1, 2, 3]]
