@@ -669,7 +669,12 @@ def long_curve_text(args, c: dict[str, pd.DataFrame]) -> list[str]:
         "- Held-out validation gap, QFFN-half minus the base fine-tuned, by step: "
         + ", ".join(f"{int(s)}: {v:,.1f}" for s, v in gap.items())
         + f". At {args.long_steps} steps it is {last[-1]:,.1f} and "
-        + ("still closing (smaller at each of the last three points)." if closing else "not closing steadily."),
+        + (
+            f"still closing (smaller at each of the last three points; by {last[-2] - last[-1]:,.1f} over the last "
+            f"interval against {last[-3] - last[-2]:,.1f} over the one before)."
+            if closing
+            else "not closing steadily."
+        ),
     ]
     short_g = geo_curve(c["curve"][c["curve"]["seed"].isin(seeds)], args.steps)
     step = max((s for s in gap.index if s < args.steps), default=None)

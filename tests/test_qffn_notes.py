@@ -100,6 +100,7 @@ def test_longer_budget_pairs_each_row_with_its_own_seed_at_the_tables_budget():
     text = "\n".join(qffn.long_curve_text(args, c))
     assert "### A longer budget: 300 steps (seed 0)" in text and "test windows only" in text
     assert "0: 5,000.0, 50: 900.0, 100: 400.0" in text and "it is 110.0 and still closing" in text
+    assert "by 10.0 over the last interval against 30.0 over the one before" in text
     # step 50 of both runs (the 60-step run's last point below 60): the learning rate at 88 % and 18 % of its peak
     assert (
         "is 940.0 in the 300-step run (learning rate at 88 % of its peak) against 140.0 in the 60-step run (18 %)"
