@@ -840,7 +840,8 @@ def differences() -> list[str]:
         "Why it may differ from the paper: (1) scale: SmolLM2-135M (30 layers, d = 576) instead of LLaMA-7B, so each "
         "replaced FFN is a larger share of a much smaller model; (2) budget: the paper's protocol, but a few dozen "
         "steps on 2 CPU cores instead of 10k, on WikiText-2 instead of OpenWebText (the learning curve shows where "
-        "that leaves us); (3) readout: the paper does not say how d outputs are read from an n-qubit circuit; ours "
+        "that leaves us, and qffn_components.md repeats its rows at 5x the steps); (3) readout: the paper does not "
+        "say how d outputs are read from an n-qubit circuit; ours "
         '(y = ||x|| w (2^n p - 1) + b, 1,272 parameters for an FFN of 2,654,208) starts as "FFN removed"; (4) quantum '
         "heads keep their q/k projections, so they add parameters instead of removing them; (5) speed: our CPU "
         "simulator is exact and fused, the paper's QSim timing is not described. Every number here is as measured.",
