@@ -73,8 +73,10 @@ reproduce-mitigation: data
 	$(VPY) scripts/reproduce_mitigation.py
 
 # The QFFN paper under its own protocol (train=paper: whole-model fine-tuning, 128-token windows) at a CPU budget of
-# 60 steps (STEPS=10000 is the paper's). Resumable; each invocation stays within 90 minutes on 2 cores when run one
-# seed (SEEDS=0, then 1, then 2) and, for the components, one METHODS group at a time:
+# 60 steps (STEPS=10000 is the paper's): the largest round budget at which each table's 3 seeds run in one invocation
+# within 90 minutes on 2 cores (from the cells' wall times: Table 1's trained rows 79 min, Table 2's 77 min); the
+# longer budget goes to reproduce-qffn-curve. Resumable; the components (8 rows x 3 seeds, about 3 h) run one seed
+# (SEEDS=0, then 1, then 2) and one METHODS group at a time:
 #   make reproduce-qffn-components SEEDS=0 METHODS="base_ft qffn_both qffn_ffn qffn_heads"
 #   make reproduce-qffn-components SEEDS=0 METHODS="qffn_heads_random ffn_removed ffn_lowrank ffn_pruned"
 # results/qffn_components.md (+ qffn_curve.png): which component of QFFN-half costs the perplexity, with controls
