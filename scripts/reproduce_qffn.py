@@ -57,7 +57,7 @@ from qadapt.results import save_figure_atomic, stats, write_text_atomic
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_STEPS = 10_000
 STEPS = 60  # the tables' CPU budget (--steps); see results/README.md for its timing
-LONG_STEPS = 300  # the learning curve's longer budget (--long-steps): one seed of the curve rows in < 90 min
+LONG_STEPS = 300  # the curve phase's budget (--long-steps); seed 0's four rows: 95 min (results/README.md)
 DISTILL_STEPS = 50  # "briefly pre-trained" (Algorithm 2): local distillation mini-batches per new block
 CURVE_POINTS = 6  # learning-curve points after step 0
 
@@ -743,7 +743,7 @@ def plot_curve(args, curve: pd.DataFrame) -> None:
             if m.empty:
                 continue
             g = m.groupby("step")["valid_perplexity"]
-            mid = g.apply(lambda v: float(np.exp(np.log(v).mean())))
+            mid = geo_curve(cur, steps)[method]
             n = m["seed"].nunique()
             ax.plot(mid.index, mid.to_numpy(), "o-", label=f"{COMPONENTS[method][0]} ({n} seed{'s' if n > 1 else ''})")
             ax.fill_between(mid.index, g.min().to_numpy(), g.max().to_numpy(), alpha=0.2)
