@@ -660,14 +660,18 @@ def long_curve_text(args, c: dict[str, pd.DataFrame]) -> list[str]:
     seed_words = f"seed{'s' if n > 1 else ''} {', '.join(map(str, seeds))}"
     cells = c.get("cells", pd.DataFrame())
     walls = cells[cells["steps"] == args.long_steps].groupby("seed")["wall_seconds"].sum() if not cells.empty else []
-    minutes = f"{max(walls) / 60:.0f} minutes of runs" if len(walls) else "its time in qffn_cells.csv"
+    minutes = (
+        "minutes of runs by seed: " + ", ".join(f"{int(s)}: {w / 60:.0f}" for s, w in walls.items())
+        if len(walls)
+        else "its time in qffn_cells.csv"
+    )
     ci_words = "over seeds, then test windows" if n > 1 else "over test windows only: one training run per row"
     lines = [
         f"### A longer budget: {args.long_steps} steps ({seed_words})",
         "",
         f"The learning-curve rows again with {args.long_steps} steps ({args.long_steps // args.steps}x the tables' "
-        f"budget, warm-up and linear decay scaled with it; `make reproduce-qffn-curve SEEDS=<seed>`, {minutes} "
-        f"per seed on 2 cores), to see whether more steps close the gap. Intervals {ci_words}.",
+        f"budget, warm-up and linear decay scaled with it; `make reproduce-qffn-curve SEEDS=<seed>`, one seed "
+        f"per invocation; {minutes} on 2 cores), to see whether more steps close the gap. Intervals {ci_words}.",
         "",
         "- Held-out validation gap, QFFN-half minus the base fine-tuned, by step: "
         + ", ".join(f"{int(s)}: {v:,.1f}" for s, v in gap.items())
