@@ -303,6 +303,14 @@ def verdict(test: stats.PairedTest, what: str, ref: str) -> str:
 # speed: every model in interleaved rounds, one process
 
 
+def speed_run(c: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row's trained cells (any seeds) -> (the cell of the lowest seed whose run directory is on this machine,
+    that seed); where no run directory is here, (no cells, the lowest seed), which the speed phase trains again."""
+    c = c.sort_values("seed")
+    here = c[[Path(d).exists() for d in c["run_dir"]]]
+    return here.head(1), int((here if not here.empty else c).iloc[0]["seed"])
+
+
 def speed_phase(args) -> None:
     """tokens/s of the base model, the classical rows and QFFN at each fraction, the same test tokens, interleaved
     rounds (base, row, row, ..., base, ...): each row's ratio to the base in the same round, median and range over
@@ -318,10 +326,8 @@ def speed_phase(args) -> None:
         if c.empty:
             print(f"speed: {method} ({fraction}) is not trained yet: left out (run its phase first)")
             continue
-        c = c.sort_values("seed")
-        here = c[[Path(d).exists() for d in c["run_dir"]]]
+        here, seed = speed_run(c)
         if here.empty:  # finished on another machine: the weights are not here
-            seed = int(c.iloc[0]["seed"])
             print(f"speed: {method} ({fraction}) trained elsewhere; training seed {seed} again here for its weights")
             record(
                 args, method, fraction, seed, run_or_reuse([*protocol(args, seed), *method_overrides(method, fraction)])

@@ -124,3 +124,16 @@ def test_longer_budget_says_when_the_gap_stops_closing_and_is_silent_without_its
     assert "it is 170.0 and not closing steadily" in "\n".join(qffn.long_curve_text(args, c))
     c["curve"] = c["curve"][c["curve"]["method"] != "qffn_both"]
     assert qffn.long_curve_text(args, c) == []
+
+
+def test_speed_run_takes_the_lowest_seed_whose_weights_are_here(tmp_path):
+    """The speed phase times one trained run per row: the lowest seed present on this machine, not seed 0 blindly;
+    where none is present, the lowest seed, to be trained again."""
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s1").mkdir()
+    cells = pd.DataFrame({"seed": [2, 0, 1], "run_dir": [str(tmp_path / f"s{s}") for s in (2, 0, 1)]})
+    here, seed = qffn.speed_run(cells)
+    assert seed == 1 and here["run_dir"].tolist() == [str(tmp_path / "s1")]
+    gone = cells.assign(run_dir=[str(tmp_path / "none") for _ in range(3)])
+    here, seed = qffn.speed_run(gone)
+    assert here.empty and seed == 0
