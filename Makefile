@@ -88,8 +88,8 @@ reproduce-qffn-components: data
 	$(QFFN) components $(if $(METHODS),--methods $(METHODS))
 
 # The learning-curve rows (base fine-tuned, QFFN-half, low-rank control, Distilled baseline) at LONG_STEPS, 5x the
-# tables' budget, to see whether more steps close QFFN-half's gap; one seed per invocation (95 minutes on 2
-# cores for seed 0, a test run alongside), resumable: make reproduce-qffn-curve SEEDS=0, then SEEDS=1, SEEDS=2
+# tables' budget, to see whether more steps close QFFN-half's gap; one seed per invocation (71-73 minutes
+# on 2 cores alone, 95 with a test run alongside), resumable: make reproduce-qffn-curve SEEDS=0, then SEEDS=1, SEEDS=2
 # -> results/qffn_components.md, qffn_curve.png
 LONG_STEPS ?= 300
 reproduce-qffn-curve: data

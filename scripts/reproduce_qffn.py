@@ -57,7 +57,7 @@ from qadapt.results import save_figure_atomic, stats, write_text_atomic
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_STEPS = 10_000
 STEPS = 60  # the tables' CPU budget (--steps); see results/README.md for its timing
-LONG_STEPS = 300  # the curve phase's budget (--long-steps); seed 0's four rows: 95 min (results/README.md)
+LONG_STEPS = 300  # the curve phase's budget (--long-steps); one seed's four rows: 71-73 min alone (results/README.md)
 DISTILL_STEPS = 50  # "briefly pre-trained" (Algorithm 2): local distillation mini-batches per new block
 CURVE_POINTS = 6  # learning-curve points after step 0
 
