@@ -149,6 +149,9 @@ bench: data
 	$(VPY) scripts/bench_heap.py
 	# results/bench_lm_eval.md: qadapt's documents mode against lm-eval's HF model, same articles, interleaved rounds
 	$(VPY) scripts/bench_lm_eval.py
+	# results/bench_memory.md: peak RSS of the main job (train, then evaluate with the activation cache) at 16,384
+	# and 65,536 evaluated tokens, beside the cache's predicted size; targets <= 4 GB and no growth beyond the cache
+	$(VPY) scripts/bench_memory.py
 
 # results/bench_devices.md: tokens/s of one CUA site on every device, one run
 bench-devices: data

@@ -92,25 +92,44 @@ def pennylane_probs(backend: str, n: int, weights: np.ndarray, states: np.ndarra
     return np.asarray(circuit(states, weights))
 
 
-def machine() -> str:
-    """This machine in one line: CPU model, cpus, RAM, torch threads, OS, Python and torch versions."""
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
+# /proc/cpuinfo flags that decide which float32/bfloat16 GEMM kernels MKL and oneDNN run (and so a benchmark's speed
+# and its allocation pattern): their names as a reader knows them
+ISA_FLAGS = {
+    "avx2": "AVX2",
+    "avx512f": "AVX-512",
+    "avx512_bf16": "AVX-512-BF16",
+    "amx_tile": "AMX",
+    "amx_bf16": "AMX-BF16",
+}
+
+
+def cpu_facts() -> dict[str, object]:
+    """The CPU's model name and which of :data:`ISA_FLAGS` it has (``/proc/cpuinfo``; elsewhere the platform's
+    processor string and no flags)."""
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, value in (line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if key.strip() in ("model name", "flags")
     )
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu": fields.get("model name") or platform.processor() or platform.machine(),
+        "isa": [name for flag, name in ISA_FLAGS.items() if flag in flags],
+    }
+
+
+def machine() -> str:
+    """This machine in one line: CPU model and its GEMM instruction sets (AVX2, AVX-512, AVX-512-BF16, AMX), cpus,
+    RAM, torch threads, OS, Python and torch versions. Every benchmark file records it."""
+    facts = cpu_facts()
+    isa = ", ".join(facts["isa"]) or "none of " + "/".join(ISA_FLAGS.values())
     mem = ""
     if Path("/proc/meminfo").exists():
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f", {kib / 2**20:.0f} GiB RAM"
     return (
-        f"{cpu}, {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, {platform.system()} "
-        f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}"
+        f"{facts['cpu']} ({isa}), {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, "
+        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}"
     )

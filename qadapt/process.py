@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import resource
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 # glibc's mallopt parameters (malloc.h) and the values its dynamic threshold settles at for large blocks
@@ -43,20 +44,29 @@ def _glibc():
         return None
 
 
+# whether keep_freed_memory is in force in this process (what freed_memory_kept restores on leaving)
+_KEPT = False
+
+
 def keep_freed_memory(enabled: bool = True) -> bool:
     """Serve large tensors from glibc's heap and keep freed memory for the next ones (``enabled=False``: glibc's
-    behaviour for large blocks back, the memory held returned to the system).
+    behaviour for large blocks back, and the free memory the heap holds returned to the system).
 
     Why: glibc maps every block over 32 MiB with mmap and unmaps it when freed, so each training step of a language
     model faults its large tensors in page by page afresh: SmolLM2's logits and their gradient for a batch of
     8 x 128 tokens are 201 MB each (49,152-word vocabulary), its tied embedding's gradient 113 MB. Kept on the heap
-    they are reused from step to step, at some cost in peak memory (freed blocks are not returned, so the heap can
-    fragment). Both measured by ``scripts/bench_heap.py`` (results/bench_heap.md); :func:`qadapt.experiments.run`
-    turns it on for every run.
+    they are reused from step to step (scripts/bench_heap.py, results/bench_heap.md).
+
+    The cost: a heap that never unmaps or trims fragments wherever a long-lived block is allocated between large
+    transient ones (an evaluation's activation cache slot, its per-window scores): the next large tensor no longer
+    fits the hole and the heap grows by its size, batch after batch. `make run` grew to 16 GB that way over the
+    WikiText-2 test split. So it is turned on only around training steps, whose allocations repeat exactly from step
+    to step (:func:`freed_memory_kept`), never for a whole run.
 
     Returns:
         True where it took effect (glibc), False elsewhere (nothing is changed there).
     """
+    global _KEPT
     libc = _glibc()
     if libc is None:
         return False
@@ -69,4 +79,22 @@ def keep_freed_memory(enabled: bool = True) -> bool:
             and libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
         )
         libc.malloc_trim(0)
+    _KEPT = bool(enabled and ok)
     return bool(ok)
+
+
+@contextmanager
+def freed_memory_kept(enabled: bool = True):
+    """Within the block, :func:`keep_freed_memory` (``enabled``) is in force; on leaving, the setting the process
+    had before comes back (returning to glibc's default also returns the heap's free memory to the system). Used
+    around training loops (qadapt/training/lm.py, classifier.py); an evaluation inside one (a learning-curve point)
+    opens ``freed_memory_kept(False)``. Does nothing off glibc."""
+    before = _KEPT
+    if before == enabled:
+        yield
+        return
+    keep_freed_memory(enabled)
+    try:
+        yield
+    finally:
+        keep_freed_memory(before)

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from qadapt.benchmarks import block_circuit, site_inputs
+from qadapt.benchmarks import block_circuit, machine, site_inputs
 from qadapt.config import compose
 from qadapt.devices import get
 from qadapt.results import write_text_atomic
@@ -93,8 +90,7 @@ def main() -> None:
         f"{args.tokens} --qiskit-tokens {args.qiskit_tokens} --repeats {args.repeats}",
         "commit": git_commit(),
         "date": str(dt.date.today()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {torch.get_num_threads()} torch threads, Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(),
         "source": source,
         "repeats": args.repeats,
     }

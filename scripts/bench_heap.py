@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """results/bench_heap.md (+ bench_heap.csv): a whole-model training step of SmolLM2-135M with glibc's default heap
-against the heap that keeps freed large tensors (``qadapt.process.keep_freed_memory``, on in every qadapt run).
+against the heap that keeps freed large tensors (``qadapt.process.keep_freed_memory``, on in whole-model training:
+``train.trainable=all``, qadapt/training/lm.py).
 
 The step is the QFFN paper's protocol (``train=paper``: every weight trained, AdamW, batch 8 x 128 tokens of
 WikiText-2 training text), run by qadapt's own ``fit``. Rounds alternate the two settings in one process (default,

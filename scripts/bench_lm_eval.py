@@ -7,7 +7,9 @@ its CLI default 1) against ``qadapt eval ppl task.mode=documents`` (``build_eval
 batch ``--batch``), tokenisation included on both sides. Rounds are interleaved (lm-eval, qadapt; the order flips
 every round; round 0 warms up), each side's tokens/s is the median over rounds, the ratio is taken within each round.
 Both sides' word perplexity is reported to show the figures are the same (tests/test_integration_smollm2.py checks
-it to 1e-4). Issue 19 asks for qadapt >= 1.3x lm-eval.
+it to 1e-4). Issue 19 asks for qadapt >= 1.3x lm-eval. The ratio depends on the CPU's GEMM kernels (both sides'
+float32 matmuls, qadapt's through oneDNN: qadapt/models/kernels.py), so the output names the CPU and its instruction
+sets (qadapt.benchmarks.machine).
 
     python scripts/bench_lm_eval.py [--articles 4] [--rounds 3] [--max-length 2048]   (make bench runs it)
 """
@@ -28,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from qadapt.benchmarks import machine  # noqa: E402
 from qadapt.config import compose  # noqa: E402
 from qadapt.data.wikitext import split_articles  # noqa: E402
 from qadapt.eval import perplexity  # noqa: E402
@@ -102,7 +105,7 @@ def main() -> None:
         "",
         f"Command: `python scripts/bench_lm_eval.py --articles {args.articles} --rounds {args.rounds} --max-length "
         f"{args.max_length} --batch {args.batch} --lm-eval-batch {args.lm_eval_batch}` (`make bench`)  ",
-        f"Commit: `{commit}` · {dt.date.today()} · {torch.get_num_threads()} torch threads  ",
+        f"Commit: `{commit}` · {dt.date.today()} · machine: {machine()}  ",
         f"Text: the first {args.articles} WikiText-2 test articles ({tokens:,} tokens scored, {words:,} words), "
         f"rolling windows of {args.max_length}; SmolLM2-135M, one model object for both.",
         "",

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,7 @@ import pandas as pd
 import torch
 
 from qadapt.adapters.qffn import QuantumFFN
-from qadapt.benchmarks import ffn_inputs, median_seconds, pennylane_probs
+from qadapt.benchmarks import ffn_inputs, machine, median_seconds, pennylane_probs
 from qadapt.config import compose
 from qadapt.devices import get
 from qadapt.quantum.ansatz import StronglyEntanglingCircuit, amplitude_encode
@@ -130,8 +128,7 @@ def main() -> None:
         f"--lightning-tokens {args.lightning_tokens} --layer-tokens {args.layer_tokens} --repeats {args.repeats}",
         "commit": git_commit(),
         "date": str(dt.date.today()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {torch.get_num_threads()} torch threads, Python "
-        f"{platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(),
         "qubits": n,
         "depth": args.depth,
         "tokens": args.tokens,

@@ -46,6 +46,7 @@ import torch
 from omegaconf import OmegaConf
 
 from qadapt import adapters, devices, models, runs
+from qadapt.benchmarks import machine
 from qadapt.config import compose
 from qadapt.data.wikitext import load_eval_text
 from qadapt.eval import perplexity
@@ -403,7 +404,7 @@ def speed_phase(args) -> None:
     frame = frame.assign(
         steps=args.steps,
         git_commit=runs.git_commit(),
-        machine=f"{torch.get_num_threads()} torch threads",
+        machine=machine(),
         command=" ".join(sys.argv),
         written=str(dt.date.today()),
     )

@@ -114,12 +114,17 @@ def test_activation_cache_gives_identical_results(smollm2, wikitext_test, tmp_pa
     plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
     with adapters.adapters_disabled(model):
         base_plain = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id)
+    numel = perplexity.cache_numel(eval_set, model.config.hidden_size, 2)
     for on_disk in (False, True):
-        cache = ActivationCache(min(adapters.adapter_layers(model)), on_disk)
+        cache = ActivationCache(min(adapters.adapter_layers(model)), on_disk, capacity=numel)
         with adapters.adapters_disabled(model):
             base_filled = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, fill_cache=cache)
         cached = perplexity.evaluate(model, eval_set, 2, tokenizer.pad_token_id, use_cache=cache)
         assert cache.layer == 24 and len(cache) > 0 and cache.storage == ("disk" if on_disk else "memory")
+        if not on_disk:  # every slot in the one block cache_numel predicted, filled to its end
+            slots = [cache[i] for i in range(len(cache))]
+            assert len({s.untyped_storage().data_ptr() for s in slots}) == 1
+            assert sum(s.numel() for s in slots) == numel == slots[0].untyped_storage().nbytes() // 4
         assert base_filled.nll_sum == pytest.approx(base_plain.nll_sum, rel=1e-6)
         assert cached.nll_sum == pytest.approx(plain.nll_sum, rel=1e-6)
         assert abs(cached.nll_sum - base_plain.nll_sum) > 1e-3  # the adapter changed something

@@ -17,13 +17,27 @@ import sys, torch
 from qadapt.process import keep_freed_memory
 def rss_mb():
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')) / 1024
+def held_after_free():
+    before = rss_mb()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, over glibc's largest mmap threshold
+    held = rss_mb()
+    del block
+    return held - before, rss_mb() - before
 for mode in sys.argv[1:]:
     assert keep_freed_memory(mode == 'on')
-before = rss_mb()
-block = torch.ones(64 * 2**20 // 4)  # 64 MiB, over glibc's largest mmap threshold
-held = rss_mb()
-del block
-print(held - before, rss_mb() - before)
+print(*held_after_free())
+"""
+
+# freed_memory_kept: inside the block freed memory is kept; on leaving it, the process's setting before comes back
+SCOPED = """
+from qadapt.process import freed_memory_kept, keep_freed_memory
+with freed_memory_kept():
+    inside = held_after_free()
+    with freed_memory_kept(False):  # an evaluation inside a training loop (a learning-curve point)
+        nested = held_after_free()
+    back = held_after_free()
+after = held_after_free()
+print(*inside, *nested, *back, *after)
 """
 
 
@@ -47,3 +61,42 @@ def test_keep_freed_memory_keeps_it_for_the_next_tensor():
 def test_turning_it_off_restores_the_default():
     held, after = held_after_free("on", "off")
     assert held > 60 and after < 8
+
+
+def test_freed_memory_kept_holds_only_inside_its_block():
+    code = PROBE.replace("print(*held_after_free())", "") + SCOPED
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    inside, nested, back, after = (tuple(map(float, out.stdout.split()[i : i + 2])) for i in range(0, 8, 2))
+    for held, _ in (inside, nested, back, after):
+        assert held > 60
+    assert inside[1] > 60 and back[1] > 60  # kept within the block
+    assert nested[1] < 8 and after[1] < 8  # returned in the nested default block and after leaving
+
+
+@pytest.mark.parametrize("trainable", ["adapter", "all"])
+def test_fit_keeps_freed_memory_only_when_the_whole_model_trains(monkeypatch, tmp_path, trainable):
+    """Whole-model steps gain 1.2x from the kept heap (results/bench_heap.md); adapter training would pay 1.4 GB of
+    fragmented peak for nothing (issue 41)."""
+    from contextlib import contextmanager
+
+    import torch
+    from helpers.tiny import tiny_llama
+
+    from qadapt import adapters, devices
+    from qadapt.config import compose
+    from qadapt.training import lm
+
+    seen = []
+
+    @contextmanager
+    def recording(enabled=True):
+        seen.append(enabled)
+        yield
+
+    monkeypatch.setattr(lm, "freed_memory_kept", recording)
+    cfg = compose(["adapter.layers=[2,3]", "train.max_steps=1", "train.batch_size=2", f"+train.trainable={trainable}"])
+    model = tiny_llama()
+    adapters.apply(model, cfg.adapter, devices.get(cfg.device))
+    lm.set_trainable(model, cfg.train)
+    lm.fit(model, torch.randint(0, 97, (4, 16)), cfg.train, tmp_path, seed=0, resume=False)
+    assert seen == [trainable == "all"]

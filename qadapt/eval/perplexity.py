@@ -147,10 +147,16 @@ def scored_token_nll(
     return sums, list(torch.split(nll, keep.sum(1).tolist()))
 
 
-def cache_size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
-    """GiB an evaluation activation cache needs: padded tokens of every batch x hidden width x bytes per value."""
+def cache_numel(eval_set: EvalSet, width: int, batch_size: int) -> int:
+    """Values an evaluation activation cache holds: padded tokens of every batch x hidden width (what
+    :func:`evaluate`'s ``fill_cache`` stores; the size its :class:`ActivationCache` reserves)."""
     padded = sum(max(len(w.tokens) - 1 for w in b) * len(b) for b in _batches(eval_set.windows, batch_size))
-    return padded * width * dtype_bytes / 2**30
+    return padded * width
+
+
+def cache_size_gib(eval_set: EvalSet, width: int, batch_size: int, dtype_bytes: int = 4) -> float:
+    """GiB an evaluation activation cache needs: :func:`cache_numel` x bytes per value."""
+    return cache_numel(eval_set, width, batch_size) * dtype_bytes / 2**30
 
 
 @torch.inference_mode()

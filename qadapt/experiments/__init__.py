@@ -16,7 +16,6 @@ from .. import runs
 from ..config import compose
 from ..errors import ConfigError
 from ..log import log
-from ..process import keep_freed_memory
 
 Job = Callable[[DictConfig, list[str]], dict]
 TASKS = ("wikitext_ppl", "glue", "vtab", "compression_recovery", "mc")
@@ -53,7 +52,6 @@ def run(command: str, cfg: DictConfig, overrides: list[str]) -> dict:
     task = str(cfg.task.name)
     if task not in TASKS:
         raise ConfigError(f"task '{task}' has no experiment yet; valid choices: {', '.join(TASKS)}")
-    keep_freed_memory()  # large tensors reused from step to step, not faulted in afresh (qadapt/process.py)
     if command == "train":
         if task in NOT_TRAINED:
             raise ConfigError(NOT_TRAINED[task])

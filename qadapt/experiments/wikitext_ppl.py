@@ -130,11 +130,13 @@ def eval_cache(cfg: DictConfig, model, windows: EvalSet):
     layers = adapters.adapter_layers(model)
     if not cfg.task.cache_activations or not layers or min(layers) == 0:
         return None
-    size = perplexity.cache_size_gib(windows, model.config.hidden_size, int(cfg.task.batch_size))
+    numel = perplexity.cache_numel(windows, model.config.hidden_size, int(cfg.task.batch_size))
+    dtype = model.get_input_embeddings().weight.dtype
+    size = ActivationCache.gib(numel, dtype)
     on_disk = size > float(cfg.task.cache_max_gib)
     if on_disk:
         log(f"activation cache needs {size:.1f} GiB > task.cache_max_gib: kept on disk under $QADAPT_CACHE/activations")
-    return ActivationCache(min(layers), on_disk)
+    return ActivationCache(min(layers), on_disk, capacity=numel, dtype=dtype)
 
 
 def base_evaluation(

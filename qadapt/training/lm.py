@@ -33,6 +33,7 @@ from ..log import Progress, log
 from ..models import input_device
 from ..models.layers import decoder_layers
 from ..models.partial import hidden_at, layer_range
+from ..process import freed_memory_kept
 
 CHECKPOINT = "checkpoint.pt"  # qadapt/runs.py CHECKPOINT_FILE
 
@@ -116,8 +117,9 @@ class ChunkActivations:
         self.fingerprint = prefix_fingerprint(model, chunks, layer)
         self.visited = set(torch.unique(used).tolist())
         dtype = model.get_input_embeddings().weight.dtype
-        self.gib = ActivationCache.gib(len(self.visited) * chunks.shape[1] * int(model.config.hidden_size), dtype)
-        self.cache = ActivationCache(layer, on_disk=self.gib > max_gib, root=spill_dir)
+        numel = len(self.visited) * chunks.shape[1] * int(model.config.hidden_size)
+        self.gib = ActivationCache.gib(numel, dtype)
+        self.cache = ActivationCache(layer, on_disk=self.gib > max_gib, root=spill_dir, capacity=numel, dtype=dtype)
         log(
             f"activation cache: layers < {layer} computed once per chunk, {len(self.visited):,} chunks, "
             f"{self.gib:.2f} GiB "
@@ -152,9 +154,12 @@ class ChunkActivations:
         the chunks of both runs together would need more than ``max_gib`` GiB."""
         visited = self.visited | set(torch.unique(used).tolist())
         dtype = model.get_input_embeddings().weight.dtype
-        gib = ActivationCache.gib(len(visited) * self.chunks.shape[1] * int(model.config.hidden_size), dtype)
+        per_chunk = self.chunks.shape[1] * int(model.config.hidden_size)
+        gib = ActivationCache.gib(len(visited) * per_chunk, dtype)
         if gib > max_gib:
             return None
+        # room for every chunk not yet computed, this run's new ones and any the last run did not reach
+        self.cache.reserve(sum(c not in self.cache for c in visited) * per_chunk, dtype)
         self.model, self.visited, self.gib = model, visited, gib
         return self
 
@@ -287,8 +292,15 @@ def fit(
     cache = _activation_cache(model, chunks, mine[start * accum :].reshape(-1), cfg, run_dir)
     step_seconds: list[float] = []
     t0 = time.perf_counter()
+    # whole-model training keeps freed large tensors on the heap, reused from step to step: 1.2x per step at +9 %
+    # memory (results/bench_heap.md). Adapter training does not: the steps are mostly frozen forward passes, and
+    # there the kept heap fragments to +1.4 GB of peak (4.8 against 3.4 GB on SmolLM2; qadapt/process.py)
+    whole_model = str(cfg.get("trainable", "adapter")) == "all"
     try:
-        with Progress("train", total=steps, unit="steps", completed=start, enabled=here.is_main, loss="-") as bar:
+        with (
+            freed_memory_kept(whole_model),
+            Progress("train", total=steps, unit="steps", completed=start, enabled=here.is_main, loss="-") as bar,
+        ):
             if eval_every and start == 0:
                 curve.append((0, _validate(model, validate, 0)))
             for step in range(start, steps):
@@ -357,7 +369,7 @@ def _validate(model: nn.Module, validate: Callable[[], float], step: int) -> flo
     """One learning-curve point: ``validate()`` in eval mode without gradients; the model's mode is restored."""
     mode = model.training
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), freed_memory_kept(False):  # an evaluation's heap is returned as it goes (process.py)
         value = float(validate())
     model.train(mode)
     log(f"step {step}: validation perplexity {value:.4f}")
