@@ -313,6 +313,9 @@ def fit(
                     loss = ce_weight * out.loss if ce_weight != 1.0 else out.loss
                     if kl_weight:
                         loss = loss + kl_weight * kl_to_teacher(out.logits, teacher, x)
+                    # the backward pass needs the logits' log-softmax, not the logits: dropped now, they free
+                    # (batch x seq_len x vocab) floats for it (403 MB for SmolLM2 at 8 x 256)
+                    del out
                     if not torch.isfinite(loss):
                         raise TrainingDiverged(
                             f"loss is {loss.item()} at step {step}; lower train.lr (now {cfg.lr}) or check the data. "
