@@ -103,10 +103,12 @@ ISA_FLAGS = {
 }
 
 
-def cpu_facts() -> dict[str, object]:
-    """The CPU's model name and which of :data:`ISA_FLAGS` it has (``/proc/cpuinfo``; elsewhere the platform's
-    processor string and no flags)."""
-    info = Path("/proc/cpuinfo")
+KERNEL_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def cpu_facts(info: Path = Path("/proc/cpuinfo")) -> dict[str, object]:
+    """The CPU's model name and which of :data:`ISA_FLAGS` it has, from ``info`` (Linux's ``/proc/cpuinfo``;
+    elsewhere the platform's processor string and no flags)."""
     text = info.read_text() if info.exists() else ""
     fields = dict(
         (key.strip(), value.strip())
@@ -129,7 +131,10 @@ def machine() -> str:
     if Path("/proc/meminfo").exists():
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f", {kib / 2**20:.0f} GiB RAM"
+    # variables that cap the instruction sets MKL and oneDNN use (an AVX2-only machine emulated on an AVX-512 one)
+    caps = [f"{name}={os.environ[name]}" for name in KERNEL_CAPS if os.environ.get(name)]
     return (
-        f"{facts['cpu']} ({isa}), {os.cpu_count()} cpus{mem}, {torch.get_num_threads()} torch threads, "
-        f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}"
+        f"{facts['cpu']} ({isa}{'; kernels capped: ' + ', '.join(caps) if caps else ''}), {os.cpu_count()} cpus{mem}, "
+        f"{torch.get_num_threads()} torch threads, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
     )
