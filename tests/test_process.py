@@ -100,3 +100,25 @@ def test_fit_keeps_freed_memory_only_when_the_whole_model_trains(monkeypatch, tm
     lm.set_trainable(model, cfg.train)
     lm.fit(model, torch.randint(0, 97, (4, 16)), cfg.train, tmp_path, seed=0, resume=False)
     assert seen == [trainable == "all"]
+
+
+TRIM = """
+import torch
+from qadapt.process import release_free_memory
+def rss_mb():
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')) / 1024
+torch.ones(16 * 2**20 // 4)  # a freed 16 MiB map raises glibc's mmap threshold: 8 MiB blocks then go on the heap
+blocks = [torch.ones(8 * 2**20 // 4) for _ in range(10)]
+pin = torch.ones(1024)  # above them on the heap: their freed memory is not at its top, so free() keeps it
+before = rss_mb()
+del blocks
+kept = rss_mb()
+release_free_memory()
+print(before - kept, kept - rss_mb())
+"""
+
+
+def test_release_free_memory_returns_what_the_heap_kept():
+    out = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True, check=True)
+    returned_by_free, returned_by_trim = map(float, out.stdout.split())
+    assert returned_by_free < 16 and returned_by_trim > 60  # 80 MiB freed: kept by the heap, then returned

@@ -25,6 +25,7 @@ from ..data.multiple_choice import Question, context, continuations
 from ..log import Progress
 from ..models import input_device
 from ..models.kernels import inference_kernels
+from ..process import release_free_memory
 from .perplexity import target_logprobs
 
 
@@ -203,6 +204,7 @@ def score(
                 logliks[i] = ll
             start += len(batch)
             bar.advance(len(batch))
+            release_free_memory()  # each batch has its own shapes: its freed blocks fit no later one (process.py)
     return [Scored(q, tuple(ll), tuple(e[2])) for q, ll, e in zip(questions, logliks, encoded)]
 
 
