@@ -107,7 +107,10 @@ import torch
 from qadapt.process import release_free_memory
 def rss_mb():
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')) / 1024
-torch.ones(16 * 2**20 // 4)  # a freed 16 MiB map raises glibc's mmap threshold: 8 MiB blocks then go on the heap
+import ctypes
+libc = ctypes.CDLL('libc.so.6')
+libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD as glibc's dynamic one reaches: 8 MiB blocks go on the heap
+libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD: free() itself returns nothing, whatever the process did before
 blocks = [torch.ones(8 * 2**20 // 4) for _ in range(10)]
 pin = torch.ones(1024)  # above them on the heap: their freed memory is not at its top, so free() keeps it
 before = rss_mb()
