@@ -59,9 +59,9 @@ def keep_freed_memory(enabled: bool = True) -> bool:
 
     The cost: a heap that never unmaps or trims fragments wherever a long-lived block is allocated between large
     transient ones (an evaluation's activation cache slot, its per-window scores): the next large tensor no longer
-    fits the hole and the heap grows by its size, batch after batch. `make run` grew to 16 GB that way over the
-    WikiText-2 test split. So it is turned on only around training steps, whose allocations repeat exactly from step
-    to step (:func:`freed_memory_kept`), never for a whole run.
+    fits the hole and the heap grows by its size, batch after batch (issue 41: `make run` at 16 GB on an AMD EPYC). So
+    it is turned on only around whole-model training steps, where it was measured to pay (:func:`freed_memory_kept`),
+    never for a whole run.
 
     Returns:
         True where it took effect (glibc), False elsewhere (nothing is changed there).
@@ -87,7 +87,7 @@ def keep_freed_memory(enabled: bool = True) -> bool:
 def freed_memory_kept(enabled: bool = True):
     """Within the block, :func:`keep_freed_memory` (``enabled``) is in force; on leaving, the setting the process
     had before comes back (returning to glibc's default also returns the heap's free memory to the system). Used
-    around training loops (qadapt/training/lm.py, classifier.py); an evaluation inside one (a learning-curve point)
+    around whole-model training steps (qadapt/training/lm.py); an evaluation inside one (a learning-curve point)
     opens ``freed_memory_kept(False)``. Does nothing off glibc."""
     before = _KEPT
     if before == enabled:
@@ -106,8 +106,8 @@ def release_free_memory() -> None:
     Why: tensors under glibc's mmap threshold (which rises to 32 MiB as large blocks are freed) live on the heap, and
     a loop whose batches change shape (multiple-choice questions sorted by length: each batch its own context width,
     choice count and key/value copies) leaves holes that fit no later tensor, so resident memory grows batch after
-    batch. Called between batches, it bounds the resident set by what one batch holds, at the cost of re-faulting the
-    pages the next batch takes (milliseconds against seconds per batch)."""
+    batch. Called between batches it returns those holes (full ARC's peak: 4,397 -> 3,725 MiB, docs/scaling.md), at
+    the cost of re-faulting the pages the next batch takes (not timed yet)."""
     libc = _glibc()
     if libc is not None and not _KEPT:
         libc.malloc_trim(0)
