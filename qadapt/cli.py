@@ -11,6 +11,7 @@ qadapt results                                                  # tidy tables
 qadapt params model=llama31_8b adapter.layers=[0]               # counts without weights
 qadapt plan model=llama31_8b adapter.layers=[0] device=ibm      # memory, circuits, QPU time, no weights
 qadapt export from_run=runs/<dir> format=peft out=exported/     # a peft adapter (or format=merged: weights)
+qadapt study run cua_gemma3 phase=select                        # a study spec: select, final, render
 lm_eval --model qadapt --model_args run=runs/<dir>,device=exact --tasks arc_easy   # lm-evaluation-harness
 """
 
@@ -32,6 +33,8 @@ app = typer.Typer(
 )
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a model (base, fresh or trained adapter).")
 app.add_typer(eval_app, name="eval")
+study_app = typer.Typer(no_args_is_help=True, help="Studies: a comparison written as a spec (configs/study/*.yaml).")
+app.add_typer(study_app, name="study")
 err = Console(stderr=True)
 out = Console()
 
@@ -337,6 +340,65 @@ def circuits(
         )
 
     _run(overrides, False, job)
+
+
+STUDY = typer.Argument(..., help="A study in configs/study/ (its name) or a path to a study spec .yaml")
+STUDY_OVERRIDES = typer.Argument(
+    None, help="phase=select|final|all, arms=a,b (run only these), and overrides for every run (results_dir=...)"
+)
+
+
+def _study(name: str, overrides: list[str] | None, job: Callable) -> None:
+    """Load the spec, split off ``phase=`` and ``arms=``, run ``job(study, phase, overrides, arms)``; qadapt errors exit
+    with their code."""
+    from .studies import load
+
+    phase, arms, rest = "all", None, []
+    for item in overrides or []:
+        if item.startswith("phase="):
+            phase = item.partition("=")[2]
+        elif item.startswith("arms="):
+            arms = [a for a in item.partition("=")[2].strip("[]").split(",") if a]
+        else:
+            rest.append(item)
+    try:
+        compose(rest)  # a bad override fails before anything runs
+        job(load(name), phase, rest, arms)
+    except QadaptError as e:
+        err.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+@study_app.command("run")
+def study_run(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> None:
+    """Run a study's phase (select, final or all; finished cells are reused), then render its table."""
+    from .studies import render, run
+
+    def job(study, phase, rest, arms):
+        run(study, phase, rest, arms=arms)
+        path = render(study, compose(rest).results_dir, " ".join(["qadapt study run", name, *rest]))
+        log(f"wrote {path}")
+
+    _study(name, overrides, job)
+
+
+@study_app.command("status")
+def study_status(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> None:
+    """Every cell of a study: done or left, with the seconds each took; nothing runs."""
+    from .studies import status
+
+    _study(name, overrides, lambda study, phase, rest, arms: typer.echo(status(study, rest)))
+
+
+@study_app.command("render")
+def study_render(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> None:
+    """Write a study's table from its committed cells and units files alone (no run directory is read)."""
+    from .studies import render
+
+    def job(study, phase, rest, arms):
+        log(f"wrote {render(study, compose(rest).results_dir, ' '.join(['qadapt study run', name, *rest]))}")
+
+    _study(name, overrides, job)
 
 
 @app.command()

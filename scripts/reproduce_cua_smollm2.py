@@ -343,7 +343,7 @@ def p_text(p: float) -> str:
 
 def show_p(p: float) -> str:
     """A bootstrap p-value; at the resolution of the resamples it is a bound."""
-    return f"< {1 / stats.RESAMPLES:g}" if p <= 1 / stats.RESAMPLES else f"{p:.3g}"
+    return f"< {2 / stats.RESAMPLES:g}" if p <= 2 / stats.RESAMPLES else f"{p:.3g}"
 
 
 def verdict(test: stats.PairedTest) -> str:

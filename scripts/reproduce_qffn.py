@@ -284,7 +284,7 @@ class Estimates:
 
 
 def p_text(p: float) -> str:
-    return f"p < {1 / stats.RESAMPLES:g}" if p <= 1 / stats.RESAMPLES else f"p = {p:.3g}"
+    return f"p < {2 / stats.RESAMPLES:g}" if p <= 2 / stats.RESAMPLES else f"p = {p:.3g}"
 
 
 def change(test: stats.PairedTest) -> str:

@@ -411,7 +411,7 @@ def _ci(samples, estimate) -> str:
 
 
 def show_p(p: float) -> str:
-    return f"< {1 / RESAMPLES:g}" if p <= 1 / RESAMPLES else f"{p:.3g}"
+    return f"< {2 / RESAMPLES:g}" if p <= 2 / RESAMPLES else f"{p:.3g}"
 
 
 def p_text(p: float) -> str:

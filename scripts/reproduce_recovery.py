@@ -394,7 +394,7 @@ def recovery_statistics(windows: pd.DataFrame, ratio: float) -> dict[str, dict]:
 def _p(p: float) -> str:
     from qadapt.results import stats
 
-    return f"< {1 / stats.RESAMPLES:g}" if p <= 1 / stats.RESAMPLES else f"{p:.3g}"
+    return f"< {2 / stats.RESAMPLES:g}" if p <= 2 / stats.RESAMPLES else f"{p:.3g}"
 
 
 def main_table(final_rows: pd.DataFrame, windows: pd.DataFrame | None) -> list[str]:

@@ -51,3 +51,19 @@ def smollm2(smollm2_cfg, smollm2_path):
 @pytest.fixture(scope="session")
 def wikitext_test(data_dir) -> str:
     return (data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, smollm2_path):
+    """tests/helpers/tiny.py's Llama (2 layers, width 48) with SmolLM2's tokenizer, saved as a Hugging Face directory:
+    a model that goes through the same ``model.path`` route as downloaded Llama weights, in seconds."""
+    from helpers.tiny import tiny_llama
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_path)
+    model = tiny_llama(layers=2, vocab=len(tokenizer))
+    model.config.bos_token_id, model.config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

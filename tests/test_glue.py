@@ -243,7 +243,7 @@ def test_a_rate_chosen_at_an_end_of_its_grid_is_flagged():
 def test_p_values_read_as_text():
     module = _reproduce_quic()
     assert module.p_text(0.123) == "p = 0.123"
-    assert module.p_text(0.0) == f"p < {1 / module.RESAMPLES:g}"
+    assert module.p_text(0.0) == f"p < {2 / module.RESAMPLES:g}"
 
 
 def test_the_grid_widens_one_ladder_step_beyond_an_end_choice_and_no_further_than_allowed():

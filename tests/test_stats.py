@@ -99,7 +99,7 @@ def test_two_level_bootstrap_covers_a_known_change_and_pairs_methods():
 
 
 def test_bootstrap_p_is_two_sided_and_bounded_by_the_resolution():
-    assert stats.bootstrap_p(np.ones(100)) == pytest.approx(0.01)
+    assert stats.bootstrap_p(np.ones(100)) == pytest.approx(0.02)  # 2 / B: the resolution of a two-sided p
     assert stats.bootstrap_p(np.r_[-np.ones(50), np.ones(50)]) == 1.0
     assert stats.bootstrap_p(np.r_[-np.ones(10), np.ones(90)]) == pytest.approx(0.2)
 

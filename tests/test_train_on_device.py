@@ -1,34 +1,18 @@
 """`qadapt train ... device=<any>`: the adapter trains on the exact simulator (train.device), then the base
 and the trained adapter are evaluated on the device the user named, in one row. A tiny Llama-architecture checkpoint
-written here goes through the same model.path route as downloaded Llama 3.1 8B weights."""
+(conftest.py) goes through the same model.path route as downloaded Llama 3.1 8B weights."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from helpers.tiny import tiny_llama
 from typer.testing import CliRunner
 
 from qadapt.cli import app
 from qadapt.results import load_rows
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def tiny_llama_dir(tmp_path_factory, smollm2_path):
-    """tests/helpers/tiny.py's Llama (2 layers, width 48) with SmolLM2's tokenizer, saved as a Hugging Face
-    directory."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_path)
-    model = tiny_llama(layers=2, vocab=len(tokenizer))
-    model.config.bos_token_id, model.config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def llama(tmp_path, model_dir, *extra: str) -> list[str]:

@@ -1,0 +1,286 @@
+"""Running a study: its cells, in order, each reused when it is already finished.
+
+A *cell* is one run of one arm: a selection run (an arm at one grid point, the selection seed, scored on the
+selection split), a final training run (the chosen point at one seed; at the selection seed it is the selection run
+itself), or a scoring run (``qadapt eval ppl`` on the reported split: a trained run's adapter, an untrained arm, or a
+trained run under an evaluation arm's settings). Every cell goes through :func:`qadapt.experiments.run_or_reuse`: a
+finished run directory with the same resolved config, else its row in ``results/runs.csv``, else it runs now. So an
+interrupted study continues where it stopped, and a fresh clone reuses the committed rows. A scoring cell's
+per-window scores are read from its run directory, else from the study's committed units file.
+
+Outputs, under the study's ``results_dir``: ``<name>_cells.csv`` (one line per cell) and ``<name>_units.csv`` (one
+line per scored window of every scoring cell); :mod:`qadapt.studies.render` makes the table from these alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import compose, config_hash
+from ..errors import QadaptError, TrainingDiverged
+from ..log import log
+from ..results import write_text_atomic
+from .spec import Study
+
+PHASES = ("select", "final", "all")
+WINDOW_COLUMNS = ["window", "tokens", "nll"]
+# the row columns a cell keeps (what the table and `study status` need)
+KEPT = [
+    "run_id",
+    "run_dir",
+    "git_commit",
+    "config_hash",
+    "trainable_params",
+    "perplexity",
+    "base_perplexity",
+    "tokens_scored",
+    "eval_source",
+    "train_source",
+    "train_steps",
+    "train_loss_first",
+    "train_loss_final",
+    "wall_seconds",
+    "machine",
+    "threads",
+    "config",
+]
+
+
+@dataclass(frozen=True)
+class Files:
+    """Where a study's outputs live."""
+
+    table: Path
+    cells: Path
+    units: Path
+
+    @classmethod
+    def of(cls, study: Study, results_dir: str | Path) -> Files:
+        root = Path(results_dir)
+        return cls(root / f"{study.name}.md", root / f"{study.name}_cells.csv", root / f"{study.name}_units.csv")
+
+
+class Runner:
+    """The cells of one study invocation: ``execute=False`` only looks finished cells up (``study status``)."""
+
+    def __init__(self, study: Study, extra: list[str], execute: bool = True, arms: list[str] | None = None):
+        self.study, self.extra, self.execute = study, list(extra), execute
+        self.only = set(arms) if arms else None  # the arms whose cells may run (the others are looked up)
+        self.results_dir = compose(self.extra).results_dir
+        self.files = Files.of(study, self.results_dir)
+        self.cells: list[dict] = []
+        self.units: list[pd.DataFrame] = []
+        self._recorded_units = pd.read_csv(self.files.units) if self.files.units.exists() else None
+        self._recorded_cells = pd.read_csv(self.files.cells) if self.files.cells.exists() else None
+
+    # -- one cell -------------------------------------------------------------------------------------------------
+
+    def cell(self, arm: str, phase: str, seed: int, overrides: list[str], command: str, values: dict) -> dict | None:
+        """The row of one cell: reused, or (``execute``) run now; None when it is not finished and not run. A
+        training run that diverges is recorded as a diverged cell (and reused as such)."""
+        from .. import runs
+        from ..experiments import run_or_reuse
+
+        cfg = compose(overrides)
+        line = {"arm": arm, "phase": phase, "seed": seed, "values": json.dumps(values, sort_keys=True)}
+        key = config_hash(cfg)
+        if self._diverged_before(key, phase):
+            self.cells.append({**line, "config_hash": key, "diverged": True})
+            return None
+        start = time.perf_counter()
+        try:
+            if self.execute and (self.only is None or arm in self.only):
+                row = run_or_reuse(overrides, command, recorded=True)
+            else:
+                row = runs.finished(cfg, command) or runs.recorded(cfg, command)
+        except TrainingDiverged as e:
+            log(f"{arm} at {values}: {e}; recorded as diverged")
+            self.cells.append({**line, "config_hash": key, "diverged": True})
+            return None
+        if row is None:
+            self.cells.append({**line, "config_hash": key, "done": False})
+            return None
+        line.update({k: row.get(k) for k in KEPT})
+        line.update(done=True, diverged=False, command=command, seconds_here=round(time.perf_counter() - start, 1))
+        if phase == "test":
+            self._units(line)
+        self.cells.append(line)
+        return row
+
+    def _diverged_before(self, key: str, phase: str) -> bool:
+        old = self._recorded_cells
+        if old is None or "diverged" not in old:
+            return False
+        mine = old[(old["config_hash"] == key) & (old["phase"] == phase)]
+        return bool(len(mine)) and bool(mine["diverged"].fillna(False).astype(bool).any())
+
+    def _units(self, line: dict) -> None:
+        """Per-window scores of a scoring cell: its run directory's windows.csv, else the committed units file.
+
+        Raises:
+            QadaptError: neither has them (the message says how to score the cell again).
+        """
+        path = Path(str(line["run_dir"])) / "windows.csv"
+        old = self._recorded_units
+        if path.exists():
+            frame = pd.read_csv(path)[WINDOW_COLUMNS]
+        elif old is not None and (old["run_id"] == line["run_id"]).any():
+            frame = old[old["run_id"] == line["run_id"]][WINDOW_COLUMNS]
+        else:
+            raise QadaptError(
+                f"{path} is missing and {self.files.units} has no windows of run {line['run_id']}: score it again "
+                f"(delete its row from {self.results_dir}/runs.csv, then `qadapt study run {self.study.name}`)"
+            )
+        self.units.append(frame.assign(arm=line["arm"], seed=line["seed"], run_id=line["run_id"]))
+
+    # -- the overrides of each kind of cell -----------------------------------------------------------------------
+
+    def _selection_overrides(self, arm: str, values: dict, seed: int) -> list[str]:
+        s = self.study
+        point = [f"{k}={_number(v)}" for k, v in values.items()]
+        return [*s.shared, *self.extra, *s.arms[arm].overrides, f"task.split={s.select.split}", *point, f"seed={seed}"]
+
+    def _scoring_overrides(self, seed: int) -> list[str]:
+        s = self.study
+        return [*s.shared, *self.extra, *s.final.overrides, f"task.split={s.final.split}", f"seed={seed}"]
+
+    # -- the phases -----------------------------------------------------------------------------------------------
+
+    def select(self) -> dict[str, dict]:
+        """Every trained arm at every grid point (widened at an edge), the selection seed; returns the chosen point
+        of each arm whose grid is complete."""
+        s = self.study
+        chosen = {}
+        for arm in s.trained():
+            grid = s.select.grid[s.family(arm)]
+            tried = []
+            for combo in itertools.product(*grid.values()):
+                values = dict(zip(grid, combo))
+                row = self.cell(arm, "select", s.select.seed, self._selection_overrides(arm, values, s.select.seed),
+                                "train", values)  # fmt: skip
+                tried.append((values, None if row is None else row.get(s.select.metric)))
+            complete = all(v is not None for _, v in tried)
+            steps = s.select.widen.max_steps if s.select.widen and complete and len(grid) == 1 else 0
+            for _ in range(steps):
+                values = self._beyond_edge(grid, tried)
+                if values is None:
+                    break
+                row = self.cell(arm, "select", s.select.seed, self._selection_overrides(arm, values, s.select.seed),
+                                "train", values)  # fmt: skip
+                if row is None and not self.cells[-1].get("diverged"):
+                    complete = False
+                    break
+                tried.append((values, None if row is None else row.get(s.select.metric)))
+                if row is None:  # diverged: the edge is where it is
+                    break
+            if complete:
+                chosen[arm] = self._best(tried)
+        return chosen
+
+    def _best(self, tried: list[tuple[dict, float | None]]) -> dict:
+        scored = [(v, m) for v, m in tried if m is not None and m == m]
+        pick = min if self.study.select.direction == "min" else max
+        return pick(scored, key=lambda vm: vm[1])[0]
+
+    def _beyond_edge(self, grid: dict, tried: list) -> dict | None:
+        """The next value past the end of the tried values where the best one sits (None: the best is inside, or a
+        value past it diverged)."""
+        if any(m is None for _, m in tried):
+            return None
+        (key,) = grid
+        factor = self.study.select.widen.factor
+        values = sorted(v[key] for v, _ in tried)
+        best = self._best(tried)[key]
+        if best == values[-1]:
+            return {key: float(f"{values[-1] * factor:.4g}")}
+        if best == values[0]:
+            return {key: float(f"{values[0] / factor:.4g}")}
+        return None
+
+    def final(self, chosen: dict[str, dict]) -> None:
+        """Untrained arms scored per seed (or once); each trained arm with a chosen point trained per seed and scored
+        once on the reported split; evaluation arms score those runs under their own settings."""
+        s = self.study
+        trained: dict[tuple[str, int], dict] = {}
+        for arm, spec in s.arms.items():
+            for seed in s.final.seeds:
+                if spec.kind == "untrained":
+                    if seed != s.final.seeds[0] and not spec.seeded:
+                        continue
+                    overrides = [*self._scoring_overrides(seed), *spec.overrides]
+                    self.cell(arm, "test", seed, overrides, "eval ppl", {})
+                elif spec.kind == "trained" and arm in chosen:
+                    values = chosen[arm]
+                    row = self.cell(arm, "train", seed, self._selection_overrides(arm, values, seed), "train", values)
+                    if row is None:
+                        continue
+                    trained[arm, seed] = row
+                    overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}"]
+                    self.cell(arm, "test", seed, overrides, "eval ppl", values)
+                elif spec.kind == "evaluation" and (spec.of, seed) in trained:
+                    row = trained[spec.of, seed]
+                    overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}", *spec.overrides]
+                    self.cell(arm, "test", seed, overrides, "eval ppl", chosen.get(spec.of, {}))
+
+    def save(self) -> None:
+        """``<name>_cells.csv`` and ``<name>_units.csv``, each written whole."""
+        write_text_atomic(self.files.cells, pd.DataFrame(self.cells).to_csv(index=False))
+        if self.units:
+            cols = ["arm", "seed", "run_id", *WINDOW_COLUMNS]
+            write_text_atomic(self.files.units, pd.concat(self.units)[cols].to_csv(index=False))
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def run(
+    study: Study, phase: str = "all", extra: list[str] = (), execute: bool = True, arms: list[str] | None = None
+) -> Runner:
+    """Run (or with ``execute=False`` only look up) ``study``'s ``phase`` (``select``, ``final`` or ``all``), for
+    ``arms`` only when given, and write its cells and units files.
+
+    Raises:
+        ConfigError: an unknown phase or arm. QadaptError: a scoring cell whose per-window scores are nowhere.
+    """
+    from ..errors import ConfigError
+
+    if phase not in PHASES:
+        raise ConfigError(f"phase: unknown '{phase}'; valid choices: {', '.join(PHASES)}")
+    unknown = [a for a in arms or [] if a not in study.arms]
+    if unknown:
+        raise ConfigError(f"arms: unknown arm '{unknown[0]}'; valid choices: {', '.join(study.arms)}")
+    # every cell is visited so the cells file is whole; only the named phase's cells run (the other's are looked up)
+    runner = Runner(study, extra, execute and phase in ("select", "all"), arms)
+    chosen = runner.select()
+    runner.execute = execute and phase in ("final", "all")
+    runner.final(chosen)
+    runner.save()
+    return runner
+
+
+def status(study: Study, extra: list[str] = ()) -> str:
+    """Every cell of ``study`` as a markdown table (arm, phase, seed, point, done, the seconds its run took) and the
+    counts done and left; nothing runs and nothing is written."""
+    runner = Runner(study, list(extra), execute=False)
+    runner.final(runner.select())
+    frame = pd.DataFrame(runner.cells)
+    frame["state"] = [
+        "diverged" if d is True else "done" if ok is True else "left"
+        for d, ok in zip(frame.get("diverged", [None] * len(frame)), frame.get("done", [None] * len(frame)))
+    ]
+    cols = [c for c in ["arm", "phase", "seed", "values", "state", "wall_seconds", "run_id"] if c in frame]
+    done = int((frame["state"] == "done").sum())
+    left = int((frame["state"] == "left").sum())
+    note = (
+        f"{study.name}: {done} cells done, {left} left"
+        + (f", {int((frame['state'] == 'diverged').sum())} diverged" if (frame["state"] == "diverged").any() else "")
+        + " (final cells of arms whose selection is not finished are not listed yet)"
+    )
+    return note + "\n\n" + frame[cols].to_markdown(index=False)

@@ -1,0 +1,272 @@
+"""A study's table, from its committed cells and units files alone (no run directory is read).
+
+Every figure comes from data: the selection grid and choice from the selection cells, the test rows from the scoring
+cells, every interval, paired test and p-value from :func:`qadapt.results.estimate.estimate`, every verdict from
+:func:`qadapt.results.estimate.verdict`; counts (seeds, windows, tokens) are counted, never typed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import QadaptError
+from ..results import estimate as est
+from ..results import write_text_atomic
+from .engine import Files
+from .spec import Study
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a render hook sees: the cells, the arms scored on every seed, the chosen points, the estimates."""
+
+    cells: pd.DataFrame
+    complete: list[str]
+    chosen: dict[str, dict]
+    estimates: est.Estimates | None
+
+
+def load_cells(study: Study, results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The study's cells and units files.
+
+    Raises:
+        QadaptError: no cells file (the study has not run; the message names the command).
+    """
+    files = Files.of(study, results_dir)
+    if not files.cells.exists():
+        raise QadaptError(f"{files.cells} is missing: run `qadapt study run {study.name}` first")
+    try:
+        cells = pd.read_csv(files.cells)
+        units = pd.read_csv(files.units) if files.units.exists() else None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise QadaptError(
+            f"{files.cells} or {files.units} is damaged ({e}); rerun `qadapt study run {study.name}`"
+        ) from None
+    return cells, units
+
+
+def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
+    """Per trained arm with a complete grid: the point whose selection run scored best (diverged cells excluded)."""
+    sel = cells[(cells["phase"] == "select") & done(cells)]
+    out = {}
+    for arm in study.trained():
+        mine = sel[sel["arm"] == arm]
+        grid = study.select.grid[study.family(arm)]
+        tried = [json.loads(v) for v in mine["values"]]
+        needed = [dict(zip(grid, combo)) for combo in _product(grid)]
+        if mine.empty or any(point not in tried for point in needed):
+            continue
+        metric = mine[study.select.metric].astype(float)
+        best = metric.idxmin() if study.select.direction == "min" else metric.idxmax()
+        out[arm] = json.loads(mine.loc[best, "values"])
+    return out
+
+
+def done(cells: pd.DataFrame) -> pd.Series:
+    """Which cells finished (a row was found or made)."""
+    return cells["done"].fillna(False).astype(bool) if "done" in cells else pd.Series(False, index=cells.index)
+
+
+def _flag(line: pd.Series, key: str) -> bool:
+    value = line.get(key)
+    return bool(value) if value is not None and value == value else False
+
+
+def _product(grid: dict) -> list[tuple]:
+    import itertools
+
+    return list(itertools.product(*grid.values()))
+
+
+def estimates(study: Study, cells: pd.DataFrame, units: pd.DataFrame | None) -> tuple[list[str], est.Estimates | None]:
+    """The arms scored on every final seed and their estimates (None when the reference is not complete)."""
+    test = cells[(cells["phase"] == "test") & done(cells)]
+    seeds = sorted(study.final.seeds)
+    base_arm = study.final.baseline
+    complete = [
+        arm
+        for arm, spec in study.arms.items()
+        if arm != base_arm and sorted(test[test["arm"] == arm]["seed"]) == seeds and spec.seeded
+    ]
+    if units is None or study.reference not in complete:
+        return complete, None
+    units = units[units["run_id"].isin(set(test["run_id"]))]
+
+    def matrix(arm: str) -> tuple[np.ndarray, np.ndarray]:
+        w = units[units["arm"] == arm].drop_duplicates(["seed", "window"]).sort_values(["seed", "window"])
+        return w.pivot(index="seed", columns="window", values="nll").to_numpy(), w.groupby("window")["tokens"].first()
+
+    _, tokens = matrix(study.reference)
+    numerators = {}
+    base = None
+    if study.final.statistic == "delta_ppl_pct":
+        b, base_tokens = matrix(base_arm)
+        if not b.size or not np.array_equal(base_tokens.to_numpy(), tokens.to_numpy()):
+            return complete, None
+        base = b[0]
+    for arm in complete:
+        nll, own = matrix(arm)
+        if not np.array_equal(own.to_numpy(), tokens.to_numpy()):
+            raise QadaptError(f"{arm}: scored on other windows than {study.reference}; rerun its final phase")
+        numerators[arm] = nll - base if base is not None else nll
+    return complete, est.estimate(numerators, tokens.to_numpy(), study.final.statistic, study.reference)
+
+
+def render(study: Study, results_dir: str | Path, command: str) -> Path:
+    """Write ``<results_dir>/<name>.md`` from the study's cells and units files; returns its path.
+
+    Raises:
+        QadaptError: the cells file is missing or damaged.
+    """
+    cells, units = load_cells(study, results_dir)
+    labels = {k: a.label for k, a in study.arms.items()}
+    chosen = chosen_points(study, cells)
+    finished = cells[done(cells)]
+    commits = ", ".join(f"`{c}` ({n})" for c, n in finished["git_commit"].value_counts().sort_index().items())
+    machine = finished["machine"].iloc[0] if len(finished) else "–"
+    sel = study.select
+    lines = [
+        f"# {study.title}",
+        "",
+        *([study.question, ""] if study.question else []),
+        f"Command: `{command}`  ",
+        f"Commits: {commits or '–'} · written {dt.date.today()} · {len(finished)} cells · machine: {machine}  ",
+        f"Shared by every arm: `{' '.join(study.shared)}`.  ",
+        f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`"
+        + (
+            f", the grid widened by x{sel.widen.factor:g} past an end where the best value sits, at most "
+            f"{sel.widen.max_steps} times"
+            if sel.widen
+            else ""
+        )  # fmt: skip
+        + f"; the reported split (`task.split={study.final.split}`) is scored once per chosen configuration.",
+        "",
+        "## Selection",
+        "",
+    ]
+    lines += _selection_table(study, cells, chosen, labels)
+    edge = _at_edge(study, cells, chosen)
+    if edge:
+        lines += ["", f"Chosen at an end of the values tried, widening included (a wider grid might choose "
+                  f"differently): {', '.join(labels[a] for a in edge)}."]  # fmt: skip
+    complete, found = estimates(study, cells, units)
+    lines += ["", f"## Reported: `task.split={study.final.split}`", ""]
+    if found is None:
+        lines.append(f"Not scored yet: `qadapt study run {study.name} phase=final` (finished cells are reused).")
+    else:
+        lines += _test_table(study, cells, found, complete, labels)
+    if study.hook:
+        hook = importlib.import_module(f"qadapt.studies.hooks.{study.hook}")
+        lines += hook.extra_lines(study, Result(cells, complete, chosen, found))
+    path = Files.of(study, results_dir).table
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _selection_table(study: Study, cells: pd.DataFrame, chosen: dict, labels: dict) -> list[str]:
+    sel = cells[cells["phase"] == "select"]
+    points = sorted({v for v in sel["values"]}, key=lambda v: sorted(json.loads(v).items()))
+    head = [", ".join(f"{k}={_short(x)}" for k, x in json.loads(v).items()) for v in points]
+    lines = [
+        "| arm | params | " + " | ".join(head) + " | chosen |",
+        "|---|---:|" + "---:|" * len(points) + "---|",
+    ]
+    for arm in study.trained():
+        mine = sel[sel["arm"] == arm].set_index("values")
+        if mine.empty:
+            continue
+        figures = []
+        for v in points:
+            if v not in mine.index:
+                figures.append("–")
+            elif _flag(mine.loc[v], "diverged"):
+                figures.append("diverged")
+            elif not _flag(mine.loc[v], "done"):
+                figures.append("not run")
+            else:
+                figures.append(f"{float(mine.loc[v, study.select.metric]):.4f}")
+        params = mine["trainable_params"].dropna()
+        count = f"{int(params.iloc[0]):,}" if len(params) else "–"
+        pick = ", ".join(f"{k}={_short(x)}" for k, x in chosen[arm].items()) if arm in chosen else "not finished"
+        lines.append(f"| {labels[arm]} | {count} | {' | '.join(figures)} | {pick} |")
+    return lines
+
+
+def _at_edge(study: Study, cells: pd.DataFrame, chosen: dict) -> list[str]:
+    """Arms whose chosen value of a one-hyperparameter grid is the smallest or largest value their selection ran."""
+    sel = cells[(cells["phase"] == "select") & done(cells)]
+    out = []
+    for arm, point in chosen.items():
+        if len(point) != 1:
+            continue
+        ((key, value),) = point.items()
+        tried = [json.loads(v)[key] for v in sel[sel["arm"] == arm]["values"]]
+        if len(tried) > 1 and value in (min(tried), max(tried)):
+            out.append(arm)
+    return out
+
+
+def _short(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _test_table(study, cells, estimates: est.Estimates, complete: list[str], labels: dict) -> list[str]:
+    test = cells[(cells["phase"] == "test") & done(cells)]
+    stat = study.final.statistic
+    ref = study.reference
+    first = test[test["arm"] == ref].iloc[0]
+    lower = est.LOWER_IS_BETTER[stat]
+    name = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity"}[stat]
+    lines = [
+        f"Scored: {first['eval_source']}, {int(first['tokens_scored']):,} tokens in {estimates.units} windows, "
+        f"{estimates.seeds} seeds. 95 % intervals: two-level percentile bootstrap ({estimates.resamples:,} resamples "
+        "of the seeds, then of the windows, the same draws for every arm; qadapt/results/estimate.py); each arm "
+        f"against {labels[ref]} on the same draws (paired), p two-sided.",
+    ]
+    if stat == "delta_ppl_pct":
+        base = test[test["arm"] == study.final.baseline]
+        if len(base):
+            lines[-1] += (
+                f" Δ ppl = 100 (ppl / base ppl - 1) per seed against {labels[study.final.baseline]} "
+                f"(perplexity {float(base['perplexity'].iloc[0]):.4f}), then the mean over seeds."
+            )
+    lines += [
+        "",
+        f"| arm | params | chosen | perplexity (mean) | {name} [95 % CI] | vs {labels[ref]} [95 % CI] | p |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for arm in complete:
+        g = test[test["arm"] == arm]
+        ci = estimates.arms[arm]
+        vs, p = "–", "–"
+        if arm in estimates.versus:
+            d = estimates.versus[arm]
+            vs = f"{d.difference.estimate:+.2f} [{d.difference.low:+.2f}, {d.difference.high:+.2f}]"
+            p = est.p_text(d.p, estimates.resamples).removeprefix("p = ").removeprefix("p ")
+        values = json.loads(g["values"].iloc[0])
+        pick = ", ".join(f"{k}={_short(x)}" for k, x in values.items()) or "–"
+        params = g["trainable_params"].dropna()
+        count = f"{int(params.iloc[0]):,}" if len(params) else "–"
+        lines.append(
+            f"| {labels[arm]} | {count} | {pick} | {g['perplexity'].astype(float).mean():.4f} | "
+            f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] | {vs} | {p} |"
+        )
+    missing = [labels[a] for a, s in study.arms.items() if a not in complete and a != study.final.baseline]
+    if missing:
+        lines += ["", f"Not scored on every seed yet: {', '.join(missing)}."]
+    lines += ["", "What the rows support:", ""]
+    for arm, test_ in estimates.versus.items():
+        said = est.verdict(test_, lower)
+        suffix = " at this budget" if said == "is indistinguishable from" else ""
+        lines.append(
+            f"- {labels[arm]} {said} {labels[ref]}{suffix} ({est.p_text(test_.p, estimates.resamples)}, "
+            f"{estimates.seeds} seeds)."
+        )
+    return lines

@@ -1,0 +1,220 @@
+"""Studies (qadapt/studies/): a tiny study on the tiny Llama through select, final and render; reuse of finished cells;
+the rendered figures equal the estimator's on the same scores; bad specs refused with exit 2 before anything runs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from qadapt.cli import app
+from qadapt.results import estimate as est
+from qadapt.results import load_rows
+
+pytestmark = pytest.mark.integration
+
+
+def spec(model_dir, **changes) -> dict:
+    out = {
+        "name": "tiny",
+        "title": "CUA against LoRA on a tiny Llama",
+        "question": "Does a 2-qubit CUA lower held-out perplexity as much as LoRA r = 1?",
+        "shared": [
+            "model=llama31_8b",
+            f"model.path={model_dir}",
+            "model.dtype=float32",
+            "device=exact",
+            "task=wikitext_ppl",
+            "task.max_length=48",
+            "task.stride=48",
+            "task.batch_size=2",
+            "train.valid_holdout=0.1",
+            "train.max_steps=3",
+            "train.batch_size=2",
+            "train.seq_len=32",
+        ],
+        "arms": {
+            "base": {"label": "base model", "kind": "untrained", "overrides": ["adapter=none"], "seeded": False},
+            "cua": {"label": "CUA q = 2", "overrides": ["adapter=cua", "adapter.layers=[-1]"]},
+            "lora": {
+                "label": "LoRA r = 1",
+                "overrides": ["adapter=lora", "adapter.r=1", "adapter.modules=[v_proj]", "adapter.layers=[-1]"],
+            },
+        },
+        "reference": "cua",
+        "select": {
+            "split": "valid_holdout",
+            "grid": {"default": {"train.lr": [0.01, 0.05]}},
+            "widen": {"factor": 3.0, "max_steps": 1},
+            "seed": 0,
+        },
+        "final": {
+            "seeds": [0, 1, 2],
+            "split": "test",
+            "overrides": ["task.max_tokens=192"],
+            "baseline": "base",
+        },
+    }
+    for key, value in changes.items():
+        node = out
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return out
+
+
+def write(tmp_path, data: dict):
+    path = tmp_path / "tiny_study.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def dirs(tmp_path) -> list[str]:
+    return [f"results_dir={tmp_path / 'results'}", f"runs_dir={tmp_path / 'runs'}"]
+
+
+def test_a_tiny_study_selects_scores_renders_and_reuses(tiny_llama_dir, tmp_path, data_dir):
+    path = write(tmp_path, spec(tiny_llama_dir))
+    runner = CliRunner()
+    selected = runner.invoke(app, ["study", "run", str(path), "phase=select", *dirs(tmp_path)])
+    assert selected.exit_code == 0, selected.output
+    rows = load_rows(tmp_path / "results")
+    # 2 arms x 2 rates, plus one widening step for an arm whose best rate sits at an end of the grid
+    cells = pd.read_csv(tmp_path / "results" / "tiny_cells.csv")
+    sel = cells[cells["phase"] == "select"]
+    assert set(sel["arm"]) == {"cua", "lora"} and len(rows) == len(sel[sel["done"] == True])  # noqa: E712
+    for _, g in sel.groupby("arm"):
+        lrs = sorted(json.loads(v)["train.lr"] for v in g["values"])
+        best = json.loads(g.loc[g["perplexity"].idxmin(), "values"])["train.lr"]
+        # the grid, plus one step (x3) past the end where the best rate sat, at most max_steps = 1
+        assert set(lrs) - {0.01, 0.05} <= {0.01 / 3, 0.15} and len(lrs) <= 3
+        assert best != 0.05 or 0.15 in lrs or len(lrs) == 3
+    # selection scored the held-out slice, never the test split
+    assert all(json.loads(c)["task"]["split"] == "valid_holdout" for c in rows["config"])
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    assert "Not scored yet" in table
+
+    final = runner.invoke(app, ["study", "run", str(path), "phase=final", *dirs(tmp_path)])
+    assert final.exit_code == 0, final.output
+    after = load_rows(tmp_path / "results")
+    n_runs = len(after)
+    cells = pd.read_csv(tmp_path / "results" / "tiny_cells.csv")
+    units = pd.read_csv(tmp_path / "results" / "tiny_units.csv")
+    test = cells[cells["phase"] == "test"]
+    assert sorted(test[test["arm"] == "cua"]["seed"]) == [0, 1, 2]
+    assert len(test[test["arm"] == "base"]) == 1  # unseeded: scored once
+    # seed 0's final training run is the selection run at the chosen rate (reused, not retrained)
+    trained = cells[(cells["phase"] == "train") & (cells["arm"] == "cua") & (cells["seed"] == 0)]
+    chosen = json.loads(trained["values"].iloc[0])
+    picked = sel[(sel["arm"] == "cua") & (sel["values"] == json.dumps(chosen, sort_keys=True))]
+    assert trained["run_id"].iloc[0] == picked["run_id"].iloc[0]
+
+    # the rendered intervals and p-values are the estimator's on the same per-window scores
+    base = units[units["arm"] == "base"].sort_values("window")
+    tokens = base["tokens"].to_numpy()
+
+    def nll(arm):
+        w = units[units["arm"] == arm].sort_values(["seed", "window"])
+        return w.pivot(index="seed", columns="window", values="nll").to_numpy() - base["nll"].to_numpy()
+
+    expected = est.estimate({"cua": nll("cua"), "lora": nll("lora")}, tokens, "delta_ppl_pct", "cua")
+    table = (tmp_path / "results" / "tiny.md").read_text()
+    reported = table.split("## Reported")[1]
+    lora = next(line for line in reported.splitlines() if line.startswith("| LoRA r = 1 |"))
+    ci, d = expected.arms["lora"], expected.versus["lora"]
+    assert f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]" in lora
+    assert f"{d.difference.estimate:+.2f} [{d.difference.low:+.2f}, {d.difference.high:+.2f}]" in lora
+    assert est.p_text(d.p).removeprefix("p = ").removeprefix("p ") in lora
+    verdict = est.verdict(d, lower_is_better=True)
+    assert f"- LoRA r = 1 {verdict} CUA q = 2" in table
+    assert units["window"].nunique() == expected.units and expected.seeds == 3
+
+    # a second run reuses every cell: nothing trained or scored again, the same table
+    again = runner.invoke(app, ["study", "run", str(path), *dirs(tmp_path)])
+    assert again.exit_code == 0, again.output
+    assert len(load_rows(tmp_path / "results")) == n_runs
+    assert _figures((tmp_path / "results" / "tiny.md").read_text()) == _figures(table)
+
+    # status lists every cell as done; render needs only the cells and units files (no run directory)
+    status = runner.invoke(app, ["study", "status", str(path), *dirs(tmp_path)])
+    assert status.exit_code == 0, status.output
+    assert "0 left" in status.output
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "results" / "tiny.md").unlink()
+    rendered = runner.invoke(app, ["study", "render", str(path), *dirs(tmp_path)])
+    assert rendered.exit_code == 0, rendered.output
+    assert _figures((tmp_path / "results" / "tiny.md").read_text()) == _figures(table)
+
+
+def _figures(table: str) -> list[str]:
+    """The table without its date line."""
+    return [line for line in table.splitlines() if not line.startswith("Commits:")]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"final.split": "valid_holdout"}, "final.split: 'valid_holdout' is also select.split"),
+        ({"reference": "dora"}, "reference: unknown arm 'dora'; valid choices: base, cua, lora"),
+        ({"select.grid": {"default": {"train.lr": []}}}, "select.grid.default.train.lr"),
+        ({"arms.cua.overrides": ["adapter=cuaa"]}, "arms.cua.overrides: unknown adapter 'cuaa'; valid choices:"),
+        ({"arms.cua.overrides": ["adapter=cua", "adapter.qubit=2"]}, "arms.cua.overrides:"),
+        ({"final.seeds": [0]}, "final.seeds"),
+        ({"select.direction": "lowest"}, "select.direction"),
+        ({"selection": {}}, "selection: unknown key"),
+    ],
+)
+def test_a_bad_spec_exits_2_naming_the_key_before_anything_runs(tmp_path, change, message):
+    path = write(tmp_path, spec("unused-model-dir", **change))
+    result = CliRunner().invoke(app, ["study", "run", str(path), *dirs(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert message in re.sub(r"\s+", " ", result.output)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+
+
+def test_an_unknown_study_name_lists_the_named_ones(tmp_path):
+    result = CliRunner().invoke(app, ["study", "status", "no_such_study"])
+    assert result.exit_code == 2
+    assert "unknown study 'no_such_study'; valid choices:" in result.output
+
+
+def test_verdict_words_follow_the_interval():
+    from qadapt.results.stats import Interval, PairedTest
+
+    def test(low, high):
+        return PairedTest(Interval((low + high) / 2, low, high, 0.95, "x", 3), 0.01, "x")
+
+    assert est.verdict(test(-2, -1), lower_is_better=True) == "beats"
+    assert est.verdict(test(1, 2), lower_is_better=True) == "is beaten by"
+    assert est.verdict(test(1, 2), lower_is_better=False) == "beats"
+    assert est.verdict(test(-1, 1), lower_is_better=True) == "is indistinguishable from"
+    assert est.verdict(test(-2, -1), lower_is_better=True, resolved=False) == "is not resolved against"
+    assert est.p_text(0.0) == "p < 0.0002" and est.p_text(0.0312) == "p = 0.0312"
+
+
+def test_the_estimator_is_the_two_level_bootstrap_of_the_per_seed_statistic():
+    """Observed Δ = mean over seeds of 100 expm1(sum(nll - base) / sum(tokens)); the interval is the percentile of the
+    seed-then-window resamples, recomputed here from stats.two_level_resamples directly; p floors at 2 / B."""
+    from qadapt.results import stats
+
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(40, 60, size=12).astype(float)
+    a = rng.normal(-0.02, 0.01, size=(3, 12)) * tokens
+    b = a - 0.05 * tokens  # far better than a: p at the floor
+    got = est.estimate({"a": a, "b": b}, tokens, "delta_ppl_pct", "a", n_resamples=2000)
+    seed_counts, unit_counts = stats.two_level_resamples(3, 12, 2000, seed=0)
+    per_seed = 100 * np.expm1((a @ unit_counts.T) / (tokens @ unit_counts.T))
+    draws = (per_seed.T * seed_counts).sum(1) / 3
+    low, high = np.quantile(draws, [0.025, 0.975])
+    assert got.arms["a"].estimate == pytest.approx(float(np.mean(100 * np.expm1(a.sum(1) / tokens.sum()))))
+    assert (got.arms["a"].low, got.arms["a"].high) == pytest.approx((low, high))
+    assert got.versus["b"].p == pytest.approx(2 / 2000)
+    assert est.verdict(got.versus["b"], lower_is_better=True) == "beats"
