@@ -50,16 +50,16 @@ test: data lint
 test-fast: data
 	$(VPY) -m pytest -q -ra -m "not integration" tests
 
-# results/cua_smollm2.md (+ .csv, cua_windows.csv): CUA q = 1, 2, 3 against LoRA, free blocks, norm gains and an
-# untrained random CUA on the same sites, text and seeds. Two targets, each under 90 minutes on 2 cores (finished
-# cells are reused): reproduce-cua-select picks each method's learning rate on held-out WikiText-2 valid text,
-# reproduce-cua trains the other seeds and scores WikiText-2 test once per chosen configuration
-# (QADAPT_TEST_TOKENS=all: the whole test split instead of its first 65,536 tokens)
+# results/cua_smollm2.md (+ cua_smollm2_cells.csv, cua_smollm2_units.csv): the study configs/study/cua_smollm2.yaml,
+# CUA q = 1, 2, 3 against LoRA, free blocks, norm gains and an untrained random CUA on the same sites, text and seeds.
+# Two targets, each under 90 minutes on 2 cores (finished cells are reused; on a fresh clone both only re-render):
+# reproduce-cua-select picks each arm's learning rate on held-out WikiText-2 valid text, reproduce-cua trains the
+# other seeds and scores WikiText-2 test once per chosen configuration (docs/studies.md)
 reproduce-cua-select: data
-	$(VPY) scripts/reproduce_cua_smollm2.py select
+	$(QADAPT) study run cua_smollm2 phase=select
 
 reproduce-cua: data
-	$(VPY) scripts/reproduce_cua_smollm2.py all
+	$(QADAPT) study run cua_smollm2
 
 # results/noise_expressivity.md (+ .png, .csv): CUA at q = 1..4 on exact, exact with 8192 shots and FakeFez noise,
 # the same first 8,192 WikiText-2 test tokens each (finished training runs in runs/ are reused)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers.scripts import load_script
 from helpers.tiny import tiny_llama as _tiny_llama
 
 from qadapt import adapters, devices
@@ -228,52 +227,46 @@ def test_switching_adapters_off_gives_the_base_model_for_peft_layers_too(method)
     torch.testing.assert_close(again, adapted, rtol=0, atol=0)
 
 
-def _reproduce_cua():
-    return load_script("reproduce_cua_smollm2")
+def _cua_result(units=None, samples=None):
+    """configs/study/cua_smollm2.yaml and a render Result holding ``samples`` (arm -> resampled Δ ppl) or ``units``."""
+    import numpy as np
+    import pandas as pd
+
+    from qadapt.results import estimate as est
+    from qadapt.results import stats
+    from qadapt.studies import load
+    from qadapt.studies.render import Result
+
+    study = load("cua_smollm2")
+    estimates = None
+    if samples is not None:
+        arms = {m: stats.percentile(v, float(np.mean(v))) for m, v in samples.items()}
+        draws = len(next(iter(samples.values())))
+        estimates = est.Estimates("delta_ppl_pct", "cua_q2", arms, {}, 3, 32, draws, samples)
+    cells = pd.DataFrame(
+        {"arm": ["cua_q3", "blockdiag_b4"], "phase": "test", "trainable_params": [12096, 13824], "done": True}
+    )
+    return study, Result(cells, units, list(samples or []), {}, estimates)
 
 
 @pytest.mark.parametrize("shift,expected", [(0.0, "indistinguishable at this budget"), (1.0, "CUA q = 3 lowers")])
 def test_size_matched_orthogonality_line_follows_the_paired_interval(shift, expected):
-    """cua_smollm2.md's line on free blocks against CUA q = 3 (nearest size): resampled Δ ppl drawn here with a
-    known shift; the words follow the paired interval, never claiming a difference the draws do not hold."""
+    """cua_smollm2.md's line on free blocks against CUA q = 3 (nearest size), from the study's hook: resampled Δ ppl
+    drawn here with a known shift; the words follow the paired interval, never claiming a difference the draws do
+    not hold."""
     import numpy as np
-    import pandas as pd
 
-    cua = _reproduce_cua()
+    from qadapt.studies.hooks import cua_smollm2 as hook
+
     rng = np.random.default_rng(0)
     common = rng.normal(-4.0, 0.3, 4000)  # shared draws: the pairing removes them from the difference
     samples = {"cua_q3": common + rng.normal(0, 0.05, 4000), "blockdiag_b4": common + shift + rng.normal(0, 0.05, 4000)}
-    observed = {m: float(np.mean(v)) for m, v in samples.items()}
-    test = pd.DataFrame({"method": ["cua_q3", "blockdiag_b4"], "trainable_params": [12096, 13824]})
-    (line,) = cua.size_matched_orthogonality(test, observed, samples)
+    study, result = _cua_result(samples=samples)
+    labels = {k: a.label for k, a in study.arms.items()}
+    (line,) = hook._size_matched(result, labels)
     assert expected in line and "13,824" in line and "12,096" in line
-    assert cua.size_matched_orthogonality(test, {"cua_q3": -4.0}, {"cua_q3": samples["cua_q3"]}) == []
-
-
-def test_cua_sweep_takes_a_fresh_checkouts_windows_from_the_recorded_file(tmp_path, monkeypatch):
-    """A fresh checkout has the recorded rows, not the run directories: a test cell's per-window scores come from the
-    cua_windows.csv the process started with (a save in between does not lose them), one row per window; a cell
-    found nowhere stops with what to do."""
-    import pandas as pd
-
-    cua = _reproduce_cua()
-    cells_path, windows_path = tmp_path / "cells.csv", tmp_path / "windows.csv"
-    monkeypatch.setattr(cua, "CELLS", cells_path)
-    monkeypatch.setattr(cua, "WINDOWS", windows_path)
-    monkeypatch.setattr(cua, "ROOT", tmp_path)
-    cua.earlier.cache_clear()
-    rows = [("cua_q2", 0, "r1", w, 2047, 3.0 + w, 3.1) for w in range(3)] + [("base", 0, "b", 0, 2047, 3.1, 3.1)]
-    cols = ["method", "seed", "run_id", "window", "tokens", "nll", "base_nll"]
-    pd.DataFrame(rows, columns=cols).to_csv(windows_path, index=False)
-    cua.earlier(cells_path), cua.earlier(windows_path)  # what main does first
-    cell = {"method": "cua_q2", "phase": "test", "seed": 0, "run_id": "r1", "windows": "runs/r1/windows.csv"}
-    cua.save([cell])  # rewrites windows.csv with r1 only
-    cua.save([cell, {**cell, "method": "base", "run_id": "b", "windows": "runs/b/windows.csv"}])
-    saved = pd.read_csv(windows_path)
-    assert sorted(saved["run_id"]) == ["b", "r1", "r1", "r1"] and list(saved.columns) == cols
-    with pytest.raises(SystemExit, match="has no windows of run r9"):
-        cua.save([{**cell, "run_id": "r9", "windows": "runs/r9/windows.csv"}])
-    cua.earlier.cache_clear()
+    _, alone = _cua_result(samples={"cua_q3": samples["cua_q3"]})
+    assert hook._size_matched(alone, labels) == []
 
 
 def test_own_base_mismatch_flags_a_wrong_base_not_float_rounding():
@@ -281,9 +274,11 @@ def test_own_base_mismatch_flags_a_wrong_base_not_float_rounding():
     is flagged, a 1e-7 one (float rounding after a code change) is not."""
     import pandas as pd
 
-    cua = _reproduce_cua()
+    from qadapt.studies.hooks import cua_smollm2 as hook
+
     base = [("base", "b", w, 6000.0 + w, 6000.0 + w) for w in range(4)]
     rounding = [("skew_b4", "r1", w, 5900.0, (6000.0 + w) * (1 + 1e-7)) for w in range(4)]
     fault = [("lora_r1", "r2", w, 5900.0, (6000.0 + w) * (1 + (4e-2 if w == 2 else 0))) for w in range(4)]
-    windows = pd.DataFrame(base + rounding + fault, columns=["method", "run_id", "window", "nll", "base_nll"])
-    assert cua.own_base_mismatch(windows) == ["r2"]
+    units = pd.DataFrame(base + rounding + fault, columns=["arm", "run_id", "window", "nll", "base_nll"])
+    study, result = _cua_result(units=units)
+    assert hook._own_base_mismatch(study, result) == ["r2"]

@@ -152,6 +152,11 @@ def test_a_tiny_study_selects_scores_renders_and_reuses(tiny_llama_dir, tmp_path
     rendered = runner.invoke(app, ["study", "render", str(path), *dirs(tmp_path)])
     assert rendered.exit_code == 0, rendered.output
     assert _figures((tmp_path / "results" / "tiny.md").read_text()) == _figures(table)
+    # a fresh clone (rows and units files, no run directories) reuses every cell as well
+    fresh = runner.invoke(app, ["study", "run", str(path), *dirs(tmp_path)])
+    assert fresh.exit_code == 0, fresh.output
+    assert len(load_rows(tmp_path / "results")) == n_runs and not (tmp_path / "runs").exists()
+    assert _figures((tmp_path / "results" / "tiny.md").read_text()) == _figures(table)
 
 
 def _figures(table: str) -> list[str]:

@@ -118,3 +118,13 @@ def verdict(test: stats.PairedTest, lower_is_better: bool, resolved: bool = True
     if not d.excludes(0):
         return "is indistinguishable from"
     return "beats" if (d.estimate < 0) == lower_is_better else "is beaten by"
+
+
+def sentence(test: stats.PairedTest, other: str, lower_is_better: bool, unit: str, n_resamples: int) -> str:
+    """``<verdict> <other> by 1.01 <unit> [0.58, 1.49] (p < 0.0002)``: the verdict, the size of the difference with
+    its interval (as a gap: positive), and the p-value; "... at this budget (p = 0.126)" where the interval holds 0."""
+    said, d, p = verdict(test, lower_is_better), test.difference, p_text(test.p, n_resamples)
+    if said == "is indistinguishable from":
+        return f"{said} {other} at this budget ({p})"
+    low, high = sorted((abs(d.low), abs(d.high)))
+    return f"{said} {other} by {abs(d.estimate):.2f} {unit} [{low:.2f}, {high:.2f}] ({p})"

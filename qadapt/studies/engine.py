@@ -29,7 +29,7 @@ from ..results import write_text_atomic
 from .spec import Study
 
 PHASES = ("select", "final", "all")
-WINDOW_COLUMNS = ["window", "tokens", "nll"]
+WINDOW_COLUMNS = ["window", "tokens", "nll", "base_nll"]  # base_nll: the run's own base pass on the window
 # the row columns a cell keeps (what the table and `study status` need)
 KEPT = [
     "run_id",
@@ -213,7 +213,7 @@ class Runner:
                 if spec.kind == "untrained":
                     if seed != s.final.seeds[0] and not spec.seeded:
                         continue
-                    overrides = [*self._scoring_overrides(seed), *spec.overrides]
+                    overrides = [*self._scoring_overrides(seed), *spec.overrides, *self._hooked(arm, seed, trained)]
                     self.cell(arm, "test", seed, overrides, "eval ppl", {})
                 elif spec.kind == "trained" and arm in chosen:
                     values = chosen[arm]
@@ -227,6 +227,14 @@ class Runner:
                     row = trained[spec.of, seed]
                     overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}", *spec.overrides]
                     self.cell(arm, "test", seed, overrides, "eval ppl", chosen.get(spec.of, {}))
+
+    def _hooked(self, arm: str, seed: int, trained: dict) -> list[str]:
+        """Overrides the study's hook derives for an untrained arm from the trained runs so far (e.g. a random
+        control drawn at the trained generators' scale); none without a hook or its ``arm_overrides``."""
+        hook = self.study.hook_module()
+        if hook is None or not hasattr(hook, "arm_overrides"):
+            return []
+        return hook.arm_overrides(self.study, arm, seed, trained, self._recorded_cells)
 
     def save(self) -> None:
         """``<name>_cells.csv`` and ``<name>_units.csv``, each written whole."""

@@ -8,7 +8,6 @@ cells, every interval, paired test and p-value from :func:`qadapt.results.estima
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ class Result:
     """What a render hook sees: the cells, the arms scored on every seed, the chosen points, the estimates."""
 
     cells: pd.DataFrame
+    units: pd.DataFrame | None
     complete: list[str]
     chosen: dict[str, dict]
     estimates: est.Estimates | None
@@ -130,8 +130,15 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
     chosen = chosen_points(study, cells)
     finished = cells[done(cells)]
     commits = ", ".join(f"`{c}` ({n})" for c, n in finished["git_commit"].value_counts().sort_index().items())
-    machine = finished["machine"].iloc[0] if len(finished) else "–"
+    first = finished.iloc[0] if len(finished) else None
+    machine = f"{first['machine']}, {int(first['threads'])} torch threads" if first is not None else "–"
     sel = study.select
+    widen = (
+        f", the grid widened by x{sel.widen.factor:g} past an end where the best value sits, at most "
+        f"{sel.widen.max_steps} times"
+        if sel.widen
+        else ""
+    )
     lines = [
         f"# {study.title}",
         "",
@@ -139,19 +146,22 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
         f"Command: `{command}`  ",
         f"Commits: {commits or '–'} · written {dt.date.today()} · {len(finished)} cells · machine: {machine}  ",
         f"Shared by every arm: `{' '.join(study.shared)}`.  ",
-        f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`"
-        + (
-            f", the grid widened by x{sel.widen.factor:g} past an end where the best value sits, at most "
-            f"{sel.widen.max_steps} times"
-            if sel.widen
-            else ""
-        )  # fmt: skip
-        + f"; the reported split (`task.split={study.final.split}`) is scored once per chosen configuration.",
+        *_training_line(finished),
+        f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`{widen}; the "
+        f"reported split (`task.split={study.final.split}`) is scored once per chosen configuration.",
         "",
         "## Selection",
         "",
     ]
     lines += _selection_table(study, cells, chosen, labels)
+    held = cells[(cells["phase"] == "select") & done(cells)]
+    if len(held):
+        h = held.iloc[0]
+        lines += [
+            "",
+            f"Scored: {h['eval_source']}, {int(h['tokens_scored']):,} tokens; the base model there: perplexity "
+            f"{float(h['base_perplexity']):.4f}.",
+        ]
     edge = _at_edge(study, cells, chosen)
     if edge:
         lines += ["", f"Chosen at an end of the values tried, widening included (a wider grid might choose "
@@ -162,9 +172,9 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
         lines.append(f"Not scored yet: `qadapt study run {study.name} phase=final` (finished cells are reused).")
     else:
         lines += _test_table(study, cells, found, complete, labels)
-    if study.hook:
-        hook = importlib.import_module(f"qadapt.studies.hooks.{study.hook}")
-        lines += hook.extra_lines(study, Result(cells, complete, chosen, found))
+    hook = study.hook_module()
+    if hook is not None and hasattr(hook, "extra_lines"):
+        lines += hook.extra_lines(study, Result(cells, units, complete, chosen, found))
     path = Files.of(study, results_dir).table
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path
@@ -199,6 +209,20 @@ def _selection_table(study: Study, cells: pd.DataFrame, chosen: dict, labels: di
     return lines
 
 
+def _training_line(finished: pd.DataFrame) -> list[str]:
+    """The training budget every trained cell shares, from the first training cell's config (none: no line)."""
+    trained = finished[finished["train_steps"].notna()] if "train_steps" in finished else finished.iloc[0:0]
+    if trained.empty:
+        return []
+    t = trained.iloc[0]
+    train = json.loads(t["config"])["train"]
+    return [
+        f"Training: {t['train_source']}; {int(t['train_steps'])} steps x {train['batch_size']} x {train['seq_len']} "
+        f"tokens, AdamW, {train['schedule']} schedule, {train['warmup_steps']} warm-up steps, the same for every arm "
+        "and seed.  "
+    ]
+
+
 def _at_edge(study: Study, cells: pd.DataFrame, chosen: dict) -> list[str]:
     """Arms whose chosen value of a one-hyperparameter grid is the smallest or largest value their selection ran."""
     sel = cells[(cells["phase"] == "select") & done(cells)]
@@ -224,6 +248,7 @@ def _test_table(study, cells, estimates: est.Estimates, complete: list[str], lab
     first = test[test["arm"] == ref].iloc[0]
     lower = est.LOWER_IS_BETTER[stat]
     name = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity"}[stat]
+    unit = {"delta_ppl_pct": "points of Δ ppl", "perplexity": "perplexity"}[stat]
     lines = [
         f"Scored: {first['eval_source']}, {int(first['tokens_scored']):,} tokens in {estimates.units} windows, "
         f"{estimates.seeds} seeds. 95 % intervals: two-level percentile bootstrap ({estimates.resamples:,} resamples "
@@ -237,11 +262,15 @@ def _test_table(study, cells, estimates: est.Estimates, complete: list[str], lab
                 f" Δ ppl = 100 (ppl / base ppl - 1) per seed against {labels[study.final.baseline]} "
                 f"(perplexity {float(base['perplexity'].iloc[0]):.4f}), then the mean over seeds."
             )
+    if not json.loads(first["config"])["task"].get("score_first", False):
+        lines[-1] += " Each window's first token is not scored (`task.score_first=false`)."
     lines += [
         "",
-        f"| arm | params | chosen | perplexity (mean) | {name} [95 % CI] | vs {labels[ref]} [95 % CI] | p |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        f"| arm | params | chosen | perplexity (mean) | {name} [95 % CI] | vs {labels[ref]} [95 % CI] | p | "
+        "train loss first → last |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
+    trained = cells[(cells["phase"] == "train") & done(cells)]
     for arm in complete:
         g = test[test["arm"] == arm]
         ci = estimates.arms[arm]
@@ -254,19 +283,20 @@ def _test_table(study, cells, estimates: est.Estimates, complete: list[str], lab
         pick = ", ".join(f"{k}={_short(x)}" for k, x in values.items()) or "–"
         params = g["trainable_params"].dropna()
         count = f"{int(params.iloc[0]):,}" if len(params) else "–"
+        runs = trained[trained["arm"] == (study.arms[arm].of or arm)]
+        loss = (
+            f"{runs['train_loss_first'].astype(float).mean():.3f} → {runs['train_loss_final'].astype(float).mean():.3f}"
+            if len(runs) and runs["train_loss_first"].notna().all()
+            else "untrained"
+        )
         lines.append(
             f"| {labels[arm]} | {count} | {pick} | {g['perplexity'].astype(float).mean():.4f} | "
-            f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] | {vs} | {p} |"
+            f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] | {vs} | {p} | {loss} |"
         )
     missing = [labels[a] for a, s in study.arms.items() if a not in complete and a != study.final.baseline]
     if missing:
         lines += ["", f"Not scored on every seed yet: {', '.join(missing)}."]
     lines += ["", "What the rows support:", ""]
     for arm, test_ in estimates.versus.items():
-        said = est.verdict(test_, lower)
-        suffix = " at this budget" if said == "is indistinguishable from" else ""
-        lines.append(
-            f"- {labels[arm]} {said} {labels[ref]}{suffix} ({est.p_text(test_.p, estimates.resamples)}, "
-            f"{estimates.seeds} seeds)."
-        )
+        lines.append(f"- {labels[arm]} {est.sentence(test_, labels[ref], lower, unit, estimates.resamples)}.")
     return lines

@@ -110,7 +110,7 @@ class Study(_Strict):
     reference: str
     select: Selection
     final: Final
-    hook: str | None = None
+    hook: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
 
     @model_validator(mode="after")
     def _consistent(self) -> Study:
@@ -143,6 +143,9 @@ class Study(_Strict):
             for key, values in grid.items():
                 if not values:
                     raise ValueError(f"select.grid.{family}.{key}: empty; give at least one value")
+        if self.hook and not (Path(__file__).parent / "hooks" / f"{self.hook}.py").is_file():
+            hooks = sorted(p.stem for p in (Path(__file__).parent / "hooks").glob("[a-z]*.py"))
+            raise ValueError(f"hook: unknown '{self.hook}'; valid choices: {', '.join(hooks) or 'none yet'}")
         base = self.final.baseline
         if self.final.statistic == "delta_ppl_pct":
             if base is None or base not in self.arms or self.arms[base].kind != "untrained":
@@ -157,6 +160,12 @@ class Study(_Strict):
         """The selection grid's key for ``arm``."""
         own = self.arms[arm].family
         return own if own is not None else arm if arm in self.select.grid else "default"
+
+    def hook_module(self):
+        """The render hook's module (``qadapt.studies.hooks.<hook>``), or None."""
+        import importlib
+
+        return importlib.import_module(f"qadapt.studies.hooks.{self.hook}") if self.hook else None
 
     def trained(self) -> list[str]:
         return [k for k, a in self.arms.items() if a.kind == "trained"]
