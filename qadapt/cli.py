@@ -401,6 +401,23 @@ def study_render(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> N
     _study(name, overrides, job)
 
 
+@study_app.command("export")
+def study_export(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> None:
+    """Write a study's final cells in another project's result format, one file per arm and seed:
+    ``format=peft`` (peft's method-comparison result JSON, the default) and ``out=<dir>`` (default ``exported``)."""
+    from .studies.export import export
+
+    given = dict(item.split("=", 1) for item in overrides or [] if item.startswith(("format=", "out=")))
+    rest = [item for item in overrides or [] if not item.startswith(("format=", "out="))]
+
+    def job(study, phase, runs, arms):
+        out = given.get("out", "exported")
+        paths = export(study, compose(runs).results_dir, out, given.get("format", "peft"))
+        log(f"wrote {len(paths)} files under {out}/")
+
+    _study(name, rest, job)
+
+
 @app.command()
 def data(overrides: list[str] = OVERRIDES) -> None:
     """Fill data_dir: link ../shared/data when it exists, else download the datasets from the hub."""

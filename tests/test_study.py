@@ -135,6 +135,34 @@ def test_a_tiny_study_selects_scores_renders_and_reuses(tiny_llama_dir, tmp_path
     assert f"- LoRA r = 1 {verdict} CUA q = 2" in table
     assert units["window"].nunique() == expected.units and expected.seeds == 3
 
+    # peft's method-comparison result format: one file per arm and seed, the sections and keys peft's log_results
+    # writes (method_comparison/MetaMathQA/utils.py), figures from the cells
+    exported = runner.invoke(app, ["study", "export", str(path), f"out={tmp_path / 'peft'}", *dirs(tmp_path)])
+    assert exported.exit_code == 0, exported.output
+    files = sorted(p.name for p in (tmp_path / "peft").glob("*.json"))
+    assert files == sorted(
+        ["tiny--base--seed0.json"] + [f"tiny--{a}--seed{s}.json" for a in ("cua", "lora") for s in (0, 1, 2)]
+    )
+    result = json.loads((tmp_path / "peft" / "tiny--lora--seed1.json").read_text())
+    assert set(result) == {"run_info", "train_info", "meta_info"}
+    assert {"created_at", "total_time", "experiment_name", "train_config", "peft_config", "error_msg"} <= set(
+        result["run_info"]
+    )
+    assert {"train_time", "num_trainable_params", "num_total_params", "status", "metrics", "file_size"} <= set(
+        result["train_info"]
+    )
+    assert {"package_info", "system_info", "pytorch_info", "model_info", "dataset_info"} <= set(result["meta_info"])
+    lora_cells = cells[(cells["arm"] == "lora") & (cells["seed"] == 1)]
+    test_cell = lora_cells[lora_cells["phase"] == "test"].iloc[0]
+    train_cell = lora_cells[lora_cells["phase"] == "train"].iloc[0]
+    assert result["train_info"]["num_trainable_params"] == int(test_cell["trainable_params"]) == 72
+    assert result["train_info"]["train_time"] == pytest.approx(float(train_cell["train_seconds"]))
+    assert result["train_info"]["metrics"][0]["test perplexity"] == pytest.approx(float(test_cell["perplexity"]))
+    assert result["train_info"]["cpu_memory_max"] > 0 and result["train_info"]["status"] == "success"
+    assert result["run_info"]["train_config"]["optimizer_kwargs"]["lr"] == json.loads(train_cell["values"])["train.lr"]
+    assert result["run_info"]["peft_config"]["r"] == 1
+    assert result["meta_info"]["package_info"]["peft-version"]
+
     # a second run reuses every cell: nothing trained or scored again, the same table
     again = runner.invoke(app, ["study", "run", str(path), *dirs(tmp_path)])
     assert again.exit_code == 0, again.output

@@ -46,8 +46,12 @@ KEPT = [
     "train_loss_first",
     "train_loss_final",
     "wall_seconds",
+    "train_seconds",
+    "peak_rss_mb",
+    "base_total_params",
     "machine",
     "threads",
+    "torch",
     "config",
 ]
 
