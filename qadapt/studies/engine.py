@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +96,6 @@ class Runner:
         if self._diverged_before(key, phase):
             self.cells.append({**line, "config_hash": key, "diverged": True})
             return None
-        start = time.perf_counter()
         try:
             if self.execute and (self.only is None or arm in self.only):
                 row = run_or_reuse(overrides, command, recorded=True)
@@ -111,7 +109,7 @@ class Runner:
             self.cells.append({**line, "config_hash": key, "done": False})
             return None
         line.update({k: row.get(k) for k in KEPT})
-        line.update(done=True, diverged=False, command=command, seconds_here=round(time.perf_counter() - start, 1))
+        line.update(done=True, diverged=False, command=command)
         if phase == "test":
             self._units(line)
         self.cells.append(line)
