@@ -344,26 +344,32 @@ def circuits(
 
 STUDY = typer.Argument(..., help="A study in configs/study/ (its name) or a path to a study spec .yaml")
 STUDY_OVERRIDES = typer.Argument(
-    None, help="phase=select|final|all, arms=a,b (run only these), and overrides for every run (results_dir=...)"
+    None,
+    help="phase=select|final|all, arms=a,b and seeds=0,1 (run only these final cells), and overrides for every run "
+    "(results_dir=...)",
 )
 
 
 def _study(name: str, overrides: list[str] | None, job: Callable) -> None:
-    """Load the spec, split off ``phase=`` and ``arms=``, run ``job(study, phase, overrides, arms)``; qadapt errors exit
-    with their code."""
+    """Load the spec, split off ``phase=``, ``arms=`` and ``seeds=``, run ``job(study, phase, overrides, only)`` with
+    ``only`` = {"arms": [...] or None, "seeds": [...] or None}; qadapt errors exit with their code."""
     from .studies import load
 
-    phase, arms, rest = "all", None, []
+    phase, only, rest = "all", {"arms": None, "seeds": None}, []
     for item in overrides or []:
-        if item.startswith("phase="):
-            phase = item.partition("=")[2]
-        elif item.startswith("arms="):
-            arms = [a for a in item.partition("=")[2].strip("[]").split(",") if a]
+        key, _, value = item.partition("=")
+        if key == "phase":
+            phase = value
+        elif key in only:
+            only[key] = [a for a in value.strip("[]").split(",") if a]
         else:
             rest.append(item)
     try:
+        if only["seeds"] is not None and not all(s.lstrip("-").isdigit() for s in only["seeds"]):
+            raise ConfigError(f"seeds: '{','.join(only['seeds'])}' is not a list of integers (e.g. seeds=0,1)")
+        only["seeds"] = None if only["seeds"] is None else [int(s) for s in only["seeds"]]
         compose(rest)  # a bad override fails before anything runs
-        job(load(name), phase, rest, arms)
+        job(load(name), phase, rest, only)
     except QadaptError as e:
         err.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
@@ -374,8 +380,8 @@ def study_run(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> None
     """Run a study's phase (select, final or all; finished cells are reused), then render its table."""
     from .studies import render, run
 
-    def job(study, phase, rest, arms):
-        run(study, phase, rest, arms=arms)
+    def job(study, phase, rest, only):
+        run(study, phase, rest, **only)
         path = render(study, compose(rest).results_dir, " ".join(["qadapt study run", name, *rest]))
         log(f"wrote {path}")
 
@@ -387,7 +393,7 @@ def study_status(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> N
     """Every cell of a study: done or left, with the seconds each took; nothing runs."""
     from .studies import status
 
-    _study(name, overrides, lambda study, phase, rest, arms: typer.echo(status(study, rest)))
+    _study(name, overrides, lambda study, phase, rest, only: typer.echo(status(study, rest)))
 
 
 @study_app.command("render")
@@ -395,7 +401,7 @@ def study_render(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> N
     """Write a study's table from its committed cells and units files alone (no run directory is read)."""
     from .studies import render
 
-    def job(study, phase, rest, arms):
+    def job(study, phase, rest, only):
         log(f"wrote {render(study, compose(rest).results_dir, ' '.join(['qadapt study run', name, *rest]))}")
 
     _study(name, overrides, job)
@@ -410,7 +416,7 @@ def study_export(name: str = STUDY, overrides: list[str] = STUDY_OVERRIDES) -> N
     given = dict(item.split("=", 1) for item in overrides or [] if item.startswith(("format=", "out=")))
     rest = [item for item in overrides or [] if not item.startswith(("format=", "out="))]
 
-    def job(study, phase, runs, arms):
+    def job(study, phase, runs, only):
         out = given.get("out", "exported")
         paths = export(study, compose(runs).results_dir, out, given.get("format", "peft"))
         log(f"wrote {len(paths)} files under {out}/")

@@ -227,45 +227,46 @@ def test_switching_adapters_off_gives_the_base_model_for_peft_layers_too(method)
     torch.testing.assert_close(again, adapted, rtol=0, atol=0)
 
 
-def _cua_result(units=None, samples=None):
-    """configs/study/cua_smollm2.yaml and a render Result holding ``samples`` (arm -> resampled Δ ppl) or ``units``."""
+def _cua_result(units=None, numerators=None):
+    """configs/study/cua_smollm2.yaml and a render Result holding the estimates of ``numerators`` (arm -> (3, 32)
+    summed NLL minus base per seed and window, 2,000 tokens a window) or ``units``."""
     import numpy as np
     import pandas as pd
 
     from qadapt.results import estimate as est
-    from qadapt.results import stats
     from qadapt.studies import load
     from qadapt.studies.render import Result
 
     study = load("cua_smollm2")
     estimates = None
-    if samples is not None:
-        arms = {m: stats.percentile(v, float(np.mean(v))) for m, v in samples.items()}
-        draws = len(next(iter(samples.values())))
-        estimates = est.Estimates("delta_ppl_pct", "cua_q2", arms, {}, 3, 32, draws, samples)
+    if numerators is not None:
+        reference = next(iter(numerators))
+        estimates = est.estimate(numerators, np.full(32, 2000.0), "delta_ppl_pct", reference)
     cells = pd.DataFrame(
         {"arm": ["cua_q3", "blockdiag_b4"], "phase": "test", "trainable_params": [12096, 13824], "done": True}
     )
-    return study, Result(cells, units, list(samples or []), {}, estimates)
+    return study, Result(cells, units, list(numerators or []), {}, estimates)
 
 
-@pytest.mark.parametrize("shift,expected", [(0.0, "indistinguishable at this budget"), (1.0, "CUA q = 3 lowers")])
+@pytest.mark.parametrize("shift,expected", [(0.0, "not resolved at 3 seeds"), (0.02, "CUA q = 3 lowers")])
 def test_size_matched_orthogonality_line_follows_the_paired_interval(shift, expected):
-    """cua_smollm2.md's line on free blocks against CUA q = 3 (nearest size), from the study's hook: resampled Δ ppl
-    drawn here with a known shift; the words follow the paired interval, never claiming a difference the draws do
-    not hold."""
+    """cua_smollm2.md's line on free blocks against CUA q = 3 (nearest size), from the study's hook: per-window
+    scores drawn here with a known shift (nats per token) on top of shared seed and window effects; the words follow
+    the paired interval, never claiming a difference the scores do not hold."""
     import numpy as np
 
     from qadapt.studies.hooks import cua_smollm2 as hook
 
     rng = np.random.default_rng(0)
-    common = rng.normal(-4.0, 0.3, 4000)  # shared draws: the pairing removes them from the difference
-    samples = {"cua_q3": common + rng.normal(0, 0.05, 4000), "blockdiag_b4": common + shift + rng.normal(0, 0.05, 4000)}
-    study, result = _cua_result(samples=samples)
+    # shared by both arms (same text), so the pairing removes them from the difference
+    common = (-0.04 + rng.normal(0, 0.01, (1, 32)) + rng.normal(0, 0.005, (3, 1))) * 2000
+    q3 = common + rng.normal(0, 0.002, (3, 32)) * 2000
+    free = common + (shift + rng.normal(0, 0.002, (3, 32)) + rng.normal(0, 0.001, (3, 1))) * 2000
+    study, result = _cua_result(numerators={"cua_q3": q3, "blockdiag_b4": free})
     labels = {k: a.label for k, a in study.arms.items()}
     (line,) = hook._size_matched(result, labels)
     assert expected in line and "13,824" in line and "12,096" in line
-    _, alone = _cua_result(samples={"cua_q3": samples["cua_q3"]})
+    _, alone = _cua_result(numerators={"cua_q3": q3})
     assert hook._size_matched(alone, labels) == []
 
 

@@ -28,7 +28,9 @@ from ..results import write_text_atomic
 from .spec import Study
 
 PHASES = ("select", "final", "all")
-WINDOW_COLUMNS = ["window", "tokens", "nll", "base_nll"]  # base_nll: the run's own base pass on the window
+# one line per unit (a window, or a block of tokens: ``window`` is its index); base_nll: the run's own base pass on
+# the unit; exact_nll: a device evaluation's own exact pass on the same tokens (token blocks only)
+WINDOW_COLUMNS = ["window", "tokens", "nll", "base_nll", "exact_nll"]
 # the row columns a cell keeps (what the table and `study status` need)
 KEPT = [
     "run_id",
@@ -72,9 +74,18 @@ class Files:
 class Runner:
     """The cells of one study invocation: ``execute=False`` only looks finished cells up (``study status``)."""
 
-    def __init__(self, study: Study, extra: list[str], execute: bool = True, arms: list[str] | None = None):
+    def __init__(
+        self,
+        study: Study,
+        extra: list[str],
+        execute: bool = True,
+        arms: list[str] | None = None,
+        seeds: list[int] | None = None,
+    ):
         self.study, self.extra, self.execute = study, list(extra), execute
-        self.only = set(arms) if arms else None  # the arms whose cells may run (the others are looked up)
+        # the arms (a spec key runs every axis value of it) and final seeds whose cells may run; others are looked up
+        self.only = {k for k, a in study.arms.items() if k in arms or a.root in arms} if arms else None
+        self.seeds = set(seeds) if seeds is not None else None
         self.results_dir = compose(self.extra).results_dir
         self.files = Files.of(study, self.results_dir)
         self.cells: list[dict] = []
@@ -97,7 +108,10 @@ class Runner:
             self.cells.append({**line, "config_hash": key, "diverged": True})
             return None
         try:
-            if self.execute and (self.only is None or arm in self.only):
+            allowed = (self.only is None or arm in self.only) and (
+                self.seeds is None or phase == "select" or seed in self.seeds
+            )
+            if self.execute and allowed:
                 row = run_or_reuse(overrides, command, recorded=True)
             else:
                 row = runs.finished(cfg, command) or runs.recorded(cfg, command)
@@ -110,10 +124,27 @@ class Runner:
             return None
         line.update({k: row.get(k) for k in KEPT})
         line.update(done=True, diverged=False, command=command)
+        line.update(self._extras(arm, line, row))
         if phase == "test":
             self._units(line)
         self.cells.append(line)
         return row
+
+    def _extras(self, arm: str, line: dict, row: dict) -> dict:
+        """Columns the study's hook derives from a finished cell (``cell_extras``: e.g. its circuits' compiled cost),
+        else (its run directory is gone) the ones recorded for the same run in the cells file."""
+        hook = self.study.hook_module()
+        if hook is None or not hasattr(hook, "cell_extras"):
+            return {}
+        found = hook.cell_extras(self.study, arm, row)
+        if found is not None:
+            return found
+        old = self._recorded_cells
+        if old is not None and "run_id" in old:
+            mine = old[old["run_id"] == line["run_id"]]
+            if len(mine):
+                return {k: v for k, v in mine.iloc[0].items() if k in hook.EXTRA_COLUMNS and v == v}
+        return {}
 
     def _diverged_before(self, key: str, phase: str) -> bool:
         old = self._recorded_cells
@@ -128,12 +159,14 @@ class Runner:
         Raises:
             QadaptError: neither has them (the message says how to score the cell again).
         """
-        path = Path(str(line["run_dir"])) / "windows.csv"
+        blocks = self.study.final.unit == "token_blocks"
+        path = Path(str(line["run_dir"])) / ("token_nll.npz" if blocks else "windows.csv")
         old = self._recorded_units
         if path.exists():
-            frame = pd.read_csv(path)[WINDOW_COLUMNS]
+            frame = token_blocks(path, self.study.final.block_tokens) if blocks else pd.read_csv(path)
+            frame = frame.reindex(columns=WINDOW_COLUMNS)
         elif old is not None and (old["run_id"] == line["run_id"]).any():
-            frame = old[old["run_id"] == line["run_id"]][WINDOW_COLUMNS]
+            frame = old[old["run_id"] == line["run_id"]].reindex(columns=WINDOW_COLUMNS)
         else:
             raise QadaptError(
                 f"{path} is missing and {self.files.units} has no windows of run {line['run_id']}: score it again "
@@ -144,7 +177,10 @@ class Runner:
     # -- the overrides of each kind of cell -----------------------------------------------------------------------
 
     def _selection_overrides(self, arm: str, values: dict, seed: int) -> list[str]:
+        """A trained run: at a grid point on the selection split, or (no selection) as the spec composes it."""
         s = self.study
+        if s.select is None:
+            return [*s.shared, *self.extra, *s.arms[arm].overrides, f"seed={seed}"]
         point = [f"{k}={_number(v)}" for k, v in values.items()]
         return [*s.shared, *self.extra, *s.arms[arm].overrides, f"task.split={s.select.split}", *point, f"seed={seed}"]
 
@@ -156,8 +192,10 @@ class Runner:
 
     def select(self) -> dict[str, dict]:
         """Every trained arm at every grid point (widened at an edge), the selection seed; returns the chosen point
-        of each arm whose grid is complete."""
+        of each arm whose grid is complete (no selection: every trained arm, as composed)."""
         s = self.study
+        if s.select is None:
+            return {arm: {} for arm in s.trained()}
         chosen = {}
         for arm in s.trained():
             grid = s.select.grid[s.family(arm)]
@@ -246,28 +284,57 @@ class Runner:
             write_text_atomic(self.files.units, pd.concat(self.units)[cols].to_csv(index=False))
 
 
+def token_blocks(path: Path, size: int) -> pd.DataFrame:
+    """Per block of ``size`` consecutive scored tokens of a run's ``token_nll.npz`` (window, then text order; the last
+    block shorter): its index (``window``), token count and NLL sums (nats), with the device run's exact pass.
+
+    Raises:
+        QadaptError: the file is damaged (the message says to score the run again).
+    """
+    import numpy as np
+
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k in ("nll", "exact_nll")}
+    except (OSError, ValueError) as e:
+        raise QadaptError(f"{path} is damaged ({e}): delete its run directory and score it again") from None
+    index = np.arange(len(arrays["nll"])) // size
+    frame = pd.DataFrame({"window": index, "tokens": 1, **arrays})
+    return frame.groupby("window", as_index=False).sum()
+
+
 def _number(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def run(
-    study: Study, phase: str = "all", extra: list[str] = (), execute: bool = True, arms: list[str] | None = None
+    study: Study,
+    phase: str = "all",
+    extra: list[str] = (),
+    execute: bool = True,
+    arms: list[str] | None = None,
+    seeds: list[int] | None = None,
 ) -> Runner:
     """Run (or with ``execute=False`` only look up) ``study``'s ``phase`` (``select``, ``final`` or ``all``), for
-    ``arms`` only when given, and write its cells and units files.
+    ``arms`` (spec keys, or one axis value's key) and final ``seeds`` only when given, and write its cells and units
+    files.
 
     Raises:
-        ConfigError: an unknown phase or arm. QadaptError: a scoring cell whose per-window scores are nowhere.
+        ConfigError: an unknown phase, arm or seed. QadaptError: a scoring cell whose per-unit scores are nowhere.
     """
     from ..errors import ConfigError
 
     if phase not in PHASES:
         raise ConfigError(f"phase: unknown '{phase}'; valid choices: {', '.join(PHASES)}")
-    unknown = [a for a in arms or [] if a not in study.arms]
+    names = list(dict.fromkeys([*(a.root for a in study.arms.values() if a.root), *study.arms]))
+    unknown = [a for a in arms or [] if a not in names]
     if unknown:
-        raise ConfigError(f"arms: unknown arm '{unknown[0]}'; valid choices: {', '.join(study.arms)}")
+        raise ConfigError(f"arms: unknown arm '{unknown[0]}'; valid choices: {', '.join(names)}")
+    strange = [s for s in seeds or [] if s not in study.final.seeds]
+    if strange:
+        raise ConfigError(f"seeds: {strange[0]} is not a final seed; valid choices: {study.final.seeds}")
     # every cell is visited so the cells file is whole; only the named phase's cells run (the other's are looked up)
-    runner = Runner(study, extra, execute and phase in ("select", "all"), arms)
+    runner = Runner(study, extra, execute and phase in ("select", "all"), arms, seeds)
     chosen = runner.select()
     runner.execute = execute and phase in ("final", "all")
     runner.final(chosen)

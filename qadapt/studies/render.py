@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +24,16 @@ from .spec import Study
 
 @dataclass(frozen=True)
 class Result:
-    """What a render hook sees: the cells, the arms scored on every seed, the chosen points, the estimates."""
+    """What a render hook sees: the cells, the arms scored on every seed, the chosen points, the estimates (of the
+    first axis value; every value's in ``groups``)."""
 
     cells: pd.DataFrame
     units: pd.DataFrame | None
     complete: list[str]
     chosen: dict[str, dict]
     estimates: est.Estimates | None
+    groups: dict = field(default_factory=dict)  # axis value -> (complete arms, estimates); {None: ...} without one
+    table: Path | None = None  # the table being written (a hook's figure goes beside it)
 
 
 def load_cells(study: Study, results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -53,7 +56,10 @@ def load_cells(study: Study, results_dir: str | Path) -> tuple[pd.DataFrame, pd.
 
 
 def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
-    """Per trained arm with a complete grid: the point whose selection run scored best (diverged cells excluded)."""
+    """Per trained arm with a complete grid: the point whose selection run scored best (diverged cells excluded);
+    without a selection phase, every trained arm at no point (as composed)."""
+    if study.select is None:
+        return {arm: {} for arm in study.trained()}
     sel = cells[(cells["phase"] == "select") & done(cells)]
     out = {}
     for arm in study.trained():
@@ -85,38 +91,48 @@ def _product(grid: dict) -> list[tuple]:
     return list(itertools.product(*grid.values()))
 
 
-def estimates(study: Study, cells: pd.DataFrame, units: pd.DataFrame | None) -> tuple[list[str], est.Estimates | None]:
-    """The arms scored on every final seed and their estimates (None when the reference is not complete)."""
+def estimates(
+    study: Study, cells: pd.DataFrame, units: pd.DataFrame | None, group=None
+) -> tuple[list[str], est.Estimates | None]:
+    """The arms of one axis value (``group``; all arms without an axis) scored on every final seed, and their
+    estimates against that value's reference arm (None when the reference is not complete)."""
     test = cells[(cells["phase"] == "test") & done(cells)]
     seeds = sorted(study.final.seeds)
     base_arm = study.final.baseline
+    stat = study.final.statistic
+    ref = study.reference_at(group)
     complete = [
         arm
-        for arm, spec in study.arms.items()
-        if arm != base_arm and sorted(test[test["arm"] == arm]["seed"]) == seeds and spec.seeded
+        for arm in study.groups()[group]
+        if arm != base_arm and sorted(test[test["arm"] == arm]["seed"]) == seeds and study.arms[arm].seeded
     ]
-    if units is None or study.reference not in complete:
+    if units is None or ref not in complete:
         return complete, None
     units = units[units["run_id"].isin(set(test["run_id"]))]
 
-    def matrix(arm: str) -> tuple[np.ndarray, np.ndarray]:
+    def matrix(arm: str, column: str = "nll") -> tuple[np.ndarray, np.ndarray]:
         w = units[units["arm"] == arm].drop_duplicates(["seed", "window"]).sort_values(["seed", "window"])
-        return w.pivot(index="seed", columns="window", values="nll").to_numpy(), w.groupby("window")["tokens"].first()
+        return w.pivot(index="seed", columns="window", values=column).to_numpy(), w.groupby("window")["tokens"].first()
 
-    _, tokens = matrix(study.reference)
+    _, tokens = matrix(ref)
     numerators = {}
     base = None
-    if study.final.statistic == "delta_ppl_pct":
+    if stat == "delta_ppl_pct":
         b, base_tokens = matrix(base_arm)
         if not b.size or not np.array_equal(base_tokens.to_numpy(), tokens.to_numpy()):
             return complete, None
         base = b[0]
-    for arm in complete:
+    scored = [a for a in complete if stat != "device_degradation_pct" or study.arms[a].kind == "evaluation"]
+    for arm in scored:
         nll, own = matrix(arm)
         if not np.array_equal(own.to_numpy(), tokens.to_numpy()):
-            raise QadaptError(f"{arm}: scored on other windows than {study.reference}; rerun its final phase")
-        numerators[arm] = nll - base if base is not None else nll
-    return complete, est.estimate(numerators, tokens.to_numpy(), study.final.statistic, study.reference)
+            raise QadaptError(f"{arm}: scored on other units than {ref}; rerun its final phase")
+        if stat == "device_degradation_pct":
+            numerators[arm] = nll - matrix(arm, "exact_nll")[0]
+        else:
+            numerators[arm] = nll - base if base is not None else nll
+    transform = "delta_ppl_pct" if stat == "device_degradation_pct" else stat
+    return complete, est.estimate(numerators, tokens.to_numpy(), transform, ref)
 
 
 def render(study: Study, results_dir: str | Path, command: str) -> Path:
@@ -132,13 +148,6 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
     commits = ", ".join(f"`{c}` ({n})" for c, n in finished["git_commit"].value_counts().sort_index().items())
     first = finished.iloc[0] if len(finished) else None
     machine = f"{first['machine']}, {int(first['threads'])} torch threads" if first is not None else "–"
-    sel = study.select
-    widen = (
-        f", the grid widened by x{sel.widen.factor:g} past an end where the best value sits, at most "
-        f"{sel.widen.max_steps} times"
-        if sel.widen
-        else ""
-    )
     lines = [
         f"# {study.title}",
         "",
@@ -147,35 +156,53 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
         f"Commits: {commits or '–'} · written {dt.date.today()} · {len(finished)} cells · machine: {machine}  ",
         f"Shared by every arm: `{' '.join(study.shared)}`.  ",
         *_training_line(finished),
-        f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`{widen}; the "
-        f"reported split (`task.split={study.final.split}`) is scored once per chosen configuration.",
-        "",
-        "## Selection",
-        "",
     ]
-    lines += _selection_table(study, cells, chosen, labels)
-    held = cells[(cells["phase"] == "select") & done(cells)]
-    if len(held):
-        h = held.iloc[0]
+    sel = study.select
+    if sel is None:
+        trained = finished[finished["phase"] == "train"]
+        rate = f"learning rate {json.loads(trained['config'].iloc[0])['train']['lr']:g}, " if len(trained) else ""
+        lines.append(
+            f"Hyperparameters: {rate}fixed, not selected (the overrides above, else qadapt's defaults in configs/); "
+            "the same for every arm and seed."
+        )
+    else:
+        widen = (
+            f", the grid widened by x{sel.widen.factor:g} past an end where the best value sits, at most "
+            f"{sel.widen.max_steps} times"
+            if sel.widen
+            else ""
+        )
         lines += [
+            f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`{widen}; the "
+            f"reported split (`task.split={study.final.split}`) is scored once per chosen configuration.",
             "",
-            f"Scored: {h['eval_source']}, {int(h['tokens_scored']):,} tokens; the base model there: perplexity "
-            f"{float(h['base_perplexity']):.4f}.",
+            "## Selection",
+            "",
         ]
-    edge = _at_edge(study, cells, chosen)
-    if edge:
-        lines += ["", f"Chosen at an end of the values tried, widening included (a wider grid might choose "
-                  f"differently): {', '.join(labels[a] for a in edge)}."]  # fmt: skip
-    complete, found = estimates(study, cells, units)
+        lines += _selection_table(study, cells, chosen, labels)
+        held = cells[(cells["phase"] == "select") & done(cells)]
+        if len(held):
+            h = held.iloc[0]
+            lines += [
+                "",
+                f"Scored: {h['eval_source']}, {int(h['tokens_scored']):,} tokens; the base model there: perplexity "
+                f"{float(h['base_perplexity']):.4f}.",
+            ]
+        edge = _at_edge(study, cells, chosen)
+        if edge:
+            lines += ["", f"Chosen at an end of the values tried, widening included (a wider grid might choose "
+                      f"differently): {', '.join(labels[a] for a in edge)}."]  # fmt: skip
+    groups = {g: estimates(study, cells, units, g) for g in study.groups()}
     lines += ["", f"## Reported: `task.split={study.final.split}`", ""]
-    if found is None:
+    if all(found is None for _, found in groups.values()):
         lines.append(f"Not scored yet: `qadapt study run {study.name} phase=final` (finished cells are reused).")
     else:
-        lines += _test_table(study, cells, found, complete, labels)
+        lines += _test_table(study, cells, groups, labels)
+    path = Files.of(study, results_dir).table
     hook = study.hook_module()
     if hook is not None and hasattr(hook, "extra_lines"):
-        lines += hook.extra_lines(study, Result(cells, units, complete, chosen, found))
-    path = Files.of(study, results_dir).table
+        complete, found = next(iter(groups.values()))
+        lines += hook.extra_lines(study, Result(cells, units, complete, chosen, found, groups, path))
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path
 
@@ -241,19 +268,29 @@ def _short(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def _test_table(study, cells, estimates: est.Estimates, complete: list[str], labels: dict) -> list[str]:
+NAMES = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity", "device_degradation_pct": "Δ vs own exact %"}
+UNITS = {"delta_ppl_pct": "points of Δ ppl", "perplexity": "perplexity", "device_degradation_pct": "points of Δ"}
+
+
+def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
+    """The reported split's rows (each axis value's arms against its reference), then the verdict sentences."""
     test = cells[(cells["phase"] == "test") & done(cells)]
     stat = study.final.statistic
-    ref = study.reference
-    first = test[test["arm"] == ref].iloc[0]
-    lower = est.LOWER_IS_BETTER[stat]
-    name = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity"}[stat]
-    unit = {"delta_ppl_pct": "points of Δ ppl", "perplexity": "perplexity"}[stat]
+    found = [(g, c, e) for g, (c, e) in groups.items() if e is not None]
+    _, _, e0 = found[0]
+    ref0 = study.reference_at(found[0][0])
+    first = test[test["arm"] == ref0].iloc[0]
+    lower = est.LOWER_IS_BETTER[stat if stat in est.LOWER_IS_BETTER else "delta_ppl_pct"]
+    unit_name = {"windows": "windows", "token_blocks": f"blocks of {study.final.block_tokens} tokens"}
+    against = f"{labels[study.reference_at(study.axis.values[0])].rsplit(',', 1)[0]}" if study.axis else labels[ref0]
     lines = [
-        f"Scored: {first['eval_source']}, {int(first['tokens_scored']):,} tokens in {estimates.units} windows, "
-        f"{estimates.seeds} seeds. 95 % intervals: two-level percentile bootstrap ({estimates.resamples:,} resamples "
-        "of the seeds, then of the windows, the same draws for every arm; qadapt/results/estimate.py); each arm "
-        f"against {labels[ref]} on the same draws (paired), p two-sided.",
+        f"Scored: {first['eval_source']}, {int(first['tokens_scored']):,} tokens in {e0.units} "
+        f"{unit_name[study.final.unit]}, {e0.seeds} seeds. 95 % intervals: crossed random-effects t over the seeds "
+        f"and the {unit_name[study.final.unit].split(' of ')[0]} (both vary; ANOVA variance components, "
+        "Satterthwaite's degrees of freedom, S - 1 where the seeds dominate; qadapt/results/estimate.py); each arm "
+        "against "
+        f"{against}{f' at the same {study.axis.name}' if study.axis else ''} on the same seeds and units (paired), "
+        "p two-sided, df its degrees of freedom.",
     ]
     if stat == "delta_ppl_pct":
         base = test[test["arm"] == study.final.baseline]
@@ -262,41 +299,54 @@ def _test_table(study, cells, estimates: est.Estimates, complete: list[str], lab
                 f" Δ ppl = 100 (ppl / base ppl - 1) per seed against {labels[study.final.baseline]} "
                 f"(perplexity {float(base['perplexity'].iloc[0]):.4f}), then the mean over seeds."
             )
+    if stat == "device_degradation_pct":
+        lines[-1] += (
+            " Δ vs own exact = 100 (ppl on the device / ppl of the same adapter exact - 1) on the same tokens, per "
+            "seed, then the mean over seeds."
+        )
     if not json.loads(first["config"])["task"].get("score_first", False):
         lines[-1] += " Each window's first token is not scored (`task.score_first=false`)."
     lines += [
         "",
-        f"| arm | params | chosen | perplexity (mean) | {name} [95 % CI] | vs {labels[ref]} [95 % CI] | p | "
+        f"| arm | params | chosen | perplexity (mean) | {NAMES[stat]} [95 % CI] | vs {against} [95 % CI] | p | df | "
         "train loss first → last |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     trained = cells[(cells["phase"] == "train") & done(cells)]
-    for arm in complete:
-        g = test[test["arm"] == arm]
-        ci = estimates.arms[arm]
-        vs, p = "–", "–"
-        if arm in estimates.versus:
-            d = estimates.versus[arm]
-            vs = f"{d.difference.estimate:+.2f} [{d.difference.low:+.2f}, {d.difference.high:+.2f}]"
-            p = est.p_text(d.p, estimates.resamples).removeprefix("p = ").removeprefix("p ")
-        values = json.loads(g["values"].iloc[0])
-        pick = ", ".join(f"{k}={_short(x)}" for k, x in values.items()) or "–"
-        params = g["trainable_params"].dropna()
-        count = f"{int(params.iloc[0]):,}" if len(params) else "–"
-        runs = trained[trained["arm"] == (study.arms[arm].of or arm)]
-        loss = (
-            f"{runs['train_loss_first'].astype(float).mean():.3f} → {runs['train_loss_final'].astype(float).mean():.3f}"
-            if len(runs) and runs["train_loss_first"].notna().all()
-            else "untrained"
-        )
-        lines.append(
-            f"| {labels[arm]} | {count} | {pick} | {g['perplexity'].astype(float).mean():.4f} | "
-            f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] | {vs} | {p} | {loss} |"
-        )
-    missing = [labels[a] for a, s in study.arms.items() if a not in complete and a != study.final.baseline]
+    for _, complete, estimates in found:
+        for arm in complete:
+            g = test[test["arm"] == arm]
+            ci = estimates.arms.get(arm)
+            vs, p, df = "–", "–", "–"
+            if arm in estimates.versus:
+                d = estimates.versus[arm]
+                vs = f"{d.difference.estimate:+.2f} [{d.difference.low:+.2f}, {d.difference.high:+.2f}]"
+                p = est.p_text(d.p).removeprefix("p = ").removeprefix("p ")
+                df = f"{estimates.df[arm]:.1f}"
+            values = json.loads(g["values"].iloc[0])
+            pick = ", ".join(f"{k}={_short(x)}" for k, x in values.items()) or "–"
+            params = g["trainable_params"].dropna()
+            count = f"{int(params.iloc[0]):,}" if len(params) else "–"
+            runs = trained[trained["arm"] == (study.arms[arm].of or arm)]
+            loss = (
+                f"{runs['train_loss_first'].astype(float).mean():.3f} → "
+                f"{runs['train_loss_final'].astype(float).mean():.3f}"
+                if len(runs) and runs["train_loss_first"].notna().all()
+                else "untrained"
+            )
+            figure = f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]" if ci is not None else "–"
+            lines.append(
+                f"| {labels[arm]} | {count} | {pick} | {g['perplexity'].astype(float).mean():.4f} | {figure} | {vs} "
+                f"| {p} | {df} | {loss} |"
+            )
+    listed = {a for _, c, _ in found for a in c}
+    missing = [labels[a] for a in study.arms if a not in listed and a != study.final.baseline]
     if missing:
         lines += ["", f"Not scored on every seed yet: {', '.join(missing)}."]
     lines += ["", "What the rows support:", ""]
-    for arm, test_ in estimates.versus.items():
-        lines.append(f"- {labels[arm]} {est.sentence(test_, labels[ref], lower, unit, estimates.resamples)}.")
+    for group, _, estimates in found:
+        ref = study.reference_at(group)
+        for arm, test_ in estimates.versus.items():
+            said = est.sentence(test_, labels[ref], lower, UNITS[stat], estimates.seeds)
+            lines.append(f"- {labels[arm]} {said}.")
     return lines

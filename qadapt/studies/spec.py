@@ -44,6 +44,25 @@ class Arm(_Strict):
     of: str | None = None
     family: str | None = None
     seeded: bool = True
+    axis: bool = True
+    at: int | float | str | None = None
+    root: str | None = None
+
+
+class Axis(_Strict):
+    """What the table varies beside its arms (CUA's qubits per block): every arm whose ``axis`` is true becomes one
+    arm per value, keyed ``<arm>_<name><value>``, labelled ``<label>, <name> = <value>``, with ``<key>=<value>`` added
+    to its overrides (an evaluation arm then evaluates the trained arm at its own value). Each value's arms are
+    compared among themselves (the reference arm at that value).
+
+    Attributes:
+        key: the override the axis sets (``adapter.qubits_per_block``). name: its short name in keys and labels
+        (``q``). values: the values, in table order.
+    """
+
+    key: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    values: list[int | float | str] = Field(min_length=1)
 
 
 class Widen(_Strict):
@@ -78,16 +97,20 @@ class Final(_Strict):
     Attributes:
         seeds: training (and drawing) seeds; at least 2. split: the reported ``task.split``.
         overrides: evaluation settings of the scored runs (``task.max_tokens=65536``).
-        unit: what the bootstrap resamples inside a seed (``windows``). statistic: what the table reports per arm
-        (``delta_ppl_pct``: 100 (ppl / base ppl - 1) against ``baseline``; ``perplexity``).
-        baseline: the untrained arm every Δ is taken against (``delta_ppl_pct`` only).
+        unit: the second random factor beside the seeds: ``windows`` (the evaluation's windows) or ``token_blocks``
+        (``block_tokens`` consecutive scored tokens, the last block shorter; from the run's ``token_nll.npz``).
+        statistic: what the table reports per arm (``delta_ppl_pct``: 100 (ppl / base ppl - 1) against
+        ``baseline``; ``perplexity``; ``device_degradation_pct``: 100 (ppl on the device / ppl exact - 1) of an
+        evaluation arm against its own run's exact pass on the same tokens, CUA paper Sec. 5; needs
+        ``unit: token_blocks``). baseline: the untrained arm every Δ is taken against (``delta_ppl_pct`` only).
     """
 
     seeds: list[int] = Field(min_length=2)
     split: str
     overrides: list[str] = []
-    unit: Literal["windows"] = "windows"
-    statistic: Literal["delta_ppl_pct", "perplexity"] = "delta_ppl_pct"
+    unit: Literal["windows", "token_blocks"] = "windows"
+    block_tokens: int = Field(default=64, ge=1)
+    statistic: Literal["delta_ppl_pct", "perplexity", "device_degradation_pct"] = "delta_ppl_pct"
     baseline: str | None = None
 
 
@@ -108,16 +131,45 @@ class Study(_Strict):
     shared: list[str] = []
     arms: dict[str, Arm] = Field(min_length=2)
     reference: str
-    select: Selection
+    axis: Axis | None = None
+    select: Selection | None = None
     final: Final
     hook: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand(cls, data):
+        """Every arm along the axis (see :class:`Axis`); anything malformed is left for the field checks to name."""
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("axis"), dict)
+            or not isinstance(data.get("arms"), dict)
+        ):
+            return data
+        axis = data["axis"]
+        key, name, values = axis.get("key"), axis.get("name"), axis.get("values")
+        if not (isinstance(key, str) and isinstance(name, str) and isinstance(values, list) and values):
+            return data
+        arms = {}
+        for k, arm in data["arms"].items():
+            if not isinstance(arm, dict) or arm.get("axis", True) is False or arm.get("root") is not None:
+                arms[k] = arm
+                continue
+            for v in values:
+                new = {**arm, "overrides": [*arm.get("overrides", []), f"{key}={v}"], "at": v, "root": k}
+                new["label"] = f"{arm.get('label', k)}, {name} = {v}"
+                if isinstance(arm.get("of"), str):
+                    new["of"] = f"{arm['of']}_{name}{v}"
+                arms[f"{k}_{name}{v}"] = new
+        return {**data, "arms": arms}
 
     @model_validator(mode="after")
     def _consistent(self) -> Study:
         arms = list(self.arms)
-        if self.reference not in self.arms:
-            raise ValueError(f"reference: unknown arm '{self.reference}'; valid choices: {', '.join(arms)}")
-        if self.select.split == self.final.split:
+        roots = list(dict.fromkeys(a.root or k for k, a in self.arms.items()))
+        if self.reference not in roots:
+            raise ValueError(f"reference: unknown arm '{self.reference}'; valid choices: {', '.join(roots)}")
+        if self.select is not None and self.select.split == self.final.split:
             raise ValueError(
                 f"final.split: '{self.final.split}' is also select.split; the reported split is scored once per final "
                 "configuration and never used to choose one (e.g. select.split=valid_holdout, final.split=test)"
@@ -131,13 +183,13 @@ class Study(_Strict):
                 raise ValueError(f"arms.{key}.seeded: only an untrained arm may be scored once (seeded: false)")
             if arm.kind != "evaluation" and arm.of is not None:
                 raise ValueError(f"arms.{key}.of: only an arm of kind 'evaluation' evaluates another arm")
-            if arm.kind == "trained":
+            if arm.kind == "trained" and self.select is not None:
                 family = self.family(key)
                 if family not in self.select.grid:
                     raise ValueError(
                         f"arms.{key}: no grid for family '{family}'; select.grid has {', '.join(self.select.grid)}"
                     )
-        for family, grid in self.select.grid.items():
+        for family, grid in (self.select.grid if self.select else {}).items():
             if not grid:
                 raise ValueError(f"select.grid.{family}: empty; give at least one hyperparameter and its values")
             for key, values in grid.items():
@@ -147,6 +199,15 @@ class Study(_Strict):
             hooks = sorted(p.stem for p in (Path(__file__).parent / "hooks").glob("[a-z]*.py"))
             raise ValueError(f"hook: unknown '{self.hook}'; valid choices: {', '.join(hooks) or 'none yet'}")
         base = self.final.baseline
+        if self.final.statistic == "device_degradation_pct":
+            if self.final.unit != "token_blocks":
+                raise ValueError("final.unit: device_degradation_pct needs token_blocks (each token's exact NLL)")
+            evaluations = list(dict.fromkeys(a.root or k for k, a in self.arms.items() if a.kind == "evaluation"))
+            if self.reference not in evaluations:
+                raise ValueError(
+                    f"reference: '{self.reference}' is not an evaluation arm; device_degradation_pct compares "
+                    f"evaluations; valid choices: {', '.join(evaluations)}"
+                )
         if self.final.statistic == "delta_ppl_pct":
             if base is None or base not in self.arms or self.arms[base].kind != "untrained":
                 untrained = [k for k, a in self.arms.items() if a.kind == "untrained"]
@@ -157,9 +218,26 @@ class Study(_Strict):
         return self
 
     def family(self, arm: str) -> str:
-        """The selection grid's key for ``arm``."""
-        own = self.arms[arm].family
-        return own if own is not None else arm if arm in self.select.grid else "default"
+        """The selection grid's key for ``arm`` (its own family, else its spec key, else ``default``)."""
+        spec = self.arms[arm]
+        root = spec.root or arm
+        return spec.family if spec.family is not None else root if root in self.select.grid else "default"
+
+    def groups(self) -> dict:
+        """Axis value (None without an axis) -> that value's arm keys, in table order; arms the axis does not vary
+        are in no group."""
+        if self.axis is None:
+            return {None: list(self.arms)}
+        return {v: [k for k, a in self.arms.items() if a.root is not None and a.at == v] for v in self.axis.values}
+
+    def reference_at(self, value) -> str:
+        """The reference arm's key at an axis value (the reference itself without an axis)."""
+        if self.axis is None:
+            return self.reference
+        return f"{self.reference}_{self.axis.name}{value}" if self.reference in self._varied() else self.reference
+
+    def _varied(self) -> set[str]:
+        return {a.root for a in self.arms.values() if a.root is not None}
 
     def hook_module(self):
         """The render hook's module (``qadapt.studies.hooks.<hook>``), or None."""
@@ -227,10 +305,12 @@ def _check_overrides(study: Study, path: Path) -> None:
     from ..config import compose
 
     for key, arm in study.arms.items():
-        if arm.kind == "trained":
+        if arm.kind == "trained" and study.select is not None:
             grid = study.select.grid[study.family(key)]
             point = [f"{k}={values[0]}" for k, values in grid.items()]
             overrides = [*study.shared, *arm.overrides, f"task.split={study.select.split}", *point]
+        elif arm.kind == "trained":
+            overrides = [*study.shared, *arm.overrides]
         else:
             overrides = [*study.shared, *arm.overrides, *study.final.overrides, f"task.split={study.final.split}"]
         try:

@@ -91,7 +91,7 @@ def extra_lines(study, result) -> list[str]:
 
 
 def _size_matched(result, labels: dict) -> list[str]:
-    """The free blocks against the CUA arm nearest their parameter count (q = 3), on the table's draws."""
+    """The free blocks against the CUA arm nearest their parameter count (q = 3), on the same seeds and windows."""
     free, cua = "blockdiag_b4", "cua_q3"
     e = result.estimates
     if free not in e.arms or cua not in e.arms:
@@ -99,13 +99,13 @@ def _size_matched(result, labels: dict) -> list[str]:
     test = result.cells[result.cells["phase"] == "test"]
     params = {m: int(test[test["arm"] == m]["trainable_params"].dropna().iloc[0]) for m in (free, cua)}
     t = e.difference(free, cua)
-    d, p = t.difference, est.p_text(t.p, e.resamples)
+    d, p = t.difference, est.p_text(t.p)
     said = est.verdict(t, est.LOWER_IS_BETTER[e.statistic])
     none = "nothing here shows orthogonality helping"
     reading = {
         "beats": f"the free blocks lower perplexity more ({p}); {none}",
         "is beaten by": f"CUA q = 3 lowers perplexity more ({p})",
-        "is indistinguishable from": f"indistinguishable at this budget ({p}); {none}",
+        "is not resolved against": f"not resolved at {e.seeds} seeds ({p}); {none}",
     }[said]
     return [
         f"- Near equal size: {labels[free]} ({params[free]:,} params) minus {labels[cua]} ({params[cua]:,}), "
