@@ -509,11 +509,19 @@ def predictions(table: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame) -> dict:
-    """Questions right in a and wrong in b and the reverse, with McNemar's exact test on the discordant pairs."""
+# suites whose questions are distinct from each other's: MMLU 5-shot asks MMLU 0-shot's questions again, so it is
+# tested on its own, never pooled with them (McNemar's pairs must be independent)
+DISTINCT_SUITES = ("mmlu_0shot", "arc_easy", "arc_challenge")
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, suites: tuple[str, ...] | None = None) -> dict:
+    """Questions right in a and wrong in b and the reverse, with McNemar's exact test on the discordant pairs, over
+    ``suites`` (default: every suite, for the listing of questions only; a test pools only distinct questions)."""
     from qadapt.results.stats import mcnemar
 
     m = a.merge(b, on=["suite", "id"], suffixes=("_a", "_b"))
+    if suites is not None:
+        m = m[m["suite"].isin(suites)]
     test = mcnemar(m["correct_a"], m["correct_b"])
     return {"n": test.n, "a_only": test.a_only, "b_only": test.b_only, "net": test.net, "p": test.p, "merged": m}
 
@@ -524,16 +532,17 @@ def question_diff(table: pd.DataFrame, preds: dict[str, pd.DataFrame], commit: s
         "",
         f"Command: `{command}` (commit {commit}). Per-question answers: `mc_base.csv`, `mc_compressed.csv`, "
         "`mc_adapted.csv` in each run directory, all of them kept in `results/recovery_questions.csv` (model, run "
-        "directory). A question counts once per suite (MMLU 0-shot, MMLU 5-shot, ARC-E, "
-        "ARC-C); 'A right, B wrong' = A picks the right answer (plain log-likelihood) and B does not. p: McNemar's "
-        "exact test on the discordant questions (two-sided binomial, 1/2); a net effect with p > 0.05 is noise.",
+        "directory). Each test pairs independent questions: MMLU 0-shot, ARC-E and ARC-C together (distinct questions), "
+        "MMLU 5-shot on its own (it asks MMLU 0-shot's questions again, with five examples in front); 'A right, B "
+        "wrong' = A picks the right answer (plain log-likelihood) and B does not. p: McNemar's exact test on the "
+        "discordant questions (two-sided binomial, 1/2); a net effect with p > 0.05 is noise.",
         "",
         PAPER,
         "",
         "## Counts",
         "",
-        "| A | B | questions | A right, B wrong | B right, A wrong | net for B | p |",
-        "|---|---|---|---|---|---|---|",
+        "| A | B | suites | questions | A right, B wrong | B right, A wrong | net for B | p |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     pairs = []
     for ratio in sorted(table["ratio"].unique(), reverse=True):
@@ -543,10 +552,16 @@ def question_diff(table: pd.DataFrame, preds: dict[str, pd.DataFrame], commit: s
             pairs.append((comp, f"{method} {ratio:g}"))
         for method in [m for m in METHODS if m not in ("compressed", "CUA q=2")]:
             pairs.append((f"{method} {ratio:g}", f"CUA q=2 {ratio:g}"))
+    present = sorted(set(preds["base"]["suite"])) if "base" in preds else []
+    groups = [tuple(x for x in DISTINCT_SUITES if x in present)] + [(x,) for x in present if x not in DISTINCT_SUITES]
     for a, b in pairs:
         if a in preds and b in preds:
-            c = compare(preds[a], preds[b])
-            lines.append(f"| {a} | {b} | {c['n']} | {c['a_only']} | {c['b_only']} | {c['net']:+d} | {c['p']:.3f} |")
+            for suites in groups:
+                c = compare(preds[a], preds[b], suites)
+                lines.append(
+                    f"| {a} | {b} | {' + '.join(suites)} | {c['n']} | {c['a_only']} | {c['b_only']} | {c['net']:+d} | "
+                    f"{c['p']:.3f} |"
+                )
     lines += [
         "",
         "## The paper's two questions",

@@ -169,3 +169,20 @@ def test_score_interval_says_whether_a_bar_is_clearly_passed():
     assert stats.score_interval(0.2, 1043, "matthews").low > 0.14
     with pytest.raises(ValueError, match="valid choices"):
         stats.score_interval(0.5, 500, "bleu")
+
+
+@pytest.mark.parametrize(("both", "a_only", "b_only", "neither"), [(50, 12, 3, 20), (10, 0, 7, 3), (5, 4, 4, 1), (9, 0, 0, 2)])
+def test_mcnemar_is_the_exact_binomial_test_on_the_discordant_pairs(both, a_only, b_only, neither):
+    """Constructed 2 x 2 tables: the counts come back, and p is scipy's two-sided binomial test of a_only out of the
+    discordant pairs at 1/2 (1.0 without discordant pairs)."""
+    from scipy.stats import binomtest
+
+    a = [True] * both + [True] * a_only + [False] * b_only + [False] * neither
+    b = [True] * both + [False] * a_only + [True] * b_only + [False] * neither
+    test = stats.mcnemar(a, b)
+    assert (test.n, test.a_only, test.b_only, test.net) == (len(a), a_only, b_only, b_only - a_only)
+    expected = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    assert test.p == pytest.approx(expected, rel=1e-12)
+    assert stats.mcnemar(b, a).p == pytest.approx(test.p, rel=1e-12)
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.mcnemar(a, b[:-1])
