@@ -307,6 +307,25 @@ def test_uncached_model_with_unreachable_hub_fails_before_any_download(monkeypat
         load(compose(["model=qwen_7b"]).model)
 
 
+# FakeFez's perplexity degradation on the test's 144-token slice (the adapter below, fused engine), measured at
+# commit 5906e91: noise that lowered perplexity, or vanished, fails the test
+FAKEFEZ_DEGRADATION_PCT = 0.2717
+
+
+def _within_shot_noise(row: dict, z: float = 4.0) -> None:
+    """A sampled evaluation's log perplexity ratio to its own exact pass, mean(nll - exact nll) per token, lies
+    within ``z`` standard errors of zero, the standard error from the same tokens' spread (shot noise is unbiased in
+    the probabilities: a sampler with a systematic error fails this), and the two are not identical."""
+    import numpy as np
+
+    with np.load(Path(row["run_dir"]) / "token_nll.npz") as data:
+        d = data["nll"] - data["exact_nll"]
+    assert np.any(d != 0), "sampled and exact scores are identical: no shots were drawn"
+    se = d.std(ddof=1) / np.sqrt(d.size)
+    assert abs(d.mean()) <= z * se, (d.mean(), se)
+    assert math.log(row["perplexity"] / row["exact_perplexity"]) == pytest.approx(d.mean(), rel=1e-4, abs=1e-9)
+
+
 def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_path, tmp_path):
     """The same trained adapter evaluated on exact, on default.qubit (exact probabilities) and with 8192 shots."""
     small = ["task.max_tokens=96", "task.max_length=96", "task.stride=96"]
@@ -329,7 +348,8 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     shots = run("eval ppl", _cfg(tmp_path, *small, trained, "device=default_qubit", "device.shots=8192"), ["(test)"])
     assert pennylane["perplexity"] == pytest.approx(exact["perplexity"], rel=1e-5)
     assert shots["perplexity"] != exact["perplexity"]
-    assert shots["perplexity"] == pytest.approx(exact["perplexity"], rel=0.05)
+    assert shots["exact_perplexity"] == pytest.approx(exact["perplexity"], rel=1e-5)
+    _within_shot_noise(shots)
     assert load_rows(tmp_path / "results")["shots"].iloc[-1] == 8192
 
     # ibm_fake through Aer end to end on a tiny slice: 8 positions x 144 blocks = 1,152 circuits in one Aer job
@@ -338,8 +358,8 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     ideal = run(
         "eval ppl", _cfg(tmp_path, *tiny, "device=ibm_fake", "device.noise=false", "device.engine=aer"), ["(test)"]
     )
-    assert ideal["perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=0.05)
     assert ideal["exact_perplexity"] == pytest.approx(exact_tiny["perplexity"], rel=1e-6)
+    _within_shot_noise(ideal)
 
     # the fused FakeFez engine, capped by device.max_tokens, with overlapping windows: of 192 input positions (two
     # windows of 96 inputs in one batch: the prefix token leads the first, the second is padded to it) only the 144
@@ -351,7 +371,8 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     assert noisy["device_circuits"] == 144 * 144
     assert noisy["exact_perplexity"] == pytest.approx(exact_same["perplexity"], rel=1e-6)
     assert noisy["device_degradation_pct"] == pytest.approx(100 * (noisy["perplexity"] / exact_same["perplexity"] - 1))
-    assert math.isfinite(noisy["perplexity"]) and noisy["perplexity"] != exact_same["perplexity"]
+    # noise costs perplexity: at least half the degradation measured on this slice (FAKEFEZ_DEGRADATION_PCT)
+    assert noisy["device_degradation_pct"] >= 0.5 * FAKEFEZ_DEGRADATION_PCT, noisy["device_degradation_pct"]
     every = run(
         "eval ppl",
         _cfg(tmp_path, *overlap, "device=ibm_fake", "device.max_tokens=144", "device.positions=all"),

@@ -76,18 +76,13 @@ def _deltas(method, base, tokens, seed_counts, window_counts):
     return (np.expm1(sums).T * seed_counts).sum(1) / method.shape[0]
 
 
-def test_two_level_bootstrap_covers_a_known_change_and_pairs_methods():
+def test_two_level_resamples_pair_methods():
+    """The two-level draws (seeds, then windows; the legacy scripts' bootstrap) pair two methods on the same draws.
+    Its coverage is not claimed: at 3 seeds it undercovers (tests/test_estimate.py); the study estimator replaces it."""
     rng = np.random.default_rng(3)
     seeds, windows = 3, 40
     seed_counts, window_counts = stats.two_level_resamples(seeds, windows, n_resamples=2000, seed=0)
     assert (seed_counts.sum(1) == seeds).all() and (window_counts.sum(1) == windows).all()
-    hits, trials = 0, 100
-    for _ in range(trials):
-        method, base, tokens = _two_level(-0.05, rng, seeds, windows)
-        observed = float(np.mean(np.expm1((method - base).sum(1) / tokens.sum())))
-        ci = stats.percentile(_deltas(method, base, tokens, seed_counts, window_counts), observed)
-        hits += ci.low <= np.expm1(-0.05) <= ci.high
-    assert hits / trials >= 0.85  # few seeds make a percentile interval a little narrow; far below means it is wrong
 
     # paired: a 0.01-nat difference between two methods on the same windows is found; no difference is not
     a, base, tokens = _two_level(-0.05, rng, seeds, windows)
@@ -171,7 +166,9 @@ def test_score_interval_says_whether_a_bar_is_clearly_passed():
         stats.score_interval(0.5, 500, "bleu")
 
 
-@pytest.mark.parametrize(("both", "a_only", "b_only", "neither"), [(50, 12, 3, 20), (10, 0, 7, 3), (5, 4, 4, 1), (9, 0, 0, 2)])
+@pytest.mark.parametrize(
+    ("both", "a_only", "b_only", "neither"), [(50, 12, 3, 20), (10, 0, 7, 3), (5, 4, 4, 1), (9, 0, 0, 2)]
+)
 def test_mcnemar_is_the_exact_binomial_test_on_the_discordant_pairs(both, a_only, b_only, neither):
     """Constructed 2 x 2 tables: the counts come back, and p is scipy's two-sided binomial test of a_only out of the
     discordant pairs at 1/2 (1.0 without discordant pairs)."""
