@@ -532,10 +532,10 @@ def question_diff(table: pd.DataFrame, preds: dict[str, pd.DataFrame], commit: s
         "",
         f"Command: `{command}` (commit {commit}). Per-question answers: `mc_base.csv`, `mc_compressed.csv`, "
         "`mc_adapted.csv` in each run directory, all of them kept in `results/recovery_questions.csv` (model, run "
-        "directory). Each test pairs independent questions: MMLU 0-shot, ARC-E and ARC-C together (distinct questions), "
-        "MMLU 5-shot on its own (it asks MMLU 0-shot's questions again, with five examples in front); 'A right, B "
-        "wrong' = A picks the right answer (plain log-likelihood) and B does not. p: McNemar's exact test on the "
-        "discordant questions (two-sided binomial, 1/2); a net effect with p > 0.05 is noise.",
+        "directory). Each test pairs independent questions: MMLU 0-shot, ARC-E and ARC-C together (distinct "
+        "questions), MMLU 5-shot on its own (it asks MMLU 0-shot's questions again, with five examples in front); "
+        "'A right, B wrong' = A picks the right answer (plain log-likelihood) and B does not. p: McNemar's exact test "
+        "on the discordant questions (two-sided binomial, 1/2); a net effect with p > 0.05 is noise.",
         "",
         PAPER,
         "",
