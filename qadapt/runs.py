@@ -103,6 +103,8 @@ ROW_COLUMNS: dict[str, str] = {
     "train_seconds": "wall seconds of the training loop (s)",
     "train_loss_first": "training loss of the first step (nats per token, or the task loss)",
     "train_loss_final": "mean training loss of the last log_every steps (last 10 for classification)",
+    "collapse": "why the run collapsed (qadapt/results/collapse.py: a loss that never left its start, a diverged "
+    "perplexity, one class for every example); empty: it did not",
     "train_cache_layer": "decoder layer whose input stream training cached (empty: no cache)",
     "train_cache_storage": "where the training activation cache lived: memory or disk",
     "curve_points": "learning-curve points in curve.csv (train.eval_every; empty: no curve)",
@@ -321,6 +323,10 @@ def finish(run: Run, result: dict, model: nn.Module | None = None) -> dict:
         ValueError: a column missing from :data:`ROW_COLUMNS` (document it there first).
     """
     result = {**result, "wall_seconds": time.perf_counter() - run.started, "peak_rss_mb": peak_rss_mb()}
+    if "collapse" not in result:
+        from .results.collapse import reason
+
+        result["collapse"] = reason(result)
     undocumented = [k for k in result if not documented(k)]
     if undocumented:
         raise ValueError(f"results columns without a description in qadapt.runs.ROW_COLUMNS: {undocumented}")

@@ -638,6 +638,7 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
             + " | ".join(_ci(samples[m, t], observed[m, t]) for t in tasks)
             + f" | {_ci(mean_smp[m], mean_obs[m])} | {vs} | {p} |"
         )
+    lines += collapsed_runs(final, preds, tasks)
     if len(tasks) > 1:
         lines += per_task_differences(observed, samples, methods_order, tasks, counted)
     if glue:
@@ -720,6 +721,27 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         out_dir / f"{name}.png",
         f"mean {'GLUE' if glue else 'VTAB-style'} score x100 (95 % interval)",
     )
+
+
+def collapsed_runs(final: pd.DataFrame, preds: pd.DataFrame, tasks: list[str]) -> list[str]:
+    """The reported runs that collapsed (qadapt/results/collapse.py: one class for every example), each named with
+    its task's mean over seeds with and without it; the rows above include every seed."""
+    from qadapt.results.collapse import reason
+
+    named = []
+    for (method, task, seed), g in preds.groupby(["method", "task", "seed"], sort=False):
+        why = reason({}, g["prediction"], g["label"], regression=METRIC_NAMES.get(task) == "(P+S)/2")
+        if why is None or task not in tasks:
+            continue
+        scores = final[(final["method"] == method) & (final["task"] == task)]
+        rest = scores[scores["seed"] != seed]["score"]
+        named.append(
+            f"{method} on {task}, seed {seed}: {why}. Its {task} mean is {100 * scores['score'].mean():.1f} with "
+            f"and {100 * rest.mean():.1f} without it."
+        )
+    if not named:
+        return []
+    return ["", "Collapsed runs (named, not dropped: the rows above include every seed): " + " ".join(named)]
 
 
 def per_task_differences(observed: dict, samples: dict, methods_order: list[str], tasks: list[str], counted) -> list:

@@ -37,6 +37,7 @@ from ..errors import ConfigError
 from ..eval.metrics import score
 from ..log import log
 from ..models.encoders import HEAD, load_image_classifier, load_text_classifier
+from ..results.collapse import reason
 from ..training.classifier import Encoded, Images, fit, predict
 
 KINDS = {"glue": ("text_encoder", "minilm_l6, deberta_v3_base"), "vtab": ("vision", "efficientnet_lite0, dinov2_large")}
@@ -186,4 +187,5 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
             **trained,
         }
     )
+    row["collapse"] = reason(row, preds.tolist(), eval_data.labels.tolist(), regression)
     return runs.finish(run, row, model)

@@ -46,6 +46,7 @@ KEPT = [
     "train_steps",
     "train_loss_first",
     "train_loss_final",
+    "collapse",
     "wall_seconds",
     "train_seconds",
     "peak_rss_mb",
@@ -204,7 +205,7 @@ class Runner:
                 values = dict(zip(grid, combo))
                 row = self.cell(arm, "select", s.select.seed, self._selection_overrides(arm, values, s.select.seed),
                                 "train", values)  # fmt: skip
-                tried.append((values, None if row is None else row.get(s.select.metric)))
+                tried.append((values, self._metric(row)))
             complete = all(v is not None for _, v in tried)
             steps = s.select.widen.max_steps if s.select.widen and complete and len(grid) == 1 else 0
             for _ in range(steps):
@@ -216,15 +217,26 @@ class Runner:
                 if row is None and not self.cells[-1].get("diverged"):
                     complete = False
                     break
-                tried.append((values, None if row is None else row.get(s.select.metric)))
+                tried.append((values, self._metric(row)))
                 if row is None:  # diverged: the edge is where it is
                     break
-            if complete:
-                chosen[arm] = self._best(tried)
+            best = self._best(tried) if complete else None
+            if best is not None:
+                chosen[arm] = best
         return chosen
 
-    def _best(self, tried: list[tuple[dict, float | None]]) -> dict:
+    def _metric(self, row: dict | None) -> float | None:
+        """A selection cell's metric: None when it is not done (or diverged), NaN when its run collapsed (done, but
+        never chosen)."""
+        if row is None:
+            return None
+        return float("nan") if _collapsed(row.get("collapse")) else row.get(self.study.select.metric)
+
+    def _best(self, tried: list[tuple[dict, float | None]]) -> dict | None:
+        """The best point by the selection metric (collapsed and diverged points never), None where none is left."""
         scored = [(v, m) for v, m in tried if m is not None and m == m]
+        if not scored:
+            return None
         pick = min if self.study.select.direction == "min" else max
         return pick(scored, key=lambda vm: vm[1])[0]
 
@@ -236,7 +248,10 @@ class Runner:
         (key,) = grid
         factor = self.study.select.widen.factor
         values = sorted(v[key] for v, _ in tried)
-        best = self._best(tried)[key]
+        point = self._best(tried)
+        if point is None:
+            return None
+        best = point[key]
         if best == values[-1]:
             return {key: float(f"{values[-1] * factor:.4g}")}
         if best == values[0]:
@@ -282,6 +297,11 @@ class Runner:
         if self.units:
             cols = ["arm", "seed", "run_id", *WINDOW_COLUMNS]
             write_text_atomic(self.files.units, pd.concat(self.units)[cols].to_csv(index=False))
+
+
+def _collapsed(value) -> bool:
+    """Whether a row's ``collapse`` column names a reason (empty, None and NaN: it did not collapse)."""
+    return isinstance(value, str) and bool(value)
 
 
 def token_blocks(path: Path, size: int) -> pd.DataFrame:

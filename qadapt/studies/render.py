@@ -69,10 +69,20 @@ def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
         needed = [dict(zip(grid, combo)) for combo in _product(grid)]
         if mine.empty or any(point not in tried for point in needed):
             continue
-        metric = mine[study.select.metric].astype(float)
+        fine = mine[~collapsed(mine)]
+        if fine.empty:
+            continue
+        metric = fine[study.select.metric].astype(float)
         best = metric.idxmin() if study.select.direction == "min" else metric.idxmax()
-        out[arm] = json.loads(mine.loc[best, "values"])
+        out[arm] = json.loads(fine.loc[best, "values"])
     return out
+
+
+def collapsed(cells: pd.DataFrame) -> pd.Series:
+    """Which cells' runs collapsed (qadapt/results/collapse.py: a reason in their ``collapse`` column)."""
+    if "collapse" not in cells:
+        return pd.Series(False, index=cells.index)
+    return cells["collapse"].map(lambda v: isinstance(v, str) and bool(v))
 
 
 def done(cells: pd.DataFrame) -> pd.Series:
@@ -227,6 +237,8 @@ def _selection_table(study: Study, cells: pd.DataFrame, chosen: dict, labels: di
                 figures.append("diverged")
             elif not _flag(mine.loc[v], "done"):
                 figures.append("not run")
+            elif isinstance(mine.loc[v].get("collapse"), str) and mine.loc[v, "collapse"]:
+                figures.append(f"{float(mine.loc[v, study.select.metric]):.4f} (collapsed)")
             else:
                 figures.append(f"{float(mine.loc[v, study.select.metric]):.4f}")
         params = mine["trainable_params"].dropna()
@@ -313,6 +325,7 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     trained = cells[(cells["phase"] == "train") & done(cells)]
+    fallen: list[tuple[str, list[int]]] = []
     for _, complete, estimates in found:
         for arm in complete:
             g = test[test["arm"] == arm]
@@ -335,10 +348,25 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
                 else "untrained"
             )
             figure = f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]" if ci is not None else "–"
+            bad = runs[collapsed(runs)] if len(runs) else runs
+            if len(bad):
+                seeds = ", ".join(f"seed {int(r['seed'])}: {r['collapse']}" for _, r in bad.iterrows())
+                figure += f" (collapsed: {seeds})"
+                fallen.append((arm, sorted(int(x) for x in bad["seed"])))
             lines.append(
                 f"| {labels[arm]} | {count} | {pick} | {g['perplexity'].astype(float).mean():.4f} | {figure} | {vs} "
                 f"| {p} | {df} | {loss} |"
             )
+    for arm, seeds in fallen:
+        g = test[test["arm"] == arm]
+        kept = g[~g["seed"].isin(seeds)]
+        without = f"{kept['perplexity'].astype(float).mean():.4f}" if len(kept) else "no seed left"
+        lines += [
+            "",
+            f"{labels[arm]}: its training collapsed at seed {', '.join(map(str, seeds))} (named in its row); its mean "
+            f"perplexity is {g['perplexity'].astype(float).mean():.4f} with and {without} without "
+            f"{'it' if len(seeds) == 1 else 'them'}; the interval and test above include every seed.",
+        ]
     listed = {a for _, c, _ in found for a in c}
     missing = [labels[a] for a in study.arms if a not in listed and a != study.final.baseline]
     if missing:
