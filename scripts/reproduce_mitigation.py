@@ -230,6 +230,24 @@ def summarise(rows: pd.DataFrame, blocks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).drop(columns=["Index"])
 
 
+def train_lr(row: pd.Series) -> float:
+    """The learning rate a cell's training run used, from its row in results/runs.csv (the cell rows do not keep it).
+
+    Raises:
+        QadaptError: the training run has no row there.
+    """
+    import json
+
+    from qadapt.errors import QadaptError
+    from qadapt.results import load_rows
+
+    rows = load_rows(CSV.parent)
+    mine = rows[(rows["run_dir"].astype(str) == str(row["train_run_dir"])) & (rows["command"] == "train")]
+    if mine.empty:
+        raise QadaptError(f"{row['train_run_dir']} has no training row in {CSV.parent}/runs.csv")
+    return float(json.loads(mine["config"].iloc[-1])["train"]["lr"])
+
+
 def plot(table: pd.DataFrame) -> None:
     import matplotlib
 
@@ -268,7 +286,9 @@ def render() -> None:
         f"Tokens: the first {int(first['tokens_scored']):,} scored tokens of WikiText-2 test, as the noise sweep "
         "([noise_expressivity.md](noise_expressivity.md)), sliding windows of 2,048, every scored position's circuits "
         "on the device; 8,192 shots per circuit. Training: `qadapt train` defaults (v_proj input side, last 6 "
-        f"layers, {int(first['train_steps'])} steps x 8 x 256 tokens), exactly or through {BACKEND}'s noise model "
+        f"layers, {int(first['train_steps'])} steps x 8 x 256 tokens, learning rate {train_lr(first):g}: "
+        "`train.lr`'s default in configs/train/default.yaml, fixed, not selected), exactly or through "
+        f"{BACKEND}'s noise model "
         "(`train.noise`). Training and evaluation time: "
         f"{(table['train_seconds'].sum() + table['eval_seconds'].sum()) / 60:.0f} min on this machine (the noise "
         "models' fits and the QPU-time compilations come on top; `make reproduce-mitigation` took 77 min in all on "

@@ -503,7 +503,8 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
         f"Budget (every method, every task): {budget_text(cfg, name, training_examples(rows))}",
         f"Selection: each method's adapter learning rate from its family's grid "
         f"({'; '.join(f'{k} {list(v)}' for k, v in LR_GRID.items() if v != (None,))}; head lr "
-        f"{cfg['train']['head_lr']:g} for all), seed 0, best score on the selection split "
+        f"{cfg['train']['head_lr']:g} for all: `train.head_lr` in configs/train/classify.yaml, fixed, not selected), "
+        "seed 0, best score on the selection split "
         f"({sel['eval_source'].iloc[0].split('(')[-1].rstrip(')')}), per method and task; where the best rate sat "
         f"at an end of the rates tried, one more rate beyond it on the 1-3 ladder, up to {args.widen} per side; the "
         "reported split is scored only at the chosen rate.",
