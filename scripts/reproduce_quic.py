@@ -639,6 +639,15 @@ def render(rows: pd.DataFrame, predictions: pd.DataFrame | None, args, command: 
             + " | ".join(_ci(samples[m, t], observed[m, t]) for t in tasks)
             + f" | {_ci(mean_smp[m], mean_obs[m])} | {vs} | {p} |"
         )
+    if set(counted) != set(tasks):  # the mean with the tasks the bars left out, beside the one above
+        left = [t for t in tasks if t not in counted]
+        every = {m: (np.mean([observed[m, t] for t in tasks]), np.mean([samples[m, t] for t in tasks], axis=0))
+                 for m in methods_order}  # fmt: skip
+        lines += [
+            "",
+            f"Mean over every task, {', '.join(left)} included (the bars leave {'it' if len(left) == 1 else 'them'} "
+            "out of the mean above): " + "; ".join(f"{m} {_ci(smp, obs)}" for m, (obs, smp) in every.items()) + ".",
+        ]
     lines += collapsed_runs(final, preds, tasks)
     if len(tasks) > 1:
         lines += per_task_differences(observed, samples, methods_order, tasks, counted)
