@@ -61,16 +61,18 @@ reproduce-cua-select: data
 reproduce-cua: data
 	$(QADAPT) study run cua_smollm2
 
-# results/noise_expressivity.md (+ .png, .csv): CUA at q = 1..4 on exact, exact with 8192 shots and FakeFez noise,
-# the same first 8,192 WikiText-2 test tokens each (finished training runs in runs/ are reused)
+# results/noise_expressivity.md (+ .png, _cells.csv, _units.csv): the study configs/study/noise_expressivity.yaml, CUA
+# at q = 1..4 trained exactly, scored exactly, with 8,192 shots and on FakeFez, the same first 8,192 WikiText-2 test
+# tokens each; about 30 minutes per seed on 2 cores: SEED=0, then 1, then 2 runs one seed's cells (finished cells are
+# reused; on a fresh clone with every seed committed it only re-renders)
 reproduce-noise: data
-	$(VPY) scripts/reproduce_noise.py
+	$(QADAPT) study run noise_expressivity $(if $(SEED),seeds=$(SEED),)
 
-# results/mitigation.md (+ .csv, .png, mitigation_blocks.csv): q = 2, 3, 4 on FakeFez, the noise sweep's tokens:
-# trained exactly or through FakeFez's noise model (train.noise), each with and without readout mitigation; intervals
-# over token blocks, QPU cost per row; finished cells are kept in results/ and reused
+# results/mitigation.md (+ .png, _cells.csv, _units.csv): the study configs/study/mitigation.yaml, q = 2, 3, 4 on
+# FakeFez, the noise sweep's tokens: trained exactly or through FakeFez's noise model (train.noise), each with and
+# without readout mitigation; QPU cost per row; about 75 minutes per seed on 2 cores: SEED=1, then 2
 reproduce-mitigation: data
-	$(VPY) scripts/reproduce_mitigation.py
+	$(QADAPT) study run mitigation $(if $(SEED),seeds=$(SEED),)
 
 # The QFFN paper under its own protocol (train=paper: whole-model fine-tuning, 128-token windows) at a CPU budget of
 # 60 steps (STEPS=10000 is the paper's): the largest round budget at which each table's 3 seeds run in one invocation

@@ -269,6 +269,44 @@ def test_an_axis_study_without_selection_scores_devices_on_token_blocks(tiny_lla
     shots = units[units["arm"] == "shots_q1"].groupby("seed")[["exact_nll", "tokens"]].sum()
     assert np.exp(shots["exact_nll"] / shots["tokens"]).to_numpy() == pytest.approx(exact.to_numpy(), rel=1e-5)
 
+    # mitigation.yaml's shape: the trained arm unscored, Δ against an evaluation arm's own exact pass, the axis left
+    # off the evaluations (their configs are then those without it: new cells here), one seed of two so far
+    data.update(name="tiny_mitig", reference="noisy")
+    data["arms"]["exact"]["scored"] = False
+    data["axis"]["to_evaluations"] = False
+    data["final"].update(statistic="delta_ppl_pct", baseline="shots")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    one = runner.invoke(app, ["study", "run", str(path), "seeds=0", *dirs(tmp_path)])
+    assert one.exit_code == 0, one.output
+    cells = pd.read_csv(tmp_path / "results" / "tiny_mitig_cells.csv")
+    assert "exact_q1" not in set(cells[cells["phase"] == "test"]["arm"])  # trained, not scored itself
+    noisy = cells[(cells["arm"] == "noisy_q2") & (cells["phase"] == "test") & (cells["done"] == True)]  # noqa: E712
+    assert "qubits_per_block=2" not in " ".join(json.loads(noisy["config"].iloc[0]).get("overrides", []))
+    units = pd.read_csv(tmp_path / "results" / "tiny_mitig_units.csv")
+    table = (tmp_path / "results" / "tiny_mitig.md").read_text()
+    # q = 1 has seed 0 only; q = 2's evaluations are those of the study above (the axis value is the default, so
+    # their configs are the same), reused with both seeds
+    assert "q = 1: 1 of 2 seeds so far (seed 0; one run" in table and "q = 2: 2 seeds" in table
+    assert "one run: the interval covers the text" in table
+    for q in (1, 2):
+
+        def scores(arm, column="nll", q=q):
+            w = units[units["arm"] == f"{arm}_q{q}"].sort_values(["seed", "window"])
+            return w.pivot(index="seed", columns="window", values=column).to_numpy()
+
+        base = scores("shots", "exact_nll")
+        tokens = units[units["arm"] == f"shots_q{q}"].groupby("window")["tokens"].first().to_numpy()
+        expected = est.estimate(
+            {f"noisy_q{q}": scores("noisy") - base, f"shots_q{q}": scores("shots") - base},
+            tokens,
+            "delta_ppl_pct",
+            f"noisy_q{q}",
+        )
+        assert expected.seeds == q  # 1 seed at q = 1, 2 at q = 2
+        row = next(line for line in table.splitlines() if line.startswith(f"| 256 shots, q = {q} |"))
+        ci = expected.arms[f"shots_q{q}"]
+        assert f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]" in row
+
 
 def _figures(table: str) -> list[str]:
     """The table without its date line."""

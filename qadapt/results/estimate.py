@@ -55,15 +55,18 @@ class Spread:
 def crossed_variance(y: np.ndarray) -> Spread:
     """Variance of the grand mean of ``y`` (``(S, W)``: seeds x units) under y_sw = mu + a_s + b_w + e_sw, from the
     ANOVA mean squares with each variance component truncated at zero; Satterthwaite's degrees of freedom, or S - 1
-    where the seed mean square exceeds the unit mean square.
+    where the seed mean square exceeds the unit mean square. One seed (one run): the units' spread alone, var / W
+    with W - 1 degrees of freedom, an interval that covers other text but not other training seeds.
 
     Raises:
-        ValueError: fewer than 2 seeds or 2 units.
+        ValueError: fewer than 2 units.
     """
     y = np.asarray(y, dtype=float)
     s, w = y.shape
-    if s < 2 or w < 2:
-        raise ValueError(f"a crossed interval needs at least 2 seeds and 2 units, got {s} and {w}")
+    if w < 2:
+        raise ValueError(f"an interval needs at least 2 units, got {w}")
+    if s == 1:  # one run: the units' spread alone (the interval covers other text, not other seeds)
+        return Spread(float(y.var(ddof=1)) / w, float(w - 1), False)
     grand = y.mean()
     seed_means, unit_means = y.mean(1), y.mean(0)
     ms_seed = w * float(((seed_means - grand) ** 2).sum()) / (s - 1)
@@ -105,6 +108,7 @@ class Estimates:
     units: int
     df: dict[str, float] = field(default_factory=dict)
     linear: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    seed_ids: tuple[int, ...] = ()  # which seeds (set by the caller that knows them)
 
     def difference(self, arm: str, other: str) -> stats.PairedTest:
         """Paired test of statistic(arm) - statistic(other) on the same seeds and units (two-sided t)."""
@@ -131,7 +135,8 @@ def estimate(numerators: dict[str, np.ndarray], denominators, statistic: str, re
         statistic: a key of :data:`TRANSFORMS`. reference: the arm compared with every other.
     Returns: :class:`Estimates`.
     Raises:
-        ValueError: an unknown statistic or reference, arms of different shapes, or fewer than 2 seeds or units.
+        ValueError: an unknown statistic or reference, arms of different shapes, no seed, or fewer than 2 units.
+    With one seed the intervals cover the units only (one run); :func:`sentence` says so.
     """
     if statistic not in TRANSFORMS:
         raise ValueError(f"unknown statistic '{statistic}'; valid choices: {', '.join(TRANSFORMS)}")
@@ -142,8 +147,8 @@ def estimate(numerators: dict[str, np.ndarray], denominators, statistic: str, re
     if any(np.shape(v) != shape for v in numerators.values()) or shape[1:] != den.shape:
         raise ValueError(f"every arm needs (seeds, units) = {shape} scores on the same {den.size} units")
     n_seeds, n_units = shape
-    if n_seeds < 2 or n_units < 2:
-        raise ValueError(f"an interval needs at least 2 seeds and 2 units, got {n_seeds} and {n_units}")
+    if n_seeds < 1 or n_units < 2:
+        raise ValueError(f"an interval needs at least 1 seed and 2 units, got {n_seeds} and {n_units}")
     f, slope = TRANSFORMS[statistic]
     arms, linear = {}, {}
     for arm, values in numerators.items():
@@ -185,9 +190,13 @@ def sentence(test: stats.PairedTest, other: str, lower_is_better: bool, unit: st
     with its interval (as a gap: positive), and the p-value; "is not resolved against <other> at 3 seeds
     (difference +0.12 [-0.40, +0.64], p = 0.41)" where the interval holds 0."""
     said, d, p = verdict(test, lower_is_better), test.difference, p_text(test.p)
+    if seeds == 1:  # the interval covers the units of one run, not training seeds
+        p = f"{p}, one run: the interval covers the text, not training"
     if said == "is not resolved against":
         return (
-            f"{said} {other} at {seeds} seeds (difference {d.estimate:+.2f} {unit} [{d.low:+.2f}, {d.high:+.2f}], {p})"
+            f"{said} {other} at {seeds} seed{'s' if seeds > 1 else ''} (difference {d.estimate:+.2f} {unit} "
+            f"[{d.low:+.2f}, {d.high:+.2f}], {p})"
         )
     low, high = sorted((abs(d.low), abs(d.high)))
-    return f"{said} {other} by {abs(d.estimate):.2f} {unit} [{low:.2f}, {high:.2f}] ({p}, {seeds} seeds)"
+    count = f", {seeds} seeds" if seeds > 1 else ""
+    return f"{said} {other} by {abs(d.estimate):.2f} {unit} [{low:.2f}, {high:.2f}] ({p}{count})"

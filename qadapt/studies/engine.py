@@ -47,6 +47,9 @@ KEPT = [
     "train_loss_first",
     "train_loss_final",
     "collapse",
+    "train_noise_depolarising",
+    "train_noise_tv",
+    "train_noise_tv_exact",
     "wall_seconds",
     "train_seconds",
     "peak_rss_mb",
@@ -276,8 +279,9 @@ class Runner:
                     if row is None:
                         continue
                     trained[arm, seed] = row
-                    overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}"]
-                    self.cell(arm, "test", seed, overrides, "eval ppl", values)
+                    if spec.scored:
+                        overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}"]
+                        self.cell(arm, "test", seed, overrides, "eval ppl", values)
                 elif spec.kind == "evaluation" and (spec.of, seed) in trained:
                     row = trained[spec.of, seed]
                     overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}", *spec.overrides]

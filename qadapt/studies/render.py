@@ -7,6 +7,7 @@ cells, every interval, paired test and p-value from :func:`qadapt.results.estima
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -104,21 +105,29 @@ def _product(grid: dict) -> list[tuple]:
 def estimates(
     study: Study, cells: pd.DataFrame, units: pd.DataFrame | None, group=None
 ) -> tuple[list[str], est.Estimates | None]:
-    """The arms of one axis value (``group``; all arms without an axis) scored on every final seed, and their
-    estimates against that value's reference arm (None when the reference is not complete)."""
+    """The arms of one axis value (``group``; all arms without an axis) scored on the seeds the reference arm (and a
+    per-seed baseline) has so far, every final seed once the study is done, and their estimates against that
+    value's reference arm on those seeds (None when the reference has no seed scored)."""
     test = cells[(cells["phase"] == "test") & done(cells)]
-    seeds = sorted(study.final.seeds)
-    base_arm = study.final.baseline
+    base_arm = study.baseline_at(group)
     stat = study.final.statistic
     ref = study.reference_at(group)
+    have = {a: set(test[test["arm"] == a]["seed"].astype(int)) for a in study.arms}
+    seeds = [s for s in sorted(study.final.seeds) if s in have[ref]]
+    if stat == "delta_ppl_pct" and study.arms[base_arm].seeded:
+        seeds = [s for s in seeds if s in have[base_arm]]
     complete = [
         arm
         for arm in study.groups()[group]
-        if arm != base_arm and sorted(test[test["arm"] == arm]["seed"]) == seeds and study.arms[arm].seeded
+        # the baseline arm is a row of its own only where its exact pass, not its scores, is the baseline
+        if (arm != base_arm or study.arms[arm].kind == "evaluation")
+        and seeds
+        and set(seeds) <= have[arm]
+        and study.arms[arm].seeded
     ]
     if units is None or ref not in complete:
         return complete, None
-    units = units[units["run_id"].isin(set(test["run_id"]))]
+    units = units[units["run_id"].isin(set(test["run_id"])) & units["seed"].isin(seeds)]
 
     def matrix(arm: str, column: str = "nll") -> tuple[np.ndarray, np.ndarray]:
         w = units[units["arm"] == arm].drop_duplicates(["seed", "window"]).sort_values(["seed", "window"])
@@ -128,10 +137,16 @@ def estimates(
     numerators = {}
     base = None
     if stat == "delta_ppl_pct":
-        b, base_tokens = matrix(base_arm)
+        own_exact = study.arms[base_arm].kind == "evaluation"  # its run's exact pass is the baseline
+        b, base_tokens = matrix(base_arm, "exact_nll" if own_exact else "nll")
         if not b.size or not np.array_equal(base_tokens.to_numpy(), tokens.to_numpy()):
             return complete, None
-        base = b[0]
+        if study.arms[base_arm].seeded:  # scored per seed: each seed against its own
+            if b.shape[0] != len(seeds):
+                return complete, None
+            base = b
+        else:
+            base = b[0]
     scored = [a for a in complete if stat != "device_degradation_pct" or study.arms[a].kind == "evaluation"]
     for arm in scored:
         nll, own = matrix(arm)
@@ -142,7 +157,8 @@ def estimates(
         else:
             numerators[arm] = nll - base if base is not None else nll
     transform = "delta_ppl_pct" if stat == "device_degradation_pct" else stat
-    return complete, est.estimate(numerators, tokens.to_numpy(), transform, ref)
+    found = est.estimate(numerators, tokens.to_numpy(), transform, ref)
+    return complete, dataclasses.replace(found, seed_ids=tuple(seeds))
 
 
 def render(study: Study, results_dir: str | Path, command: str) -> Path:
@@ -280,6 +296,24 @@ def _short(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
+def _seed_count(study: Study, found: list) -> str:
+    """``3 seeds``, or while the final phase is under way, ``1 of 3 seeds so far (seed 0; one run: the intervals
+    cover the text, not training)``; per axis value where the values have different seeds."""
+    total = len(study.final.seeds)
+
+    def one(e: est.Estimates) -> str:
+        if e.seeds == total:
+            return f"{total} seeds"
+        ids = ", ".join(map(str, e.seed_ids))
+        alone = "; one run: the intervals cover the text, not training" if e.seeds == 1 else ""
+        return f"{e.seeds} of {total} seeds so far (seed{'s' if e.seeds > 1 else ''} {ids}{alone})"
+
+    said = {g: one(e) for g, _, e in found}
+    if len(set(said.values())) == 1:
+        return next(iter(said.values()))
+    return "; ".join(f"{study.axis.name} = {g}: {text}" for g, text in said.items())
+
+
 NAMES = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity", "device_degradation_pct": "Δ vs own exact %"}
 UNITS = {"delta_ppl_pct": "points of Δ ppl", "perplexity": "perplexity", "device_degradation_pct": "points of Δ"}
 
@@ -297,19 +331,28 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
     against = f"{labels[study.reference_at(study.axis.values[0])].rsplit(',', 1)[0]}" if study.axis else labels[ref0]
     lines = [
         f"Scored: {first['eval_source']}, {int(first['tokens_scored']):,} tokens in {e0.units} "
-        f"{unit_name[study.final.unit]}, {e0.seeds} seeds. 95 % intervals: crossed random-effects t over the seeds "
-        f"and the {unit_name[study.final.unit].split(' of ')[0]} (both vary; ANOVA variance components, "
+        f"{unit_name[study.final.unit]}, {_seed_count(study, found)}. 95 % intervals: crossed random-effects t over "
+        f"the seeds and the {unit_name[study.final.unit].split(' of ')[0]} (both vary; ANOVA variance components, "
         "Satterthwaite's degrees of freedom, S - 1 where the seeds dominate; qadapt/results/estimate.py); each arm "
         "against "
         f"{against}{f' at the same {study.axis.name}' if study.axis else ''} on the same seeds and units (paired), "
         "p two-sided, df its degrees of freedom.",
     ]
     if stat == "delta_ppl_pct":
-        base = test[test["arm"] == study.final.baseline]
-        if len(base):
+        name = study.baseline_at(found[0][0])
+        base = test[test["arm"] == name]
+        if len(base) and not study.arms[name].seeded:
             lines[-1] += (
-                f" Δ ppl = 100 (ppl / base ppl - 1) per seed against {labels[study.final.baseline]} "
+                f" Δ ppl = 100 (ppl / base ppl - 1) per seed against {labels[name]} "
                 f"(perplexity {float(base['perplexity'].iloc[0]):.4f}), then the mean over seeds."
+            )
+        elif len(base):
+            root = study.arms[name].label.rsplit(",", 1)[0] if study.axis else labels[name]
+            if study.arms[name].kind == "evaluation":
+                root = f"the exact pass of {root} (its trained run scored exactly on the same tokens)"
+            lines[-1] += (
+                f" Δ ppl = 100 (ppl / base ppl - 1) per seed against {root} at the same seed"
+                f"{f' and {study.axis.name}' if study.axis else ''}, then the mean over seeds."
             )
     if stat == "device_degradation_pct":
         lines[-1] += (
@@ -328,7 +371,7 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
     fallen: list[tuple[str, list[int]]] = []
     for _, complete, estimates in found:
         for arm in complete:
-            g = test[test["arm"] == arm]
+            g = test[(test["arm"] == arm) & test["seed"].isin(estimates.seed_ids)]
             ci = estimates.arms.get(arm)
             vs, p, df = "–", "–", "–"
             if arm in estimates.versus:
@@ -340,7 +383,8 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
             pick = ", ".join(f"{k}={_short(x)}" for k, x in values.items()) or "–"
             params = g["trainable_params"].dropna()
             count = f"{int(params.iloc[0]):,}" if len(params) else "–"
-            runs = trained[trained["arm"] == (study.arms[arm].of or arm)]
+            mine = trained["arm"] == (study.arms[arm].of or arm)
+            runs = trained[mine & trained["seed"].isin(estimates.seed_ids)]
             loss = (
                 f"{runs['train_loss_first'].astype(float).mean():.3f} → "
                 f"{runs['train_loss_final'].astype(float).mean():.3f}"
@@ -368,7 +412,10 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
             f"{'it' if len(seeds) == 1 else 'them'}; the interval and test above include every seed.",
         ]
     listed = {a for _, c, _ in found for a in c}
-    missing = [labels[a] for a in study.arms if a not in listed and a != study.final.baseline]
+    evaluations = {k for k, a in study.arms.items() if a.kind == "evaluation"}
+    bases = {study.baseline_at(g) for g in study.groups()} - evaluations
+    unscored = {k for k, a in study.arms.items() if not a.scored}
+    missing = [labels[a] for a in study.arms if a not in listed | bases | unscored]
     if missing:
         lines += ["", f"Not scored on every seed yet: {', '.join(missing)}."]
     lines += ["", "What the rows support:", ""]

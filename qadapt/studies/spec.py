@@ -44,6 +44,7 @@ class Arm(_Strict):
     of: str | None = None
     family: str | None = None
     seeded: bool = True
+    scored: bool = True
     axis: bool = True
     at: int | float | str | None = None
     root: str | None = None
@@ -57,12 +58,15 @@ class Axis(_Strict):
 
     Attributes:
         key: the override the axis sets (``adapter.qubits_per_block``). name: its short name in keys and labels
-        (``q``). values: the values, in table order.
+        (``q``). values: the values, in table order. to_evaluations: ``false``: the override is not added to
+        evaluation arms (they take the trained run's adapter from ``from_run`` anyway; this keeps their configs those
+        of evaluations recorded without it, so they are reused).
     """
 
     key: str
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     values: list[int | float | str] = Field(min_length=1)
+    to_evaluations: bool = True
 
 
 class Widen(_Strict):
@@ -102,7 +106,8 @@ class Final(_Strict):
         statistic: what the table reports per arm (``delta_ppl_pct``: 100 (ppl / base ppl - 1) against
         ``baseline``; ``perplexity``; ``device_degradation_pct``: 100 (ppl on the device / ppl exact - 1) of an
         evaluation arm against its own run's exact pass on the same tokens, CUA paper Sec. 5; needs
-        ``unit: token_blocks``). baseline: the untrained arm every Δ is taken against (``delta_ppl_pct`` only).
+        ``unit: token_blocks``). baseline: the arm every Δ is taken against (``delta_ppl_pct`` only): an untrained
+        arm (the base model), or a trained arm scored on the same units, then per seed (and axis value).
     """
 
     seeds: list[int] = Field(min_length=2)
@@ -155,8 +160,10 @@ class Study(_Strict):
             if not isinstance(arm, dict) or arm.get("axis", True) is False or arm.get("root") is not None:
                 arms[k] = arm
                 continue
+            skip = arm.get("kind") == "evaluation" and axis.get("to_evaluations", True) is False
             for v in values:
-                new = {**arm, "overrides": [*arm.get("overrides", []), f"{key}={v}"], "at": v, "root": k}
+                added = [] if skip else [f"{key}={v}"]
+                new = {**arm, "overrides": [*arm.get("overrides", []), *added], "at": v, "root": k}
                 new["label"] = f"{arm.get('label', k)}, {name} = {v}"
                 if isinstance(arm.get("of"), str):
                     new["of"] = f"{arm['of']}_{name}{v}"
@@ -179,6 +186,8 @@ class Study(_Strict):
                 raise ValueError(f"arms.{key}.of: unknown arm '{arm.of}'; valid choices: {', '.join(arms)}")
             if arm.kind == "evaluation" and self.arms[arm.of].kind != "trained":
                 raise ValueError(f"arms.{key}.of: '{arm.of}' is not a trained arm")
+            if not arm.scored and arm.kind != "trained":
+                raise ValueError(f"arms.{key}.scored: only a trained arm may be left unscored (scored: false)")
             if not arm.seeded and arm.kind != "untrained":
                 raise ValueError(f"arms.{key}.seeded: only an untrained arm may be scored once (seeded: false)")
             if arm.kind != "evaluation" and arm.of is not None:
@@ -209,13 +218,26 @@ class Study(_Strict):
                     f"evaluations; valid choices: {', '.join(evaluations)}"
                 )
         if self.final.statistic == "delta_ppl_pct":
-            if base is None or base not in self.arms or self.arms[base].kind != "untrained":
-                untrained = [k for k, a in self.arms.items() if a.kind == "untrained"]
+            bases = list(dict.fromkeys(a.root or k for k, a in self.arms.items() if a.kind != "trained" or a.scored))
+            if base is None or base not in bases:
                 raise ValueError(
-                    f"final.baseline: '{base}' is not an untrained arm; delta_ppl_pct needs one; valid choices: "
-                    f"{', '.join(untrained) or 'none (add an untrained arm, e.g. overrides [adapter=none])'}"
+                    f"final.baseline: '{base}' is not a scored arm; delta_ppl_pct needs one; valid choices: "
+                    f"{', '.join(bases) or 'none (add an untrained arm, e.g. overrides [adapter=none])'}"
+                )
+            kinds = {a.kind for k, a in self.arms.items() if (a.root or k) == base}
+            if kinds == {"evaluation"} and self.final.unit != "token_blocks":
+                raise ValueError(
+                    f"final.unit: baseline '{base}' is an evaluation arm, whose own exact pass is the baseline: that "
+                    "needs token_blocks (each token's exact NLL)"
                 )
         return self
+
+    def baseline_at(self, value) -> str | None:
+        """The baseline arm's key at an axis value (the baseline itself without an axis or where it does not vary)."""
+        base = self.final.baseline
+        if base is None or self.axis is None or base not in self._varied():
+            return base
+        return f"{base}_{self.axis.name}{value}"
 
     def family(self, arm: str) -> str:
         """The selection grid's key for ``arm`` (its own family, else its spec key, else ``default``)."""
