@@ -21,3 +21,9 @@ class ModelUnavailable(QadaptError):
 
 class TrainingDiverged(QadaptError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(QadaptError):
+    """Ctrl-C during training: the message says at which step, and what resumes it."""
+
+    exit_code = 130

@@ -12,7 +12,7 @@ from qadapt import adapters, devices
 from qadapt.cache import ActivationCache
 from qadapt.cli import app
 from qadapt.config import compose
-from qadapt.errors import ModelUnavailable, TrainingDiverged
+from qadapt.errors import ModelUnavailable, TrainingDiverged, TrainingInterrupted
 from qadapt.eval import perplexity
 from qadapt.eval.windows import build_eval_set
 from qadapt.experiments import run
@@ -212,8 +212,10 @@ def test_resume_continues_exactly(smollm2_cfg, smollm2_path, data_dir, tmp_path,
         return real_clip(*args, **kwargs)
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", crash_on_third_step)
-    with pytest.raises(KeyboardInterrupt):
+    # Ctrl-C says where it stopped and what resumes it (the CLI exits 130 with this line)
+    with pytest.raises(TrainingInterrupted, match=r"interrupted at step 3 of 4; its checkpoint holds step 2 \(") as e:
         fit(model, chunks, cfg.train, tmp_path / "b", seed=0, resume=False)
+    assert e.value.exit_code == 130 and "the same command resumes from there" in str(e.value)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
 
     model, chunks = fresh()

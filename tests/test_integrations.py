@@ -311,3 +311,17 @@ def test_merged_evaluation_equals_the_unmerged_model_and_counts_the_same_circuit
         assert count == 2  # q_proj and v_proj of the last layer, by peft's own merge
         assert (_logits(lora, text_ids) - plain).abs().max() <= 1e-5 * plain.abs().max()
     torch.testing.assert_close(lora.model.layers[-1].self_attn.q_proj.base_layer.weight, weight, rtol=0, atol=1e-6)
+
+
+def test_lm_eval_with_a_missing_run_says_so_in_one_line(tmp_path):
+    """``lm_eval --model qadapt --model_args run=<missing dir>``: one line naming the run, exit 1, no traceback (it
+    was a QadaptError traceback through lm-eval's CLI)."""
+    if not lm_eval_hook.pth_path().exists():
+        pytest.fail(f"{lm_eval_hook.pth_path()} is missing: `make setup` writes it (qadapt lm-eval-hook install)")
+    missing = tmp_path / "no-such-run"
+    cmd = [str(Path(sys.executable).with_name("lm_eval")), "--model", "qadapt", "--model_args", f"run={missing}",
+           "--tasks", "arc_easy", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "error: --model_args:" in done.stderr and str(missing) in done.stderr

@@ -116,6 +116,36 @@ def test_missing_data_names_make_data(tmp_path):
         load_eval_text(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("content", "said"), [(b"\xff\xfe\x00 not text", "is not UTF-8 text (byte 0"), (b" \n\n", "is empty")]
+)
+def test_a_damaged_wikitext_file_is_named_with_what_to_do(tmp_path, content, said):
+    """Not UTF-8, or empty: one line naming the file and how to fetch it again, through the CLI exit 1 and no
+    traceback (an empty file ended in ZeroDivisionError, a binary one in UnicodeDecodeError)."""
+    from typer.testing import CliRunner
+
+    from qadapt.cli import app
+
+    (tmp_path / "wikitext-2").mkdir()
+    (tmp_path / "wikitext-2" / "wiki.test.raw").write_bytes(content)
+    with pytest.raises(DataMissing, match=re.escape(f"wiki.test.raw {said}") + ".*make data"):
+        load_eval_text(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "ppl",
+            "adapter=none",
+            f"data_dir={tmp_path}",
+            f"results_dir={tmp_path / 'r'}",
+            f"runs_dir={tmp_path / 'runs'}",
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert said in " ".join(result.output.split())
+    assert not (tmp_path / "r" / "runs.csv").exists() and not any((tmp_path / "runs").glob("*/*"))
+
+
 def test_hub_download_writes_the_upstream_layout(data_dir, tmp_path):
     """The hub path, fed the hub's row format built from the local copy, must rebuild the local file."""
     lines = (data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8").splitlines(keepends=True)

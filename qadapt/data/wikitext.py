@@ -70,7 +70,24 @@ def split_holdout(text: str, fraction: float) -> tuple[str, str]:
 
 def _valid_tokens(data_dir: str | Path, unk: str) -> tuple[str, Path]:
     path = _read(data_dir, "wiki.valid.tokens")
-    return handle_unk(path.read_text(encoding="utf-8"), unk), path
+    return handle_unk(read_text(path), unk), path
+
+
+def read_text(path: Path) -> str:
+    """A WikiText file's text.
+
+    Raises:
+        DataMissing: the file is not UTF-8 text, or holds no text (a damaged download: the message says how to fetch
+            it again).
+    """
+    again = "delete it and run `make data` (or `qadapt data`) to fetch WikiText-2 again"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataMissing(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}): {again}") from None
+    if not text.strip():
+        raise DataMissing(f"{path} is empty: {again}")
+    return text
 
 
 def load_eval_text(data_dir: str | Path, split: str = "test", holdout: float = 0.0, unk: str = "drop") -> Text:
@@ -93,7 +110,7 @@ def load_eval_text(data_dir: str | Path, split: str = "test", holdout: float = 0
         held = split_holdout(text, holdout)[1]
         return Text(held, f"local:{SUBDIR}/{path.name} (unk={unk}), last {holdout:g} held out of training")
     path = _read(data_dir, f"wiki.{split}.raw")
-    return Text(path.read_text(encoding="utf-8"), f"local:{SUBDIR}/{path.name}")
+    return Text(read_text(path), f"local:{SUBDIR}/{path.name}")
 
 
 def handle_unk(text: str, unk: str) -> str:
@@ -144,9 +161,9 @@ def load_train_text(data_dir: str | Path, which: str = "auto", unk: str = "drop"
     train = Path(data_dir) / SUBDIR / "wiki.train.raw"
     if which == "train" or (which == "auto" and train.is_file()):
         path = _read(data_dir, "wiki.train.raw")
-        return Text(path.read_text(encoding="utf-8"), f"local:{SUBDIR}/{path.name}")
+        return Text(read_text(path), f"local:{SUBDIR}/{path.name}")
     if which == "auto" and (downloaded := hub_train_split()) is not None:
-        return Text(downloaded.read_text(encoding="utf-8"), "hub:Salesforce/wikitext wikitext-2-raw-v1 train")
+        return Text(read_text(downloaded), "hub:Salesforce/wikitext wikitext-2-raw-v1 train")
     text, path = _valid_tokens(data_dir, unk)
     if not holdout:
         return Text(text, f"local:{SUBDIR}/{path.name} (unk={unk})")

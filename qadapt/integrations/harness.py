@@ -18,12 +18,14 @@ model_args:
 
 from __future__ import annotations
 
+import sys
+
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from lm_eval.utils import simple_parse_args_string
 
 from ..config import compose
-from ..errors import ConfigError
+from ..errors import ConfigError, QadaptError
 from ..experiments import run_model
 from ..log import log
 
@@ -44,11 +46,16 @@ class QadaptLM(HFLM):
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> QadaptLM:
         """lm-eval's constructor route: its CLI's ``--device`` (a torch device) is passed as ``torch_device``, so
-        ``device`` in ``--model_args`` stays the qadapt device."""
+        ``device`` in ``--model_args`` stays the qadapt device. A qadapt error there (a run that is not there, a bad
+        override) prints one line and exits with its code (SystemExit), where constructing the class raises it."""
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None}
         if "device" in extra:
             extra["torch_device"] = extra.pop("device")
-        return cls(**arg_dict, **extra)
+        try:
+            return cls(**arg_dict, **extra)
+        except QadaptError as e:  # a user's mistake (a missing run, a bad override): one line, not lm-eval's traceback
+            print(f"error: --model_args: {e}", file=sys.stderr)
+            raise SystemExit(e.exit_code) from None
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> QadaptLM:

@@ -28,7 +28,7 @@ from transformers import get_scheduler
 
 from ..cache import ActivationCache
 from ..distributed import all_reduce_sum, average_gradients, ranks
-from ..errors import ConfigError, QadaptError, TrainingDiverged
+from ..errors import ConfigError, QadaptError, TrainingDiverged, TrainingInterrupted
 from ..log import Progress, log
 from ..models import input_device
 from ..models.layers import decoder_layers
@@ -253,7 +253,8 @@ def fit(
             first step, every ``cfg.eval_every`` steps (0 or absent: never) and after the last; kept in the
             checkpoint, so a resumed run's curve is whole.
     Raises:
-        TrainingDiverged: a loss is NaN or infinite (nothing further is written).
+        TrainingDiverged: a loss is NaN or infinite (nothing further is written). TrainingInterrupted: Ctrl-C (exit
+            130; the message names the step and the checkpoint the same command resumes from).
         ConfigError: no trainable parameters.
     """
     params = [p for p in model.parameters() if p.requires_grad]
@@ -296,6 +297,7 @@ def fit(
     # memory (results/bench_heap.md). Adapter training does not: the steps are mostly frozen forward passes, and
     # there the kept heap fragments to +1.4 GB of peak (4.8 against 3.4 GB on SmolLM2; qadapt/process.py)
     whole_model = str(cfg.get("trainable", "adapter")) == "all"
+    saved, step = start, start  # the last checkpointed step, the step under way
     try:
         with (
             freed_memory_kept(whole_model),
@@ -349,6 +351,15 @@ def fit(
                         },
                         ckpt_path,
                     )
+                    saved = step + 1
+    except KeyboardInterrupt:
+        resume = (
+            f"its checkpoint holds step {saved} ({ckpt_path}): the same command resumes from there"
+            if saved
+            else f"no checkpoint yet (one every train.save_every={int(cfg.save_every)} steps): the same command "
+            "starts again"
+        )
+        raise TrainingInterrupted(f"training interrupted at step {step + 1} of {steps}; {resume}") from None
     finally:  # an interrupted run leaves no cache file behind (it is rebuilt on resume)
         if cache is not None and cache not in _SHARED:
             cache.close()
