@@ -30,7 +30,11 @@ from .schema import GROUPS, validate
 HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
 # keys added to an adapter after runs of it existed, left out of the hash while at the value that means the behaviour
 # before the key existed, so those runs keep their directories: adapter name -> {key: that value}
-HASH_ADAPTER_OLD_DEFAULTS = {"oft": {"layers": None}, "blockdiag": {"parametrization": "free"}}
+HASH_ADAPTER_OLD_DEFAULTS = {
+    "oft": {"layers": None},
+    "blockdiag": {"parametrization": "free"},
+    "qffn": {"quantum_ffn": True},
+}
 # keys added to a group after runs existed, left out of the hash while at the value that means the old behaviour
 HASH_OLD_DEFAULTS = {
     "train.device": None,
@@ -39,6 +43,9 @@ HASH_OLD_DEFAULTS = {
     "device.dynamical_decoupling": None,
     "device.twirling": "none",
     "task.score_first": False,
+    # documented options the YAML once left out (so `key=value` refused them), now written at their default
+    "task.detokenize": False,
+    "model.bos_in_windows": False,
 }
 
 

@@ -108,3 +108,29 @@ def test_cli_export_bad_arguments_exit_2_with_what_it_accepts(tmp_path):
     not_a_run = runner.invoke(app, ["export", f"from_run={tmp_path}", "format=peft", f"out={tmp_path / 'x'}"])
     assert not_a_run.exit_code == 1 and "is not a finished training run" in not_a_run.output
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "plain"),
+    [
+        (["task.mode=documents", "task.detokenize=false"], ["task.mode=documents"]),
+        (["model.bos_in_windows=false"], []),
+        (["adapter=qffn", "adapter.quantum_ffn=true"], ["adapter=qffn"]),
+    ],
+)
+def test_documented_options_are_settable_and_their_default_keeps_old_hashes(given, plain):
+    """Options docs/configs.md documents as "absent (default)" are in the YAML now, so `key=value` sets them; at their
+    default they leave the config hash of the runs recorded before them unchanged (qadapt.config.HASH_OLD_DEFAULTS)."""
+    assert config_hash(compose(given)) == config_hash(compose(plain))
+    flipped = [o.replace("=false", "=true") if "=false" in o else o.replace("=true", "=false") for o in given]
+    assert config_hash(compose(flipped)) != config_hash(compose(plain))
+
+
+def test_a_recorded_run_keeps_its_directory():
+    """results/mitigation_cells.csv's q = 2 exactly trained run (recorded 2026-12-02): the same overrides still name
+    the same run directory, so the committed rows are reused."""
+    from qadapt.runs import run_dir_for
+
+    overrides = ["model=smollm2_135m", "adapter=cua", "task=wikitext_ppl", "seed=0", "device=exact",
+                 "adapter.qubits_per_block=2", "task.max_tokens=8192", "train.max_steps=30"]  # fmt: skip
+    assert run_dir_for(compose(overrides), "train").name == "smollm2_135m-cua-15102e67"
