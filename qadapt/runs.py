@@ -149,7 +149,7 @@ ROW_COLUMNS: dict[str, str] = {
     "exact_mean_nll": "mean NLL of the exact evaluation (nats)",
     "device_degradation_pct": "100 (perplexity / exact_perplexity - 1) (%)",
     # classification
-    "metric": "the task's metric: accuracy, mcc, f1_accuracy or pearson_spearman",
+    "metric": "the task's metric: accuracy, matthews, accuracy_f1 or pearson_spearman",
     "score": "the metric's value (0..1; correlations -1..1)",
     "metric_<name>": "the metric's components (e.g. accuracy and f1 for MRPC)",
     # compression recovery
@@ -171,7 +171,7 @@ ROW_COLUMNS: dict[str, str] = {
 _FAMILIES = (
     re.compile(r"^(base|compressed)_(.+)$"),
     re.compile(r"^metric_\w+$"),
-    re.compile(r"^\w+_(acc|acc_norm|n)$"),
+    re.compile(r"^(mmlu_0shot|mmlu_5shot|arc_easy|arc_challenge)_(acc|acc_norm|n)$"),  # the <suite>_ entries
 )
 
 
@@ -436,26 +436,6 @@ def load_trained(run_dir: str | Path, model_name: str | None = None) -> Trained:
     if model_name is not None and cfg.model.name != model_name:
         raise ConfigError(f"{run_dir} was trained on model={cfg.model.name}, not {model_name}")
     return Trained(run_dir, cfg, weights, metadata)
-
-
-def saved_config(run_dir: str | Path, results_dir: str | Path = "results") -> DictConfig:
-    """The resolved config of a run: its ``config.yaml`` when the run directory is here, else the ``config`` column of
-    its last row in ``results_dir/runs.csv`` (tables re-render from the committed store without the run directories).
-
-    Raises:
-        QadaptError: neither is there.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    if path.exists():
-        return OmegaConf.load(path)
-    from .results import load_rows
-
-    rows = load_rows(results_dir)
-    if len(rows) and "run_dir" in rows and "config" in rows:
-        mine = rows[rows["run_dir"].astype(str) == str(run_dir)]
-        if len(mine):
-            return OmegaConf.create(json.loads(mine["config"].iloc[-1]))
-    raise QadaptError(f"no config for {run_dir}: neither {path} nor a row in {Path(results_dir) / 'runs.csv'}")
 
 
 def finished(cfg: DictConfig, command: str = "train") -> dict | None:

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from qadapt import adapters, devices
+from qadapt.adapters.cua import run_blocks
 from qadapt.benchmarks import block_circuit, ffn_inputs, machine, median_seconds, pennylane_probs, site_inputs
 from qadapt.cache import ActivationCache
 from qadapt.config import compose
@@ -234,7 +235,7 @@ def simulators(args) -> pd.DataFrame:
     x = site_inputs(args.site_tokens)
     circuit, _ = block_circuit(None)
     exact = devices.get(compose([]).device)
-    reference = exact.run_blocks(circuit, x)
+    reference = run_blocks(exact, circuit, x)
     for label, over, tokens in (
         ("CUA site: exact device, batched matmul (ours)", ["device=exact"], args.site_tokens),
         ("CUA site: PennyLane default.qubit, broadcast", ["device=default_qubit"], args.site_tokens),
@@ -242,7 +243,7 @@ def simulators(args) -> pd.DataFrame:
     ):
         device = devices.get(compose(over).device)
         seconds, spread, out = median_seconds(
-            lambda device=device, tokens=tokens: device.run_blocks(circuit, x[:tokens]),
+            lambda device=device, tokens=tokens: run_blocks(device, circuit, x[:tokens]),
             args.repeats if tokens > 32 else 1,
         )
         err = float((out - reference[:tokens]).abs().max())

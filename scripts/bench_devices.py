@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from qadapt.adapters.cua import run_blocks
 from qadapt.benchmarks import block_circuit, machine, site_inputs
 from qadapt.config import compose
 from qadapt.devices import get
@@ -62,14 +63,14 @@ def main() -> None:
     for label, overrides, slow in DEVICES:
         x = x_all[: args.qiskit_tokens] if slow else x_all
         device = get(compose(overrides).device)
-        reference = get(compose([]).device).run_blocks(circuit, x)
+        reference = run_blocks(get(compose([]).device), circuit, x)
         start = time.perf_counter()
-        device.run_blocks(circuit, x[:1])
+        run_blocks(device, circuit, x[:1])
         setup = time.perf_counter() - start
         times = []
         for _ in range(1 if slow else args.repeats):
             start = time.perf_counter()
-            out = device.run_blocks(circuit, x)
+            out = run_blocks(device, circuit, x)
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times)
         rows.append(

@@ -24,7 +24,6 @@ the underscored methods (``_block_probabilities`` ...), the public ones check su
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from functools import partial
 
 import torch
 from omegaconf import DictConfig
@@ -33,7 +32,6 @@ from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 from ..quantum.compound import RBSCircuit
-from ..quantum.readout import read_out_blocks
 from .sampling import sample_counts  # noqa: F401 (re-exported: qadapt.devices.base.sample_counts)
 
 CIRCUIT_KINDS = ("block", "ansatz", "overlap", "rbs")
@@ -109,17 +107,6 @@ class Device(ABC):
     @abstractmethod
     def _block_probabilities(self, circuit: BlockUnitaryCircuit, states: torch.Tensor) -> torch.Tensor:
         """The backend's :meth:`block_probabilities` (no counting)."""
-
-    def run_blocks(self, circuit: BlockUnitaryCircuit, x: torch.Tensor) -> torch.Tensor:
-        """Deprecated, kept for callers not yet moved: :func:`qadapt.adapters.cua.run_blocks` (this device's
-        probabilities read out by :func:`qadapt.quantum.readout.read_out_blocks`; an exact device gives U_j x_j).
-
-        ``x``: ``(..., d)``; returns ``(..., d)`` in the dtype of ``x``. Raises: ValueError for a width mismatch.
-        """
-        if self.is_exact:
-            self.count_circuits("block", circuit.qubits_per_block, x.numel() // circuit.block_size, circuit.n_blocks)
-            return circuit.apply(x)
-        return read_out_blocks(circuit, x, partial(self.block_probabilities, circuit))
 
     # -- QFFN circuits: amplitude encoding of a whole hidden vector + a variational ansatz, and the compute-uncompute
     # kernel of quantum attention heads (qadapt/quantum/ansatz.py). Devices that cannot run them say so.
