@@ -94,3 +94,44 @@ def test_a_ratio_statistic_is_linearised_per_unit():
 
     half = st.t.ppf(0.975, spread.df) * 100 * np.exp(ratio.mean()) * np.sqrt(spread.variance)
     assert found.arms["a"].high - found.arms["a"].estimate == pytest.approx(half)
+
+
+def test_jackknife_pseudo_values_of_a_mean_are_the_units_and_of_mcc_match_leave_one_out():
+    from sklearn.metrics import matthews_corrcoef
+
+    from qadapt.eval.metrics import resampled_scores
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, size=40)
+    preds = np.where(rng.random((2, 40)) < 0.8, labels, 1 - labels)  # 2 seeds, 80 % right
+    loo_counts = 1 - np.eye(40)
+    correct = (preds == labels).astype(float)
+    acc = est.jackknife(correct.mean(1), np.stack([resampled_scores("accuracy", p, labels, loo_counts) for p in preds]))
+    assert np.allclose(acc, correct)  # a mean's pseudo-values are its units
+    full = np.array([matthews_corrcoef(labels, p) for p in preds])
+    loo = np.stack([resampled_scores("matthews", p, labels, loo_counts) for p in preds])
+    by_hand = [matthews_corrcoef(np.delete(labels, w), np.delete(preds[1], w)) for w in (0, 17, 39)]
+    assert loo[1, [0, 17, 39]] == pytest.approx(by_hand, rel=1e-12)
+    pseudo = est.jackknife(full, loo)
+    assert pseudo.mean(1) == pytest.approx(full, abs=0.02)  # the jackknife's bias correction is small here
+
+
+def test_a_mean_over_parts_sums_their_variances_with_satterthwaite_df():
+    rng = np.random.default_rng(9)
+    parts = []
+    for w in (30, 50):
+        a = rng.normal(0.7, 0.4, (3, w))
+        b = a + rng.normal(0.05, 0.2, (3, w))
+        parts.append(est.from_linear({"a": a.mean(), "b": b.mean()}, {"a": a, "b": b}, "score", "a"))
+    both = est.combine(parts, "score")
+    assert both.arms["b"].estimate == pytest.approx((parts[0].arms["b"].estimate + parts[1].arms["b"].estimate) / 2)
+    v = [p.spread("b", "a") for p in parts]
+    variance = (v[0].variance + v[1].variance) / 4
+    df = variance**2 / sum((x.variance / 4) ** 2 / x.df for x in v)
+    assert both.spread("b", "a").variance == pytest.approx(variance) and both.df["b"] == pytest.approx(df)
+    from scipy import stats as st
+
+    d = both.versus["b"].difference
+    assert d.high - d.estimate == pytest.approx(st.t.ppf(0.975, df) * np.sqrt(variance))
+    with pytest.raises(ValueError, match="same arms"):
+        est.combine([parts[0], est.from_linear({"a": 0.0}, {"a": np.ones((3, 4))}, "score", "a")], "score")

@@ -89,15 +89,29 @@ def _interval(estimate: float, spread: Spread, scale: float, method: str, n: int
     return stats.Interval(estimate, estimate - half, estimate + half, stats.CONFIDENCE, method, n)
 
 
+def _test(observed: float, spread: Spread, n: int) -> stats.PairedTest:
+    """The paired t-test of a difference with its spread: interval and two-sided p."""
+    from scipy import stats as st
+
+    interval = _interval(observed, spread, 1.0, PAIRED, n)
+    if spread.variance == 0:
+        p = 1.0 if observed == 0 else 0.0
+    else:
+        p = float(2 * st.t.sf(abs(observed) / np.sqrt(spread.variance), spread.df))
+    return stats.PairedTest(interval, p, f"{PAIRED}, df {spread.df:.1f}")
+
+
 @dataclass(frozen=True)
 class Estimates:
     """Each arm's statistic with its interval, and every arm against the reference.
 
     Attributes:
-        statistic: a key of :data:`TRANSFORMS`. arms: arm -> interval of its mean-over-seeds statistic.
-        versus: arm -> paired test of (arm - reference) (the reference itself has none). seeds, units: S and W.
-        df: arm -> degrees of freedom of its comparison with the reference. linear: arm -> its ``(S, W)``
-        linearised statistic (for comparisons beyond the reference: :meth:`difference`).
+        statistic: a key of :data:`TRANSFORMS` (or a metric's name). arms: arm -> interval of its mean-over-seeds
+        statistic. versus: arm -> paired test of (arm - reference) (the reference itself has none). seeds, units: S
+        and W (summed over the parts of a combined estimate). df: arm -> degrees of freedom of its comparison with the
+        reference. linear: arm -> its ``(S, W)`` per-unit values on the statistic's scale (for comparisons beyond the
+        reference: :meth:`difference`). parts: the estimates a :func:`combine` averages (its differences come from
+        theirs).
     """
 
     statistic: str
@@ -109,19 +123,54 @@ class Estimates:
     df: dict[str, float] = field(default_factory=dict)
     linear: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     seed_ids: tuple[int, ...] = ()  # which seeds (set by the caller that knows them)
+    parts: tuple = ()
+
+    def spread(self, arm: str, other: str | None = None) -> Spread:
+        """The spread of an arm's statistic, or (``other``) of its difference with another arm."""
+        if self.parts:
+            return _mean_spread([part.spread(arm, other) for part in self.parts])
+        y = self.linear[arm] - self.linear[other] if other is not None else self.linear[arm]
+        return crossed_variance(y)
 
     def difference(self, arm: str, other: str) -> stats.PairedTest:
         """Paired test of statistic(arm) - statistic(other) on the same seeds and units (two-sided t)."""
-        from scipy import stats as st
-
-        spread = crossed_variance(self.linear[arm] - self.linear[other])
         observed = self.arms[arm].estimate - self.arms[other].estimate
-        interval = _interval(observed, spread, 1.0, PAIRED, self.seeds)
-        if spread.variance == 0:
-            p = 1.0 if observed == 0 else 0.0
-        else:
-            p = float(2 * st.t.sf(abs(observed) / np.sqrt(spread.variance), spread.df))
-        return stats.PairedTest(interval, p, f"{PAIRED}, df {spread.df:.1f}")
+        return _test(observed, self.spread(arm, other), self.seeds)
+
+
+def _mean_spread(spreads: list[Spread]) -> Spread:
+    """The spread of a mean of T independent estimates (other units each, e.g. tasks): variance sum / T^2,
+    Satterthwaite's degrees of freedom over the parts (the seeds decide where they decide every part)."""
+    t = len(spreads)
+    variance = sum(sp.variance for sp in spreads) / t**2
+    terms = [(sp.variance / t**2) ** 2 / sp.df for sp in spreads if sp.variance > 0 and np.isfinite(sp.df)]
+    df = variance**2 / sum(terms) if terms and variance > 0 else float("inf")
+    return Spread(variance, df, all(sp.seed_decides for sp in spreads))
+
+
+def from_linear(observed: dict[str, float], linear: dict[str, np.ndarray], statistic: str, reference: str) -> Estimates:
+    """Intervals and paired tests from per-unit values: ``linear`` arm -> ``(S, W)`` values on the statistic's scale
+    whose spread is the statistic's (a ratio linearised per unit, or jackknife pseudo-values: :func:`jackknife`),
+    ``observed`` arm -> the statistic (mean over seeds).
+
+    Raises:
+        ValueError: an unknown reference, arms of different shapes, no seed, or fewer than 2 units.
+    """
+    if reference not in linear:
+        raise ValueError(f"reference '{reference}' has no scores; arms: {', '.join(linear)}")
+    shape = np.shape(linear[reference])
+    if any(np.shape(v) != shape for v in linear.values()) or len(shape) != 2:
+        raise ValueError(f"every arm needs (seeds, units) = {shape} values on the same units")
+    n_seeds, n_units = shape
+    if n_seeds < 1 or n_units < 2:
+        raise ValueError(f"an interval needs at least 1 seed and 2 units, got {n_seeds} and {n_units}")
+    arms = {arm: _interval(observed[arm], crossed_variance(y), 1.0, METHOD, n_seeds) for arm, y in linear.items()}
+    result = Estimates(statistic, reference, arms, {}, n_seeds, n_units, {}, dict(linear))
+    for arm in linear:
+        if arm != reference:
+            result.versus[arm] = result.difference(arm, reference)
+            result.df[arm] = result.spread(arm, reference).df
+    return result
 
 
 def estimate(numerators: dict[str, np.ndarray], denominators, statistic: str, reference: str) -> Estimates:
@@ -146,26 +195,56 @@ def estimate(numerators: dict[str, np.ndarray], denominators, statistic: str, re
     shape = np.shape(numerators[reference])
     if any(np.shape(v) != shape for v in numerators.values()) or shape[1:] != den.shape:
         raise ValueError(f"every arm needs (seeds, units) = {shape} scores on the same {den.size} units")
-    n_seeds, n_units = shape
-    if n_seeds < 1 or n_units < 2:
-        raise ValueError(f"an interval needs at least 1 seed and 2 units, got {n_seeds} and {n_units}")
     f, slope = TRANSFORMS[statistic]
-    arms, linear = {}, {}
+    observed, linear = {}, {}
     for arm, values in numerators.items():
         num = np.asarray(values, dtype=float)
         ratio = num.sum(1) / den.sum()  # (S,): each seed's ratio of sums
-        observed = float(f(ratio).mean())
+        observed[arm] = float(f(ratio).mean())
         # the ratio linearised per unit (its mean over units is the seed's ratio), on the statistic's scale
         y = ratio[:, None] + (num - ratio[:, None] * den[None, :]) / den.mean()
         linear[arm] = float(slope(ratio.mean())) * y
-        arms[arm] = _interval(observed, crossed_variance(y), float(slope(ratio.mean())), METHOD, n_seeds)
-    result = Estimates(statistic, reference, arms, {}, n_seeds, n_units, {}, linear)
-    for arm in numerators:
+    return from_linear(observed, linear, statistic, reference)
+
+
+def jackknife(full, leave_one_out) -> np.ndarray:
+    """Jackknife pseudo-values (Quenouille 1956; Efron & Tibshirani 1993, ch. 11) of a statistic that is not a mean
+    of per-unit values (a Matthews or rank correlation): ``full`` ``(S,)`` the statistic on every unit of each seed,
+    ``leave_one_out`` ``(S, W)`` on all units but w; returns ``(S, W)`` values W theta - (W - 1) theta_(-w), whose
+    spread gives the statistic's (:func:`from_linear`).
+
+    Raises:
+        ValueError: shapes that do not match.
+    """
+    full, loo = np.asarray(full, dtype=float), np.asarray(leave_one_out, dtype=float)
+    if loo.ndim != 2 or full.shape != loo.shape[:1]:
+        raise ValueError(f"full {full.shape} and leave-one-out {loo.shape}: expected (S,) and (S, W)")
+    w = loo.shape[1]
+    return w * full[:, None] - (w - 1) * loo
+
+
+def combine(parts: list[Estimates], statistic: str) -> Estimates:
+    """The mean over parts measured on different units (GLUE's tasks): each arm's statistic averaged over the parts,
+    its variance the sum of the parts' over T^2 with Satterthwaite's degrees of freedom (:func:`_mean_spread`), the
+    paired tests the same on the parts' differences. Every part needs the same arms, seeds and reference.
+
+    Raises:
+        ValueError: parts with other arms or references, or none.
+    """
+    if not parts:
+        raise ValueError("nothing to combine")
+    reference, arms = parts[0].reference, list(parts[0].arms)
+    if any(p.reference != reference or list(p.arms) != arms or p.seeds != parts[0].seeds for p in parts):
+        raise ValueError("every part needs the same arms, seeds and reference")
+    seeds = parts[0].seeds
+    observed = {arm: float(np.mean([p.arms[arm].estimate for p in parts])) for arm in arms}
+    shell = Estimates(statistic, reference, {}, {}, seeds, sum(p.units for p in parts), parts=tuple(parts))
+    shell.arms.update({arm: _interval(observed[arm], shell.spread(arm), 1.0, METHOD, seeds) for arm in arms})
+    for arm in arms:
         if arm != reference:
-            test = result.difference(arm, reference)
-            result.versus[arm] = test
-            result.df[arm] = crossed_variance(linear[arm] - linear[reference]).df
-    return result
+            shell.versus[arm] = shell.difference(arm, reference)
+            shell.df[arm] = shell.spread(arm, reference).df
+    return shell
 
 
 def p_text(p: float) -> str:
