@@ -243,7 +243,9 @@ class Run:
     Attributes:
         cfg: the resolved config. command: ``train``, ``eval ppl`` or ``eval mc``. overrides: the Hydra overrides.
         dir: the run directory. started: ``time.perf_counter()`` at :func:`start`. main: this process writes
-        (process 0 of a distributed launch). resumed: a training run continued from its checkpoint.
+        (process 0 of a distributed launch). resumed: a training run continued from its checkpoint. config_hash: the
+        hash that named the directory (the row records it, so a row always identifies its directory's config, even
+        where the command narrows ``cfg`` afterwards: an evaluation's token cap, the adapter it loads from a run).
     """
 
     cfg: DictConfig
@@ -253,6 +255,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     main: bool = True
     resumed: bool = False
+    config_hash: str = ""
 
 
 def start(cfg: DictConfig, command: str, overrides: list[str]) -> Run:
@@ -262,7 +265,9 @@ def start(cfg: DictConfig, command: str, overrides: list[str]) -> Run:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))
-    return Run(cfg, command, list(overrides), run_dir_for(cfg, command), main=ranks().is_main)
+    return Run(
+        cfg, command, list(overrides), run_dir_for(cfg, command), main=ranks().is_main, config_hash=config_hash(cfg)
+    )
 
 
 def prepare(run: Run) -> Run:
@@ -307,7 +312,7 @@ def row(run: Run, *, model_weights: str | None = None, model_source: str | None 
         "max_tokens": cfg.task.get("max_tokens"),
         "seed": int(cfg.seed),
         "config": json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True),
-        "config_hash": config_hash(cfg),
+        "config_hash": run.config_hash or config_hash(cfg),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "processes": ranks().world,
