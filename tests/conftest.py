@@ -12,6 +12,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("QADAPT_DATA_DIR", ROOT / "data"))
 
+# qiskit-ibm-runtime gives its logger a StreamHandler on the sys.stderr of the moment it is first imported; imported
+# first inside a CliRunner invocation, that is the runner's captured stream, closed afterwards, and a later test's
+# output then holds a "--- Logging error --- Traceback". Imported here, the handler holds the real stderr.
+try:
+    import qiskit_ibm_runtime  # noqa: F401
+except ImportError:  # pragma: no cover - the ibm extra is installed by make setup
+    pass
+
 # at most 2 threads per test process, the cores shared among pytest-xdist's workers (make test runs 2 on 2 cores)
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // WORKERS)))

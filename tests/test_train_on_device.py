@@ -127,7 +127,10 @@ def test_noise_aware_training_trains_through_the_backend_noise_model(tiny_llama_
     assert plain.exit_code == 0, plain.output
     exact_trained = load_rows(tmp_path / "results").iloc[-1]
     assert exact_trained["exact_perplexity"] != row["exact_perplexity"]
-    for bad, message in (("adapter=lora", "adapter=lora has none"), ("train.noise=FakeNowhere", "unknown fake")):
+    for bad, message in (
+        ("adapter=lora", "adapter=lora runs none (valid choices: adapter=cua)"),
+        ("train.noise=FakeNowhere", "unknown fake"),
+    ):
         extra = ("train.noise=FakeFez", bad) if bad.startswith("adapter") else (bad,)
         done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, *over), *extra])
         assert done.exit_code == 2 and message in done.output, done.output

@@ -26,19 +26,23 @@ class AdapterSpec:
         replaces: the adapter replaces a sub-layer (its weights are deleted) instead of wrapping a frozen one: the base
             model is not recoverable by switching it off, so training keeps a frozen copy as teacher and base.
         config: the method's own config dataclass where it has one (built from the ``adapter`` group).
+        circuits: what the adapter runs on a device: ``blocks`` (block-unitary circuits: any device; a noise model of
+            them can train it, ``train.noise``), ``ansatz`` (amplitude-encoded variational circuits: only devices that
+            run them, :meth:`Device.require_ansatz`), or None (classical: the device is not used).
     """
 
     inject: Callable[[nn.Module, DictConfig, Device], list[str]]
     describe: Callable[[DictConfig], str]
     replaces: bool = False
     config: type | None = None
+    circuits: str | None = None
 
 
 # adapter= name -> spec (None: no adapter, the frozen base model)
 ADAPTERS: dict[str, AdapterSpec | None] = {
     "none": None,
-    "cua": AdapterSpec(cua.inject, cua.describe, config=cua.CUAConfig),
-    "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, config=qffn.QFFNConfig),
+    "cua": AdapterSpec(cua.inject, cua.describe, config=cua.CUAConfig, circuits="blocks"),
+    "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, config=qffn.QFFNConfig, circuits="ansatz"),
     "ffn_lowrank": AdapterSpec(ffn_lowrank.inject, ffn_lowrank.describe, replaces=True),
     # the paper's Distilled baseline at our scale: every FFN pruned to QFFN's parameter count (a dense model)
     "ffn_pruned": AdapterSpec(ffn_pruned.inject, ffn_pruned.describe, replaces=True),
@@ -59,6 +63,27 @@ def replaces(cfg: DictConfig) -> bool:
     """Whether the adapter ``cfg`` names replaces sub-layers (see :class:`AdapterSpec`)."""
     spec = ADAPTERS.get(cfg.name)
     return spec is not None and spec.replaces
+
+
+def circuits(cfg: DictConfig) -> str | None:
+    """What the adapter ``cfg`` names runs on a device (:attr:`AdapterSpec.circuits`)."""
+    spec = ADAPTERS.get(cfg.name)
+    return None if spec is None else spec.circuits
+
+
+def require_device(cfg: DictConfig, device: Device) -> None:
+    """Check that ``device`` runs the adapter's circuits.
+
+    Raises:
+        ConfigError: an ansatz adapter on a device that does not run ansatz circuits (the device says which do).
+    """
+    if circuits(cfg) == "ansatz":
+        device.require_ansatz()
+
+
+def block_circuit_adapters() -> list[str]:
+    """The adapters whose circuits are block unitaries (what a noise model of block circuits can train)."""
+    return sorted(name for name, spec in ADAPTERS.items() if spec is not None and spec.circuits == "blocks")
 
 
 def apply(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:

@@ -294,8 +294,7 @@ def training_device(cfg: DictConfig, device):
         return noise_aware_device(cfg)
     if device.differentiable:
         return device
-    if cfg.adapter.name == "qffn":  # checked by adapters.apply on the training device; the run device must run it too
-        device.require_ansatz()
+    adapters.require_device(cfg.adapter, device)  # apply checks the training device; the run device must run it too
     name = cfg.train.get("device") or "exact"
     if name not in group_choices("device"):
         raise ConfigError(f"train.device={name}: unknown device; valid choices: {', '.join(group_choices('device'))}")
@@ -320,9 +319,10 @@ def noise_aware_device(cfg: DictConfig):
     """
     from ..devices.noise_surrogate import NoiseSurrogateDevice
 
-    if cfg.adapter.name != "cua":
+    if adapters.circuits(cfg.adapter) != "blocks":
+        valid = ", ".join(f"adapter={a}" for a in adapters.block_circuit_adapters())
         raise ConfigError(
-            f"train.noise models CUA's block circuits; adapter={cfg.adapter.name} has none (valid choices: adapter=cua)"
+            f"train.noise models block circuits; adapter={cfg.adapter.name} runs none (valid choices: {valid})"
         )
     if cfg.train.get("device") not in (None, "exact"):
         raise ConfigError(f"train.noise={cfg.train.noise} trains on its noise model; leave train.device null")
