@@ -9,7 +9,7 @@ from helpers.tiny import tiny_llama as _tiny_llama
 
 from qadapt import adapters, devices
 from qadapt.config import compose
-from qadapt.errors import ConfigError
+from qadapt.errors import ConfigError, TrainingInterrupted
 from qadapt.training.lm import ChunkActivations, first_trainable_layer, fit
 
 
@@ -120,7 +120,7 @@ def test_learning_curve_points_survive_a_resume(tmp_path):
     assert modes == [False] * 4 and model.training
     modes.clear()
     part = _adapted().train()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted):
         run(part, tmp_path / "b", fail_at=3)  # stops at the step-4 point; the step-2 checkpoint holds [0, 2]
     resumed = run(_adapted().train(), tmp_path / "b", resume=True)
     assert [s for s, _ in resumed.curve] == [0, 2, 4, 5]
