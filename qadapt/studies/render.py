@@ -102,6 +102,13 @@ def _product(grid: dict) -> list[tuple]:
     return list(itertools.product(*grid.values()))
 
 
+def unit_matrix(units: pd.DataFrame, arm: str, column: str = "nll") -> tuple[np.ndarray, pd.Series]:
+    """One arm's per-unit scores from a units file: ``(S, W)`` values of ``column`` (nats summed over the unit's
+    tokens; seeds and units in ascending order) and the ``(W,)`` tokens per unit (a Series indexed by unit)."""
+    w = units[units["arm"] == arm].drop_duplicates(["seed", "window"]).sort_values(["seed", "window"])
+    return w.pivot(index="seed", columns="window", values=column).to_numpy(), w.groupby("window")["tokens"].first()
+
+
 def estimates(
     study: Study, cells: pd.DataFrame, units: pd.DataFrame | None, group=None
 ) -> tuple[list[str], est.Estimates | None]:
@@ -129,9 +136,8 @@ def estimates(
         return complete, None
     units = units[units["run_id"].isin(set(test["run_id"])) & units["seed"].isin(seeds)]
 
-    def matrix(arm: str, column: str = "nll") -> tuple[np.ndarray, np.ndarray]:
-        w = units[units["arm"] == arm].drop_duplicates(["seed", "window"]).sort_values(["seed", "window"])
-        return w.pivot(index="seed", columns="window", values=column).to_numpy(), w.groupby("window")["tokens"].first()
+    def matrix(arm: str, column: str = "nll") -> tuple[np.ndarray, pd.Series]:
+        return unit_matrix(units, arm, column)
 
     _, tokens = matrix(ref)
     numerators = {}

@@ -60,7 +60,7 @@ def extra_lines(study, result) -> list[str]:
     for q, (complete, estimates) in result.groups.items():
         if estimates is None:
             continue
-        own = _own(units, test, [a for a in complete if study.arms[a].root in EVALUATIONS])
+        own = _own(units, test, [a for a in complete if study.arms[a].root in EVALUATIONS], estimates.seed_ids)
         for arm in complete:
             mine = test[test["arm"] == arm]
             rows.append(
@@ -113,18 +113,15 @@ def extra_lines(study, result) -> list[str]:
     return lines
 
 
-def _own(units, test, arms: list[str]) -> est.Estimates | None:
+def _own(units, test, arms: list[str], seeds) -> est.Estimates | None:
     """Each evaluation arm's degradation against its own run's exact pass, on the table's seeds and token blocks."""
+    from ..render import unit_matrix
+
     if units is None or not arms:
         return None
-    units = units[units["run_id"].isin(set(test["run_id"]))]
-    numerators, tokens = {}, None
-    for arm in arms:
-        w = units[units["arm"] == arm].drop_duplicates(["seed", "window"]).sort_values(["seed", "window"])
-        nll = w.pivot(index="seed", columns="window", values="nll").to_numpy()
-        exact = w.pivot(index="seed", columns="window", values="exact_nll").to_numpy()
-        numerators[arm] = nll - exact
-        tokens = w.groupby("window")["tokens"].first().to_numpy()
+    units = units[units["run_id"].isin(set(test["run_id"])) & units["seed"].isin(seeds)]
+    numerators = {arm: unit_matrix(units, arm)[0] - unit_matrix(units, arm, "exact_nll")[0] for arm in arms}
+    tokens = unit_matrix(units, arms[0])[1].to_numpy()
     return est.estimate(numerators, tokens, "delta_ppl_pct", arms[0])
 
 
