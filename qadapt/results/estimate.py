@@ -16,7 +16,7 @@ is estimated from the ANOVA mean squares with each component truncated at zero,
 conservative choice, as Welch's test takes min(n1, n2) - 1; Satterthwaite's approximation is liberal when its
 dominant term has few degrees of freedom). tests/test_estimate.py simulates 3 and 5 seeds with the seed standard
 deviation from 0 to 3 times the unit-level one: coverage >= 0.93 and a false-positive rate <= 0.06 throughout, where
-the crossed percentile bootstrap this replaces covers 0.81-0.90 at 3 seeds.
+the crossed percentile bootstrap this replaces covers below 0.9 at 3 seeds (asserted there).
 
 Two arms are compared on the same seeds and units (paired): the same model on the per-unit differences of their
 linearised values, a two-sided t-test with its p-value. :func:`verdict` turns the comparison into the table's words;
