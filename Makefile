@@ -109,24 +109,26 @@ reproduce-qffn-speed: data
 reproduce-table1: data
 	$(QFFN) table1
 
-# results/glue.md (+ .csv, .png, glue_cells.json, glue_predictions.csv): QuIC vs LoRA/OFT/BOFT (matched and default
-# sizes), head-only, full; 6 GLUE tasks; learning rates chosen on a selection slice of the train split (seed 0; each
-# family's grid, widened a step at a time where the best rate sits at an end), then 3 seeds on the dev split with
-# intervals and paired tests. On 2 CPU cores one task and one phase at a time, each
-# within 90 minutes (TASKS=rte PHASE=select, then PHASE=final; finished cells are reused, the tables show the tasks
-# that are done). SCALE=paper: DeBERTaV3-base and the QuIC paper's
-# budget (hub and GPU; `qadapt plan` prices it)
+# results/glue.md (+ .png, glue_cells.csv, glue_units.csv) and glue_ablation.md: the studies configs/study/glue.yaml
+# and glue_ablation.yaml. QuIC vs LoRA/OFT/BOFT (matched and default sizes), head-only, full; 6 GLUE tasks; learning
+# rates chosen on a selection slice of the train split (seed 0; each family's grid, widened on the 1-3 ladder where
+# the best rate sits at an end), then 3 seeds on the dev split with intervals and paired tests. On 2 CPU cores one
+# task and one phase at a time, each within 90 minutes (TASKS=rte PHASE=select, then PHASE=final; finished cells are
+# reused, the table shows the tasks that are done). SCALE=paper: configs/study/glue_paper.yaml, DeBERTaV3-base and
+# the QuIC paper's budget (hub and GPU; `qadapt plan` prices it)
+comma := ,
 SCALE ?= cpu
 PHASE ?= all
+SUFFIX = $(if $(filter paper,$(SCALE)),_paper,)
 reproduce-glue: data
-	$(VPY) scripts/reproduce_quic.py glue --scale $(SCALE) --phase $(PHASE) $(if $(TASKS),--tasks $(TASKS),)
+	$(QADAPT) study run glue$(SUFFIX) phase=$(PHASE) $(if $(TASKS),arms=$(TASKS),)
+	$(if $(SUFFIX),,$(if $(TASKS),$(if $(filter stsb,$(subst $(comma), ,$(TASKS))),$(QADAPT) study run glue_ablation phase=$(PHASE),),$(QADAPT) study run glue_ablation phase=$(PHASE)))
 
-# results/vtab.md (+ .csv, .png, vtab_cells.json, vtab_predictions.csv): the same methods on a VTAB-1k-protocol
-# image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images (grid widened as
-# for GLUE).
-# SCALE=paper: DINOv2-L at 224 px (hub and GPU)
+# results/vtab.md (+ .png, vtab_cells.csv, vtab_units.csv): configs/study/vtab.yaml, the same arms on a
+# VTAB-1k-protocol image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images
+# (grid widened as for GLUE). SCALE=paper: configs/study/vtab_paper.yaml, DINOv2-L at 224 px (hub and GPU)
 reproduce-vtab: data
-	$(VPY) scripts/reproduce_quic.py vtab --scale $(SCALE) --phase $(PHASE)
+	$(QADAPT) study run vtab$(SUFFIX) phase=$(PHASE) $(if $(TASKS),arms=$(TASKS),)
 
 # results/compression_recovery.md (+ .csv, .png), question_diff.md: SmolLM2 compressed by whitened SVD at 3 ratios,
 # recovered by CUA and by parameter-matched LoRA (3 seeds, intervals, paired test) and OFT (cross-check); perplexity,

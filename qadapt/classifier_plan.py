@@ -2,7 +2,7 @@
 compute of a run from the backbone's transformers config (``model.architecture``) on the meta device, no weights.
 
 This prices the QuIC paper's setting before anyone downloads it: ``qadapt plan model=deberta_v3_base task=glue
-task.subtask=mnli ...`` or the overrides of ``scripts/reproduce_quic.py --scale paper``. Measured as
+task.subtask=mnli ...`` or the overrides of configs/study/glue_paper.yaml and vtab_paper.yaml. Measured as
 :mod:`qadapt.resources` measures a language model:
 
 - parameters: backbone, adapter (trainable, head excluded) and the fresh linear head, counted after injection;

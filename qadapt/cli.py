@@ -345,8 +345,8 @@ def circuits(
 STUDY = typer.Argument(..., help="A study in configs/study/ (its name) or a path to a study spec .yaml")
 STUDY_OVERRIDES = typer.Argument(
     None,
-    help="phase=select|final|all, arms=a,b and seeds=0,1 (run only these final cells), and overrides for every run "
-    "(results_dir=...)",
+    help="phase=select|final|all, arms=a,b (spec arms, or axis values: arms=rte) and seeds=0,1 (run only these "
+    "cells), and overrides for every run (results_dir=...)",
 )
 
 

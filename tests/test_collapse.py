@@ -19,7 +19,7 @@ def test_each_rule_names_its_collapse_and_a_healthy_run_passes():
     assert "perplexity diverged" in reason({**healthy, "perplexity": float("inf")})
     # untrained (an evaluation row, a random control): nothing trained, nothing to collapse
     assert reason({"perplexity": 54.0, "base_perplexity": 21.8}) is None
-    # ELPV seed 1 in results/vtab_predictions.csv: class 0 for every image
+    # ELPV seed 1 of QuIC in results/vtab_units.csv: class 0 for every image
     assert reason({}, [0] * 1000, [0] * 566 + [1] * 434) == "one class for every example (class 0, 1,000 of 1,000)"
     assert reason({}, [0] * 999 + [1], [0] * 566 + [1] * 434) is None
     assert reason({}, [0.5] * 10, [0.1 * i for i in range(10)], regression=True) is None

@@ -31,6 +31,8 @@ PHASES = ("select", "final", "all")
 # one line per unit (a window, or a block of tokens: ``window`` is its index); base_nll: the run's own base pass on
 # the unit; exact_nll: a device evaluation's own exact pass on the same tokens (token blocks only)
 WINDOW_COLUMNS = ["window", "tokens", "nll", "base_nll", "exact_nll"]
+# a classifier's units: one line per scored example (its index in the split, gold label, prediction)
+EXAMPLE_COLUMNS = ["example", "label", "prediction"]
 # the row columns a cell keeps (what the table and `study status` need)
 KEPT = [
     "run_id",
@@ -50,6 +52,15 @@ KEPT = [
     "train_noise_depolarising",
     "train_noise_tv",
     "train_noise_tv_exact",
+    "metric",
+    "score",
+    "metric_f1",
+    "metric_pearson",
+    "metric_spearman",
+    "adapter_params",
+    "head_params",
+    "train_examples",
+    "eval_examples",
     "wall_seconds",
     "train_seconds",
     "peak_rss_mb",
@@ -88,7 +99,12 @@ class Runner:
     ):
         self.study, self.extra, self.execute = study, list(extra), execute
         # the arms (a spec key runs every axis value of it) and final seeds whose cells may run; others are looked up
-        self.only = {k for k, a in study.arms.items() if k in arms or a.root in arms} if arms else None
+        # (an axis value runs every arm at that value: arms=rte)
+        self.only = (
+            {k for k, a in study.arms.items() if k in arms or a.root in arms or (a.root and str(a.at) in arms)}
+            if arms
+            else None
+        )
         self.seeds = set(seeds) if seeds is not None else None
         self.results_dir = compose(self.extra).results_dir
         self.files = Files.of(study, self.results_dir)
@@ -158,22 +174,31 @@ class Runner:
         return bool(len(mine)) and bool(mine["diverged"].fillna(False).astype(bool).any())
 
     def _units(self, line: dict) -> None:
-        """Per-window scores of a scoring cell: its run directory's windows.csv, else the committed units file.
+        """Per-unit scores of a scoring cell: its run directory's windows.csv, token_nll.npz or predictions.csv, else
+        the committed units file.
 
         Raises:
             QadaptError: neither has them (the message says how to score the cell again).
         """
-        blocks = self.study.final.unit == "token_blocks"
-        path = Path(str(line["run_dir"])) / ("token_nll.npz" if blocks else "windows.csv")
+        unit = self.study.final.unit
+        columns = unit_columns(unit)
+        path = (
+            Path(str(line["run_dir"]))
+            / {
+                "windows": "windows.csv",
+                "token_blocks": "token_nll.npz",
+                "examples": "predictions.csv",
+            }[unit]
+        )
         old = self._recorded_units
         if path.exists():
-            frame = token_blocks(path, self.study.final.block_tokens) if blocks else pd.read_csv(path)
-            frame = frame.reindex(columns=WINDOW_COLUMNS)
+            frame = token_blocks(path, self.study.final.block_tokens) if unit == "token_blocks" else pd.read_csv(path)
+            frame = frame.reindex(columns=columns)
         elif old is not None and (old["run_id"] == line["run_id"]).any():
-            frame = old[old["run_id"] == line["run_id"]].reindex(columns=WINDOW_COLUMNS)
+            frame = old[old["run_id"] == line["run_id"]].reindex(columns=columns)
         else:
             raise QadaptError(
-                f"{path} is missing and {self.files.units} has no windows of run {line['run_id']}: score it again "
+                f"{path} is missing and {self.files.units} has no units of run {line['run_id']}: score it again "
                 f"(delete its row from {self.results_dir}/runs.csv, then `qadapt study run {self.study.name}`)"
             )
         self.units.append(frame.assign(arm=line["arm"], seed=line["seed"], run_id=line["run_id"]))
@@ -202,7 +227,7 @@ class Runner:
             return {arm: {} for arm in s.trained()}
         chosen = {}
         for arm in s.trained():
-            grid = s.select.grid[s.family(arm)]
+            grid = s.grid(arm)
             tried = []
             for combo in itertools.product(*grid.values()):
                 values = dict(zip(grid, combo))
@@ -237,11 +262,7 @@ class Runner:
 
     def _best(self, tried: list[tuple[dict, float | None]]) -> dict | None:
         """The best point by the selection metric (collapsed and diverged points never), None where none is left."""
-        scored = [(v, m) for v, m in tried if m is not None and m == m]
-        if not scored:
-            return None
-        pick = min if self.study.select.direction == "min" else max
-        return pick(scored, key=lambda vm: vm[1])[0]
+        return best_point(tried, self.study.select.direction)
 
     def _beyond_edge(self, grid: dict, tried: list) -> dict | None:
         """The next value past the end of the tried values where the best one sits (None: the best is inside, or a
@@ -249,16 +270,16 @@ class Runner:
         if any(m is None for _, m in tried):
             return None
         (key,) = grid
-        factor = self.study.select.widen.factor
+        widen = self.study.select.widen
         values = sorted(v[key] for v, _ in tried)
         point = self._best(tried)
         if point is None:
             return None
         best = point[key]
         if best == values[-1]:
-            return {key: float(f"{values[-1] * factor:.4g}")}
+            return {key: widen.step(values[-1], up=True)}
         if best == values[0]:
-            return {key: float(f"{values[0] / factor:.4g}")}
+            return {key: widen.step(values[0], up=False)}
         return None
 
     def final(self, chosen: dict[str, dict]) -> None:
@@ -273,6 +294,13 @@ class Runner:
                         continue
                     overrides = [*self._scoring_overrides(seed), *spec.overrides, *self._hooked(arm, seed, trained)]
                     self.cell(arm, "test", seed, overrides, "eval ppl", {})
+                elif spec.kind == "trained" and arm in chosen and s.final.statistic == "score":
+                    # a classifier's training run scores the split it is given: trained and scored in one cell
+                    values = chosen[arm]
+                    point = [f"{k}={_number(v)}" for k, v in values.items()]
+                    overrides = [*s.shared, *self.extra, *spec.overrides, *s.final.overrides,
+                                 f"task.split={s.final.split}", *point, f"seed={seed}"]  # fmt: skip
+                    self.cell(arm, "test", seed, overrides, "train", values)
                 elif spec.kind == "trained" and arm in chosen:
                     values = chosen[arm]
                     row = self.cell(arm, "train", seed, self._selection_overrides(arm, values, seed), "train", values)
@@ -299,8 +327,32 @@ class Runner:
         """``<name>_cells.csv`` and ``<name>_units.csv``, each written whole."""
         write_text_atomic(self.files.cells, pd.DataFrame(self.cells).to_csv(index=False))
         if self.units:
-            cols = ["arm", "seed", "run_id", *WINDOW_COLUMNS]
+            cols = ["arm", "seed", "run_id", *unit_columns(self.study.final.unit)]
             write_text_atomic(self.files.units, pd.concat(self.units)[cols].to_csv(index=False))
+
+
+def done(cells: pd.DataFrame) -> pd.Series:
+    """Which cells finished (a row was found or made)."""
+    return cells["done"].fillna(False).astype(bool) if "done" in cells else pd.Series(False, index=cells.index)
+
+
+def short(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def unit_columns(unit: str) -> list[str]:
+    """The columns of one unit's line in a units file."""
+    return EXAMPLE_COLUMNS if unit == "examples" else WINDOW_COLUMNS
+
+
+def best_point(tried: list[tuple[dict, float | None]], direction: str) -> dict | None:
+    """The best point of a selection by its metric (``min`` or ``max``), collapsed (NaN) and unfinished (None)
+    points never; a tie goes to the smallest point (a learning-rate tie to the lower rate). None where none is left."""
+    scored = sorted(((v, m) for v, m in tried if m is not None and m == m), key=lambda vm: tuple(vm[0].values()))
+    if not scored:
+        return None
+    pick = min if direction == "min" else max
+    return pick(scored, key=lambda vm: vm[1])[0]
 
 
 def _collapsed(value) -> bool:
@@ -340,8 +392,8 @@ def run(
     seeds: list[int] | None = None,
 ) -> Runner:
     """Run (or with ``execute=False`` only look up) ``study``'s ``phase`` (``select``, ``final`` or ``all``), for
-    ``arms`` (spec keys, or one axis value's key) and final ``seeds`` only when given, and write its cells and units
-    files.
+    ``arms`` (spec keys, one axis value's key, or an axis value: every arm at it) and final ``seeds`` only when given,
+    and write its cells and units files.
 
     Raises:
         ConfigError: an unknown phase, arm or seed. QadaptError: a scoring cell whose per-unit scores are nowhere.
@@ -351,6 +403,7 @@ def run(
     if phase not in PHASES:
         raise ConfigError(f"phase: unknown '{phase}'; valid choices: {', '.join(PHASES)}")
     names = list(dict.fromkeys([*(a.root for a in study.arms.values() if a.root), *study.arms]))
+    names += [str(v) for v in (study.axis.values if study.axis else [])]
     unknown = [a for a in arms or [] if a not in names]
     if unknown:
         raise ConfigError(f"arms: unknown arm '{unknown[0]}'; valid choices: {', '.join(names)}")

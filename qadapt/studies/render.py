@@ -19,7 +19,8 @@ import pandas as pd
 from ..errors import QadaptError
 from ..results import estimate as est
 from ..results import write_text_atomic
-from .engine import Files
+from .engine import Files, best_point, done
+from .engine import short as _short
 from .spec import Study
 
 
@@ -65,17 +66,16 @@ def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
     out = {}
     for arm in study.trained():
         mine = sel[sel["arm"] == arm]
-        grid = study.select.grid[study.family(arm)]
+        grid = study.grid(arm)
         tried = [json.loads(v) for v in mine["values"]]
         needed = [dict(zip(grid, combo)) for combo in _product(grid)]
         if mine.empty or any(point not in tried for point in needed):
             continue
         fine = mine[~collapsed(mine)]
-        if fine.empty:
-            continue
-        metric = fine[study.select.metric].astype(float)
-        best = metric.idxmin() if study.select.direction == "min" else metric.idxmax()
-        out[arm] = json.loads(fine.loc[best, "values"])
+        tried = [(json.loads(v), float(m)) for v, m in zip(fine["values"], fine[study.select.metric])]
+        best = best_point(tried, study.select.direction)
+        if best is not None:
+            out[arm] = best
     return out
 
 
@@ -84,11 +84,6 @@ def collapsed(cells: pd.DataFrame) -> pd.Series:
     if "collapse" not in cells:
         return pd.Series(False, index=cells.index)
     return cells["collapse"].map(lambda v: isinstance(v, str) and bool(v))
-
-
-def done(cells: pd.DataFrame) -> pd.Series:
-    """Which cells finished (a row was found or made)."""
-    return cells["done"].fillna(False).astype(bool) if "done" in cells else pd.Series(False, index=cells.index)
 
 
 def _flag(line: pd.Series, key: str) -> bool:
@@ -187,8 +182,22 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
         f"Command: `{command}`  ",
         f"Commits: {commits or '–'} · written {dt.date.today()} · {len(finished)} cells · machine: {machine}  ",
         f"Shared by every arm: `{' '.join(study.shared)}`.  ",
-        *_training_line(finished),
     ]
+    score = study.final.statistic == "score"
+    if score:
+        from . import scores
+
+        lines += scores.training_line(finished, study)
+    else:
+        lines += _training_line(finished)
+    if study.axis is not None and study.axis.overrides:
+        lines[-1] += (
+            "Per "
+            + study.axis.name
+            + ": "
+            + "; ".join(f"{v} `{' '.join(o)}`" for v, o in study.axis.overrides.items())
+            + ".  "
+        )
     sel = study.select
     if sel is None:
         trained = finished[finished["phase"] == "train"]
@@ -198,19 +207,39 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
             "the same for every arm and seed."
         )
     else:
-        widen = (
-            f", the grid widened by x{sel.widen.factor:g} past an end where the best value sits, at most "
-            f"{sel.widen.max_steps} times"
+        step = (
+            f"by x{sel.widen.factor:g}"
+            if sel.widen and sel.widen.factor
+            else f"on the {'-'.join(f'{m:g}' for m in sel.widen.ladder)} ladder"
             if sel.widen
             else ""
         )
+        widen = (
+            f", the grid widened {step} past an end where the best value sits, at most {sel.widen.max_steps} times"
+            if sel.widen
+            else ""
+        )
+        per = f" per {study.axis.name}" if score and study.axis else ""
         lines += [
-            f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`{widen}; the "
-            f"reported split (`task.split={study.final.split}`) is scored once per chosen configuration.",
+            f"Selection: seed {sel.seed}, {sel.direction}imum {sel.metric} on `task.split={sel.split}`{per}{widen}; "
+            f"the reported split (`task.split={study.final.split}`) is scored once per chosen configuration."
+            + (
+                " Grid per family: "
+                + "; ".join(
+                    f"{f} {', '.join(f'{k} {[_short(x) for x in v]}' for k, v in g.items())}"
+                    for f, g in sel.grid.items()
+                )
+                + "."
+                if score
+                else ""
+            ),  # fmt: skip
             "",
             "## Selection",
             "",
         ]
+    if sel is not None and score:
+        lines += scores.selection_lines(study, cells, chosen, labels)
+    elif sel is not None:
         lines += _selection_table(study, cells, chosen, labels)
         held = cells[(cells["phase"] == "select") & done(cells)]
         if len(held):
@@ -224,14 +253,24 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
         if edge:
             lines += ["", f"Chosen at an end of the values tried, widening included (a wider grid might choose "
                       f"differently): {', '.join(labels[a] for a in edge)}."]  # fmt: skip
+    path = Files.of(study, results_dir).table
+    hook = study.hook_module()
+    if score:
+        reported, per_value, mean, counted = scores.reported_lines(study, cells, units, labels, chosen)
+        lines += reported
+        if hook is not None and hasattr(hook, "extra_lines"):
+            groups = {g: (list(e.arms), e) for g, e in per_value.items()}
+            found = mean if mean is not None else next(iter(per_value.values()), None)
+            lines += hook.extra_lines(study, Result(cells, units, list(found.arms) if found else [], chosen, found,
+                                                    groups, path))  # fmt: skip
+        write_text_atomic(path, "\n".join(lines) + "\n")
+        return path
     groups = {g: estimates(study, cells, units, g) for g in study.groups()}
     lines += ["", f"## Reported: `task.split={study.final.split}`", ""]
     if all(found is None for _, found in groups.values()):
         lines.append(f"Not scored yet: `qadapt study run {study.name} phase=final` (finished cells are reused).")
     else:
         lines += _test_table(study, cells, groups, labels)
-    path = Files.of(study, results_dir).table
-    hook = study.hook_module()
     if hook is not None and hasattr(hook, "extra_lines"):
         complete, found = next(iter(groups.values()))
         lines += hook.extra_lines(study, Result(cells, units, complete, chosen, found, groups, path))
@@ -296,10 +335,6 @@ def _at_edge(study: Study, cells: pd.DataFrame, chosen: dict) -> list[str]:
         if len(tried) > 1 and value in (min(tried), max(tried)):
             out.append(arm)
     return out
-
-
-def _short(x) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def _seed_count(study: Study, found: list) -> str:

@@ -36,6 +36,8 @@ class Arm(_Strict):
         again with ``overrides`` as evaluation settings: another device, a mitigation). family: the grid this arm's
         selection uses (``select.grid``'s key; default: the arm's own key, else ``default``). seeded: ``false`` for
         an untrained arm that the seed does not change (the base model): scored once, at the first final seed.
+        fixed: a trained arm with no hyperparameter to choose (head only: its head's rate is fixed): its one selection
+        cell runs at the composed settings, for the record, and it needs no grid.
     """
 
     label: str
@@ -44,6 +46,7 @@ class Arm(_Strict):
     of: str | None = None
     family: str | None = None
     seeded: bool = True
+    fixed: bool = False
     scored: bool = True
     axis: bool = True
     at: int | float | str | None = None
@@ -60,21 +63,54 @@ class Axis(_Strict):
         key: the override the axis sets (``adapter.qubits_per_block``). name: its short name in keys and labels
         (``q``). values: the values, in table order. to_evaluations: ``false``: the override is not added to
         evaluation arms (they take the trained run's adapter from ``from_run`` anyway; this keeps their configs those
-        of evaluations recorded without it, so they are reused).
+        of evaluations recorded without it, so they are reused). overrides: value -> what arms at that value add
+        besides ``<key>=<value>`` (a task's own budget: its epochs, its training cap).
     """
 
     key: str
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     values: list[int | float | str] = Field(min_length=1)
     to_evaluations: bool = True
+    overrides: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _known_values(self) -> Axis:
+        strange = [v for v in self.overrides if v not in {str(x) for x in self.values}]
+        if strange:
+            raise ValueError(
+                f"overrides: '{strange[0]}' is not a value; valid choices: {', '.join(map(str, self.values))}"
+            )
+        return self
 
 
 class Widen(_Strict):
-    """The grid grows past an end where the best value sits: next value = end x ``factor`` (or / ``factor`` at the
-    low end), at most ``max_steps`` times, stopping at a value whose run diverges."""
+    """The grid grows past an end where the best value sits, at most ``max_steps`` times, stopping at a value whose
+    run diverges: the next value is the end x ``factor`` (/ ``factor`` at the low end), or the next rung of the
+    ``ladder`` (mantissas of each decade: [1, 3] climbs ..., 3e-4, 1e-3, 3e-3, 1e-2, ...). Give one of the two."""
 
-    factor: float = Field(gt=1)
+    factor: float | None = Field(default=None, gt=1)
+    ladder: list[float] | None = Field(default=None, min_length=1)
     max_steps: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Widen:
+        if (self.factor is None) == (self.ladder is None):
+            raise ValueError("give one of factor (e.g. 3.0) or ladder (e.g. [1, 3])")
+        if self.ladder is not None and not all(1 <= m < 10 for m in self.ladder):
+            raise ValueError(f"ladder: mantissas in [1, 10) expected, got {self.ladder}")
+        return self
+
+    def step(self, value: float, up: bool) -> float:
+        """The value one step beyond ``value`` (above it where ``up``)."""
+        import math
+
+        if self.factor is not None:
+            return float(f"{value * self.factor if up else value / self.factor:.4g}")
+        e = math.floor(math.log10(value))
+        rungs = [float(f"{m:g}e{k}") for k in range(e - 1, e + 2) for m in sorted(self.ladder)]
+        if up:
+            return min(r for r in rungs if r > value * (1 + 1e-9))
+        return max(r for r in rungs if r < value * (1 - 1e-9))
 
 
 class Selection(_Strict):
@@ -95,6 +131,21 @@ class Selection(_Strict):
     direction: Literal["min", "max"] = "min"
 
 
+class Mean(_Strict):
+    """The mean over the axis values (GLUE's tasks) as a column of its own, with the rule of which values count,
+    fixed in the spec before the final phase runs.
+
+    Attributes:
+        bars: value -> bar (score x100): the value counts only where every arm of ``judges`` clears it on the
+        selection split clearly (the lower end of the 95 % interval of its best selection score,
+        :func:`qadapt.results.stats.score_interval`, above the bar); a value without a bar always counts.
+        judges: trained arms (spec keys) whose selection scores decide the bars (e.g. full fine-tuning and LoRA r=8).
+    """
+
+    bars: dict[str, float] = {}
+    judges: list[str] = []
+
+
 class Final(_Strict):
     """The final phase: each trained arm at its chosen values for every seed, each arm scored once on ``split``.
 
@@ -102,7 +153,8 @@ class Final(_Strict):
         seeds: training (and drawing) seeds; at least 2. split: the reported ``task.split``.
         overrides: evaluation settings of the scored runs (``task.max_tokens=65536``).
         unit: the second random factor beside the seeds: ``windows`` (the evaluation's windows) or ``token_blocks``
-        (``block_tokens`` consecutive scored tokens, the last block shorter; from the run's ``token_nll.npz``).
+        (``block_tokens`` consecutive scored tokens, the last block shorter; from the run's ``token_nll.npz``) or
+        ``examples`` (a classifier's predictions, from the run's ``predictions.csv``).
         statistic: what the table reports per arm (``delta_ppl_pct``: 100 (ppl / base ppl - 1) against
         ``baseline``; ``perplexity``; ``device_degradation_pct``: 100 (ppl on the device / ppl exact - 1) of an
         evaluation arm against its own run's exact pass on the same tokens, CUA paper Sec. 5; needs
@@ -113,10 +165,11 @@ class Final(_Strict):
     seeds: list[int] = Field(min_length=2)
     split: str
     overrides: list[str] = []
-    unit: Literal["windows", "token_blocks"] = "windows"
+    unit: Literal["windows", "token_blocks", "examples"] = "windows"
     block_tokens: int = Field(default=64, ge=1)
-    statistic: Literal["delta_ppl_pct", "perplexity", "device_degradation_pct"] = "delta_ppl_pct"
+    statistic: Literal["delta_ppl_pct", "perplexity", "device_degradation_pct", "score"] = "delta_ppl_pct"
     baseline: str | None = None
+    mean: Mean | None = None
 
 
 class Study(_Strict):
@@ -156,13 +209,15 @@ class Study(_Strict):
         if not (isinstance(key, str) and isinstance(name, str) and isinstance(values, list) and values):
             return data
         arms = {}
+        per_value = axis.get("overrides") if isinstance(axis.get("overrides"), dict) else {}
         for k, arm in data["arms"].items():
             if not isinstance(arm, dict) or arm.get("axis", True) is False or arm.get("root") is not None:
                 arms[k] = arm
                 continue
             skip = arm.get("kind") == "evaluation" and axis.get("to_evaluations", True) is False
             for v in values:
-                added = [] if skip else [f"{key}={v}"]
+                own = per_value.get(str(v), [])
+                added = [] if skip else [f"{key}={v}", *(own if isinstance(own, list) else [])]
                 new = {**arm, "overrides": [*arm.get("overrides", []), *added], "at": v, "root": k}
                 new["label"] = f"{arm.get('label', k)}, {name} = {v}"
                 if isinstance(arm.get("of"), str):
@@ -192,7 +247,9 @@ class Study(_Strict):
                 raise ValueError(f"arms.{key}.seeded: only an untrained arm may be scored once (seeded: false)")
             if arm.kind != "evaluation" and arm.of is not None:
                 raise ValueError(f"arms.{key}.of: only an arm of kind 'evaluation' evaluates another arm")
-            if arm.kind == "trained" and self.select is not None:
+            if arm.fixed and arm.kind != "trained":
+                raise ValueError(f"arms.{key}.fixed: only a trained arm has hyperparameters to fix")
+            if arm.kind == "trained" and self.select is not None and not arm.fixed:
                 family = self.family(key)
                 if family not in self.select.grid:
                     raise ValueError(
@@ -208,6 +265,28 @@ class Study(_Strict):
             hooks = sorted(p.stem for p in (Path(__file__).parent / "hooks").glob("[a-z]*.py"))
             raise ValueError(f"hook: unknown '{self.hook}'; valid choices: {', '.join(hooks) or 'none yet'}")
         base = self.final.baseline
+        if (self.final.statistic == "score") != (self.final.unit == "examples"):
+            raise ValueError(
+                f"final.unit: '{self.final.unit}' with statistic '{self.final.statistic}'; a classifier's score is "
+                "resampled over its examples (statistic: score, unit: examples), perplexities over windows or blocks"
+            )
+        if self.final.statistic == "score" and any(a.kind != "trained" for a in self.arms.values()):
+            odd = next(k for k, a in self.arms.items() if a.kind != "trained")
+            raise ValueError(f"arms.{odd}.kind: a score study's arms are trained (each run scores its own split)")
+        mean = self.final.mean
+        if mean is not None:
+            if self.axis is None:
+                raise ValueError("final.mean: a mean over the axis values needs an axis (e.g. the tasks)")
+            values = {str(v) for v in self.axis.values}
+            strange = [v for v in mean.bars if v not in values]
+            if strange:
+                raise ValueError(f"final.mean.bars: '{strange[0]}' is not an axis value; valid choices: "
+                                 f"{', '.join(map(str, self.axis.values))}")  # fmt: skip
+            roots = {a.root or k for k, a in self.arms.items() if a.kind == "trained"}
+            judges = [j for j in mean.judges if j not in roots]
+            if judges or (mean.bars and not mean.judges):
+                raise ValueError(f"final.mean.judges: {f'unknown arm {judges[0]!r}' if judges else 'none given'}; "
+                                 f"valid choices: {', '.join(sorted(roots))}")  # fmt: skip
         if self.final.statistic == "device_degradation_pct":
             if self.final.unit != "token_blocks":
                 raise ValueError("final.unit: device_degradation_pct needs token_blocks (each token's exact NLL)")
@@ -244,6 +323,10 @@ class Study(_Strict):
         spec = self.arms[arm]
         root = spec.root or arm
         return spec.family if spec.family is not None else root if root in self.select.grid else "default"
+
+    def grid(self, arm: str) -> dict[str, list[float]]:
+        """The selection grid of a trained arm (empty for a ``fixed`` arm: one cell at its composed settings)."""
+        return {} if self.arms[arm].fixed else self.select.grid[self.family(arm)]
 
     def groups(self) -> dict:
         """Axis value (None without an axis) -> that value's arm keys, in table order; arms the axis does not vary
@@ -291,25 +374,39 @@ def path_of(name_or_path: str) -> Path:
 
 def load(name_or_path: str) -> Study:
     """The study spec named ``name_or_path`` (``configs/study/<name>.yaml``) or at that path, validated, with every
-    arm's overrides checked by composing them (an unknown option or key fails here, before anything runs).
+    arm's overrides checked by composing them (an unknown option or key fails here, before anything runs). A spec
+    with ``base: <name>`` starts from that spec: each top-level field it gives replaces the base's whole field (the
+    paper-scale variant of a table: its own ``shared``, ``axis`` and ``select``, the base's arms and final phase).
 
     Raises:
         ConfigError: a missing file, malformed YAML, a field of the wrong type or bound, an unknown arm, a reported
             split that is also the selection split, or an arm whose overrides do not compose (exit 2 each).
     """
     path = path_of(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"study spec {path}: not readable YAML ({e}); fix the file") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"study spec {path}: expected a mapping of fields (name, title, arms, ...)")
+    data = _read(path)
+    if "base" in data:  # another spec's fields, each top-level field given here replacing that spec's whole
+        base = data.pop("base")
+        if not isinstance(base, str) or path_of(base) == path:
+            raise ConfigError(f"study spec {path}: base: the name of another study spec expected, got {base!r}")
+        inherited = _read(path_of(base))
+        inherited.pop("base", None)
+        data = {**inherited, **data}
     try:
         study = Study.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"study spec {path}: {_first_error(e)}") from None
     _check_overrides(study, path)
     return study
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"study spec {path}: not readable YAML ({e}); fix the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"study spec {path}: expected a mapping of fields (name, title, arms, ...)")
+    return data
 
 
 def _first_error(e: ValidationError) -> str:
@@ -328,7 +425,7 @@ def _check_overrides(study: Study, path: Path) -> None:
 
     for key, arm in study.arms.items():
         if arm.kind == "trained" and study.select is not None:
-            grid = study.select.grid[study.family(key)]
+            grid = study.grid(key)
             point = [f"{k}={values[0]}" for k, values in grid.items()]
             overrides = [*study.shared, *arm.overrides, f"task.split={study.select.split}", *point]
         elif arm.kind == "trained":
