@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from . import __version__, adapters
+from .atomic import replacing
 from .config import config_hash
 from .distributed import barrier, ranks
 from .errors import ConfigError, QadaptError
@@ -349,9 +350,8 @@ def finish(run: Run, result: dict, model: nn.Module | None = None) -> dict:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """``data`` as indented JSON through a temp file and a rename (never half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
 def save_adapter(path: Path, model: nn.Module, cfg: DictConfig) -> None:
@@ -366,9 +366,8 @@ def save_adapter(path: Path, model: nn.Module, cfg: DictConfig) -> None:
         "adapter": json.dumps(OmegaConf.to_container(cfg.adapter, resolve=True), sort_keys=True),
         "structure": json.dumps(adapters.structure(model), sort_keys=True, default=str),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(adapters.adapter_state_dict(model), str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(adapters.adapter_state_dict(model), str(tmp), metadata=metadata)
 
 
 @dataclass

@@ -540,9 +540,7 @@ def main() -> None:
         ],
         ignore_index=True,
     )
-    tmp = out / "bench.csv.tmp"
-    raw.to_csv(tmp, index=False)
-    tmp.replace(out / "bench.csv")
+    write_text_atomic(out / "bench.csv", raw.to_csv(index=False))
     write_text_atomic(out / "bench.md", render(evals, train, sims, rss, args, time.perf_counter() - start))
     print(f"wrote {out / 'bench.md'}")
 

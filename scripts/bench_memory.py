@@ -151,8 +151,7 @@ def main() -> None:
     }
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame.assign(**header).to_csv(out / "bench_memory.csv.tmp", index=False)
-    (out / "bench_memory.csv.tmp").replace(out / "bench_memory.csv")
+    write_text_atomic(out / "bench_memory.csv", frame.assign(**header).to_csv(index=False))
     write_text_atomic(out / "bench_memory.md", render(frame, header))
     print(f"wrote {out / 'bench_memory.md'}")
 

@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..atomic import write_text
 from ..log import log
 from ..paths import PROJECT_DIR
 
@@ -42,9 +43,7 @@ def download_wikitext(target: Path, load_dataset=None, only: tuple[str, ...] | N
         if (out / name).exists() or (only is not None and name not in only):
             continue
         rows = load_dataset("Salesforce/wikitext", config, split=split)["text"]
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(rows_to_upstream(list(rows)), encoding="utf-8")
-        tmp.replace(out / name)
+        write_text(out / name, rows_to_upstream(list(rows)))
         log(f"wrote {out / name} ({len(rows)} lines)")
 
 

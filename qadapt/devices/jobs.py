@@ -13,7 +13,6 @@ command runs again, and pays only for what was not measured yet.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import replacing
 from ..errors import QadaptError
 from ..log import Progress, log
 
@@ -107,9 +107,8 @@ class JobRunner:
         if self.journal is None:
             return
         self.journal.mkdir(parents=True, exist_ok=True)
-        tmp = self.journal / f".{key}.{os.getpid()}.tmp.npy"
-        np.save(tmp, counts)
-        os.replace(tmp, self.journal / f"{key}.npy")  # a job is in the journal whole or not at all
+        with replacing(self.journal / f"{key}.npy", suffix=".npy") as tmp:  # a job is journaled whole or not at all
+            np.save(tmp, counts)
 
     def run(
         self,

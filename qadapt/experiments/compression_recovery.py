@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +26,7 @@ from torch import nn
 
 from .. import adapters, devices, models, runs
 from ..adapters.base import count_trainable, freeze
+from ..atomic import replacing
 from ..data import multiple_choice as mc_data
 from ..data.wikitext import load_eval_text, load_train_text
 from ..eval import perplexity
@@ -87,9 +87,8 @@ def save_windows(run_dir: Path, adapted, base, compressed) -> None:
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """``frame`` as CSV through a temp file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def calibration_chunks(cfg: DictConfig, tokenizer) -> torch.Tensor | None:

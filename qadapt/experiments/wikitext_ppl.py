@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import adapters, devices, models, runs
 from ..adapters.base import count_trainable
+from ..atomic import replacing
 from ..data.wikitext import load_eval_text, load_train_text
 from ..errors import ConfigError
 from ..eval import perplexity
@@ -69,9 +70,8 @@ def save_tokens(run_dir, result: perplexity.PerplexityResult, exact: perplexity.
         arrays["exact_nll"] = np.concatenate(exact.token_nll)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    tmp = run_dir / (TOKENS_FILE + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(run_dir / TOKENS_FILE)
+    with replacing(run_dir / TOKENS_FILE) as tmp:
+        tmp.write_bytes(buffer.getvalue())
 
 
 CURVE_FILE = "curve.csv"

