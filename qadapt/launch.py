@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import QadaptError
 from .log import log
+from .memo import Memo
 from .paths import CONFIG_DIR
 
 # configs/hydra/launcher/<name>.yaml carry every field of the plugin's own config of that name (so they stand alone),
@@ -46,7 +47,7 @@ def uses_launcher(overrides: list[str]) -> bool:
 COMMANDS = ("train", "eval ppl", "eval mc")
 
 
-def run_job(command: str, cfg: DictConfig) -> dict:
+def run_job(command: str, cfg: DictConfig, memo: Memo | None = None) -> dict:
     """One point of a launcher sweep, inside the job: the experiment command ``command`` on ``cfg`` (Hydra's,
     ``hydra`` removed).
 
@@ -60,7 +61,7 @@ def run_job(command: str, cfg: DictConfig) -> dict:
     try:
         from .experiments import run
 
-        return run(command, cfg, point)
+        return run(command, cfg, point, memo)
     except QadaptError as err:
         log(f"error in sweep point {' '.join(point)}: {err}")
         raise
@@ -82,8 +83,12 @@ def multirun(command: str, overrides: list[str]) -> int:
     if command not in COMMANDS:
         raise ValueError(f"unknown sweep command '{command}'; valid choices: {', '.join(COMMANDS)}")
 
+    # the points a launcher runs in this process share its base evaluations and caches (a process-pool launcher's
+    # workers each start from an empty copy)
+    memo = Memo()
+
     def task(cfg: DictConfig) -> dict:
-        return run_job(command, cfg)
+        return run_job(command, cfg, memo)
 
     GlobalHydra.instance().clear()
     try:

@@ -53,9 +53,11 @@ from qadapt.eval import perplexity
 from qadapt.eval.windows import build_eval_set
 from qadapt.experiments import run_or_reuse
 from qadapt.log import progress
+from qadapt.memo import Memo
 from qadapt.results import save_figure_atomic, stats, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+MEMO = Memo()  # this process's base evaluations and activation caches, shared by its cells
 PAPER_STEPS = 10_000
 STEPS = 60  # the tables' CPU budget (--steps); see results/README.md for its timing
 LONG_STEPS = 300  # the curve phase's budget (--long-steps); one seed's four rows: 71-73 min alone (results/README.md)
@@ -225,14 +227,14 @@ def train_cell(args, method: str, fraction: str, seed: int) -> None:
     overrides = [*protocol(args, seed), *method_overrides(method, fraction)]
     print(f"== {method} ({fraction}), seed {seed}", flush=True)
     if not kept(args, overrides, {"method": method, "fraction": fraction, "seed": seed, "steps": args.steps}):
-        record(args, method, fraction, seed, run_or_reuse(overrides))
+        record(args, method, fraction, seed, run_or_reuse(overrides, memo=MEMO))
 
 
 def untrained_cell(args, key: str) -> None:
     print(f"== {key} (not fine-tuned)", flush=True)
     overrides = untrained_overrides(key, args)
     if not kept(args, overrides, {"method": key, "fraction": "-", "seed": -1, "steps": 0}, "eval ppl"):
-        record(args, key, "-", None, run_or_reuse(overrides, "eval ppl"))
+        record(args, key, "-", None, run_or_reuse(overrides, "eval ppl", memo=MEMO))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -331,7 +333,11 @@ def speed_phase(args) -> None:
         if here.empty:  # finished on another machine: the weights are not here
             print(f"speed: {method} ({fraction}) trained elsewhere; training seed {seed} again here for its weights")
             record(
-                args, method, fraction, seed, run_or_reuse([*protocol(args, seed), *method_overrides(method, fraction)])
+                args,
+                method,
+                fraction,
+                seed,
+                run_or_reuse([*protocol(args, seed), *method_overrides(method, fraction)], memo=MEMO),
             )
             now = load_cells(args)["cells"]
             here = now[(now["method"] == method) & (now["fraction"] == fraction) & (now["seed"] == seed)]

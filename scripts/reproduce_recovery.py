@@ -47,9 +47,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from qadapt.memo import Memo
 from qadapt.results import load_rows, save_figure_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
+MEMO = Memo()  # this process's base, compressed and decomposition results, shared by its cells
 
 PROJECTIONS = "[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"
 # table label -> adapter overrides; LoRA r=1 is the smallest LoRA on these sites (305,280 parameters against CUA's
@@ -120,7 +122,7 @@ def run_cell(overrides: list[str], recorded: bool = False) -> dict:
     files too, so it asks only for cells whose files are saved in results/)."""
     from qadapt.experiments import run_or_reuse
 
-    return run_or_reuse(overrides, recorded=recorded)
+    return run_or_reuse(overrides, recorded=recorded, memo=MEMO)
 
 
 def cell(phase: str, ratio: float, method: str, seed: int, lr: float | None, steps: int | None, r: dict) -> dict:

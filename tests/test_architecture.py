@@ -143,7 +143,9 @@ def test_a_finished_run_is_reused_and_an_unfinished_one_is_not(tmp_path, monkeyp
     cfg = compose(overrides)
     run_dir = runs.run_dir_for(cfg)
     calls = []
-    monkeypatch.setattr(experiments, "run", lambda command, cfg, point: calls.append(command) or {"ran": True})
+    monkeypatch.setattr(
+        experiments, "run", lambda command, cfg, point, memo=None: calls.append(command) or {"ran": True}
+    )
     assert runs.finished(cfg) is None
     assert experiments.run_or_reuse(overrides) == {"ran": True}  # nothing there: it runs
     run_dir.mkdir(parents=True)
@@ -161,7 +163,7 @@ def test_a_recorded_row_is_reused_only_when_asked_and_only_for_its_own_config(tm
 
     overrides = [f"runs_dir={tmp_path}/runs", f"results_dir={tmp_path}/results", "train.max_steps=3"]
     cfg = compose(overrides)
-    monkeypatch.setattr(experiments, "run", lambda command, cfg, point: {"ran": True})
+    monkeypatch.setattr(experiments, "run", lambda command, cfg, point, memo=None: {"ran": True})
     row = {"run_dir": str(runs.run_dir_for(cfg)), "command": "train", "score": 0.75, "threads": float("nan")}
     append_row(tmp_path / "results", {**row, "score": 0.5})
     append_row(tmp_path / "results", row)  # the last row of the run is the one read back
@@ -181,3 +183,22 @@ def test_tasks_without_training_say_what_to_run():
         experiments.run("train", compose(["task=mc"]), [])
     with pytest.raises(ConfigError, match="valid choices: ppl, mc"):
         experiments.run("eval glue", compose([]), [])
+
+
+def test_no_module_keeps_a_mutable_cache_of_its_own():
+    """What a process keeps between runs (a base evaluation, an activation cache) lives in a qadapt.memo.Memo that
+    the caller passes in; no module of qadapt/ holds a module-level container that starts empty and fills as it
+    runs (issue 45)."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "qadapt").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            empty = isinstance(value, (ast.Dict, ast.List, ast.Set)) and not (
+                getattr(value, "keys", None) or getattr(value, "elts", None)
+            )
+            called = isinstance(value, ast.Call) and getattr(value.func, "id", "") in ("dict", "list", "set")
+            if empty or (called and not value.args and not value.keywords):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

@@ -13,6 +13,7 @@ from qadapt.adapters.base import count_trainable
 from qadapt.config import compose
 from qadapt.data.wikitext import load_eval_text, load_train_text, split_articles, split_holdout
 from qadapt.errors import ConfigError
+from qadapt.memo import Memo
 
 
 def _apply(model, *overrides):
@@ -179,9 +180,11 @@ def test_a_process_reuses_its_training_cache_for_the_same_prefix(tmp_path):
     chunks = torch.randint(0, 97, (4, 16), generator=torch.Generator().manual_seed(1))
     train = compose(["train.max_steps=3", "train.batch_size=2", "train.cache_activations=true"]).train
 
-    def run(model, name):
+    memo = Memo()  # what the process keeps between its runs, passed in (no module-level cache)
+
+    def run(model, name, memo=memo):
         (tmp_path / name).mkdir()
-        return lm.fit(model, chunks, train, tmp_path / name, seed=0, resume=False)
+        return lm.fit(model, chunks, train, tmp_path / name, seed=0, resume=False, memo=memo)
 
     def adapted(seed=0):
         model = _tiny_llama(seed=seed)
@@ -189,12 +192,15 @@ def test_a_process_reuses_its_training_cache_for_the_same_prefix(tmp_path):
         return model
 
     first = run(adapted(), "a")
-    shared = lm._SHARED[0]
+    shared = memo.activations[0]
     second = run(adapted(), "b")  # a new model object with the same frozen prefix: the same streams
-    assert lm._SHARED[0] is shared
+    assert memo.activations[0] is shared
     assert second.losses == pytest.approx(first.losses, rel=1e-6)
     other = run(adapted(seed=1), "c")  # other prefix weights: a new cache
-    assert lm._SHARED[0] is not shared and other.losses != pytest.approx(first.losses)
+    assert memo.activations[0] is not shared and other.losses != pytest.approx(first.losses)
+    alone = Memo()
+    run(adapted(), "d", alone)  # another process's memo (or none) starts empty: nothing of this one's is taken
+    assert alone.activations[0] is not memo.activations[0]
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,10 @@ from .. import runs
 from ..config import compose
 from ..errors import ConfigError
 from ..log import log
+from ..memo import Memo
 
-Job = Callable[[DictConfig, list[str]], dict]
+# (cfg, overrides, memo) -> the run's row; memo: what this process keeps between its runs (qadapt/memo.py), or None
+Job = Callable[[DictConfig, list[str], Memo | None], dict]
 TASKS = ("wikitext_ppl", "glue", "vtab", "compression_recovery", "mc")
 # tasks with nothing to train: what to run instead
 NOT_TRAINED = {"mc": "task=mc has nothing to train; score a model with `qadapt eval mc`"}
@@ -42,8 +44,9 @@ def _evaluations() -> dict[str, Job]:
     return {"ppl": wikitext_ppl.evaluate, "mc": mc.evaluate}
 
 
-def run(command: str, cfg: DictConfig, overrides: list[str]) -> dict:
-    """Run ``command`` (``train``, ``eval ppl``, ``eval mc``) on one composed config; returns its row.
+def run(command: str, cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> dict:
+    """Run ``command`` (``train``, ``eval ppl``, ``eval mc``) on one composed config; returns its row. ``memo``: what
+    this process keeps between its runs (a study passes one to all its cells), or None.
 
     Raises:
         ConfigError: an unknown task or evaluation (lists the valid ones), a task with nothing to train (says what to
@@ -55,19 +58,21 @@ def run(command: str, cfg: DictConfig, overrides: list[str]) -> dict:
     if command == "train":
         if task in NOT_TRAINED:
             raise ConfigError(NOT_TRAINED[task])
-        return _trainers()[task](cfg, overrides)
+        return _trainers()[task](cfg, overrides, memo)
     what = command.split()[-1]
     evaluations = _evaluations()
     if what not in evaluations:
         raise ConfigError(f"unknown evaluation '{what}'; valid choices: {', '.join(evaluations)}")
-    return evaluations[what](cfg, overrides)
+    return evaluations[what](cfg, overrides, memo)
 
 
-def run_or_reuse(overrides: list[str], command: str = "train", recorded: bool = False) -> dict:
+def run_or_reuse(
+    overrides: list[str], command: str = "train", recorded: bool = False, memo: Memo | None = None
+) -> dict:
     """The row of ``command`` on ``compose(overrides)``: read back from its finished run directory (same resolved
     config) when there is one, else, with ``recorded``, from its row in ``results/runs.csv`` (for sweeps that need only
     the row: the run directory may be on another machine), else run now. What every sweep uses, so an interrupted
-    sweep continues where it stopped.
+    sweep continues where it stopped. ``memo``: what the process keeps between the runs it makes (:func:`run`).
 
     Raises:
         ConfigError and whatever the experiment raises.
@@ -82,4 +87,4 @@ def run_or_reuse(overrides: list[str], command: str = "train", recorded: bool = 
         if row is not None:
             log(f"reusing the recorded row of {row['run_dir']} ({cfg.results_dir}/runs.csv)")
             return row
-    return run(command, cfg, ["qadapt", *command.split(), *overrides])
+    return run(command, cfg, ["qadapt", *command.split(), *overrides], memo)

@@ -142,7 +142,7 @@ def save_predictions(run_dir, predictions: list[float], labels: list[float]) -> 
     write_text_atomic(run_dir / PREDICTIONS_FILE, "\n".join(lines) + "\n")
 
 
-def train(cfg: DictConfig, overrides: list[str]) -> dict:
+def train(cfg: DictConfig, overrides: list[str], memo=None) -> dict:
     """Train one method on one GLUE task or image set with one seed, evaluate, save trainable tensors, append one row.
 
     Raises:

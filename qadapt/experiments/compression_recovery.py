@@ -32,15 +32,10 @@ from ..data.wikitext import load_eval_text, load_train_text
 from ..eval import perplexity
 from ..eval.multiple_choice import evaluate_suites
 from ..log import log
+from ..memo import Memo
 from ..models.compress import CompressionReport, compress
 from ..training.lm import chunk_tokens, fit
 from .wikitext_ppl import WINDOWS_FILE, eval_set, holdout_args
-
-# evaluations already done in this process: key -> (perplexity metrics, mc metrics, per-question frame, per-window
-# perplexity result)
-_EVALS: dict[str, tuple[dict, dict, pd.DataFrame, perplexity.PerplexityResult]] = {}
-# SVDs of the uncompressed projections, per (model, method, calibration): every ratio of a sweep truncates the same
-_DECOMPOSITIONS: dict[str, dict] = {}
 
 
 def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
@@ -58,13 +53,16 @@ def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
     return ppl, metrics, frame, result
 
 
-def _cached(key: dict, compute):
+def _cached(key: dict, compute, memo: Memo | None):
+    """``compute()``, or its result kept in ``memo`` for the same key (a sweep's base and compressed models)."""
+    if memo is None:
+        return compute()
     blob = json.dumps(key, sort_keys=True, default=str)
-    if blob not in _EVALS:
-        _EVALS[blob] = compute()
+    if blob not in memo.recovery_evals:
+        memo.recovery_evals[blob] = compute()
     else:
         log(f"{key['variant']} model already evaluated in this process; re-using it")
-    return _EVALS[blob]
+    return memo.recovery_evals[blob]
 
 
 def save_windows(run_dir: Path, adapted, base, compressed) -> None:
@@ -104,7 +102,9 @@ def calibration_chunks(cfg: DictConfig, tokenizer) -> torch.Tensor | None:
     return chunk_tokens(ids, seq)
 
 
-def compressed_model(cfg: DictConfig, model: nn.Module, tokenizer) -> tuple[nn.Module, CompressionReport]:
+def compressed_model(
+    cfg: DictConfig, model: nn.Module, tokenizer, memo: Memo | None = None
+) -> tuple[nn.Module, CompressionReport]:
     """A compressed copy of ``model`` as ``cfg.task.compression`` says (the original is left untouched).
     Deterministic: the same config gives the same weights (``qadapt eval mc from_run=`` rebuilds it)."""
     comp = cfg.task.compression
@@ -128,7 +128,7 @@ def compressed_model(cfg: DictConfig, model: nn.Module, tokenizer) -> tuple[nn.M
         list(comp.modules),
         None if layers is None else list(layers),
         calibration_chunks(cfg, tokenizer),
-        _DECOMPOSITIONS.setdefault(key, {}),
+        {} if memo is None else memo.decompositions.setdefault(key, {}),
     )
     freeze(student)  # the new factors are frozen like the rest: only an adapter on top of them trains
     log(
@@ -139,7 +139,7 @@ def compressed_model(cfg: DictConfig, model: nn.Module, tokenizer) -> tuple[nn.M
     return student, report
 
 
-def train(cfg: DictConfig, overrides: list[str]) -> dict:
+def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> dict:
     """One cell of the recovery study; see the module docstring. Returns (and appends) its results row.
 
     Raises:
@@ -167,11 +167,12 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         "data_dir": str(cfg.data_dir),
         "holdout": holdout_args(cfg),
     }
-    base = _cached({**common, "variant": "base"}, lambda: _evaluate(teacher, tokenizer, cfg, windows, "base"))
-    student, report = compressed_model(cfg, teacher, tokenizer)
+    base = _cached({**common, "variant": "base"}, lambda: _evaluate(teacher, tokenizer, cfg, windows, "base"), memo)
+    student, report = compressed_model(cfg, teacher, tokenizer, memo)
     compressed = _cached(
         {**common, "variant": "compressed", "compression": OmegaConf.to_container(cfg.task.compression)},
         lambda: _evaluate(student, tokenizer, cfg, windows, "compressed"),
+        memo,
     )
 
     sites = adapters.apply(student, cfg.adapter, device) if training else []
@@ -181,7 +182,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
     if training:
         log(f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
         chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
-        result = fit(student, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher)
+        result = fit(student, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher, memo=memo)
         adapted = _evaluate(student, tokenizer, cfg, windows, "recovered")
     else:
         adapted = compressed

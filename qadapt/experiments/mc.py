@@ -17,7 +17,7 @@ from . import run_model
 from .compression_recovery import write_csv
 
 
-def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
+def evaluate(cfg: DictConfig, overrides: list[str], memo=None) -> dict:
     """``qadapt eval mc``: one row (acc, acc_norm, n per suite) and the per-question answers.
 
     Raises:

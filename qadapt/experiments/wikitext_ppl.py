@@ -25,11 +25,11 @@ from ..errors import ConfigError
 from ..eval import perplexity
 from ..eval.windows import EvalSet, build_eval_set
 from ..log import log
+from ..memo import Memo
 from ..training.distill import distill_heads, local_distill
 from ..training.lm import chunk_tokens, fit, set_trainable
 
 # base evaluations already done in this process (a sweep re-uses them): key -> (result, activation cache)
-_BASE_EVALS: dict[str, tuple[perplexity.PerplexityResult, object]] = {}
 # per-window scores of an evaluation, in the run directory: what a paired bootstrap over windows resamples
 WINDOWS_FILE = "windows.csv"
 
@@ -140,12 +140,13 @@ def eval_cache(cfg: DictConfig, model, windows: EvalSet):
 
 
 def base_evaluation(
-    cfg: DictConfig, model, windows: EvalSet, pad: int, teacher=None, cacheable: bool = True
+    cfg: DictConfig, model, windows: EvalSet, pad: int, teacher=None, cacheable: bool = True, memo: Memo | None = None
 ) -> tuple[perplexity.PerplexityResult, object]:
     """The base model's perplexity on ``windows`` and the activation cache that pass filled (None without one): the
     model with its adapters switched off, or ``teacher`` (the unmodified copy kept by replacement adapters). Done once
-    per process for a model, task and text: a sweep's runs share it (and the cache, which depends only on the frozen
-    layers below the first adapted one). ``cacheable=False``: no cache (the layers below will train too)."""
+    per ``memo`` (a process's runs: :class:`qadapt.memo.Memo`) for a model, task and text: a sweep's runs share it (and
+    the cache, which depends only on the frozen layers below the first adapted one). ``cacheable=False``: no cache
+    (the layers below will train too)."""
     fresh = None if teacher is not None or not cacheable else eval_cache(cfg, model, windows)
     layer = fresh.layer if fresh else None
     key = json.dumps(
@@ -158,9 +159,9 @@ def base_evaluation(
         ],
         sort_keys=True,
     )
-    if key in _BASE_EVALS:
+    if memo is not None and key in memo.base_evals:
         log("base model already evaluated in this process; re-using it")
-        return _BASE_EVALS[key]
+        return memo.base_evals[key]
     if teacher is not None:
         base = perplexity.evaluate(teacher, windows, int(cfg.task.batch_size), pad, description="base model")
     else:
@@ -168,11 +169,12 @@ def base_evaluation(
             base = perplexity.evaluate(
                 model, windows, int(cfg.task.batch_size), pad, fill_cache=fresh, description="base model"
             )
-    _BASE_EVALS[key] = (base, fresh)
+    if memo is not None:
+        memo.base_evals[key] = (base, fresh)
     return base, fresh
 
 
-def train(cfg: DictConfig, overrides: list[str]) -> dict:
+def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> dict:
     """``qadapt train`` on WikiText: base eval, train the adapter, adapted eval, save, append one results row.
 
     On a device that passes no gradients the adapter trains on :func:`training_device` (``train.device``, exact)
@@ -216,7 +218,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
 
     pad = runs.pad_id(tokenizer)
     # whole-model training changes every layer: no frozen prefix whose activations could be reused afterwards
-    base_result, cache = base_evaluation(cfg, model, windows, pad, teacher if replacing else None, not whole)
+    base_result, cache = base_evaluation(cfg, model, windows, pad, teacher if replacing else None, not whole, memo)
     base = base_result.metrics()
     log(f"base perplexity {base['perplexity']:.4f}")
 
@@ -230,7 +232,17 @@ def train(cfg: DictConfig, overrides: list[str]) -> dict:
         if cfg.train.get("distill_heads", False):  # the quantum heads from the attention patterns they replace
             distilled.update(distill_heads(model, teacher, chunks, cfg.train, int(cfg.seed)))
     validate = learning_curve(cfg, model, tokenizer, pad)
-    result = fit(model, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher, validate=validate)
+    result = fit(
+        model,
+        chunks,
+        cfg.train,
+        run.dir,
+        int(cfg.seed),
+        bool(cfg.resume),
+        teacher=teacher,
+        validate=validate,
+        memo=memo,
+    )
     if result.curve:
         save_curve(run.dir, result.curve)
 
@@ -376,7 +388,7 @@ def device_columns(cfg: DictConfig, device) -> dict:
     }
 
 
-def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
+def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> dict:
     """``qadapt eval ppl``: perplexity of the base model (adapter=none), a fresh adapter, or a trained one
     (``from_run=runs/<dir>``: that run's adapter config and weights).
 
@@ -415,7 +427,7 @@ def evaluate(cfg: DictConfig, overrides: list[str]) -> dict:
     if cfg.adapter.name != "none" and device.is_exact and not adapters.replaces(cfg.adapter) and not whole:
         # the base model on the same windows (once per process), so the row carries the adapter's change; a
         # replacement adapter deleted what it replaced, so switching it off is not the base model: no base there
-        base, cache = base_evaluation(cfg, model, windows, pad)
+        base, cache = base_evaluation(cfg, model, windows, pad, memo=memo)
         log(f"base perplexity {base.metrics()['perplexity']:.4f}")
     elif cfg.adapter.name != "none":
         cache = None if whole else eval_cache(cfg, model, windows)

@@ -24,6 +24,7 @@ import pandas as pd
 from ..config import compose, config_hash
 from ..errors import QadaptError, TrainingDiverged
 from ..log import log
+from ..memo import Memo
 from ..results import write_text_atomic
 from .spec import Study
 
@@ -109,6 +110,7 @@ class Runner:
         self.results_dir = compose(self.extra).results_dir
         self.files = Files.of(study, self.results_dir)
         self.cells: list[dict] = []
+        self.memo = Memo()  # this invocation's cells share the base model's evaluation and the activation caches
         self.units: list[pd.DataFrame] = []
         self._recorded_units = pd.read_csv(self.files.units) if self.files.units.exists() else None
         self._recorded_cells = pd.read_csv(self.files.cells) if self.files.cells.exists() else None
@@ -132,7 +134,7 @@ class Runner:
                 self.seeds is None or phase == "select" or seed in self.seeds
             )
             if self.execute and allowed:
-                row = run_or_reuse(overrides, command, recorded=True)
+                row = run_or_reuse(overrides, command, recorded=True, memo=self.memo)
             else:
                 row = runs.finished(cfg, command) or runs.recorded(cfg, command)
         except TrainingDiverged as e:

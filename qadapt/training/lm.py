@@ -30,6 +30,7 @@ from ..cache import ActivationCache
 from ..distributed import all_reduce_sum, average_gradients, ranks
 from ..errors import ConfigError, QadaptError, TrainingDiverged, TrainingInterrupted
 from ..log import Progress, log
+from ..memo import Memo
 from ..models import input_device
 from ..models.layers import decoder_layers
 from ..models.partial import hidden_at, layer_range
@@ -184,10 +185,6 @@ def prefix_fingerprint(model: nn.Module, chunks: torch.Tensor, layer: int) -> st
     return digest.hexdigest()
 
 
-# the last in-memory training cache of this process, kept for the next run with the same prefix fingerprint
-_SHARED: list[ChunkActivations] = []
-
-
 def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """Mean over tokens of KL(p_teacher || p_model) of the next-token distributions (logits ``(B, T, V)``)."""
     with torch.no_grad():
@@ -234,6 +231,7 @@ def fit(
     resume: bool,
     teacher: nn.Module | None = None,
     validate: Callable[[], float] | None = None,
+    memo: Memo | None = None,
 ) -> TrainResult:
     """Train the trainable (adapter) parameters of ``model`` on ``chunks``.
 
@@ -251,6 +249,8 @@ def fit(
         validate: the learning curve's measurement (validation perplexity of ``model`` as it is), taken before the
             first step, every ``cfg.eval_every`` steps (0 or absent: never) and after the last; kept in the
             checkpoint, so a resumed run's curve is whole.
+        memo: what this process keeps between its runs (:class:`qadapt.memo.Memo`): an in-memory activation cache is
+            left there for the next run with the same frozen prefix, and taken from there.
     Raises:
         TrainingDiverged: a loss is NaN or infinite (nothing further is written). TrainingInterrupted: Ctrl-C (exit
             130; the message names the step and the checkpoint the same command resumes from).
@@ -289,7 +289,8 @@ def fit(
     ce_weight, kl_weight = float(cfg.get("ce_weight", 1.0)), float(cfg.get("kl_weight", 0.0))
     if teacher is None:
         kl_weight = 0.0
-    cache = _activation_cache(model, chunks, mine[start * accum :].reshape(-1), cfg, run_dir)
+    kept = memo.activations if memo is not None else []
+    cache = _activation_cache(model, chunks, mine[start * accum :].reshape(-1), cfg, run_dir, kept)
     step_seconds: list[float] = []
     t0 = time.perf_counter()
     # whole-model training keeps freed large tensors on the heap, reused from step to step: 1.2x per step at +9 %
@@ -360,7 +361,7 @@ def fit(
         )
         raise TrainingInterrupted(f"training interrupted at step {step + 1} of {steps}; {resume}") from None
     finally:  # an interrupted run leaves no cache file behind (it is rebuilt on resume)
-        if cache is not None and cache not in _SHARED:
+        if cache is not None and cache not in kept:
             cache.close()
     seconds = time.perf_counter() - t0
     k = max(1, min(int(cfg.log_every), len(losses)))
@@ -402,7 +403,7 @@ CACHE_MODES = ("auto", True, False)
 
 
 def _activation_cache(
-    model: nn.Module, chunks: torch.Tensor, order: torch.Tensor, cfg: DictConfig, run_dir: Path
+    model: nn.Module, chunks: torch.Tensor, order: torch.Tensor, cfg: DictConfig, run_dir: Path, kept: list
 ) -> ChunkActivations | None:
     """The run's :class:`ChunkActivations`, or None (off, nothing frozen below the trainable layers, or ``auto``
     and no chunk visited twice in what is left of the run).
@@ -417,8 +418,8 @@ def _activation_cache(
     if layer is None or len(order) == 0 or (mode == "auto" and len(torch.unique(order)) == len(order)):
         return None
     max_gib = float(cfg.get("cache_max_gib", 2.0))
-    if _SHARED and _SHARED[0].layer == layer and _SHARED[0].fingerprint == prefix_fingerprint(model, chunks, layer):
-        shared = _SHARED[0].reuse(model, order, max_gib)
+    if kept and kept[0].layer == layer and kept[0].fingerprint == prefix_fingerprint(model, chunks, layer):
+        shared = kept[0].reuse(model, order, max_gib)
         if shared is not None:
             log(
                 f"activation cache: re-using this process's streams entering layer {layer} "
@@ -427,7 +428,7 @@ def _activation_cache(
             return shared
     cache = ChunkActivations(model, chunks, order, layer, max_gib, run_dir)
     if cache.storage == "memory":  # kept for the next run of this process; a disk cache lives in its run directory
-        for old in _SHARED:
+        for old in kept:
             old.close()
-        _SHARED[:] = [cache]
+        kept[:] = [cache]
     return cache
