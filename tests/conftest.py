@@ -75,3 +75,14 @@ def tiny_llama_dir(tmp_path_factory, smollm2_path):
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture()
+def no_saved_ibm_account(monkeypatch, tmp_path):
+    """No IBM Quantum account: neither a saved one (the account file points into tmp_path) nor one in the
+    environment."""
+    import qiskit_ibm_runtime.accounts.management as management
+
+    monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "qiskit-ibm.json"))
+    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
+    monkeypatch.delenv("QISKIT_IBM_INSTANCE", raising=False)

@@ -287,15 +287,6 @@ def test_ibm_fake_needs_shots_and_a_known_backend():
         _device("exact", positions="some")
 
 
-@pytest.fixture()
-def no_saved_ibm_account(monkeypatch, tmp_path):
-    import qiskit_ibm_runtime.accounts.management as management
-
-    monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "qiskit-ibm.json"))
-    monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
-    monkeypatch.delenv("QISKIT_IBM_INSTANCE", raising=False)
-
-
 def test_ibm_without_an_account_fails_clearly_before_loading(no_saved_ibm_account, tmp_path):
     result = CliRunner().invoke(app, ["eval", "ppl", "device=ibm", f"results_dir={tmp_path / 'results'}"])
     assert result.exit_code == 2
