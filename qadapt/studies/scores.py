@@ -210,7 +210,7 @@ def reported_lines(study: Study, cells: pd.DataFrame, units: pd.DataFrame | None
     ready = [g for g in scored if groups[g][0] == arms and estimates[g].seed_ids == estimates[scored[0]].seed_ids]
     total = len(study.final.seeds)
     seeds = estimates[scored[0]].seed_ids
-    some = f"{len(seeds)} of {total} seeds so far (seeds {', '.join(map(str, seeds))})" if len(seeds) < total else ""
+    some = f"{len(seeds)} of {total} seeds so far" if len(seeds) < total else ""
     first = test[test["arm"] == study.reference_at(scored[0])].iloc[0]
     lines.append(
         f"Seeds {list(seeds)}{f' ({some})' if some else ''}; {first['eval_source']}"
