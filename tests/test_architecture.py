@@ -202,3 +202,15 @@ def test_no_module_keeps_a_mutable_cache_of_its_own():
             if empty or (called and not value.args and not value.keywords):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not found, found
+
+
+def test_experiments_ask_the_adapter_spec_not_its_name():
+    """Device rules and adapter kinds come from the adapter's registry spec (adapts, replaces, circuits), never from
+    comparing ``cfg.adapter.name`` inside an experiment (issue 45); names appear in messages only."""
+    import re
+
+    for path in sorted((ROOT / "qadapt" / "experiments").glob("*.py")):
+        found = re.findall(
+            r"adapter(?:\.name|\[\"name\"\]|\.get\(\"name\"[^)]*\))\s*(?:==|!=|in\b|not in\b)", path.read_text()
+        )
+        assert not found, f"{path.name}: {found}"

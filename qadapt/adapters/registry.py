@@ -59,6 +59,11 @@ ADAPTERS: dict[str, AdapterSpec | None] = {
 REPLACEMENTS = frozenset(name for name, spec in ADAPTERS.items() if spec is not None and spec.replaces)
 
 
+def adapts(cfg: DictConfig) -> bool:
+    """Whether the ``adapter`` group names an adapter at all (``adapter=none``: the frozen base model)."""
+    return ADAPTERS.get(cfg.name) is not None
+
+
 def replaces(cfg: DictConfig) -> bool:
     """Whether the adapter ``cfg`` names replaces sub-layers (see :class:`AdapterSpec`)."""
     spec = ADAPTERS.get(cfg.name)

@@ -147,7 +147,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
         TrainingDiverged. No row and no adapter file are written on any error.
     """
     run = runs.start(cfg, "train", overrides)
-    training = cfg.adapter.name != "none"
+    training = adapters.adapts(cfg.adapter)
     device = devices.get(cfg.device)
     if training:
         runs.check_trainable(cfg, device)

@@ -186,7 +186,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     """
     run = runs.start(cfg, "train", overrides)
     whole = str(cfg.train.get("trainable", "adapter")) == "all"  # the base weights train too (train=paper)
-    if cfg.adapter.name == "none" and not whole:
+    if not adapters.adapts(cfg.adapter) and not whole:
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
         raise ConfigError(
             f"adapter=none has nothing to train; valid choices: {valid} (or train.trainable=all: fine-tune the base)"
@@ -416,7 +416,7 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     adapters.apply(model, cfg.adapter, device)
     if trained is not None:
         trained.load_into(model)
-    elif cfg.adapter.name != "none" and cfg.adapter.get("init", "identity") == "identity":
+    elif adapters.adapts(cfg.adapter) and cfg.adapter.get("init", "identity") == "identity":
         log(
             f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
             "this measures the base model"
@@ -424,12 +424,12 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     pad = runs.pad_id(tokenizer)
     reference, reference_result, cache, base = None, None, None, None
     whole = trained is not None and trained.whole_model  # no base model or frozen prefix inside these weights
-    if cfg.adapter.name != "none" and device.is_exact and not adapters.replaces(cfg.adapter) and not whole:
+    if adapters.adapts(cfg.adapter) and device.is_exact and not adapters.replaces(cfg.adapter) and not whole:
         # the base model on the same windows (once per process), so the row carries the adapter's change; a
         # replacement adapter deleted what it replaced, so switching it off is not the base model: no base there
         base, cache = base_evaluation(cfg, model, windows, pad, memo=memo)
         log(f"base perplexity {base.metrics()['perplexity']:.4f}")
-    elif cfg.adapter.name != "none":
+    elif adapters.adapts(cfg.adapter):
         cache = None if whole else eval_cache(cfg, model, windows)
         adapters.set_device(model, devices.get(OmegaConf.create(EXACT_DEVICE)))
         with adapters.merged(model):  # the exact reference as `qadapt eval ppl` on the exact device computes it
