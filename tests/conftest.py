@@ -47,13 +47,21 @@ def smollm2_path(smollm2_cfg) -> Path:
     return _gguf_cache(smollm2_cfg)
 
 
-@pytest.fixture()
-def smollm2(smollm2_cfg, smollm2_path):
-    """A fresh SmolLM2 (model, tokenizer) for each test: tests inject adapters into it."""
+@pytest.fixture(scope="session")
+def smollm2_loaded(smollm2_cfg, smollm2_path):
+    """SmolLM2 loaded once per test worker; tests never touch it, they get a copy (:func:`smollm2`)."""
     from qadapt.models import load
 
-    loaded = load(smollm2_cfg)
-    return loaded.model, loaded.tokenizer
+    return load(smollm2_cfg)
+
+
+@pytest.fixture()
+def smollm2(smollm2_loaded):
+    """A fresh SmolLM2 (model, tokenizer) for each test, copied from the worker's one load: tests inject adapters
+    into it."""
+    import copy
+
+    return copy.deepcopy(smollm2_loaded.model), smollm2_loaded.tokenizer
 
 
 @pytest.fixture(scope="session")
