@@ -33,3 +33,16 @@ def test_a_writer_that_needs_the_extension_sees_it(tmp_path):
     with replacing(tmp_path / "counts.npy", suffix=".npy") as tmp:
         np.save(tmp, np.arange(3))  # numpy appends .npy to a name without it: the suffix keeps the name it writes
     assert np.load(tmp_path / "counts.npy").tolist() == [0, 1, 2] and len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_hash_that_looks_like_a_number_stays_text_in_the_store(tmp_path):
+    """A config hash such as 0e305232 (a float's notation) or 01234567 is read back as written, however many rows
+    are appended after it (pandas would read a column of such values as numbers)."""
+    from qadapt.results import append_row, load_rows
+
+    append_row(tmp_path, {"run_dir": "runs/a-0e305232", "config_hash": "0e305232", "git_commit": "1234567e8901"})
+    append_row(tmp_path, {"run_dir": "runs/b-01234567", "config_hash": "01234567", "git_commit": "123456789012"})
+    append_row(tmp_path, {"run_dir": "runs/c-89abcdef", "config_hash": "89abcdef", "git_commit": "abc"})
+    rows = load_rows(tmp_path)
+    assert rows["config_hash"].tolist() == ["0e305232", "01234567", "89abcdef"]
+    assert rows["git_commit"].tolist() == ["1234567e8901", "123456789012", "abc"]

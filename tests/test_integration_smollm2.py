@@ -385,7 +385,9 @@ def test_trained_adapter_on_pennylane_equals_exact_and_shots_stay_close(smollm2_
     # of from_run); the row's hash was that narrowed config's before, 30 of 50 recorded eval rows (issue 45)
     rows = load_rows(tmp_path / "results")
     assert len(rows) >= 7
-    assert all(Path(d).name.endswith(f"-{h}") for d, h in zip(rows["run_dir"], rows["config_hash"]))
+    assert all(Path(d).name.endswith(f"-{h}") for d, h in zip(rows["run_dir"], rows["config_hash"])), rows[
+        ["command", "run_dir", "config_hash"]
+    ].to_string()
     assert list(load_rows(tmp_path / "results")["device"].iloc[-4:]) == ["ibm_fake", "ibm_fake", "exact", "ibm_fake"]
 
 

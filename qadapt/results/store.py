@@ -29,10 +29,14 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# columns that name things: read as text, never as numbers (a hash "0e305232" is not 0.0, "01234567" not 1234567)
+TEXT_COLUMNS = ("run_id", "run_dir", "config_hash", "git_commit", "command", "model", "adapter", "device", "task")
+
+
 def load_rows(results_dir: str | Path) -> pd.DataFrame:
-    """All rows (empty frame when there are none)."""
+    """All rows (empty frame when there are none); :data:`TEXT_COLUMNS` as text."""
     path = Path(results_dir) / STORE
-    return pd.read_csv(path) if path.exists() else pd.DataFrame()
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}) if path.exists() else pd.DataFrame()
 
 
 def append_row(results_dir: str | Path, row: dict) -> Path:
