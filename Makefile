@@ -48,7 +48,7 @@ test: data lint
 	$(VPY) -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) tests
 
 test-fast: data
-	$(VPY) -m pytest -q -ra -m "not integration" tests
+	$(VPY) -m pytest -q -ra --durations=10 -n $(TEST_WORKERS) -m "not integration" tests
 
 # results/cua_smollm2.md (+ cua_smollm2_cells.csv, cua_smollm2_units.csv): the study configs/study/cua_smollm2.yaml,
 # CUA q = 1, 2, 3 against LoRA, free blocks, norm gains and an untrained random CUA on the same sites, text and seeds.
