@@ -287,7 +287,8 @@ def reported_lines(study: Study, cells: pd.DataFrame, units: pd.DataFrame | None
                 figures.append(f"{d.estimate:+.1f} [{d.low:+.1f}, {d.high:+.1f}], {est.p_text(t.p)}")
             lines.append(f"| {label(study, arm)} | " + " | ".join(figures) + " |")
     lines += reported_metrics(study, test, ready)
-    lines += ["", "What the rows support" + (" (the mean over the tasks that count):" if mean else ":"), ""]
+    over = " (the mean over the tasks that count):" if study.final.mean and study.final.mean.bars else " (the mean):"
+    lines += ["", "What the rows support" + (over if mean else ":"), ""]
     for arm, t in focus.versus.items():
         said = est.sentence(t, label(study, study.reference), False, "points", focus.seeds)
         lines.append(f"- {label(study, arm)} ({count_of(test, study, arm)} params) {said}.")
