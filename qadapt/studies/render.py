@@ -225,10 +225,7 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
             f"the reported split (`task.split={study.final.split}`) is scored once per chosen configuration."
             + (
                 " Grid per family: "
-                + "; ".join(
-                    f"{f} {', '.join(f'{k} {[_short(x) for x in v]}' for k, v in g.items())}"
-                    for f, g in sel.grid.items()
-                )
+                + "; ".join(f"{f} {', '.join(f'{k} {_listed(v)}' for k, v in g.items())}" for f, g in sel.grid.items())
                 + "."
                 if score
                 else ""
@@ -307,6 +304,11 @@ def _selection_table(study: Study, cells: pd.DataFrame, chosen: dict, labels: di
         pick = ", ".join(f"{k}={_short(x)}" for k, x in chosen[arm].items()) if arm in chosen else "not finished"
         lines.append(f"| {labels[arm]} | {count} | {' | '.join(figures)} | {pick} |")
     return lines
+
+
+def _listed(values: list) -> str:
+    """``[0.001, 0.003, 0.01]``: grid values as the spec writes them."""
+    return "[" + ", ".join(_short(x) for x in values) + "]"
 
 
 def _training_line(finished: pd.DataFrame) -> list[str]:
