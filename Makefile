@@ -120,9 +120,11 @@ comma := ,
 SCALE ?= cpu
 PHASE ?= all
 SUFFIX = $(if $(filter paper,$(SCALE)),_paper,)
+# the STS-B ablation (CPU scale) runs with every task, or with TASKS that name stsb
+ABLATION = $(if $(SUFFIX),,$(if $(TASKS),$(filter stsb,$(subst $(comma), ,$(TASKS))),stsb))
 reproduce-glue: data
 	$(QADAPT) study run glue$(SUFFIX) phase=$(PHASE) $(if $(TASKS),arms=$(TASKS),)
-	$(if $(SUFFIX),,$(if $(TASKS),$(if $(filter stsb,$(subst $(comma), ,$(TASKS))),$(QADAPT) study run glue_ablation phase=$(PHASE),),$(QADAPT) study run glue_ablation phase=$(PHASE)))
+	$(if $(ABLATION),$(QADAPT) study run glue_ablation phase=$(PHASE),)
 
 # results/vtab.md (+ .png, vtab_cells.csv, vtab_units.csv): configs/study/vtab.yaml, the same arms on a
 # VTAB-1k-protocol image suite with EfficientNet-Lite0; learning rates chosen on VTAB-1k's 200 validation images

@@ -104,13 +104,14 @@ def _circuit(q: int = 2, blocks: int = 4):
     return circuit, x / x.norm(dim=-1, keepdim=True)
 
 
-# device -> overrides that make it noise-free here (None: it cannot run on this machine: no GPU, no IBM account)
+# device -> overrides that make it noise-free (ibm_fake still samples its shots); None: it cannot run on this machine
+# (lightning_gpu without CUDA, ibm without an account) and must refuse at construction
 NOISE_FREE = {
     "exact": [],
     "default_qubit": [],
     "lightning_qubit": [],
-    "ibm_fake": ["device.noise=false", "device.shots=null"],
-    "lightning_gpu": None,
+    "ibm_fake": ["device.noise=false"],
+    "lightning_gpu": [] if torch.cuda.is_available() else None,
     "ibm": None,
 }
 
@@ -124,21 +125,16 @@ def test_a_device_sums_to_one_and_matches_exact_without_noise(name, no_saved_ibm
     circuit, states = _circuit()
     exact = devices.get(compose(["device=exact"]).device).block_probabilities(circuit, states)
     if NOISE_FREE[name] is None:
-        if name == "lightning_gpu" and torch.cuda.is_available():
-            pytest.skip("a GPU is here: tests/test_devices.py runs lightning.gpu")
         with pytest.raises((ConfigError, QadaptError)) as refused:
             devices.get(compose([f"device={name}"]).device)
         assert "Traceback" not in str(refused.value) and len(str(refused.value)) > 40  # says what to do
         return
-    try:
-        device = devices.get(compose([f"device={name}", *NOISE_FREE[name]]).device)
-    except ConfigError:  # ibm_fake needs its shots: sample, and hold it to the shot noise of its own count
-        device = devices.get(compose([f"device={name}", "device.noise=false"]).device)
+    device = devices.get(compose([f"device={name}", *NOISE_FREE[name]]).device)
     probs = device.block_probabilities(circuit, states)
     assert probs.shape == exact.shape
     assert torch.allclose(probs.sum(-1), torch.ones_like(probs.sum(-1)), atol=1e-9)
     shots = getattr(device, "shots", None)
-    if shots:
+    if shots:  # a sampling device: within the shot noise of its own count
         assert ((probs - exact).abs() <= 5 * (exact * (1 - exact) / shots).sqrt() + 1e-9).all()
     else:
         assert (probs - exact).abs().max() < 1e-6

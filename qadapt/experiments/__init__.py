@@ -67,17 +67,22 @@ def run(command: str, cfg: DictConfig, overrides: list[str], memo: Memo | None =
 
 
 def run_or_reuse(
-    overrides: list[str], command: str = "train", recorded: bool = False, memo: Memo | None = None
+    overrides: list[str],
+    command: str = "train",
+    recorded: bool = False,
+    memo: Memo | None = None,
+    cfg: DictConfig | None = None,
 ) -> dict:
     """The row of ``command`` on ``compose(overrides)``: read back from its finished run directory (same resolved
     config) when there is one, else, with ``recorded``, from its row in ``results/runs.csv`` (for sweeps that need only
     the row: the run directory may be on another machine), else run now. What every sweep uses, so an interrupted
     sweep continues where it stopped. ``memo``: what the process keeps between the runs it makes (:func:`run`).
+    ``cfg``: ``compose(overrides)`` where the caller has it already (composing is most of a lookup's time).
 
     Raises:
         ConfigError and whatever the experiment raises.
     """
-    cfg = compose(overrides)
+    cfg = compose(overrides) if cfg is None else cfg
     done = runs.finished(cfg, command)
     if done is not None:
         log(f"reusing the finished run {runs.run_dir_for(cfg, command)}")

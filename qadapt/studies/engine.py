@@ -134,7 +134,7 @@ class Runner:
                 self.seeds is None or phase == "select" or seed in self.seeds
             )
             if self.execute and allowed:
-                row = run_or_reuse(overrides, command, recorded=True, memo=self.memo)
+                row = run_or_reuse(overrides, command, recorded=True, memo=self.memo, cfg=cfg)
             else:
                 row = runs.finished(cfg, command) or runs.recorded(cfg, command)
         except TrainingDiverged as e:

@@ -30,18 +30,38 @@ SHORT = {"accuracy": "acc", "accuracy_f1": "acc", "matthews": "MCC", "pearson_sp
 MEANS = ("accuracy", "accuracy_f1")
 
 
+# leave-one-out scores computed this many at a time: memory O(LOO_BLOCK x N), not O(N^2)
+LOO_BLOCK = 256
+
+
 def per_example(metric: str, predictions: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """One seed's score x100 and its ``(N,)`` per-example values whose spread is the score's: an accuracy's correct
-    answers x100, else the jackknife pseudo-values of the score x100 (N leave-one-out scores)."""
+    answers x100, else the jackknife pseudo-values (Efron & Tibshirani 1993, ch. 11) of the score x100 from its N
+    leave-one-out scores, :data:`LOO_BLOCK` at a time.
+
+    Args:
+        metric: qadapt/eval/metrics.py's name (``accuracy``, ``matthews``, ``pearson_spearman``, ...).
+        predictions, labels: ``(N,)`` each. Raises: ConfigError: an unknown metric.
+    """
     n = len(labels)
     full = 100 * float(resampled_scores(metric, predictions, labels, np.ones((1, n)))[0])
     if metric in MEANS:
         return full, 100 * (np.rint(predictions) == np.rint(labels)).astype(float)
-    loo = 100 * resampled_scores(metric, predictions, labels, 1 - np.eye(n))
+    loo = np.concatenate([100 * resampled_scores(metric, predictions, labels, _left_out(n, start))
+                          for start in range(0, n, LOO_BLOCK)])  # fmt: skip
     return full, est.jackknife([full], loo[None, :])[0]
 
 
+def _left_out(n: int, start: int) -> np.ndarray:
+    """``(B, n)`` resample counts: row i leaves example ``start + i`` out, every other once."""
+    rows = np.arange(start, min(start + LOO_BLOCK, n))
+    counts = np.ones((len(rows), n))
+    counts[np.arange(len(rows)), rows] = 0
+    return counts
+
+
 def root(study: Study, arm: str) -> str:
+    """The spec arm an expanded arm comes from (``quic`` of ``quic_taskrte``; an arm the axis does not vary: itself)."""
     return study.arms[arm].root or arm
 
 
@@ -303,6 +323,7 @@ def _selection_done(cells: pd.DataFrame, arm: str) -> bool:
 
 
 def count_of(test: pd.DataFrame, study: Study, arm: str) -> str:
+    """A spec arm's adapter parameters as the table writes them (``7,028``; ``–`` when no scored cell has them)."""
     params = test[test["arm"].map(lambda a: root(study, a)) == arm]["adapter_params"].dropna()
     return f"{int(params.iloc[0]):,}" if len(params) else "–"
 
