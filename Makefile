@@ -75,39 +75,34 @@ reproduce-mitigation: data
 	$(QADAPT) study run mitigation $(if $(SEED),seeds=$(SEED),)
 
 # The QFFN paper under its own protocol (train=paper: whole-model fine-tuning, 128-token windows) at a CPU budget of
-# 60 steps (STEPS=10000 is the paper's): the largest round budget at which each table's 3 seeds run in one invocation
-# within 90 minutes on 2 cores (from the cells' wall times: Table 1's trained rows 79 min, Table 2's 77 min); the
-# longer budget goes to reproduce-qffn-curve. Resumable; the components (8 rows x 3 seeds, about 3 h) run one seed
-# (SEEDS=0, then 1, then 2) and one METHODS group at a time:
-#   make reproduce-qffn-components SEEDS=0 METHODS="base_ft qffn_both qffn_ffn qffn_heads"
-#   make reproduce-qffn-components SEEDS=0 METHODS="qffn_heads_random ffn_removed ffn_lowrank ffn_pruned"
-# results/qffn_components.md (+ qffn_curve.png): which component of QFFN-half costs the perplexity, with controls
-SEEDS ?= 0 1 2
-STEPS ?= 60
-METHODS ?=
-QFFN = $(VPY) scripts/reproduce_qffn.py --seeds $(SEEDS) --steps $(STEPS)
+# 60 steps: the studies configs/study/qffn_components.yaml (the protocol; table1, table2 and qffn_curve start from it).
+# Finished cells are reused (results/runs.csv and the committed *_units.csv): on a fresh clone each target
+# re-renders its table in seconds. New cells run one seed per invocation (SEED=0, then 1, then 2; ARMS= a few arms):
+# the components' eight trained rows are about an hour per seed on 2 cores, the 300-step curve rows 71-95 minutes.
+#   make reproduce-qffn-components SEED=0 ARMS=base_ft,qffn_both,qffn_ffn,qffn_heads
+# results/qffn_components.md: which component of QFFN-half costs the perplexity, with the controls that isolate it
+STUDY_ARGS = $(if $(SEED),seeds=$(SEED),) $(if $(ARMS),arms=$(ARMS),)
 reproduce-qffn-components: data
-	$(QFFN) components $(if $(METHODS),--methods $(METHODS))
+	$(QADAPT) study run qffn_components $(STUDY_ARGS)
 
-# The learning-curve rows (base fine-tuned, QFFN-half, low-rank control, Distilled baseline) at LONG_STEPS, 5x the
-# tables' budget, to see whether more steps close QFFN-half's gap; one seed per invocation (71-73 minutes
-# on 2 cores alone, 95 with a test run alongside), resumable: make reproduce-qffn-curve SEEDS=0, then SEEDS=1, SEEDS=2
-# -> results/qffn_components.md, qffn_curve.png
-LONG_STEPS ?= 300
+# results/qffn_curve.md (+ .png): the learning-curve rows at 60 and 300 steps (5x the tables' budget), paired per seed
 reproduce-qffn-curve: data
-	$(QFFN) curve --long-steps $(LONG_STEPS)
+	$(QADAPT) study run qffn_curve $(STUDY_ARGS)
 
-# results/table2.md (+ .csv, .png): QFFN at quarter/half/full (QFFN paper, Table 2)
+# results/table2.md (+ .png): QFFN at quarter/half/full (QFFN paper, Table 2)
 reproduce-table2: data
-	$(QFFN) table2
+	$(QADAPT) study run table2 $(STUDY_ARGS)
 
 # results/qffn_speed.csv: tokens/s of base, classical rows and QFFN at each fraction, interleaved rounds, one process
+# (a benchmark: Tables 1 and 2 show it; trains a row again where its weights are not on this machine)
 reproduce-qffn-speed: data
-	$(QFFN) speed
+	$(VPY) scripts/bench_qffn_speed.py
+	$(QADAPT) study render table1
+	$(QADAPT) study render table2
 
 # results/table1.md: base, Gemma 3 270M, the Distilled and low-rank baselines and QFFN-half (QFFN paper, Table 1)
 reproduce-table1: data
-	$(QFFN) table1
+	$(QADAPT) study run table1 $(STUDY_ARGS)
 
 # results/glue.md (+ .png, glue_cells.csv, glue_units.csv) and glue_ablation.md: the studies configs/study/glue.yaml
 # and glue_ablation.yaml. QuIC vs LoRA/OFT/BOFT (matched and default sizes), head-only, full; 6 GLUE tasks; learning

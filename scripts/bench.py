@@ -10,7 +10,7 @@
    on the same tokens in windows of ``--short-window`` (512). Rounds are interleaved (base, CUA, cached CUA, base,
    ...) so drift hits every row alike; each row is the median of ``--repeats`` rounds with the spread (max - min),
    and its ratio to base is taken within each round, then the median. QFFN's model speed is measured once, by
-   ``scripts/reproduce_qffn.py speed`` (results/qffn_speed.csv, read by Tables 1 and 2), not here.
+   ``scripts/bench_qffn_speed.py`` (results/qffn_speed.csv, read by Tables 1 and 2), not here.
 2. Training step time of CUA with and without the activation cache (``train.cache_activations``): ``fit`` on
    8 chunks of 256 tokens, batch 8, so every step sees every chunk; steady-state seconds per step = the median
    of steps 2 .. 1 + k of each round (the first step, which fills the cache, is reported apart).
@@ -404,7 +404,7 @@ def render(
         f"same tokens in windows of {args.short_window} against base on those windows; the targets are judged on the "
         "default windows of 2,048 (`configs/task/wikitext_ppl.yaml`). QFFN's model speed (quarter, half, full, in "
         "the paper's 128-token windows) is measured once, in interleaved rounds with its base model, by "
-        "`scripts/reproduce_qffn.py speed`: results/qffn_speed.csv, shown in table1.md and table2.md.",
+        "`scripts/bench_qffn_speed.py`: results/qffn_speed.csv, shown in table1.md and table2.md.",
     ]
     cua = table[table["row"].str.startswith("+ CUA (exact)") & ~table["row"].str.contains("cache")]
     lines[-1] += (

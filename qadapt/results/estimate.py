@@ -3,7 +3,8 @@
 A table's arms are scored on the same units (windows of text, blocks of tokens, examples) for each of S seeds. Each
 arm's statistic is a transform f of a ratio of sums over units, per seed, averaged over seeds: Δ perplexity (%) is
 ``100 (exp(sum(nll - base nll) / sum(tokens)) - 1)``, perplexity ``exp(sum nll / sum tokens)``, an accuracy
-``sum(correct) / n``.
+``sum(correct) / n``. Perplexity alone (:data:`POOLED`) averages the ratio over seeds before the transform: the
+perplexity of the seeds' mean NLL per token.
 
 Seeds and units are crossed (every seed scores the same units), and both vary: a new seed trains another adapter,
 new text is other units. The interval is that of a two-way crossed random-effects model, y_sw = mu + a_s + b_w +
@@ -37,6 +38,9 @@ TRANSFORMS = {
     "perplexity": (np.exp, np.exp),
     "mean": (lambda r: r, lambda r: np.ones_like(r)),
 }
+# statistics averaged over seeds before the transform: a perplexity over seeds is the perplexity of their mean NLL per
+# token (the geometric mean of the seeds' perplexities), as log-likelihoods average
+POOLED = {"perplexity"}
 LOWER_IS_BETTER = {"delta_ppl_pct": True, "perplexity": True, "mean": False}
 METHOD = "crossed random-effects t"
 PAIRED = "paired crossed random-effects t"
@@ -200,7 +204,7 @@ def estimate(numerators: dict[str, np.ndarray], denominators, statistic: str, re
     for arm, values in numerators.items():
         num = np.asarray(values, dtype=float)
         ratio = num.sum(1) / den.sum()  # (S,): each seed's ratio of sums
-        observed[arm] = float(f(ratio).mean())
+        observed[arm] = float(f(ratio.mean()) if statistic in POOLED else f(ratio).mean())
         # the ratio linearised per unit (its mean over units is the seed's ratio), on the statistic's scale
         y = ratio[:, None] + (num - ratio[:, None] * den[None, :]) / den.mean()
         linear[arm] = float(slope(ratio.mean())) * y

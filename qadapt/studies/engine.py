@@ -210,10 +210,11 @@ class Runner:
     def _selection_overrides(self, arm: str, values: dict, seed: int) -> list[str]:
         """A trained run: at a grid point on the selection split, or (no selection) as the spec composes it."""
         s = self.study
+        own = [*s.shared, *s.training, *self.extra, *s.arms[arm].overrides]
         if s.select is None:
-            return [*s.shared, *self.extra, *s.arms[arm].overrides, f"seed={seed}"]
+            return [*own, f"seed={seed}"]
         point = [f"{k}={_number(v)}" for k, v in values.items()]
-        return [*s.shared, *self.extra, *s.arms[arm].overrides, f"task.split={s.select.split}", *point, f"seed={seed}"]
+        return [*own, f"task.split={s.select.split}", *point, f"seed={seed}"]
 
     def _scoring_overrides(self, seed: int) -> list[str]:
         s = self.study
@@ -296,11 +297,12 @@ class Runner:
                         continue
                     overrides = [*self._scoring_overrides(seed), *spec.overrides, *self._hooked(arm, seed, trained)]
                     self.cell(arm, "test", seed, overrides, "eval ppl", {})
-                elif spec.kind == "trained" and arm in chosen and s.final.statistic == "score":
-                    # a classifier's training run scores the split it is given: trained and scored in one cell
+                elif spec.kind == "trained" and arm in chosen and (s.final.statistic == "score" or s.final.in_training):
+                    # the training run scores the split it is given (a classifier's; a whole-model fine-tuning's):
+                    # trained and scored in one cell
                     values = chosen[arm]
                     point = [f"{k}={_number(v)}" for k, v in values.items()]
-                    overrides = [*s.shared, *self.extra, *spec.overrides, *s.final.overrides,
+                    overrides = [*s.shared, *s.training, *self.extra, *spec.overrides, *s.final.overrides,
                                  f"task.split={s.final.split}", *point, f"seed={seed}"]  # fmt: skip
                     self.cell(arm, "test", seed, overrides, "train", values)
                 elif spec.kind == "trained" and arm in chosen:

@@ -124,15 +124,23 @@ def estimates(
         # the baseline arm is a row of its own only where its exact pass, not its scores, is the baseline
         if (arm != base_arm or study.arms[arm].kind == "evaluation")
         and seeds
-        and set(seeds) <= have[arm]
-        and study.arms[arm].seeded
+        and study.arms[arm].compared
+        # an arm the seed does not change (the base model) is scored once and stands for every seed
+        and (set(seeds) <= have[arm] if study.arms[arm].seeded else study.final.seeds[0] in have[arm])
     ]
     if units is None or ref not in complete:
         return complete, None
-    units = units[units["run_id"].isin(set(test["run_id"])) & units["seed"].isin(seeds)]
+    once = {a for a, spec in study.arms.items() if not spec.seeded}
+    units = units[
+        units["run_id"].isin(set(test["run_id"]))
+        & (units["seed"].isin(seeds) | (units["arm"].isin(once) & (units["seed"] == study.final.seeds[0])))
+    ]
 
     def matrix(arm: str, column: str = "nll") -> tuple[np.ndarray, pd.Series]:
-        return unit_matrix(units, arm, column)
+        values, tokens = unit_matrix(units, arm, column)
+        if arm in once and values.shape[0] == 1:  # the same scores for every seed: no seed variance
+            values = np.repeat(values, len(seeds), axis=0)
+        return values, tokens
 
     _, tokens = matrix(ref)
     numerators = {}
@@ -404,13 +412,18 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
         )
     if not json.loads(first["config"])["task"].get("score_first", False):
         lines[-1] += " Each window's first token is not scored (`task.score_first=false`)."
+    # a perplexity statistic is its own column; a Δ beside the perplexity its rows average
+    mean_column = stat != "perplexity"
+    sign = "+" if stat != "perplexity" else ""
     lines += [
         "",
-        f"| arm | params | chosen | perplexity (mean) | {NAMES[stat]} [95 % CI] | vs {against} [95 % CI] | p | df | "
-        "train loss first → last |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        f"| arm | params | chosen | {'perplexity (mean) | ' if mean_column else ''}{NAMES[stat]} [95 % CI] | vs "
+        f"{against} [95 % CI] | p | df | train loss first → last |",
+        "|---|---:|---|---:|---:|---:|---:|---:|" + ("---:|" if mean_column else ""),
     ]
-    trained = cells[(cells["phase"] == "train") & done(cells)]
+    # the training runs: their own phase, or (final.in_training) the scoring cells themselves
+    trained = cells[((cells["phase"] == "train") | ((cells["phase"] == "test") & (cells.get("command") == "train")))
+                    & done(cells)]  # fmt: skip
     fallen: list[tuple[str, list[int]]] = []
     for _, complete, estimates in found:
         for arm in complete:
@@ -434,16 +447,14 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
                 if len(runs) and runs["train_loss_first"].notna().all()
                 else "untrained"
             )
-            figure = f"{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]" if ci is not None else "–"
+            figure = f"{ci.estimate:{sign}.2f} [{ci.low:{sign}.2f}, {ci.high:{sign}.2f}]" if ci is not None else "–"
             bad = runs[collapsed(runs)] if len(runs) else runs
             if len(bad):
                 seeds = ", ".join(f"seed {int(r['seed'])}: {r['collapse']}" for _, r in bad.iterrows())
                 figure += f" (collapsed: {seeds})"
                 fallen.append((arm, sorted(int(x) for x in bad["seed"])))
-            lines.append(
-                f"| {labels[arm]} | {count} | {pick} | {g['perplexity'].astype(float).mean():.4f} | {figure} | {vs} "
-                f"| {p} | {df} | {loss} |"
-            )
+            mean = f"{g['perplexity'].astype(float).mean():.4f} | " if mean_column else ""
+            lines.append(f"| {labels[arm]} | {count} | {pick} | {mean}{figure} | {vs} | {p} | {df} | {loss} |")
     for arm, seeds in fallen:
         g = test[test["arm"] == arm]
         kept = g[~g["seed"].isin(seeds)]
@@ -458,9 +469,16 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
     evaluations = {k for k, a in study.arms.items() if a.kind == "evaluation"}
     bases = {study.baseline_at(g) for g in study.groups()} - evaluations
     unscored = {k for k, a in study.arms.items() if not a.scored}
-    missing = [labels[a] for a in study.arms if a not in listed | bases | unscored]
+    apart = [a for a, spec in study.arms.items() if not spec.compared]
+    missing = [labels[a] for a in study.arms if a not in listed | bases | unscored | set(apart)]
     if missing:
         lines += ["", f"Not scored on every seed yet: {', '.join(missing)}."]
+    for arm in apart:
+        g = test[test["arm"] == arm]
+        if len(g):
+            lines += ["", f"{labels[arm]}: perplexity {g['perplexity'].astype(float).mean():.4f} on "
+                      f"{int(g['tokens_scored'].iloc[0]):,} tokens of its own tokenizer ({g['eval_source'].iloc[0]}); "
+                      "its units are not the others', so it has no interval or paired test here."]  # fmt: skip
     lines += ["", "What the rows support:", ""]
     for group, _, estimates in found:
         ref = study.reference_at(group)

@@ -37,7 +37,9 @@ class Arm(_Strict):
         selection uses (``select.grid``'s key; default: the arm's own key, else ``default``). seeded: ``false`` for
         an untrained arm that the seed does not change (the base model): scored once, at the first final seed.
         fixed: a trained arm with no hyperparameter to choose (head only: its head's rate is fixed): its one selection
-        cell runs at the composed settings, for the record, and it needs no grid.
+        cell runs at the composed settings, for the record, and it needs no grid. compared: ``false`` for an arm
+        scored on units of its own (another model's tokenizer: Gemma 3 beside SmolLM2): its cells are listed with
+        their figures, outside the estimates and the paired tests.
     """
 
     label: str
@@ -47,6 +49,7 @@ class Arm(_Strict):
     family: str | None = None
     seeded: bool = True
     fixed: bool = False
+    compared: bool = True
     scored: bool = True
     axis: bool = True
     at: int | float | str | None = None
@@ -156,10 +159,15 @@ class Final(_Strict):
         (``block_tokens`` consecutive scored tokens, the last block shorter; from the run's ``token_nll.npz``) or
         ``examples`` (a classifier's predictions, from the run's ``predictions.csv``).
         statistic: what the table reports per arm (``delta_ppl_pct``: 100 (ppl / base ppl - 1) against
-        ``baseline``; ``perplexity``; ``device_degradation_pct``: 100 (ppl on the device / ppl exact - 1) of an
-        evaluation arm against its own run's exact pass on the same tokens, CUA paper Sec. 5; needs
+        ``baseline``; ``perplexity``: over seeds, the perplexity of their mean NLL per token;
+        ``device_degradation_pct``: 100 (ppl on the device / ppl exact - 1) of an evaluation arm against its own
+        run's exact pass on the same tokens, CUA paper Sec. 5; needs
         ``unit: token_blocks``). baseline: the arm every Δ is taken against (``delta_ppl_pct`` only): an untrained
         arm (the base model), or a trained arm scored on the same units, then per seed (and axis value).
+        in_training: each final run scores the reported split at the end of its own training (one ``qadapt train``
+        per seed, its windows the units), instead of a separate ``qadapt eval ppl`` of its adapter: for protocols that
+        change the whole model (QFFN's fine-tuning), whose trained weights are not an adapter to load; a classifier's
+        runs (``statistic: score``) always do.
     """
 
     seeds: list[int] = Field(min_length=2)
@@ -170,6 +178,7 @@ class Final(_Strict):
     statistic: Literal["delta_ppl_pct", "perplexity", "device_degradation_pct", "score"] = "delta_ppl_pct"
     baseline: str | None = None
     mean: Mean | None = None
+    in_training: bool = False
 
 
 class Study(_Strict):
@@ -178,7 +187,9 @@ class Study(_Strict):
     Attributes:
         name: the file stem of its outputs (``<results_dir>/<name>.md``, ``<name>_cells.csv``, ``<name>_units.csv``).
         title: the table's heading. question: one sentence on what the study asks (rendered above the table).
-        shared: overrides every run of every arm has. arms: key -> :class:`Arm`, in table order.
+        shared: overrides every run of every arm has. training: overrides every training run has besides (its budget:
+        steps, warm-up), left out of the cells that only score (an untrained arm), whose configs they would change
+        without changing what is scored. arms: key -> :class:`Arm`, in table order.
         reference: the arm every other arm is compared with. hook: a module under ``qadapt.studies.hooks`` whose
         ``extra_lines(study, result)`` adds lines (the paper's figure beside ours).
     """
@@ -187,6 +198,7 @@ class Study(_Strict):
     title: str
     question: str = ""
     shared: list[str] = []
+    training: list[str] = []
     arms: dict[str, Arm] = Field(min_length=2)
     reference: str
     axis: Axis | None = None
@@ -265,6 +277,13 @@ class Study(_Strict):
             hooks = sorted(p.stem for p in (Path(__file__).parent / "hooks").glob("[a-z]*.py"))
             raise ValueError(f"hook: unknown '{self.hook}'; valid choices: {', '.join(hooks) or 'none yet'}")
         base = self.final.baseline
+        if self.final.in_training and any(a.kind == "evaluation" for a in self.arms.values()):
+            odd = next(k for k, a in self.arms.items() if a.kind == "evaluation")
+            raise ValueError(f"arms.{odd}.kind: final.in_training runs leave no adapter to evaluate again; "
+                             "valid choices: trained, untrained")  # fmt: skip
+        for key in (self.reference, base):
+            if key in self.arms and not self.arms[key].compared:
+                raise ValueError(f"arms.{key}.compared: the reference and the baseline are compared by definition")
         if (self.final.statistic == "score") != (self.final.unit == "examples"):
             raise ValueError(
                 f"final.unit: '{self.final.unit}' with statistic '{self.final.statistic}'; a classifier's score is "
@@ -427,9 +446,9 @@ def _check_overrides(study: Study, path: Path) -> None:
         if arm.kind == "trained" and study.select is not None:
             grid = study.grid(key)
             point = [f"{k}={values[0]}" for k, values in grid.items()]
-            overrides = [*study.shared, *arm.overrides, f"task.split={study.select.split}", *point]
+            overrides = [*study.shared, *study.training, *arm.overrides, f"task.split={study.select.split}", *point]
         elif arm.kind == "trained":
-            overrides = [*study.shared, *arm.overrides]
+            overrides = [*study.shared, *study.training, *arm.overrides]
         else:
             overrides = [*study.shared, *arm.overrides, *study.final.overrides, f"task.split={study.final.split}"]
         try:
