@@ -127,20 +127,18 @@ reproduce-glue: data
 reproduce-vtab: data
 	$(QADAPT) study run vtab$(SUFFIX) phase=$(PHASE) $(if $(TASKS),arms=$(TASKS),)
 
-# results/compression_recovery.md (+ .csv, .png), question_diff.md: SmolLM2 compressed by whitened SVD at 3 ratios,
-# recovered by CUA and by parameter-matched LoRA (3 seeds, intervals, paired test) and OFT (cross-check); perplexity,
-# MMLU, ARC (FULL=1: whole MMLU and ARC). Three phases, each reusing finished cells: select (learning rate per method
-# on held-out text), curve (recovery against steps at those rates), then the reported split at the budget where the
-# curve flattens, one ratio at a time if need be (RATIOS=0.8; default all three)
-RATIOS ?= 0.9,0.8,0.7
-reproduce-recovery-select: data
-	$(VPY) scripts/reproduce_recovery.py select
-
-reproduce-recovery-curve: data
-	$(VPY) scripts/reproduce_recovery.py curve
+# results/compression_recovery.md (+ recovery_curve.png, question_diff.md): the study
+# configs/study/compression_recovery.yaml. SmolLM2 compressed by whitened SVD to a ratio of 0.8, recovered by CUA, by
+# parameter-matched LoRA (3 seeds, intervals, paired test) and OFT (implementation check); perplexity, MMLU, ARC.
+# The selection phase chooses each rate on held-out text, then the budget from a learning curve at those rates
+# (reproduce-recovery-select and reproduce-recovery-curve are that phase); reproduce-recovery scores the reported split
+# at that budget. Finished cells are reused: on a fresh clone each re-renders from the committed cells in seconds.
+# Another ratio or the whole MMLU and ARC: a spec of your own with `base: compression_recovery` (docs/studies.md).
+reproduce-recovery-select reproduce-recovery-curve: data
+	$(QADAPT) study run compression_recovery phase=select
 
 reproduce-recovery: data
-	$(VPY) scripts/reproduce_recovery.py final --ratios $(RATIOS) $(if $(FULL),--full,)
+	$(QADAPT) study run compression_recovery phase=final $(STUDY_ARGS)
 
 # results/bench.md (+ .csv): evaluation tokens/s (base, CUA, cached CUA, QFFN-half, lightning.qubit), CUA training steps
 # with and without the activation cache, PennyLane against our simulators, peak memory; one run, ratios within it

@@ -135,3 +135,31 @@ def test_a_mean_over_parts_sums_their_variances_with_satterthwaite_df():
     assert d.high - d.estimate == pytest.approx(st.t.ppf(0.975, df) * np.sqrt(variance))
     with pytest.raises(ValueError, match="same arms"):
         est.combine([parts[0], est.from_linear({"a": 0.0}, {"a": np.ones((3, 4))}, "score", "a")], "score")
+
+
+def test_recovery_is_the_per_seed_formula_and_its_linear_values_average_to_it():
+    """Recovery (CUA paper, SmolLM2 study): 100 (ppl_c - ppl) / (ppl_c - ppl_b) per seed, each run's own base and
+    compressed passes; the per-unit values the interval uses average, per seed, to that seed's recovery, and their
+    spread follows a small change of the recovered NLL to first order (the delta method's gradient)."""
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(50, 150, size=12).astype(float)
+    base = tokens * (3.0 + rng.normal(0, 0.1, size=(3, 12)))
+    compressed = base + tokens * 1.0
+    nll = base + tokens * (0.4 + rng.normal(0, 0.05, size=(3, 12)))
+    observed, y = est.recovery(nll, base, compressed, tokens)
+    p, pb, pc = (np.exp(a.sum(1) / tokens.sum()) for a in (nll, base, compressed))
+    per_seed = 100 * (pc - p) / (pc - pb)
+    assert observed == pytest.approx(per_seed.mean()) and np.allclose(y.mean(1), per_seed)
+    # each unit's deviation is the recovery's gradient (by finite differences) times the units' linearised ratios
+    ratios = [a.sum(1) / tokens.sum() for a in (nll, base, compressed)]
+
+    def rec(r, b, c):
+        return 100 * (np.exp(c) - np.exp(r)) / (np.exp(c) - np.exp(b))
+
+    h = 1e-6
+    grads = [(rec(*[x + h * (i == j) for j, x in enumerate(ratios)]) - per_seed) / h for i in range(3)]
+    deviation = sum(g[:, None] * (a - r[:, None] * tokens) / tokens.mean()
+                    for g, a, r in zip(grads, (nll, base, compressed), ratios))  # fmt: skip
+    assert np.allclose(y - per_seed[:, None], deviation, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="no perplexity gap"):
+        est.recovery(nll, compressed, base, tokens)

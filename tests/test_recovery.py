@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 from helpers.tiny import tiny_llama
 from torch import nn
 
@@ -278,71 +279,97 @@ def test_batched_scorer_matches_plain_transformers_loglik_on_real_mmlu_items(smo
 # ---- the recovery sweep ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.integration
-def test_recovery_sweep_quick_and_eval_mc_from_run_reproduces_it(tmp_path, data_dir):
-    out = tmp_path / "tables"
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "reproduce_recovery.py"),
-        "--quick",
-        "--ratios",
-        "0.8",
-        "--out-dir",
-        str(out),
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--results-dir",
-        str(tmp_path / "results"),
+def _tiny_recovery_spec(tmp_path: Path) -> Path:
+    """configs/study/compression_recovery.yaml on the last two layers, one rate, a 1-2 step curve, seeds 0 and 1,
+    two MMLU subjects zero-shot (the quoted questions in) and two ARC questions per set."""
+    data = yaml.safe_load((ROOT / "configs" / "study" / "compression_recovery.yaml").read_text())
+    data["shared"] += [
+        "task.max_bytes=8192",
+        "task.max_length=512",  # 4 windows: an interval needs at least 2
+        "task.stride=512",
+        "task.compression.calibration_tokens=2048",
+        "task.compression.layers=[-2,-1]",
+        "task.mc.subjects=[astronomy,college_biology]",
+        "task.mc.mmlu_shots=[0]",
+        "task.mc.mmlu_per_subject=[2]",
+        "task.mc.arc_questions=2",
     ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
-    table = pd.read_csv(out / "compression_recovery.csv")
-    assert list(table["method"]) == ["compressed", "CUA q=2", "LoRA r=1", "OFT b=4"]
-    assert (table["compressed_perplexity"] > table["base_perplexity"]).all()
-    # --quick: the adapters on the last two layers (14 sites; 224,640 / 305,280 / 224,640 on all 210)
-    assert list(table["trainable_params"]) == [0, 14976, 20352, 14976]  # CUA = OFT b=4 exactly
-    assert table["compression_achieved"].between(0.75, 0.8).all()
-    assert all(math.isfinite(x) for x in table["recovery_pct"].iloc[1:])
-    diff = (out / "question_diff.md").read_text()
+    data["training"] = ["train.max_steps=2", "train.batch_size=2", "train.seq_len=64"]
+    for arm in data["arms"].values():
+        arm["overrides"] = [o for o in arm["overrides"] if not o.startswith("adapter.layers")] + [
+            "adapter.layers=[-2,-1]"
+        ]
+    data["select"]["grid"] = {"default": {"train.lr": [5.0e-3]}}
+    data["select"].pop("widen")
+    data["select"]["curve"] = {"key": "train.max_steps", "values": [1, 2], "flat": 2.0}
+    data["final"]["seeds"] = [0, 1]
+    path = tmp_path / "compression_recovery.yaml"  # the hook writes question_diff.md beside the table
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.integration
+def test_a_tiny_recovery_study_and_eval_mc_from_run_reproduce_it(tmp_path, data_dir):
+    """The study on the real SmolLM2-135M: selection, the budget's curve, OFT taking CUA's choice, each final run
+    scoring base, compressed and recovered models on the same windows; the table's recovery is the estimator's on
+    those windows; `qadapt eval mc from_run=` reproduces a run's answers; another machine trains nothing."""
+    from typer.testing import CliRunner
+
+    from qadapt.cli import app
+    from qadapt.results import estimate as est
+
+    path = _tiny_recovery_spec(tmp_path)
+    results = tmp_path / "results"
+    where = [f"runs_dir={tmp_path / 'runs'}", f"results_dir={results}"]
+    done = CliRunner().invoke(app, ["study", "run", str(path), "seeds=0", *where])
+    assert done.exit_code == 0, done.output[-3000:]
+    cells = pd.read_csv(results / "compression_recovery_cells.csv")
+    cells = cells[cells["done"].fillna(False).astype(bool)]
+    assert sorted(cells[cells["phase"] == "curve"]["arm"]) == ["cua", "cua", "lora", "lora"]
+    test = cells[cells["phase"] == "test"].set_index("arm")
+    assert list(test.index) == ["cua", "lora", "oft"] and set(test["seed"]) == {0}
+    assert test.loc["oft", "values"] == test.loc["cua", "values"]  # the same rate and budget: chosen_from
+    # the adapters on the last two layers (14 sites; 224,640 / 305,280 / 224,640 on all 210): CUA = OFT b=4 exactly
+    assert list(test["trainable_params"]) == [14976, 20352, 14976]
+    assert (test["compressed_perplexity"] > test["base_perplexity"]).all()
+    units = pd.read_csv(results / "compression_recovery_units.csv")
+    cua = units[units["arm"] == "cua"].sort_values("window")
+    observed, _ = est.recovery(*(cua[[c]].to_numpy().T for c in ("nll", "base_nll", "compressed_nll")),
+                               cua["tokens"].to_numpy())  # fmt: skip
+    table = (results / "compression_recovery.md").read_text()
+    assert "| CUA q=2 | 14,976 | train.lr=0.005, train.max_steps=" in table and f"| {observed:.2f} [" in table
+    assert "OFT b=4 (seed 0 only; one run" in table and "## The budget's learning curve" in table
+    diff = (results / "question_diff.md").read_text()
     assert "Which of the jovian planets have rings?" in diff and "Gene flow between populations results in" in diff
     assert "| base | compressed 0.8 |" in diff
 
     # the trained CUA run, evaluated again through `qadapt eval mc from_run=`: compression rebuilt, same answers
-    cua = json.loads((Path(table["run_dir"].iloc[1]) / "metrics.json").read_text())
-    cfg = json.loads(cua["config"])
+    run = Path(test.loc["cua", "run_dir"])
+    row = json.loads((run / "metrics.json").read_text())
+    cfg = json.loads(row["config"])
     mc_over = [
         f"task.mc.subjects=[{','.join(cfg['task']['mc']['subjects'])}]",
         "task.mc.mmlu_shots=[0]",
         "task.mc.mmlu_per_subject=[2]",
         "task.mc.arc_questions=2",
     ]
-    cli = [
-        sys.executable,
-        "-m",
-        "qadapt.cli",
-        "eval",
-        "mc",
-        f"from_run={cua['run_dir']}",
-        *mc_over,
-        f"runs_dir={tmp_path / 'runs'}",
-        f"results_dir={tmp_path / 'results'}",
-    ]
+    cli = [sys.executable, "-m", "qadapt.cli", "eval", "mc", f"from_run={run}", *mc_over, *where]
     done = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    again = pd.read_csv(tmp_path / "results" / "runs.csv").iloc[-1]
-    for suite in ("mmlu_0shot", "arc_easy", "arc_challenge"):  # --quick: zero-shot MMLU only
-        assert again[f"{suite}_acc"] == pytest.approx(cua[f"{suite}_acc"])
-    first = pd.read_csv(Path(cua["run_dir"]) / "mc_adapted.csv")
+    again = pd.read_csv(results / "runs.csv").iloc[-1]
+    for suite in ("mmlu_0shot", "arc_easy", "arc_challenge"):  # zero-shot MMLU only
+        assert again[f"{suite}_acc"] == pytest.approx(row[f"{suite}_acc"])
+    first = pd.read_csv(run / "mc_adapted.csv")
     second = pd.read_csv(Path(again["run_dir"]) / "mc_predictions.csv")
     assert (first["choice"].values == second["choice"].values).all()
     assert max(abs(a - b) for a, b in zip(first["prob_answer"], second["prob_answer"])) < 1e-4
 
-    # another machine: the run directories gone, the final phase reuses every cell from results/ (rows, per-window
-    # scores, per-question answers) and renders the same table without training anything
+    # another machine: the run directories gone, every cell is reused from results/ (rows, per-window scores,
+    # per-question answers) and the same tables render without training anything
+    rows = len(pd.read_csv(results / "runs.csv"))
     shutil.rmtree(tmp_path / "runs")
-    done = subprocess.run([*cmd, "final"], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stderr.count("reusing the recorded row") == 4 and "step 1/" not in done.stderr
-    pd.testing.assert_frame_equal(pd.read_csv(out / "compression_recovery.csv"), table, check_dtype=False)
-    after = (out / "question_diff.md").read_text()  # the same answers; only the command line names the new phase
-    assert after.split("Per-question answers")[1] == diff.split("Per-question answers")[1]
+    done = CliRunner().invoke(app, ["study", "run", str(path), "seeds=0", *where])
+    assert done.exit_code == 0, done.output[-3000:]
+    assert len(pd.read_csv(results / "runs.csv")) == rows
+    assert (results / "compression_recovery.md").read_text().split("Commits:")[1] == table.split("Commits:")[1]
+    assert (results / "question_diff.md").read_text() == diff

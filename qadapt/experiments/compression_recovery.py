@@ -10,7 +10,7 @@
 
 ``adapter=none`` stops after ``compressed`` (no training): the row of the compressed model alone. Each run writes
 its per-question answers for the three models (``mc_base.csv``, ``mc_compressed.csv``, ``mc_adapted.csv``) beside
-the adapter, for the question-by-question comparison of ``scripts/reproduce_recovery.py``.
+the adapter, for the question-by-question comparison of the compression_recovery study's hook (``question_diff.md``).
 """
 
 from __future__ import annotations

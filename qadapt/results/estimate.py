@@ -41,7 +41,7 @@ TRANSFORMS = {
 # statistics averaged over seeds before the transform: a perplexity over seeds is the perplexity of their mean NLL per
 # token (the geometric mean of the seeds' perplexities), as log-likelihoods average
 POOLED = {"perplexity"}
-LOWER_IS_BETTER = {"delta_ppl_pct": True, "perplexity": True, "mean": False}
+LOWER_IS_BETTER = {"delta_ppl_pct": True, "perplexity": True, "mean": False, "recovery_pct": False}
 METHOD = "crossed random-effects t"
 PAIRED = "paired crossed random-effects t"
 P_FLOOR = 1e-4  # p-values below this are written "p < 0.0001"
@@ -209,6 +209,35 @@ def estimate(numerators: dict[str, np.ndarray], denominators, statistic: str, re
         y = ratio[:, None] + (num - ratio[:, None] * den[None, :]) / den.mean()
         linear[arm] = float(slope(ratio.mean())) * y
     return from_linear(observed, linear, statistic, reference)
+
+
+def recovery(nll, base_nll, compressed_nll, tokens) -> tuple[float, np.ndarray]:
+    """Recovery of a compressed model's perplexity (CUA paper, SmolLM2 study): per seed
+    ``100 (ppl_c - ppl) / (ppl_c - ppl_b)``, each perplexity ``exp(sum nll / sum tokens)`` over the same units, the
+    base and compressed passes those of the seed's own run; returns the mean over seeds and the ``(S, W)`` values
+    whose spread is its spread (each ratio linearised per unit, then the delta method: the recovery's gradient in
+    the three mean NLLs), for :func:`from_linear`.
+
+    Args:
+        nll, base_nll, compressed_nll: ``(S, W)`` summed NLL (nats) per seed and unit of the recovered, base and
+            compressed models. tokens: ``(W,)`` tokens per unit.
+    Raises:
+        ValueError: shapes that do not match, or a compression that did not raise perplexity (no gap to recover).
+    """
+    arrays = [np.asarray(a, dtype=float) for a in (nll, base_nll, compressed_nll)]
+    den = np.asarray(tokens, dtype=float)
+    if any(a.ndim != 2 or a.shape != arrays[0].shape for a in arrays) or arrays[0].shape[1:] != den.shape:
+        raise ValueError(f"nll, base and compressed need the same (seeds, units) shape over {den.size} units")
+    ratios = [a.sum(1) / den.sum() for a in arrays]  # (S,) each
+    lin = [r[:, None] + (a - r[:, None] * den[None, :]) / den.mean() for a, r in zip(arrays, ratios)]
+    p, pb, pc = (np.exp(r) for r in ratios)
+    gap = pc - pb
+    if np.any(gap <= 0):
+        raise ValueError("the compressed model is not above the base: no perplexity gap to recover")
+    rec = 100 * (pc - p) / gap
+    grads = (-100 * p / gap, 100 * (pc - p) * pb / gap**2, 100 * pc * (p - pb) / gap**2)  # d/dr, d/db, d/dc
+    y = rec[:, None] + sum(g[:, None] * (z - r[:, None]) for g, z, r in zip(grads, lin, ratios))
+    return float(rec.mean()), y
 
 
 def jackknife(full, leave_one_out) -> np.ndarray:

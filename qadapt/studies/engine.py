@@ -31,7 +31,8 @@ from .spec import Study
 PHASES = ("select", "final", "all")
 # one line per unit (a window, or a block of tokens: ``window`` is its index); base_nll: the run's own base pass on
 # the unit; exact_nll: a device evaluation's own exact pass on the same tokens (token blocks only)
-WINDOW_COLUMNS = ["window", "tokens", "nll", "base_nll", "exact_nll"]
+# compressed_nll: a compression-recovery run's compressed model on the same unit
+WINDOW_COLUMNS = ["window", "tokens", "nll", "base_nll", "exact_nll", "compressed_nll"]
 # a classifier's units: one line per scored example (its index in the split, gold label, prediction)
 EXAMPLE_COLUMNS = ["example", "label", "prediction"]
 # the row columns a cell keeps (what the table and `study status` need)
@@ -131,7 +132,7 @@ class Runner:
             return None
         try:
             allowed = (self.only is None or arm in self.only) and (
-                self.seeds is None or phase == "select" or seed in self.seeds
+                self.seeds is None or phase in ("select", "curve") or seed in self.seeds
             )
             if self.execute and allowed:
                 row = run_or_reuse(overrides, command, recorded=True, memo=self.memo, cfg=cfg)
@@ -214,11 +215,16 @@ class Runner:
         if s.select is None:
             return [*own, f"seed={seed}"]
         point = [f"{k}={_number(v)}" for k, v in values.items()]
-        return [*own, f"task.split={s.select.split}", *point, f"seed={seed}"]
+        return [*own, *s.select.overrides, f"task.split={s.select.split}", *point, f"seed={seed}"]
 
     def _scoring_overrides(self, seed: int) -> list[str]:
         s = self.study
-        return [*s.shared, *self.extra, *s.final.overrides, f"task.split={s.final.split}", f"seed={seed}"]
+        return [*s.shared, *self.extra, *s.final.overrides, f"task.split={s.final.split}", f"seed={seed}",
+                *self._later(seed)]  # fmt: skip
+
+    def _later(self, seed: int) -> list[str]:
+        """``final.later_seeds`` for every final seed after the first."""
+        return list(self.study.final.later_seeds) if seed != self.study.final.seeds[0] else []
 
     # -- the phases -----------------------------------------------------------------------------------------------
 
@@ -230,6 +236,8 @@ class Runner:
             return {arm: {} for arm in s.trained()}
         chosen = {}
         for arm in s.trained():
+            if s.source(arm) is not None:
+                continue
             grid = s.grid(arm)
             tried = []
             for combo in itertools.product(*grid.values()):
@@ -254,6 +262,28 @@ class Runner:
             best = self._best(tried) if complete else None
             if best is not None:
                 chosen[arm] = best
+        return self._budget(chosen)
+
+    def _budget(self, chosen: dict[str, dict]) -> dict[str, dict]:
+        """With ``select.curve``: each chosen arm at its point for every budget on the selection split, then every
+        chosen point with the budget the curves give (none where a curve is not finished); arms that take another's
+        point (``chosen_from``) take it here."""
+        s = self.study
+        curve = s.select.curve
+        if curve is not None:
+            curves = {}
+            for arm, point in chosen.items():
+                curves[arm] = []
+                for value in curve.values:
+                    values = {**point, curve.key: value}
+                    row = self.cell(arm, "curve", s.select.seed, self._selection_overrides(arm, values, s.select.seed),
+                                    "train", values)  # fmt: skip
+                    curves[arm].append((value, self._metric(row)))
+            found = budget(curves, curve.flat, s.select.direction)
+            chosen = {arm: {**point, curve.key: found} for arm, point in chosen.items()} if found is not None else {}
+        for arm in s.trained():
+            if s.source(arm) in chosen:
+                chosen[arm] = chosen[s.source(arm)]
         return chosen
 
     def _metric(self, row: dict | None) -> float | None:
@@ -292,6 +322,8 @@ class Runner:
         trained: dict[tuple[str, int], dict] = {}
         for arm, spec in s.arms.items():
             for seed in s.final.seeds:
+                if not s.runs_seed(arm, seed):
+                    continue
                 if spec.kind == "untrained":
                     if seed != s.final.seeds[0] and not spec.seeded:
                         continue
@@ -303,7 +335,7 @@ class Runner:
                     values = chosen[arm]
                     point = [f"{k}={_number(v)}" for k, v in values.items()]
                     overrides = [*s.shared, *s.training, *self.extra, *spec.overrides, *s.final.overrides,
-                                 f"task.split={s.final.split}", *point, f"seed={seed}"]  # fmt: skip
+                                 f"task.split={s.final.split}", *point, f"seed={seed}", *self._later(seed)]  # fmt: skip
                     self.cell(arm, "test", seed, overrides, "train", values)
                 elif spec.kind == "trained" and arm in chosen:
                     values = chosen[arm]
@@ -347,6 +379,26 @@ def short(x) -> str:
 def unit_columns(unit: str) -> list[str]:
     """The columns of one unit's line in a units file."""
     return EXAMPLE_COLUMNS if unit == "examples" else WINDOW_COLUMNS
+
+
+def budget(curves: dict[str, list[tuple[float, float | None]]], flat: float, direction: str) -> float | None:
+    """The budget a set of learning curves gives (``select.curve``): per arm the smallest value after which the next
+    gains less than ``flat`` in the metric (``direction``: which way is a gain), the largest of those over the arms;
+    where an arm's curve never flattens, the largest value run. None where a point is missing or collapsed.
+
+    Args:
+        curves: arm -> [(budget, metric)] in ascending budget.
+    """
+    if not curves or any(m is None or m != m for points in curves.values() for _, m in points):
+        return None
+    sign = 1 if direction == "max" else -1
+    flats = []
+    for points in curves.values():
+        gains = [(a, sign * (mb - ma)) for (a, ma), (_, mb) in zip(points, points[1:])]
+        flats.append(next((a for a, gain in gains if gain < flat), None))
+    if all(f is not None for f in flats):
+        return max(flats)
+    return max(v for points in curves.values() for v, _ in points)
 
 
 def best_point(tried: list[tuple[dict, float | None]], direction: str) -> dict | None:

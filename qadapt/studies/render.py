@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import QadaptError
 from ..results import estimate as est
 from ..results import write_text_atomic
-from .engine import Files, best_point, done
+from .engine import Files, best_point, budget, done
 from .engine import short as _short
 from .spec import Study
 
@@ -65,6 +65,8 @@ def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
     sel = cells[(cells["phase"] == "select") & done(cells)]
     out = {}
     for arm in study.trained():
+        if study.source(arm) is not None:
+            continue
         mine = sel[sel["arm"] == arm]
         grid = study.grid(arm)
         tried = [json.loads(v) for v in mine["values"]]
@@ -76,6 +78,20 @@ def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
         best = best_point(tried, study.select.direction)
         if best is not None:
             out[arm] = best
+    curve = study.select.curve
+    if curve is not None:
+        rows = cells[(cells["phase"] == "curve") & done(cells) & ~collapsed(cells)]
+        curves = {}
+        for arm, point in out.items():
+            mine = rows[rows["arm"] == arm]
+            found = {json.loads(v)[curve.key]: float(m) for v, m in zip(mine["values"], mine[study.select.metric])
+                     if {k: x for k, x in json.loads(v).items() if k != curve.key} == point}  # fmt: skip
+            curves[arm] = [(v, found.get(v)) for v in curve.values]
+        found = budget(curves, curve.flat, study.select.direction)
+        out = {arm: {**point, curve.key: found} for arm, point in out.items()} if found is not None else {}
+    for arm in study.trained():
+        if study.source(arm) in out:
+            out[arm] = out[study.source(arm)]
     return out
 
 
@@ -156,6 +172,16 @@ def estimates(
             base = b
         else:
             base = b[0]
+    if stat == "recovery_pct":  # each run's own base and compressed passes on the same windows
+        observed, linear = {}, {}
+        for arm in complete:
+            nll, own = matrix(arm)
+            if not np.array_equal(own.to_numpy(), tokens.to_numpy()):
+                raise QadaptError(f"{arm}: scored on other units than {ref}; rerun its final phase")
+            base_nll, compressed = matrix(arm, "base_nll")[0], matrix(arm, "compressed_nll")[0]
+            observed[arm], linear[arm] = est.recovery(nll, base_nll, compressed, tokens.to_numpy())
+        found = _estimated(study, est.from_linear, observed, linear, stat, ref)
+        return complete, dataclasses.replace(found, seed_ids=tuple(seeds))
     scored = [a for a in complete if stat != "device_degradation_pct" or study.arms[a].kind == "evaluation"]
     for arm in scored:
         nll, own = matrix(arm)
@@ -166,8 +192,19 @@ def estimates(
         else:
             numerators[arm] = nll - base if base is not None else nll
     transform = "delta_ppl_pct" if stat == "device_degradation_pct" else stat
-    found = est.estimate(numerators, tokens.to_numpy(), transform, ref)
+    found = _estimated(study, est.estimate, numerators, tokens.to_numpy(), transform, ref)
     return complete, dataclasses.replace(found, seed_ids=tuple(seeds))
+
+
+def _estimated(study: Study, function, *args):
+    """The estimator's answer, its refusals (fewer than 2 units, no gap to recover) as a user's error."""
+    try:
+        return function(*args)
+    except ValueError as e:
+        raise QadaptError(
+            f"study {study.name}: {e}; score more units (a longer text: task.max_bytes, task.max_tokens; shorter "
+            "windows: task.max_length) and render again"
+        ) from None
 
 
 def render(study: Study, results_dir: str | Path, command: str) -> Path:
@@ -197,7 +234,7 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
 
         lines += scores.training_line(finished, study)
     else:
-        lines += _training_line(finished)
+        lines += _training_line(finished, study)
     if study.axis is not None and study.axis.overrides:
         lines[-1] += (
             "Per "
@@ -208,7 +245,7 @@ def render(study: Study, results_dir: str | Path, command: str) -> Path:
         )
     sel = study.select
     if sel is None:
-        trained = finished[finished["phase"] == "train"]
+        trained = finished[(finished["phase"] == "train") | (finished.get("command") == "train")]
         rate = f"learning rate {json.loads(trained['config'].iloc[0])['train']['lr']:g}, " if len(trained) else ""
         lines.append(
             f"Hyperparameters: {rate}fixed, not selected (the overrides above, else qadapt's defaults in configs/); "
@@ -319,17 +356,24 @@ def _listed(values: list) -> str:
     return "[" + ", ".join(_short(x) for x in values) + "]"
 
 
-def _training_line(finished: pd.DataFrame) -> list[str]:
+def _training_line(finished: pd.DataFrame, study: Study) -> list[str]:
     """The training budget every trained cell shares, from the first training cell's config (none: no line)."""
     trained = finished[finished["train_steps"].notna()] if "train_steps" in finished else finished.iloc[0:0]
     if trained.empty:
         return []
-    t = trained.iloc[0]
+    # the final phase's budget where there is one (a selection or curve may train for fewer steps)
+    final = trained[trained["phase"].isin(["train", "test"])]
+    t = (final if len(final) else trained).iloc[0]
     train = json.loads(t["config"])["train"]
     return [
         f"Training: {t['train_source']}; {int(t['train_steps'])} steps x {train['batch_size']} x {train['seq_len']} "
-        f"tokens, AdamW, {train['schedule']} schedule, {train['warmup_steps']} warm-up steps, the same for every arm "
-        "and seed.  "
+        f"tokens, AdamW, {train['schedule']} schedule, {train['warmup_steps']} warm-up steps, "
+        + ("the budget the selection's learning curve chose (below), " if study.select and study.select.curve else "")
+        + (
+            f"per {study.axis.name} as below.  "
+            if study.axis and study.axis.key == "train.max_steps"
+            else "the same for every arm and seed.  "
+        )  # fmt: skip
     ]
 
 
@@ -365,8 +409,10 @@ def _seed_count(study: Study, found: list) -> str:
     return "; ".join(f"{study.axis.name} = {g}: {text}" for g, text in said.items())
 
 
-NAMES = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity", "device_degradation_pct": "Δ vs own exact %"}
-UNITS = {"delta_ppl_pct": "points of Δ ppl", "perplexity": "perplexity", "device_degradation_pct": "points of Δ"}
+NAMES = {"delta_ppl_pct": "Δ ppl %", "perplexity": "perplexity", "device_degradation_pct": "Δ vs own exact %",
+         "recovery_pct": "recovery %"}  # fmt: skip
+UNITS = {"delta_ppl_pct": "points of Δ ppl", "perplexity": "perplexity", "device_degradation_pct": "points of Δ",
+         "recovery_pct": "points of recovery"}  # fmt: skip
 
 
 def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
@@ -414,7 +460,7 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
         lines[-1] += " Each window's first token is not scored (`task.score_first=false`)."
     # a perplexity statistic is its own column; a Δ beside the perplexity its rows average
     mean_column = stat != "perplexity"
-    sign = "+" if stat != "perplexity" else ""
+    sign = "+" if stat not in ("perplexity", "recovery_pct") else ""
     lines += [
         "",
         f"| arm | params | chosen | {'perplexity (mean) | ' if mean_column else ''}{NAMES[stat]} [95 % CI] | vs "
@@ -469,11 +515,12 @@ def _test_table(study, cells, groups: dict, labels: dict) -> list[str]:
     evaluations = {k for k, a in study.arms.items() if a.kind == "evaluation"}
     bases = {study.baseline_at(g) for g in study.groups()} - evaluations
     unscored = {k for k, a in study.arms.items() if not a.scored}
-    apart = [a for a, spec in study.arms.items() if not spec.compared]
+    # arms on units or seeds of their own: listed apart (their hook reports them)
+    apart = [a for a, spec in study.arms.items() if not spec.compared or spec.seeds is not None]
     missing = [labels[a] for a in study.arms if a not in listed | bases | unscored | set(apart)]
     if missing:
         lines += ["", f"Not scored on every seed yet: {', '.join(missing)}."]
-    for arm in apart:
+    for arm in (a for a in apart if not study.arms[a].compared):
         g = test[test["arm"] == arm]
         if len(g):
             lines += ["", f"{labels[arm]}: perplexity {g['perplexity'].astype(float).mean():.4f} on "

@@ -39,7 +39,9 @@ class Arm(_Strict):
         fixed: a trained arm with no hyperparameter to choose (head only: its head's rate is fixed): its one selection
         cell runs at the composed settings, for the record, and it needs no grid. compared: ``false`` for an arm
         scored on units of its own (another model's tokenizer: Gemma 3 beside SmolLM2): its cells are listed with
-        their figures, outside the estimates and the paired tests.
+        their figures, outside the estimates and the paired tests. chosen_from: a trained arm whose chosen point
+        (rate and budget) this arm takes, with no selection of its own (OFT b = 4 takes CUA q = 2's: the same map).
+        seeds: the final seeds this arm runs, a subset of ``final.seeds`` (an implementation check run once).
     """
 
     label: str
@@ -49,6 +51,8 @@ class Arm(_Strict):
     family: str | None = None
     seeded: bool = True
     fixed: bool = False
+    chosen_from: str | None = None
+    seeds: list[int] | None = Field(default=None, min_length=1)
     compared: bool = True
     scored: bool = True
     axis: bool = True
@@ -116,6 +120,28 @@ class Widen(_Strict):
         return max(r for r in rungs if r < value * (1 - 1e-9))
 
 
+class Curve(_Strict):
+    """After each arm's point is chosen, a learning curve on the selection split chooses the budget: the arm at its
+    point for each value of ``key`` (steps), and the final phase trains for the smallest value after which the next
+    gains less than ``flat`` in the selection metric, for every arm (the largest of those), else for the largest value
+    run (the curve had not flattened there). Arms that take another's point (``chosen_from``) take its budget too.
+
+    Attributes:
+        key: the override the curve varies (``train.max_steps``). values: ascending (``[20, 40, 80, 160]``).
+        flat: the gain below which the curve counts as flat, in the selection metric's units (points of recovery).
+    """
+
+    key: str
+    values: list[int | float] = Field(min_length=2)
+    flat: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Curve:
+        if list(self.values) != sorted(set(self.values)):
+            raise ValueError(f"values: ascending and distinct expected, got {self.values}")
+        return self
+
+
 class Selection(_Strict):
     """The selection phase: one seed, every grid value of every trained arm, scored on ``split``.
 
@@ -124,9 +150,13 @@ class Selection(_Strict):
         grid: family -> {hyperparameter key -> values}; ``default`` serves arms with no family of their own.
         widen: the rule at the grid's edge (none: the grid as written). seed: the selection seed.
         metric: the row column compared (``perplexity``). direction: ``min`` or ``max``.
+        overrides: settings of the selection runs only (a held-out slice of the training text:
+        ``train.valid_holdout=0.1``; no multiple choice). curve: the budget's learning curve (:class:`Curve`).
     """
 
     split: str
+    overrides: list[str] = []
+    curve: Curve | None = None
     grid: dict[str, dict[str, list[float]]]
     widen: Widen | None = None
     seed: int = 0
@@ -167,7 +197,10 @@ class Final(_Strict):
         in_training: each final run scores the reported split at the end of its own training (one ``qadapt train``
         per seed, its windows the units), instead of a separate ``qadapt eval ppl`` of its adapter: for protocols that
         change the whole model (QFFN's fine-tuning), whose trained weights are not an adapter to load; a classifier's
-        runs (``statistic: score``) always do.
+        runs (``statistic: score``) always do. later_seeds: overrides of every final seed after the first (an
+        expensive evaluation run once: ``task.mc.benchmarks=[]``, multiple choice on the first seed only).
+        ``recovery_pct`` (``task=compression_recovery``): 100 (ppl compressed - ppl) / (ppl compressed - ppl base),
+        each run's own base and compressed passes on the same windows (CUA paper, SmolLM2 study).
     """
 
     seeds: list[int] = Field(min_length=2)
@@ -175,10 +208,13 @@ class Final(_Strict):
     overrides: list[str] = []
     unit: Literal["windows", "token_blocks", "examples"] = "windows"
     block_tokens: int = Field(default=64, ge=1)
-    statistic: Literal["delta_ppl_pct", "perplexity", "device_degradation_pct", "score"] = "delta_ppl_pct"
+    statistic: Literal["delta_ppl_pct", "perplexity", "device_degradation_pct", "score", "recovery_pct"] = (
+        "delta_ppl_pct"
+    )
     baseline: str | None = None
     mean: Mean | None = None
     in_training: bool = False
+    later_seeds: list[str] = []
 
 
 class Study(_Strict):
@@ -261,7 +297,23 @@ class Study(_Strict):
                 raise ValueError(f"arms.{key}.of: only an arm of kind 'evaluation' evaluates another arm")
             if arm.fixed and arm.kind != "trained":
                 raise ValueError(f"arms.{key}.fixed: only a trained arm has hyperparameters to fix")
-            if arm.kind == "trained" and self.select is not None and not arm.fixed:
+            if arm.chosen_from is not None:
+                sources = [k for k, a in self.arms.items() if (a.root or k) == arm.chosen_from]
+                if (
+                    arm.kind != "trained"
+                    or not sources
+                    or any(
+                        self.arms[k].kind != "trained" or self.arms[k].chosen_from or self.arms[k].fixed
+                        for k in sources
+                    )
+                ):
+                    trained = sorted({a.root or k for k, a in self.arms.items() if a.kind == "trained" and not
+                                      a.chosen_from and not a.fixed})  # fmt: skip
+                    raise ValueError(f"arms.{key}.chosen_from: '{arm.chosen_from}' is not a trained arm with a "
+                                     f"selection of its own; valid choices: {', '.join(trained)}")  # fmt: skip
+            if arm.seeds is not None and not set(arm.seeds) <= set(self.final.seeds):
+                raise ValueError(f"arms.{key}.seeds: {arm.seeds} is not a subset of final.seeds {self.final.seeds}")
+            if arm.kind == "trained" and self.select is not None and not arm.fixed and arm.chosen_from is None:
                 family = self.family(key)
                 if family not in self.select.grid:
                     raise ValueError(
@@ -345,7 +397,21 @@ class Study(_Strict):
 
     def grid(self, arm: str) -> dict[str, list[float]]:
         """The selection grid of a trained arm (empty for a ``fixed`` arm: one cell at its composed settings)."""
-        return {} if self.arms[arm].fixed else self.select.grid[self.family(arm)]
+        spec = self.arms[arm]
+        return {} if spec.fixed or spec.chosen_from is not None else self.select.grid[self.family(arm)]
+
+    def source(self, arm: str) -> str | None:
+        """The arm whose chosen point ``arm`` takes (``chosen_from``, at the same axis value), or None."""
+        spec = self.arms[arm]
+        if spec.chosen_from is None:
+            return None
+        if spec.root is not None and spec.chosen_from in self._varied():
+            return f"{spec.chosen_from}_{self.axis.name}{spec.at}"
+        return spec.chosen_from
+
+    def runs_seed(self, arm: str, seed: int) -> bool:
+        """Whether ``arm`` runs final ``seed`` (its own ``seeds`` where given)."""
+        return self.arms[arm].seeds is None or seed in self.arms[arm].seeds
 
     def groups(self) -> dict:
         """Axis value (None without an axis) -> that value's arm keys, in table order; arms the axis does not vary
@@ -446,7 +512,8 @@ def _check_overrides(study: Study, path: Path) -> None:
         if arm.kind == "trained" and study.select is not None:
             grid = study.grid(key)
             point = [f"{k}={values[0]}" for k, values in grid.items()]
-            overrides = [*study.shared, *study.training, *arm.overrides, f"task.split={study.select.split}", *point]
+            overrides = [*study.shared, *study.training, *arm.overrides, *study.select.overrides,
+                         f"task.split={study.select.split}", *point]  # fmt: skip
         elif arm.kind == "trained":
             overrides = [*study.shared, *study.training, *arm.overrides]
         else:
