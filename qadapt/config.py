@@ -8,9 +8,11 @@ against the typed schema of its option (``qadapt/schema.py``): a value of the wr
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import re
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -22,7 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 from .paths import CONFIG_DIR
-from .schema import GROUPS, validate
+from .schema import GROUPS, SCHEMAS, validate
 
 # keys that never change a run by themselves, left out of config_hash: run bookkeeping, and model.adapter_targets, the
 # default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
@@ -89,17 +91,22 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """
     overrides = list(overrides)
     _check_choices(overrides)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            # the hydra node only tells which option each group took (train has no name key); it is dropped below
-            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-    except MissingConfigException as err:
-        raise ConfigError(str(err)) from None
-    except HydraException as err:
-        raise ConfigError(str(err)) from None
-    finally:
+    while True:
         GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+                # the hydra node only tells which option each group took (train has no name key); dropped below
+                cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+            break
+        except MissingConfigException as err:
+            raise ConfigError(str(err)) from None
+        except HydraException as err:
+            appended = _declared_append(overrides, str(err))
+            if appended is None:
+                raise ConfigError(_undeclared(str(err))) from None
+            overrides = appended
+        finally:
+            GlobalHydra.instance().clear()
     choices = {group: cfg.hydra.runtime.choices.get(group) for group in GROUPS}
     with open_dict(cfg):
         del cfg["hydra"]
@@ -110,6 +117,33 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         raise ConfigError(f"{key + ': ' if key else ''}{str(err).splitlines()[0]}") from None
     validate(cfg, choices)
     return cfg
+
+
+def _declared_append(overrides: list[str], message: str) -> list[str] | None:
+    """``overrides`` with ``key=value`` made ``+key=value`` where Hydra refused to override ``key`` because the option's
+    YAML leaves it out (so that the hashes of runs recorded before it existed stay the same) although its schema
+    declares it (``train.eval_every`` under ``train=default``): a documented option is settable as documented. None
+    where the refusal is about anything else (the schema check that follows names an undeclared key)."""
+    found = re.match(r"Could not override '([\w.]+)'", message)
+    if not found:
+        return None
+    key = found.group(1)
+    group, _, field = key.partition(".")
+    declared = {f.name for cls in SCHEMAS.get(group, {}).values() for f in dataclasses.fields(cls)}
+    if field not in declared:
+        return None
+    out = [f"+{o}" if o.partition("=")[0] == key else o for o in overrides]
+    return out if out != overrides else None
+
+
+def _undeclared(message: str) -> str:
+    """Hydra's refusal of an unknown key (which suggests ``+key``) as ours: the key and the keys its group declares."""
+    found = re.match(r"Could not override '(\w+)\.([\w.]+)'", message)
+    if not found or found.group(1) not in SCHEMAS:
+        return message
+    group = found.group(1)
+    keys = sorted({f.name for cls in SCHEMAS[group].values() for f in dataclasses.fields(cls)})
+    return f"{group}.{found.group(2)}: unknown key; {group} declares: {', '.join(keys)}"
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:

@@ -1,6 +1,7 @@
 """Config composition, sweep expansion and the CLI's handling of bad input."""
 
 import pytest
+from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 from qadapt.cli import app
@@ -134,3 +135,53 @@ def test_a_recorded_run_keeps_its_directory():
     overrides = ["model=smollm2_135m", "adapter=cua", "task=wikitext_ppl", "seed=0", "device=exact",
                  "adapter.qubits_per_block=2", "task.max_tokens=8192", "train.max_steps=30"]  # fmt: skip
     assert run_dir_for(compose(overrides), "train").name == "smollm2_135m-cua-15102e67"
+
+
+def _override_value(value) -> str | None:
+    """``value`` in Hydra's override grammar (None: a value this test does not write, a nested section)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    return None
+
+
+def test_every_declared_field_of_every_option_is_settable_as_key_value():
+    """Each option's schema (qadapt/schema.py) is what docs/configs.md documents: every scalar field is settable as
+    `group.key=value` under that option, also where the option's YAML leaves the key out (so that runs recorded
+    before it keep their hash: `train.eval_every` under `train=default`), and setting it at its default keeps the
+    hash of the config without it; an undeclared key names the group's declared ones."""
+    import dataclasses
+
+    from qadapt.config import group_choices
+    from qadapt.schema import SCHEMAS
+
+    tried = absent = 0
+    for group, options in SCHEMAS.items():
+        names = [o for o in group_choices(group) if o in options]
+        plains = {o: compose([f"{group}={o}"]) for o in names}
+        # a key an option leaves out takes a value another option of the group writes (train=paper's eval_every)
+        elsewhere = {
+            k: v for p in plains.values() for k, v in p[group].items() if not OmegaConf.is_missing(p[group], k)
+        }
+        for option, plain in plains.items():
+            for field in dataclasses.fields(options[option]):
+                here = field.name in plain[group]
+                if here and OmegaConf.is_missing(plain[group], field.name):
+                    continue  # a value the user must give (a hub model's package): nothing to set it back to
+                expected = plain[group][field.name] if here else elsewhere.get(field.name)
+                value = _override_value(expected)
+                if value is None:
+                    continue
+                given = compose([f"{group}={option}", f"{group}.{field.name}={value}"])
+                assert given[group][field.name] == expected, (group, option, field.name)
+                if here:
+                    assert config_hash(given) == config_hash(plain), (group, option, field.name)
+                tried, absent = tried + 1, absent + (not here)
+    assert tried > 200 and absent >= 10  # train.eval_every, eval_tokens, distill_heads, trainable under 3 options
+    with pytest.raises(ConfigError, match=r"train\.bogus: unknown key; train declares: .*eval_every"):
+        compose(["train.bogus=1"])
