@@ -94,3 +94,22 @@ def no_saved_ibm_account(monkeypatch, tmp_path):
     monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE", str(tmp_path / "qiskit-ibm.json"))
     monkeypatch.delenv("QISKIT_IBM_TOKEN", raising=False)
     monkeypatch.delenv("QISKIT_IBM_INSTANCE", raising=False)
+
+
+# the fixtures that load the real SmolLM2 or read the real data: a test that asks for one is an integration test,
+# whether or not it says so, so `make test-fast` (-m "not integration") never loads a real model
+REAL_FIXTURES = {
+    "smollm2",
+    "smollm2_loaded",
+    "smollm2_path",
+    "smollm2_cfg",
+    "data_dir",
+    "wikitext_test",
+    "tiny_llama_dir",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_FIXTURES & set(item.fixturenames) and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)

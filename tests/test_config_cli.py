@@ -169,19 +169,21 @@ def test_every_declared_field_of_every_option_is_settable_as_key_value():
             k: v for p in plains.values() for k, v in p[group].items() if not OmegaConf.is_missing(p[group], k)
         }
         for option, plain in plains.items():
+            present, missing = {}, {}
             for field in dataclasses.fields(options[option]):
                 here = field.name in plain[group]
                 if here and OmegaConf.is_missing(plain[group], field.name):
                     continue  # a value the user must give (a hub model's package): nothing to set it back to
                 expected = plain[group][field.name] if here else elsewhere.get(field.name)
-                value = _override_value(expected)
-                if value is None:
-                    continue
-                given = compose([f"{group}={option}", f"{group}.{field.name}={value}"])
-                assert given[group][field.name] == expected, (group, option, field.name)
-                if here:
-                    assert config_hash(given) == config_hash(plain), (group, option, field.name)
-                tried, absent = tried + 1, absent + (not here)
+                if _override_value(expected) is not None:
+                    (present if here else missing)[field.name] = expected
+            # every present key set to its own value at once: the same config, the same hash
+            given = compose([f"{group}={option}", *[f"{group}.{k}={_override_value(v)}" for k, v in present.items()]])
+            assert config_hash(given) == config_hash(plain), (group, option)
+            # every key the YAML leaves out, set as documented
+            given = compose([f"{group}={option}", *[f"{group}.{k}={_override_value(v)}" for k, v in missing.items()]])
+            assert {k: given[group][k] for k in missing} == missing, (group, option)
+            tried, absent = tried + len(present) + len(missing), absent + len(missing)
     assert tried > 200 and absent >= 10  # train.eval_every, eval_tokens, distill_heads, trainable under 3 options
     with pytest.raises(ConfigError, match=r"train\.bogus: unknown key; train declares: .*eval_every"):
         compose(["train.bogus=1"])
