@@ -100,6 +100,14 @@ def test_the_committed_tables_render_from_their_cells_with_the_estimators_figure
     if name == "table1":
         assert "Gemma 3 270M, not fine-tuned: perplexity" in text and "no interval or paired test" in text
         assert "| QFFN | 3.5B | 20.3 | 0.6x | 2.0x |" in text  # the paper's row beside ours
+    if name == "qffn_components":  # peft's format: a run trained and scored in one cell reports its training time
+        from qadapt.studies.export import export
+
+        export(study, tmp_path, tmp_path / "peft")
+        cell = test[(test["arm"] == "qffn_both") & (test["seed"] == 0)].iloc[0]
+        result = json.loads((tmp_path / "peft" / "qffn_components--qffn_both--seed0.json").read_text())
+        assert result["train_info"]["train_time"] == pytest.approx(float(cell["train_seconds"]))
+        assert result["run_info"]["total_time"] == pytest.approx(float(cell["wall_seconds"]))
     if name == "qffn_curve":
         assert "## 300 steps against 60, the same row and seed (paired)" in text
         assert (tmp_path / "qffn_curve.png").stat().st_size > 1000

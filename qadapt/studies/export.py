@@ -59,7 +59,8 @@ def peft_result(study: Study, arm: str, test: pd.Series, trained: pd.Series | No
     return {
         "run_info": {
             "created_at": str(train_row.get("run_id", "")).rsplit("-", 1)[-1],
-            "total_time": float(test.get("wall_seconds") or 0) + float(train_row.get("wall_seconds") or 0),
+            "total_time": float(test.get("wall_seconds") or 0)
+            + (float(train_row.get("wall_seconds") or 0) if train_row.get("run_id") != test.get("run_id") else 0.0),
             "experiment_name": f"{study.name}/{arm}--seed{int(test['seed'])}",
             "peft_branch": None,
             "train_config": {
@@ -127,6 +128,8 @@ def export(study: Study, results_dir: str | Path, out: str | Path, fmt: str = "p
             source = spec.of if spec.kind == "evaluation" else arm
             mine = train[(train["arm"] == source) & (train["seed"] == cell["seed"])]
             trained = mine.iloc[0] if spec.kind != "untrained" and len(mine) else None
+            if trained is None and cell.get("command") == "train":  # trained and scored in one run (in_training)
+                trained = cell
             path = Path(out) / f"{study.name}--{arm}--seed{int(cell['seed'])}.json"
             result = peft_result(study, arm, cell, trained, base)
             write_text_atomic(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
