@@ -146,7 +146,9 @@ class Runner:
             self.cells.append({**line, "config_hash": key, "done": False})
             return None
         line.update({k: row.get(k) for k in KEPT})
-        line.update(done=True, diverged=False, command=command)
+        # the hash of the config this cell composed: the same whether the row came from a run directory or from
+        # results/runs.csv (some recorded rows carry another hash than their directory's: issue 45)
+        line.update(config_hash=key, done=True, diverged=False, command=command)
         line.update(self._extras(arm, line, row))
         if phase == "test":
             self._units(line)
