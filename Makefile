@@ -10,7 +10,7 @@ TORCH_PIN ?= torch==2.13.0
 # pytest-xdist workers of make test (2: the 2-core CI machine; each worker runs its torch on cores / workers)
 TEST_WORKERS ?= 2
 
-.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-mitigation reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-qffn-curve reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean
+.PHONY: setup data run lint test test-fast reproduce-cua-select reproduce-cua reproduce-noise reproduce-mitigation reproduce-table1 reproduce-table2 reproduce-qffn-components reproduce-qffn-speed reproduce-qffn-curve reproduce-glue reproduce-vtab reproduce-recovery-select reproduce-recovery reproduce-recovery-curve bench bench-devices bench-qffn clean docs
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+
+# docs/configs.md from docs/configs.in.md, the option models (qadapt/schema.py) and configs/ (a test fails when stale)
+docs: setup
+	$(VPY) -m qadapt.configdocs
 
 test: data lint
 	$(VPY) -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) tests

@@ -8,7 +8,6 @@ against the typed schema of its option (``qadapt/schema.py``): a value of the wr
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -24,7 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 from .paths import CONFIG_DIR
-from .schema import GROUPS, SCHEMAS, validate
+from .schema import GROUPS, SCHEMAS, declared, validate
 
 # keys that never change a run by themselves, left out of config_hash: run bookkeeping, and model.adapter_targets, the
 # default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
@@ -129,8 +128,7 @@ def _declared_append(overrides: list[str], message: str) -> list[str] | None:
         return None
     key = found.group(1)
     group, _, field = key.partition(".")
-    declared = {f.name for cls in SCHEMAS.get(group, {}).values() for f in dataclasses.fields(cls)}
-    if field not in declared:
+    if field not in declared(group):
         return None
     out = [f"+{o}" if o.partition("=")[0] == key else o for o in overrides]
     return out if out != overrides else None
@@ -142,8 +140,7 @@ def _undeclared(message: str) -> str:
     if not found or found.group(1) not in SCHEMAS:
         return message
     group = found.group(1)
-    keys = sorted({f.name for cls in SCHEMAS[group].values() for f in dataclasses.fields(cls)})
-    return f"{group}.{found.group(2)}: unknown key; {group} declares: {', '.join(keys)}"
+    return f"{group}.{found.group(2)}: unknown key; {group} declares: {', '.join(declared(group))}"
 
 
 def expand_sweep(overrides: list[str]) -> list[list[str]]:

@@ -155,8 +155,6 @@ def test_every_declared_field_of_every_option_is_settable_as_key_value():
     `group.key=value` under that option, also where the option's YAML leaves the key out (so that runs recorded
     before it keep their hash: `train.eval_every` under `train=default`), and setting it at its default keeps the
     hash of the config without it; an undeclared key names the group's declared ones."""
-    import dataclasses
-
     from qadapt.config import group_choices
     from qadapt.schema import SCHEMAS
 
@@ -170,13 +168,13 @@ def test_every_declared_field_of_every_option_is_settable_as_key_value():
         }
         for option, plain in plains.items():
             present, missing = {}, {}
-            for field in dataclasses.fields(options[option]):
-                here = field.name in plain[group]
-                if here and OmegaConf.is_missing(plain[group], field.name):
+            for name in options[option].model_fields:
+                here = name in plain[group]
+                if here and OmegaConf.is_missing(plain[group], name):
                     continue  # a value the user must give (a hub model's package): nothing to set it back to
-                expected = plain[group][field.name] if here else elsewhere.get(field.name)
+                expected = plain[group][name] if here else elsewhere.get(name)
                 if _override_value(expected) is not None:
-                    (present if here else missing)[field.name] = expected
+                    (present if here else missing)[name] = expected
             # every present key set to its own value at once: the same config, the same hash
             given = compose([f"{group}={option}", *[f"{group}.{k}={_override_value(v)}" for k, v in present.items()]])
             assert config_hash(given) == config_hash(plain), (group, option)
