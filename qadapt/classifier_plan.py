@@ -52,7 +52,7 @@ def build_meta_classifier(model_cfg: DictConfig, num_labels: int) -> torch.nn.Mo
         if model_cfg.kind == "vision":
             backbone = AutoModel.from_config(hf_config)
             return ImageClassifier(backbone, hf_config.hidden_size, num_labels, hub_vision_features)
-        pooled = {"add_pooling_layer": False} if model_cfg.get("drop_pooler", True) else {}
+        pooled = {"add_pooling_layer": False} if model_cfg.drop_pooler else {}
         return TextClassifier(AutoModel.from_config(hf_config, **pooled), num_labels)
 
 
@@ -65,7 +65,7 @@ def _task_facts(cfg: DictConfig) -> tuple[int, int | None, list[str]]:
             n = len(load_glue(name, "train", cfg.data_dir).labels)
         except DataMissing:
             return labels, None, [f"GLUE {name} is not in {cfg.data_dir}: steps and total compute need its size"]
-        rows, _ = glue_parts(n, cfg.task.max_train, int(cfg.task.get("valid_examples", 0)))
+        rows, _ = glue_parts(n, cfg.task.max_train, int(cfg.task.valid_examples))
         return labels, len(rows), []
     try:
         labels = vtab_split(name, cfg.data_dir, cfg.task.max_test)["train"].classes

@@ -23,31 +23,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError
 from .paths import CONFIG_DIR
-from .schema import GROUPS, SCHEMAS, declared, validate
+from .schema import GROUPS, SCHEMAS, declared, hash_neutral, validate
 
 # keys that never change a run by themselves, left out of config_hash: run bookkeeping, and model.adapter_targets, the
 # default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
 # the key existed stay the same)
 HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
-# keys added to an adapter after runs of it existed, left out of the hash while at the value that means the behaviour
-# before the key existed, so those runs keep their directories: adapter name -> {key: that value}
-HASH_ADAPTER_OLD_DEFAULTS = {
-    "oft": {"layers": None},
-    "blockdiag": {"parametrization": "free"},
-    "qffn": {"quantum_ffn": True},
-}
-# keys added to a group after runs existed, left out of the hash while at the value that means the old behaviour
-HASH_OLD_DEFAULTS = {
-    "train.device": None,
-    "train.noise": None,
-    "device.mitigation": "none",
-    "device.dynamical_decoupling": None,
-    "device.twirling": "none",
-    "task.score_first": False,
-    # documented options the YAML once left out (so `key=value` refused them), now written at their default
-    "task.detokenize": False,
-    "model.bos_in_windows": False,
-}
 
 
 def group_choices(group: str) -> list[str]:
@@ -165,7 +146,8 @@ def expand_sweep(overrides: list[str]) -> list[list[str]]:
 
 def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
     """Stable 8-hex-digit hash of the resolved config (``ignore``: dotted keys left out, by default run-level
-    bookkeeping and the adapter-target default)."""
+    bookkeeping and the adapter-target default; and every key an option declares with ``schema.added_later`` while
+    at its default, so runs recorded before the key existed keep their directories)."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in ignore:
         *parents, last = key.split(".")
@@ -174,14 +156,14 @@ def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = HASH_IGNORED) -> str:
             block = block.get(parent) if isinstance(block, dict) else None
         if isinstance(block, dict):
             block.pop(last, None)
-    for key, old in HASH_OLD_DEFAULTS.items():
-        group, last = key.split(".")
+    for group in GROUPS:  # keys added after runs existed, at the value that means the old behaviour (added_later)
         block = data.get(group)
-        if isinstance(block, dict) and last in block and block[last] == old:
-            block.pop(last)
-    adapter = data.get("adapter") if isinstance(data.get("adapter"), dict) else {}
-    for key, old in HASH_ADAPTER_OLD_DEFAULTS.get(adapter.get("name"), {}).items():
-        if key in adapter and adapter[key] == old:
-            adapter.pop(key)
+        if not isinstance(block, dict):
+            continue
+        options = SCHEMAS[group].values() if group == "train" else [SCHEMAS[group].get(str(block.get("name")))]
+        for cls in filter(None, options):
+            for key, old in hash_neutral(cls).items():
+                if key in block and block[key] == old:
+                    block.pop(key)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:8]

@@ -328,7 +328,7 @@ def _circuits(model: torch.nn.Module, cfg: DictConfig, tokens: int = 4) -> list[
     out = [SitePlan(site, t.kind, t.qubits, t.circuits / tokens) for site, t in counter.tally.items() if t.circuits]
     # circuits a counted forward pass does not see (the quantum heads' kernel is one matmul on the exact device):
     # every adapter layer reports them itself for a window of T = task.max_length tokens
-    window = int(cfg.task.get("max_length", cfg.train.seq_len))
+    window = int(cfg.task.get("max_length", cfg.train.seq_len))  # a task without windows: the training length
     for name, layer in adapter_modules(model):
         for s in layer.circuit_sites(window):
             out.append(SitePlan(name.removeprefix("model."), s.kind, s.qubits, s.circuits_per_token))
@@ -352,7 +352,7 @@ def _compile_costs(
         name, backend = "FakeFez", fake_backend("FakeFez")
     if cfg.device.name == "ibm" and not cfg.device.get("backend"):
         notes.append("device.backend=null picks the least busy QPU at run time: compiled for FakeFez (Heron r2)")
-    level, seed = int(cfg.device.get("optimization_level", 2)), int(cfg.seed)
+    level, seed = int(cfg.device.optimization_level), int(cfg.seed)
     gen = torch.Generator().manual_seed(seed)
     compiled: dict[int, tuple[float, float, float | None]] = {}
     for site in sites:
@@ -423,6 +423,7 @@ def plan(cfg: DictConfig) -> Plan:
     set_trainable(model, cfg.train)  # train.trainable=all (train=paper): the whole model trains
     trainable = [p for p in model.parameters() if p.requires_grad]
     train_shape = (int(cfg.train.batch_size), int(cfg.train.seq_len))
+    # a task that declares no batch or window (mc, vtab): one sequence of the training length
     eval_shape = (int(cfg.task.get("batch_size", 1)), int(cfg.task.get("max_length", cfg.train.seq_len)))
     saved = saved_activation_bytes(model, *train_shape) if trainable else 0
     result = model_plan(
@@ -468,7 +469,7 @@ def plan(cfg: DictConfig) -> Plan:
 def _mitigation(device: DictConfig, shots: int | None) -> tuple[str, int | None]:
     """What ``device``'s mitigation settings add, as text, and the readout-calibration shots (None: no calibration)."""
     parts, calibration = [], None
-    if device.get("mitigation", "none") == "readout" and shots:
+    if device.mitigation == "readout" and shots:
         calibration = 2 * shots
         parts.append(
             f"readout: the measured qubits calibrated once per evaluation (mthree balanced), {calibration:,} shots "
@@ -477,7 +478,7 @@ def _mitigation(device: DictConfig, shots: int | None) -> tuple[str, int | None]
     if device.get("dynamical_decoupling"):
         dd = device.dynamical_decoupling
         parts.append(f"dynamical decoupling {dd}: pulses in idle windows, no circuits or shots")
-    if device.get("twirling", "none") != "none":
+    if device.twirling != "none":
         parts.append(
             f"twirling ({device.twirling}): each circuit's shots split over randomised variants (IBM Runtime's "
             "default 32); shots unchanged"

@@ -34,7 +34,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from . import __version__, adapters
+from . import __version__, adapters, schema
 from .atomic import replacing
 from .config import config_hash
 from .distributed import barrier, ranks
@@ -389,7 +389,7 @@ class Trained:
         """Trained with ``train.trainable=all`` (the QFFN paper's protocol): the weights are the whole model's, so
         neither the base model (adapters off) nor a frozen-prefix activation cache can be had from it."""
         train = self.cfg.get("train") or {}
-        return str(train.get("trainable", "adapter")) == "all"
+        return schema.value(train, schema.DefaultTrain, "trainable") == "all"
 
     def load_into(self, model: nn.Module) -> None:
         """Load the weights into ``model``, injected with this run's adapter config (every parameter of it for a

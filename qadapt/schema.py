@@ -31,6 +31,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
+from .paths import CONFIG_DIR
 
 GROUPS = ("model", "adapter", "device", "task", "train")
 
@@ -86,6 +87,22 @@ def name_field(option: str, group: str) -> Any:
         "run directory names",
         json_schema_extra={"group": group},
     )
+
+
+def added_later(default: Any, description: str) -> Any:
+    """A key added to an option after runs of it were recorded: absent means ``default`` (the behaviour before it),
+    and at ``default`` it is left out of the config hash, so those runs keep their directories
+    (``qadapt.config.config_hash``; docs/architecture.md, "The config hash, and new keys")."""
+    return Field(default, description=description, json_schema_extra={"added_later": True})
+
+
+def hash_neutral(cls: type[Option]) -> dict[str, Any]:
+    """The keys of ``cls`` declared with :func:`added_later`: key -> the default the config hash leaves out."""
+    out = {}
+    for name, fl in cls.model_fields.items():
+        if isinstance(fl.json_schema_extra, dict) and fl.json_schema_extra.get("added_later"):
+            out[name] = fl.default
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -338,7 +355,7 @@ class CausalLMModel(Option):
         "oft, boft and rbs; suffix match on the module's qualified name, as peft's "
         "target_modules)"
     )
-    bos_in_windows: bool = Field(
+    bos_in_windows: bool = added_later(
         False,
         description="every evaluation window starts with the BOS token (models trained with BOS first, e.g. Gemma); "
         "absent = false",
@@ -503,13 +520,14 @@ class CUAAdapter(Option):
         description="input: y = W (Q x), Q on the hidden vector fed to the projection (the paper); output: y = Q (W x)"
     )
     init: Literal["identity", "random"] = Field(
+        "identity",
         description="identity: Q_j = I at init (the base model); random: generators ~ N(0, init_scale^2), an untrained "
-        "rotation"
+        "rotation",
     )
     init_scale: Annotated[Number, Field(gt=0)] = Field(
-        description="standard deviation of each generator entry at init=random"
+        0.3, description="standard deviation of each generator entry at init=random"
     )
-    init_seed: Seed = Field(description="seed of the init=random draw (one stream over the sites in order)")
+    init_seed: Seed = Field(0, description="seed of the init=random draw (one stream over the sites in order)")
 
 
 class BlockDiagAdapter(Option):
@@ -522,9 +540,10 @@ class BlockDiagAdapter(Option):
     modules: Modules = Field(description="module names inside each decoder layer to adapt (last name component)")
     layers: Layers = Field(description="decoder-layer indices; negative counts from the end; null = every layer")
     side: Side = Field(description="input: y = W (M x); output: y = M (W x)")
-    parametrization: Literal["free", "skew"] = Field(
+    parametrization: Literal["free", "skew"] = added_later(
+        "free",
         description="free: M_j unconstrained (d b parameters per site); skew: M_j = I - 2 S_j, S_j skew-symmetric "
-        "(CUA's d (b - 1) / 2, Cayley's first order, not orthogonal)"
+        "(CUA's d (b - 1) / 2, Cayley's first order, not orthogonal)",
     )
 
 
@@ -551,7 +570,7 @@ class QFFNAdapter(Option):
         description="layers D of the StronglyEntanglingLayers ansatz on n = ceil(log2 d) qubits (paper: 4-8)"
     )
     quantum_heads: bool = Field(description="quantum attention heads on (true) or off")
-    quantum_ffn: bool = Field(
+    quantum_ffn: bool = added_later(
         True,
         description="replace the selected layers' FFNs by quantum FFNs (true) or keep them (false: the heads alone); "
         "absent = true",
@@ -651,8 +670,8 @@ class OFTAdapter(Option):
         description="peft's approximate Cayley-Neumann series; false = the exact Cayley transform"
     )
     modules: Modules = Field(description="peft target_modules (suffix match); default: the model's adapter_targets")
-    layers: Layers = Field(
-        description="decoder-layer indices (negative from the end), peft's layers_to_transform; null = every layer"
+    layers: Layers = added_later(
+        None, "decoder-layer indices (negative from the end), peft's layers_to_transform; null = every layer"
     )
 
 
@@ -685,16 +704,20 @@ class NoAdapter(Option):
 
 
 class SimulatorDevice(Option):
-    """The keys every simulator device takes (``exact`` and the PennyLane devices)."""
+    """The keys every simulator device takes (``exact`` and the PennyLane devices); absent (a device config written
+    before them), each reads as its default: exact probabilities, seed 0, every token, the scored positions."""
 
-    shots: PosInt | None = Field(description="measurements per circuit; null = exact probabilities")
-    seed: Seed = Field(description="seed of the shot sampling")
+    shots: PosInt | None = Field(None, description="measurements per circuit; null = exact probabilities")
+    seed: Seed = Field(0, description="seed of the shot sampling")
     max_tokens: PosInt | None = Field(
-        description="device evaluations stop after the first N tokens of the test split (tokens); null = the whole task"
+        None,
+        description="device evaluations stop after the first N tokens of the test split (tokens); null = the whole "
+        "task",
     )
     positions: Literal["scored", "all"] = Field(
+        "scored",
         description="scored: the adapter sites run on this device only at positions whose prediction is scored "
-        "(others exact); all: at every position"
+        "(others exact); all: at every position",
     )
 
 
@@ -773,11 +796,11 @@ class IBMKeys(Option):
         description="directory keeping finished jobs' counts for reuse when the same evaluation runs again (path; "
         "ibm_fake: engine=aer only); null = not kept"
     )
-    mitigation: Mitigation = Field(description=MITIGATION_TEXT)
-    dynamical_decoupling: DDSequence = Field(
-        description=DD_TEXT + " (ibm_fake refuses it: the simulators do not apply it)"
+    mitigation: Mitigation = added_later("none", MITIGATION_TEXT)
+    dynamical_decoupling: DDSequence = added_later(
+        None, DD_TEXT + " (ibm_fake refuses it: the simulators do not apply it)"
     )
-    twirling: Twirling = Field(description=TWIRLING_TEXT + " (ibm_fake refuses it: the simulators do not apply it)")
+    twirling: Twirling = added_later("none", TWIRLING_TEXT + " (ibm_fake refuses it: the simulators do not apply it)")
 
 
 class IBMFakeDevice(IBMKeys):
@@ -869,7 +892,7 @@ class WikitextPPLTask(Option):
     )
     max_length: Annotated[int, Field(ge=2)] = Field(description="window length (tokens)")
     stride: PosInt = Field(description="sliding mode: window advance (tokens, at most max_length)")
-    score_first: bool = Field(
+    score_first: bool = added_later(
         False,
         description="sliding mode: score every token of the text, a window's first token with the previous token (the "
         "text's first with BOS, else EOS) as context, so word perplexity and bits per byte cover the scored"
@@ -880,7 +903,7 @@ class WikitextPPLTask(Option):
     max_tokens: PosInt | None = Field(
         description="evaluate only the first N tokens of the stream (tokens); null = the whole split"
     )
-    detokenize: bool = Field(
+    detokenize: bool = added_later(
         False,
         description="documents mode: score lm-evaluation-harness's wikitext_detokenizer(page) (its wikitext task), "
         "words and bytes still counted on the page; absent = false (the raw page)",
@@ -964,12 +987,12 @@ class DefaultTrain(Option):
         description="what trains: adapter = the adapter's parameters, the base frozen; all = the whole model, base "
         "weights included (the QFFN paper's fine-tuning, train=paper); absent = adapter",
     )
-    device: Text | None = Field(
+    device: Text | None = added_later(
         None,
         description="the device the adapter trains on when `device` passes no gradients (then the trained adapter is "
         "evaluated on `device`): a device option that passes gradients (exact); null = exact",
     )
-    noise: Text | None = Field(
+    noise: Text | None = added_later(
         None,
         description="noise-aware training (CUA): a qiskit-ibm-runtime fake backend (FakeFez) whose noise the adapter "
         "trains through (a differentiable depolarising-plus-readout model fitted to the fused engine); null"
@@ -1134,21 +1157,63 @@ def declared(group: str) -> list[str]:
     return sorted({name for cls in SCHEMAS.get(group, {}).values() for name in cls.model_fields})
 
 
-def option(cfg: Any, group: str, cls: type[Option] | None = None) -> Option:
-    """The validated option of ``cfg[group]`` (its class from its ``name``, or ``cls``): the fields a YAML leaves out
-    read as their declared defaults (``option(cfg, "model").bos_in_windows``).
+def option_file(group: str, option: str) -> dict[str, Any]:
+    """The keys ``configs/<group>/<option>.yaml`` writes, those of the same-group files its ``defaults`` list first
+    (``train=paper`` on ``train=default``), interpolations unresolved."""
+    path = CONFIG_DIR / f"{option}.yaml" if group == "root" else CONFIG_DIR / group / f"{option}.yaml"
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raw.pop("hydra", None)
+    defaults = raw.pop("defaults", [])
+    out: dict[str, Any] = {}
+    for parent in [] if group == "root" else defaults:
+        if isinstance(parent, str) and parent != "_self_":
+            out = _merge(out, option_file(group, parent))
+    return _merge(out, raw)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read(block: Any, option: str | type[Option]) -> Any:
+    """A block of keys (``cfg.adapter``, a run's saved adapter config) as its validated option: typed attributes,
+    the keys a YAML (or a run recorded before the key existed) leaves out read as their declared defaults.
+    ``option``: the group (the class comes from the block's ``name``) or the class (``train``, which has no name).
 
     Raises:
-        ConfigError: the block does not validate (a config that did not come from ``compose``).
+        ConfigError: the block does not validate (the key, the value, what the key accepts).
     """
-    block = cfg[group]
-    if cls is None:
-        cls = SCHEMAS[group][block["name"]]
     plain = OmegaConf.to_container(block, resolve=True) if isinstance(block, DictConfig) else dict(block)
+    if isinstance(option, str):
+        group, cls = option, SCHEMAS[option].get(str(plain.get("name")))
+        if cls is None:
+            raise ConfigError(f"{group}.name={show(plain.get('name'))}: expected one of {', '.join(SCHEMAS[group])}")
+    else:
+        group, cls = next((g for g, opts in SCHEMAS.items() if option in opts.values()), "root"), option
     try:
         return cls.model_validate(plain)
     except ValidationError as err:
         raise ConfigError("; ".join(_problems(err, plain, cls, f"{group}.", group))) from None
+
+
+def value(block: Any, option: str | type[Option], key: str) -> Any:
+    """``block[key]``, or the default the option declares for ``key`` where the block leaves it out (a YAML that leaves
+    the key out, a run recorded before the key existed): the one place such a default is written. ``option``: the
+    group (the class from the block's ``name``) or the class.
+
+    Raises:
+        ConfigError: the key is absent and the option declares no default for it.
+    """
+    if key in block:
+        return block[key]
+    cls = SCHEMAS[option][str(block["name"])] if isinstance(option, str) else option
+    fl = cls.model_fields[key]
+    if fl.is_required():
+        raise ConfigError(f"{key} is missing: expected {field_accepts(cls, key)}")
+    return fl.default
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -1266,7 +1331,9 @@ __all__ = [
     "check_block",
     "declared",
     "field_accepts",
-    "option",
+    "option_file",
+    "read",
+    "value",
     "schema_keys",
     "show",
     "validate",

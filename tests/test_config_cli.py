@@ -121,7 +121,7 @@ def test_cli_export_bad_arguments_exit_2_with_what_it_accepts(tmp_path):
 )
 def test_documented_options_are_settable_and_their_default_keeps_old_hashes(given, plain):
     """Options docs/configs.md documents as "absent (default)" are in the YAML now, so `key=value` sets them; at their
-    default they leave the config hash of the runs recorded before them unchanged (qadapt.config.HASH_OLD_DEFAULTS)."""
+    default they leave the config hash of the runs recorded before them unchanged (schema.added_later)."""
     assert config_hash(compose(given)) == config_hash(compose(plain))
     flipped = [o.replace("=false", "=true") if "=false" in o else o.replace("=true", "=false") for o in given]
     assert config_hash(compose(flipped)) != config_hash(compose(plain))

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers.options import adapter
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -15,7 +16,7 @@ from qadapt.resources import count_params
 
 def _layer(side="input", q=2, in_f=16, out_f=8):
     torch.manual_seed(0)
-    return CUALinear(nn.Linear(in_f, out_f), CUAConfig(q, ("lin",), None, side), ExactDevice())
+    return CUALinear(nn.Linear(in_f, out_f), CUAConfig(q, ("lin",), None, side, "identity", 0.3, 0), ExactDevice())
 
 
 @pytest.mark.parametrize("side", ["input", "output"])
@@ -50,13 +51,12 @@ def test_norm_is_preserved_per_slice():
 
 def test_width_not_divisible_is_a_clear_error():
     with pytest.raises(ConfigError, match="not divisible by block size"):
-        CUALinear(nn.Linear(6, 4), CUAConfig(2, ("lin",), None, "input"), ExactDevice())
+        CUALinear(nn.Linear(6, 4), CUAConfig(2, ("lin",), None, "input", "identity", 0.3, 0), ExactDevice())
 
 
 def test_bad_side_is_rejected():
     with pytest.raises(ConfigError, match="valid choices: input, output"):
-        cfg = {"qubits_per_block": 2, "modules": ["v_proj"], "layers": None, "side": "left"}
-        CUAConfig.from_cfg(OmegaConf.create(cfg))
+        CUAConfig.from_cfg(adapter("cua", side="left"))
 
 
 def test_param_count_formula():

@@ -10,6 +10,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from helpers.options import adapter
 from omegaconf import OmegaConf
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -189,7 +190,7 @@ def test_fraction_layer_selection():
     with pytest.raises(ConfigError, match="valid choices: quarter, half, full"):
         qffn.select_layers("most", 30)
     with pytest.raises(ConfigError, match="valid choices: spread, last, random"):
-        qffn.QFFNConfig.from_cfg(OmegaConf.create({"fraction": "half", "layer_pattern": "odd"}))
+        qffn.QFFNConfig.from_cfg(adapter("qffn", fraction="half", layer_pattern="odd"))
 
 
 def test_parameter_counts_per_fraction_on_smollm2_architecture():
@@ -226,7 +227,7 @@ def test_quantum_heads_in_a_real_transformers_attention(block, monkeypatch):
     ids = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(0))
     reference = model(ids).logits
     adapted = copy.deepcopy(model)
-    adapters.apply(adapted, OmegaConf.create({"name": "qffn", "fraction": "half"}), _device("exact"))
+    adapters.apply(adapted, adapter("qffn", fraction="half"), _device("exact"))
     heads = [m for _, m in adapter_modules(adapted) if isinstance(m, qffn.QuantumHeads)]
     assert len(heads) == 4 and all(h.n_heads == 2 for h in heads)
     for h in heads:
@@ -287,7 +288,7 @@ def test_quantum_heads_evaluation_path_equals_training_path(tau):
 def test_replacement_adapters_train_and_run_on_pennylane():
     model = _tiny_llama()
     ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(1))
-    adapters.apply(model, OmegaConf.create({"name": "qffn", "fraction": "full", "depth": 2}), _device("exact"))
+    adapters.apply(model, adapter("qffn", fraction="full", depth=2), _device("exact"))
     out = model(input_ids=ids, labels=ids)
     out.loss.backward()
     grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
@@ -310,7 +311,7 @@ def test_qffn_on_a_device_that_cannot_run_it_fails_clearly():
     model = _tiny_llama(2)
     fake = devices.get(compose(["device=ibm_fake"]).device)
     with pytest.raises(ConfigError, match="cannot run QFFN circuits.*valid choices: .*default_qubit.*exact"):
-        adapters.apply(model, OmegaConf.create({"name": "qffn"}), fake)
+        adapters.apply(model, adapter("qffn"), fake)
 
 
 def test_wide_register_shot_sampling():
@@ -372,19 +373,19 @@ def test_components_isolate_heads_only_and_ffns_only():
     alone; both off is refused (nothing would be quantum)."""
     from qadapt.adapters.qffn import QuantumFFN, QuantumHeads
 
-    half = {"name": "qffn", "fraction": "half", "depth": 2, "head_depth": 2}
+    half = {"fraction": "half", "depth": 2, "head_depth": 2}
     heads_only = _tiny_llama()
-    sites = adapters.apply(heads_only, OmegaConf.create({**half, "quantum_ffn": False}), _device("exact"))
+    sites = adapters.apply(heads_only, adapter("qffn", **half, quantum_ffn=False), _device("exact"))
     assert sites and all("qadapt_heads" in s for s in sites)
     assert not any(isinstance(m, QuantumFFN) for m in heads_only.modules())
     assert sum(isinstance(m, QuantumHeads) for m in heads_only.modules()) == 4  # every layer of 4
     ffn_only = _tiny_llama()
-    sites = adapters.apply(ffn_only, OmegaConf.create({**half, "quantum_heads": False}), _device("exact"))
+    sites = adapters.apply(ffn_only, adapter("qffn", **half, quantum_heads=False), _device("exact"))
     assert len(sites) == 2 and all(s.endswith(".mlp") for s in sites)  # half of 4 layers
     assert sum(isinstance(m, QuantumFFN) for m in ffn_only.modules()) == 2
     assert not any(isinstance(m, QuantumHeads) for m in ffn_only.modules())
     with pytest.raises(ConfigError, match="nothing quantum"):
-        adapters.apply(_tiny_llama(), OmegaConf.create({**half, "quantum_ffn": False, "quantum_heads": False}), None)
+        adapters.apply(_tiny_llama(), adapter("qffn", **half, quantum_ffn=False, quantum_heads=False), None)
 
 
 def test_quantum_heads_distilled_to_the_classical_attention_pattern():
@@ -396,8 +397,8 @@ def test_quantum_heads_distilled_to_the_classical_attention_pattern():
 
     teacher = _tiny_llama(2)
     student = copy.deepcopy(teacher)
-    half = {"name": "qffn", "fraction": "half", "depth": 2, "head_depth": 2, "quantum_ffn": False}
-    adapters.apply(student, OmegaConf.create(half), _device("exact"))
+    half = adapter("qffn", fraction="half", depth=2, head_depth=2, quantum_ffn=False)
+    adapters.apply(student, half, _device("exact"))
     implementation = teacher.config._attn_implementation
     chunks = torch.randint(0, 128, (8, 16), generator=torch.Generator().manual_seed(3))
     cfg = OmegaConf.create(
@@ -420,7 +421,7 @@ def test_pruned_ffn_keeps_the_largest_neurons_and_matches_qffn_parameters():
     whole = PrunedFFN(mlp, torch.arange(96))
     assert torch.allclose(whole(x), mlp(x), atol=1e-6)
     score = neuron_importance(mlp)
-    sites = adapters.apply(model, OmegaConf.create({"name": "ffn_pruned", "neurons": 10}), _device("exact"))
+    sites = adapters.apply(model, adapter("ffn_pruned", neurons=10), _device("exact"))
     assert sites == ["layers.0.mlp", "layers.1.mlp"]
     kept = model.model.layers[0].mlp
     assert kept.neurons == 10 and kept.gate_proj.weight.shape == (10, 48) and kept.down_proj.weight.shape == (48, 10)
@@ -428,12 +429,12 @@ def test_pruned_ffn_keeps_the_largest_neurons_and_matches_qffn_parameters():
     assert torch.equal(kept.gate_proj.weight, mlp.gate_proj.weight[top])
     assert torch.equal(kept.down_proj.weight, mlp.down_proj.weight[:, top])
     with pytest.raises(ConfigError, match="neurons"):
-        adapters.apply(_tiny_llama(2), OmegaConf.create({"name": "ffn_pruned", "neurons": 97}), _device("exact"))
+        adapters.apply(_tiny_llama(2), adapter("ffn_pruned", neurons=97), _device("exact"))
 
     smol = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9)
     for fraction in ("quarter", "half", "full"):
-        k = matched_neurons(OmegaConf.create({"name": "ffn_pruned", "fraction": fraction}), smol)
-        q = qffn.param_summary(OmegaConf.create({"fraction": fraction}), 30, 576, 9, 64)
+        k = matched_neurons(adapter("ffn_pruned", fraction=fraction), smol)
+        q = qffn.param_summary(adapter("qffn", fraction=fraction), 30, 576, 9, 64)
         target = 30 * 3 * 576 * 1536 - len(q["layers"]) * 3 * 576 * 1536 + q["added_params"]
         assert abs(30 * 3 * 576 * k - target) <= 30 * 3 * 576 / 2, fraction
-    assert matched_neurons(OmegaConf.create({"name": "ffn_pruned", "fraction": "half"}), smol) in (768, 769)
+    assert matched_neurons(adapter("ffn_pruned", fraction="half"), smol) in (768, 769)

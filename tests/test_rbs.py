@@ -17,6 +17,7 @@ from qadapt.quantum.compound import RBSCircuit, compound, num_rbs_gates, rbs_gat
 
 def _cfg(**kw):
     base = dict(
+        name="rbs",
         n=4,
         orders=[1, 2],
         block_size=None,

@@ -23,34 +23,27 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .. import schema
 from ..errors import ConfigError
 from ..models.layers import find_targets
 from ..quantum import num_skew_params, skew_symmetric
 from .base import AdapterLayer, fold_blocks
 
-SIDES = ("input", "output")
-PARAMETRIZATIONS = ("free", "skew")
-
 
 @dataclass(frozen=True)
 class BlockDiagConfig:
-    block_size: int = 4
-    modules: tuple[str, ...] = ("v_proj",)
-    layers: tuple[int, ...] | None = None
-    side: str = "input"
-    parametrization: str = "free"
+    block_size: int
+    modules: tuple[str, ...]
+    layers: tuple[int, ...] | None
+    side: str
+    parametrization: str
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> BlockDiagConfig:
-        side, par = str(cfg.get("side", "input")), str(cfg.get("parametrization", "free"))
-        for key, value, valid in (("side", side, SIDES), ("parametrization", par, PARAMETRIZATIONS)):
-            if value not in valid:
-                raise ConfigError(f"unknown adapter.{key} '{value}'; valid choices: {', '.join(valid)}")
-        b = int(cfg.block_size)
-        if b < 1:
-            raise ConfigError(f"adapter.block_size must be >= 1, got {b}")
-        layers = cfg.get("layers")
-        return cls(b, tuple(cfg.modules), None if layers is None else tuple(int(i) for i in layers), side, par)
+        """Raises: ConfigError for a value the option does not accept (:class:`qadapt.schema.BlockDiagAdapter`)."""
+        o = schema.read(cfg, schema.BlockDiagAdapter)
+        layers = None if o.layers is None else tuple(o.layers)
+        return cls(o.block_size, tuple(o.modules), layers, o.side, o.parametrization)
 
 
 class BlockDiagLinear(AdapterLayer):

@@ -27,6 +27,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .. import schema
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import find_targets
@@ -34,41 +35,26 @@ from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, random_cayle
 from ..quantum.readout import read_out_blocks
 from .base import AdapterLayer, fold_blocks
 
-SIDES = ("input", "output")
-INITS = ("identity", "random")
-
 
 @dataclass(frozen=True)
 class CUAConfig:
-    qubits_per_block: int = 2
-    modules: tuple[str, ...] = ("v_proj",)
-    layers: tuple[int, ...] | None = None
-    side: str = "input"
-    init: str = "identity"
-    init_scale: float = 0.3
-    init_seed: int = 0
+    """The ``adapter=cua`` keys as the layer uses them (their types, bounds, defaults and meaning:
+    :class:`qadapt.schema.CUAAdapter`)."""
+
+    qubits_per_block: int
+    modules: tuple[str, ...]
+    layers: tuple[int, ...] | None
+    side: str
+    init: str
+    init_scale: float
+    init_seed: int
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> CUAConfig:
-        side = str(cfg.get("side", "input"))
-        if side not in SIDES:
-            raise ConfigError(f"unknown adapter.side '{side}'; valid choices: {', '.join(SIDES)}")
-        q = int(cfg.qubits_per_block)
-        if q < 1:
-            raise ConfigError(f"adapter.qubits_per_block must be >= 1, got {q}")
-        init = str(cfg.get("init", "identity"))
-        if init not in INITS:
-            raise ConfigError(f"unknown adapter.init '{init}'; valid choices: {', '.join(INITS)}")
-        layers = cfg.get("layers")
-        return cls(
-            q,
-            tuple(cfg.modules),
-            None if layers is None else tuple(int(i) for i in layers),
-            side,
-            init,
-            float(cfg.get("init_scale", 0.3)),
-            int(cfg.get("init_seed", 0)),
-        )
+        """Raises: ConfigError for a value the option does not accept (the key and what it accepts)."""
+        o = schema.read(cfg, schema.CUAAdapter)
+        layers = None if o.layers is None else tuple(o.layers)
+        return cls(o.qubits_per_block, tuple(o.modules), layers, o.side, o.init, float(o.init_scale), o.init_seed)
 
     @property
     def block_size(self) -> int:

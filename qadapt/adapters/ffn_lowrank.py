@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
+from .. import schema
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
@@ -68,7 +69,7 @@ class LowRankFFN(AdapterLayer):
 
 def resolve_rank(cfg: DictConfig, model_config) -> int:
     """``cfg.rank`` as an int (``auto`` resolved against the architecture). Raises: ConfigError for a bad rank."""
-    rank = cfg.get("rank", "auto")
+    rank = schema.read(cfg, schema.FFNLowRankAdapter).rank
     if str(rank) == "auto":
         head_dim = (
             getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads

@@ -22,11 +22,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .. import schema
 from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
 from .base import AdapterLayer
-from .replacement import FRACTIONS, param_summary
+from .replacement import param_summary
 
 
 class PrunedFFN(AdapterLayer):
@@ -83,11 +84,8 @@ def matched_neurons(cfg: DictConfig, model_config) -> int:
     """
     d, n_layers = int(model_config.hidden_size), int(model_config.num_hidden_layers)
     inter = int(model_config.intermediate_size)
-    neurons = cfg.get("neurons", "auto")
+    neurons = schema.read(cfg, schema.FFNPrunedAdapter).neurons
     if str(neurons) == "auto":
-        fraction = str(cfg.get("fraction", "half"))
-        if fraction not in FRACTIONS:
-            raise ConfigError(f"unknown adapter.fraction '{fraction}'; valid choices: {', '.join(FRACTIONS)}")
         heads = int(model_config.num_attention_heads)
         head_dim = getattr(model_config, "head_dim", None) or d // heads
         qffn = param_summary(cfg, n_layers, d, heads, head_dim)

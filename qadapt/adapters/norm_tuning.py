@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .. import schema
 from ..errors import ConfigError
 from ..models.layers import find_targets
 from .base import AdapterLayer
@@ -27,14 +28,15 @@ from .base import AdapterLayer
 
 @dataclass(frozen=True)
 class NormTuningConfig:
-    modules: tuple[str, ...] = ("input_layernorm",)
-    layers: tuple[int, ...] | None = None
-    bias: bool = False
+    modules: tuple[str, ...]
+    layers: tuple[int, ...] | None
+    bias: bool
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> NormTuningConfig:
-        layers = cfg.get("layers")
-        return cls(tuple(cfg.modules), None if layers is None else tuple(int(i) for i in layers), bool(cfg.bias))
+        """Raises: ConfigError for a value the option does not accept (:class:`qadapt.schema.NormTuningAdapter`)."""
+        o = schema.read(cfg, schema.NormTuningAdapter)
+        return cls(tuple(o.modules), None if o.layers is None else tuple(o.layers), o.bias)
 
 
 def _width(norm: nn.Module, name: str) -> int:

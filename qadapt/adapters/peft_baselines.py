@@ -90,7 +90,7 @@ def _lora_config(model: nn.Module, cfg: DictConfig):
     return LoraConfig(
         r=int(cfg.r),
         lora_alpha=float(cfg.alpha),
-        lora_dropout=float(cfg.get("dropout", 0.0)),
+        lora_dropout=float(cfg.dropout),
         target_modules=list(cfg.modules),
         layers_to_transform=layers,
     )
@@ -113,7 +113,7 @@ def _oft_config(model: nn.Module, cfg: DictConfig):
         r=0,
         oft_block_size=int(cfg.block_size),
         target_modules=list(cfg.modules),
-        use_cayley_neumann=bool(cfg.get("cayley_neumann", False)),
+        use_cayley_neumann=bool(cfg.cayley_neumann),
         layers_to_transform=_layers(model, cfg),
     )
 

@@ -38,59 +38,41 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.nn import functional as F
 
+from .. import schema
 from ..errors import ConfigError
 from ..log import log
 from ..quantum import cayley, num_skew_params, skew_symmetric
-from ..quantum.compound import LAYOUTS, RBSCircuit, compound, compound_dim, num_rbs_gates
+from ..quantum.compound import RBSCircuit, compound, compound_dim, num_rbs_gates
 from .base import AdapterLayer
-
-PARAMETRIZATIONS = ("cayley", "rbs", "free", "skew")
-SIDES = ("input", "output")
 
 
 @dataclass(frozen=True)
 class RBSConfig:
-    n: int = 8
-    orders: tuple[int, ...] = (1, 2)
-    block_size: int | None = None
-    parametrization: str = "cayley"
-    layout: str = "pyramid"
-    block_share: bool = False
-    modules: tuple[str, ...] = ("query", "value")
-    side: str = "input"
+    n: int
+    orders: tuple[int, ...]
+    block_size: int | None
+    parametrization: str
+    layout: str
+    block_share: bool
+    modules: tuple[str, ...]
+    side: str
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> RBSConfig:
-        n = int(cfg.n)
-        orders = tuple(sorted({int(k) for k in cfg.orders}))
-        if n < 2:
-            raise ConfigError(f"adapter.n (modes of the base matrix A) must be >= 2, got {n}")
-        if not orders or orders[0] < 1 or orders[-1] > n:
-            raise ConfigError(f"adapter.orders must be compound orders in [1, {n}], got {list(cfg.orders)}")
-        par, layout = str(cfg.get("parametrization", "cayley")), str(cfg.get("layout", "pyramid"))
-        side = str(cfg.get("side", "input"))
-        choices = (("parametrization", par, PARAMETRIZATIONS), ("layout", layout, LAYOUTS), ("side", side, SIDES))
-        for key, value, valid in choices:
-            if value not in valid:
-                raise ConfigError(f"unknown adapter.{key} '{value}'; valid choices: {', '.join(valid)}")
-        if par == "rbs" and layout == "butterfly" and n & (n - 1):
+        """Raises: ConfigError for a value the option does not accept (:class:`qadapt.schema.RBSAdapter`), an order
+        above n, a butterfly layout with n not a power of two, or a block smaller than the compounds."""
+        o = schema.read(cfg, schema.RBSAdapter)
+        n, orders = o.n, tuple(sorted(set(o.orders)))
+        if orders[-1] > n:
+            raise ConfigError(f"adapter.orders must be compound orders in [1, {n}], got {list(o.orders)}")
+        if o.parametrization == "rbs" and o.layout == "butterfly" and n & (n - 1):
             raise ConfigError(f"adapter.layout=butterfly needs adapter.n a power of two, got {n}")
-        size = cfg.get("block_size")
         natural = compound_dim(n, orders)
-        if size is not None and int(size) < natural:
+        if o.block_size is not None and o.block_size < natural:
             raise ConfigError(
-                f"adapter.block_size={size} is smaller than the compounds' size sum_k C({n}, k) = {natural}"
+                f"adapter.block_size={o.block_size} is smaller than the compounds' size sum_k C({n}, k) = {natural}"
             )
-        return cls(
-            n,
-            orders,
-            None if size is None else int(size),
-            par,
-            layout,
-            bool(cfg.get("block_share", False)),
-            tuple(cfg.modules),
-            side,
-        )
+        return cls(n, orders, o.block_size, o.parametrization, o.layout, o.block_share, tuple(o.modules), o.side)
 
     @property
     def size(self) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
+from .. import schema
 from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit, qubits_for
 
@@ -43,30 +44,29 @@ class ReplacementConfig:
         layer_seed: seed of the ``random`` pattern.
     """
 
-    fraction: str = "half"
-    depth: int = 4
-    head_depth: int = 4
-    quantum_heads: bool = True
-    layer_pattern: str = "spread"
-    layer_seed: int = 0
+    fraction: str
+    depth: int
+    head_depth: int
+    quantum_heads: bool
+    layer_pattern: str
+    layer_seed: int
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ReplacementConfig:
-        """Read the keys above from an ``adapter`` config (missing keys take the defaults).
+        """Read the keys above from an ``adapter`` config (``adapter=qffn``, ``ffn_lowrank`` or ``ffn_pruned``); a key
+        the option does not declare (the QFFN shape, for the classical controls) is ``adapter=qffn``'s own
+        (configs/adapter/qffn.yaml): their budget is QFFN's with the same fraction.
 
-        Raises: ConfigError for an unknown fraction or pattern (lists the choices) or a depth < 1.
+        Raises: ConfigError for a value the option does not accept (the key and what it accepts).
         """
-        fraction, pattern = str(cfg.get("fraction", "half")), str(cfg.get("layer_pattern", "spread"))
-        if fraction not in FRACTIONS:
-            raise ConfigError(f"unknown adapter.fraction '{fraction}'; valid choices: {', '.join(FRACTIONS)}")
-        if pattern not in PATTERNS:
-            raise ConfigError(f"unknown adapter.layer_pattern '{pattern}'; valid choices: {', '.join(PATTERNS)}")
-        depth, head_depth = int(cfg.get("depth", 4)), int(cfg.get("head_depth", 4))
-        if depth < 1 or head_depth < 1:
-            raise ConfigError(f"adapter.depth and adapter.head_depth must be >= 1, got {depth}, {head_depth}")
-        return cls(
-            fraction, depth, head_depth, bool(cfg.get("quantum_heads", True)), pattern, int(cfg.get("layer_seed", 0))
+        own = schema.read(cfg, "adapter")
+        qffn = (
+            own
+            if isinstance(own, schema.QFFNAdapter)
+            else schema.read(schema.option_file("adapter", "qffn"), "adapter")
         )
+        keys = ("fraction", "depth", "head_depth", "quantum_heads", "layer_pattern", "layer_seed")
+        return cls(*(getattr(own if key in type(own).model_fields else qffn, key) for key in keys))
 
     def layers(self, n_layers: int) -> list[int]:
         """:func:`select_layers` for this config."""

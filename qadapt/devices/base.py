@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 import torch
 from omegaconf import DictConfig
 
+from .. import schema
 from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
@@ -64,7 +65,7 @@ class Device(ABC):
         self.shots = None if shots is None else int(shots)
         self.seed = 0 if cfg is None or cfg.get("seed") is None else int(cfg.seed)
         self.circuits_run = 0
-        self.positions = "scored" if cfg is None else str(cfg.get("positions", "scored"))
+        self.positions = "scored" if cfg is None else str(schema.value(cfg, schema.SimulatorDevice, "positions"))
         if self.positions not in self.POSITIONS:
             raise ConfigError(
                 f"unknown device.positions '{self.positions}'; valid choices: {', '.join(self.POSITIONS)}"

@@ -46,16 +46,11 @@ class QiskitSamplerDevice(Device):
         super().__init__(cfg)
         if self.shots is None:
             raise ConfigError(f"device={cfg.name} samples: set device.shots (the paper used 8192)")
-        self.optimization_level = int(cfg.get("optimization_level", 2))
+        self.optimization_level = int(cfg.optimization_level)
         self._compiled: dict[str, list] = {}
-        self.max_circuits_per_job = int(cfg.get("max_circuits_per_job") or 100_000)
-        self.jobs = JobRunner(
-            cfg.get("max_jobs_in_flight", 3),
-            cfg.get("retries", 3),
-            cfg.get("retry_wait_s", 5.0),
-            cfg.get("journal_dir"),
-        )
-        self.mitigation = str(cfg.get("mitigation") or "none")
+        self.max_circuits_per_job = int(cfg.max_circuits_per_job)
+        self.jobs = JobRunner(cfg.max_jobs_in_flight, cfg.retries, cfg.retry_wait_s, cfg.journal_dir)
+        self.mitigation = str(cfg.mitigation)
         self.calibration: ReadoutCalibration | None = None
         self.calibration_circuits = self.calibration_shots = 0
         self._inverse: dict[str, torch.Tensor] = {}
@@ -168,11 +163,11 @@ class IBMFakeDevice(QiskitSamplerDevice):
 
         check(cfg, hardware=False)
 
-        self.engine = str(cfg.get("engine", "fused"))
+        self.engine = str(cfg.engine)
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown device.engine '{self.engine}'; valid choices: {', '.join(ENGINES)}")
         self.backend = fake_backend(str(cfg.backend))
-        self.noise = bool(cfg.get("noise", True))
+        self.noise = bool(cfg.noise)
         self._noise_model = noise_model(str(cfg.backend)) if self.noise else None
         self._fused: dict[str, object] = {}
         self._generator = torch.Generator().manual_seed(self.seed)

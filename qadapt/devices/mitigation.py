@@ -22,31 +22,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import schema
 from ..errors import ConfigError
-
-MITIGATIONS = ("none", "readout")
-DD_SEQUENCES = ("XX", "XpXm", "XY4")
-TWIRLING = ("none", "gates", "measure", "both")
 
 
 def check(cfg, hardware: bool) -> None:
-    """Validate ``device.mitigation`` / ``dynamical_decoupling`` / ``twirling`` for a sampling IBM device.
+    """Check ``device.mitigation`` / ``dynamical_decoupling`` / ``twirling`` of a sampling IBM device against what it
+    can do (their values: :class:`qadapt.schema.IBMKeys`).
 
     Raises:
-        ConfigError: an unknown value (lists the valid ones); readout mitigation without noise (nothing to correct);
-        dynamical decoupling or twirling on a simulator that ignores them (``hardware`` false).
+        ConfigError: a value the option does not accept; readout mitigation without noise (nothing to correct);
+            dynamical decoupling or twirling on a simulator that ignores them (``hardware`` false).
     """
-    mitigation = str(cfg.get("mitigation") or "none")
-    if mitigation not in MITIGATIONS:
-        raise ConfigError(f"unknown device.mitigation '{mitigation}'; valid choices: {', '.join(MITIGATIONS)}")
-    if mitigation == "readout" and not cfg.get("noise", True):
+    o = schema.read(cfg, "device")
+    if o.mitigation == "readout" and isinstance(o, schema.IBMFakeDevice) and not o.noise:
         raise ConfigError("device.mitigation=readout corrects readout noise; with device.noise=false there is none")
-    dd, twirling = cfg.get("dynamical_decoupling"), str(cfg.get("twirling") or "none")
-    if dd is not None and str(dd) not in DD_SEQUENCES:
-        raise ConfigError(f"unknown device.dynamical_decoupling '{dd}'; valid choices: null, {', '.join(DD_SEQUENCES)}")
-    if twirling not in TWIRLING:
-        raise ConfigError(f"unknown device.twirling '{twirling}'; valid choices: {', '.join(TWIRLING)}")
-    if not hardware and (dd is not None or twirling != "none"):
+    if not hardware and (o.dynamical_decoupling is not None or o.twirling != "none"):
         raise ConfigError(
             f"device={cfg.name}: neither Aer's SamplerV2 nor the fused engine applies dynamical decoupling or "
             "twirling (IBM Runtime does, on the QPU); set device.dynamical_decoupling=null device.twirling=none, "
@@ -58,10 +49,10 @@ def sampler_options(cfg) -> dict:
     """SamplerV2 options (qiskit-ibm-runtime ``SamplerOptions``) for ``device.dynamical_decoupling`` and
     ``device.twirling``: ``{"dynamical_decoupling": {...}, "twirling": {...}}``, only what is switched on."""
     options: dict = {}
-    dd = cfg.get("dynamical_decoupling")
-    if dd is not None:
-        options["dynamical_decoupling"] = {"enable": True, "sequence_type": str(dd)}
-    twirling = str(cfg.get("twirling") or "none")
+    o = schema.read(cfg, "device")
+    if o.dynamical_decoupling is not None:
+        options["dynamical_decoupling"] = {"enable": True, "sequence_type": o.dynamical_decoupling}
+    twirling = o.twirling
     if twirling != "none":
         options["twirling"] = {
             "enable_gates": twirling in ("gates", "both"),

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from .. import schema
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device
 
@@ -85,12 +86,10 @@ class NoiseSurrogateDevice(Device):
         self.backend = backend
         self.fit_blocks, self.fit_states = int(fit_blocks), int(fit_states)
         # the device whose noise is modelled: its compiler, noise model and fused engine
+        own = {"backend": backend, "shots": 1, "seed": seed, "optimization_level": optimization_level}
         self.reference = IBMFakeDevice(
-            OmegaConf.create(
-                {"name": "ibm_fake", "backend": backend, "shots": 1, "seed": seed,
-                 "optimization_level": optimization_level, "engine": "fused"}
-            )
-        )  # fmt: skip
+            OmegaConf.create(schema.option_file("device", "ibm_fake") | own | {"engine": "fused"})
+        )
         self.fits: dict[int, SurrogateFit] = {}
 
     @property

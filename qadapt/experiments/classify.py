@@ -65,7 +65,7 @@ PREDICTIONS_FILE = "predictions.csv"
 
 
 def _split(cfg: DictConfig) -> str:
-    split = str(cfg.task.get("split", "test"))
+    split = str(cfg.task.split)
     if split not in SPLITS:
         raise ConfigError(f"unknown task.split '{split}'; valid choices: {', '.join(SPLITS)}")
     return split
@@ -86,7 +86,7 @@ def _build(cfg: DictConfig):
     if cfg.task.name == "glue":
         spec = task_spec(name)
         train_ex = load_glue(name, "train", cfg.data_dir)
-        rows, valid_rows = glue_parts(len(train_ex.labels), cfg.task.max_train, int(cfg.task.get("valid_examples", 0)))
+        rows, valid_rows = glue_parts(len(train_ex.labels), cfg.task.max_train, int(cfg.task.valid_examples))
         torch.manual_seed(int(cfg.seed))
         model, tokenizer, source = load_text_classifier(cfg.model, spec.num_labels)
         max_length = int(cfg.task.max_length)

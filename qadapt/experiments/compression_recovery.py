@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .. import adapters, devices, models, runs
+from .. import adapters, devices, models, runs, schema
 from ..adapters.base import count_trainable, freeze
 from ..atomic import replacing
 from ..data import multiple_choice as mc_data
@@ -46,7 +46,7 @@ def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
         )
         ppl = result.metrics()
         log(f"{label} perplexity {ppl['perplexity']:.4f}")
-        bos = bool(cfg.model.get("bos_in_windows", False))
+        bos = bool(schema.value(cfg.model, "model", "bos_in_windows"))
         if not cfg.task.get("mc"):
             return ppl, {}, pd.DataFrame(), result
         metrics, frame = evaluate_suites(model, tokenizer, str(cfg.data_dir), cfg.task.mc, bos, label)

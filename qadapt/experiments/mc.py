@@ -9,7 +9,7 @@ import contextlib
 
 from omegaconf import DictConfig
 
-from .. import adapters, runs
+from .. import adapters, runs, schema
 from ..data import multiple_choice as mc_data
 from ..errors import ConfigError
 from ..eval.multiple_choice import evaluate_suites
@@ -37,7 +37,12 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo=None) -> dict:
     label = f"{cfg.model.name} {adapters.describe(cfg.adapter) if built.trained is not None else 'base'}"
     with adapters.merged(model) if built.device.is_exact else contextlib.nullcontext():  # folded in on the exact device
         metrics, frame = evaluate_suites(
-            model, built.tokenizer, str(cfg.data_dir), cfg.task.mc, bool(cfg.model.get("bos_in_windows", False)), label
+            model,
+            built.tokenizer,
+            str(cfg.data_dir),
+            cfg.task.mc,
+            bool(schema.value(cfg.model, "model", "bos_in_windows")),
+            label,
         )
     runs.prepare(run)
     if run.main:

@@ -17,7 +17,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from .. import adapters, devices, models, runs
+from .. import adapters, devices, models, runs, schema
 from ..adapters.base import count_trainable
 from ..atomic import replacing
 from ..data.wikitext import load_eval_text, load_train_text
@@ -85,7 +85,7 @@ def learning_curve(cfg: DictConfig, model, tokenizer, pad: int):
     Raises:
         ConfigError: ``eval_every`` > 0 without a held-out slice (``train.valid_holdout`` = 0).
     """
-    every = int(cfg.train.get("eval_every", 0) or 0)
+    every = int(schema.value(cfg.train, schema.DefaultTrain, "eval_every"))
     if every <= 0:
         return None
     holdout, unk = holdout_args(cfg)
@@ -94,9 +94,16 @@ def learning_curve(cfg: DictConfig, model, tokenizer, pad: int):
             f"train.eval_every={every} needs a validation slice disjoint from the training text: set "
             "train.valid_holdout > 0 (e.g. 0.1)"
         )
-    task = OmegaConf.merge(cfg.task, {"mode": "sliding", "max_bytes": None, "max_tokens": cfg.train.get("eval_tokens")})
+    task = OmegaConf.merge(
+        cfg.task,
+        {
+            "mode": "sliding",
+            "max_bytes": None,
+            "max_tokens": schema.value(cfg.train, schema.DefaultTrain, "eval_tokens"),
+        },
+    )
     text = load_eval_text(cfg.data_dir, "valid_holdout", holdout, unk)
-    windows = build_eval_set(tokenizer, text.text, text.source, task, bool(cfg.model.get("bos_in_windows", False)))
+    windows = build_eval_set(tokenizer, text.text, text.source, task, bos_in_windows(cfg))
     size = int(cfg.task.batch_size)
     return lambda: perplexity.evaluate(model, windows, size, pad, description="validation").metrics()["perplexity"]
 
@@ -114,12 +121,17 @@ EXACT_DEVICE = {"name": "exact", "shots": None, "seed": 0, "positions": "all"}
 
 def holdout_args(cfg: DictConfig) -> tuple[float, str]:
     """(``train.valid_holdout``, ``train.unk``): how the held-out validation slice is cut (qadapt/data/wikitext.py)."""
-    return float(cfg.train.get("valid_holdout", 0.0)), str(cfg.train.get("unk", "drop"))
+    return float(cfg.train.valid_holdout), str(cfg.train.unk)
 
 
 def eval_set(cfg: DictConfig, tokenizer, text) -> EvalSet:
     """The task's evaluation windows of ``text`` (``task.mode``, ``max_length``, ``stride``, caps)."""
-    return build_eval_set(tokenizer, text.text, text.source, cfg.task, bool(cfg.model.get("bos_in_windows", False)))
+    return build_eval_set(tokenizer, text.text, text.source, cfg.task, bos_in_windows(cfg))
+
+
+def bos_in_windows(cfg: DictConfig) -> bool:
+    """``model.bos_in_windows`` (absent: the model's declared default)."""
+    return bool(schema.value(cfg.model, "model", "bos_in_windows"))
 
 
 def eval_cache(cfg: DictConfig, model, windows: EvalSet):
@@ -185,7 +197,9 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
         ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
     """
     run = runs.start(cfg, "train", overrides)
-    whole = str(cfg.train.get("trainable", "adapter")) == "all"  # the base weights train too (train=paper)
+    whole = (
+        schema.value(cfg.train, schema.DefaultTrain, "trainable") == "all"
+    )  # the base weights train too (train=paper)
     if not adapters.adapts(cfg.adapter) and not whole:
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
         raise ConfigError(
@@ -213,7 +227,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     total = sum(p.numel() for p in model.parameters())
     log(
         f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters "
-        f"({cfg.train.get('trainable', 'adapter')}), {total:,} in all (base {base_total:,})"
+        f"({schema.value(cfg.train, schema.DefaultTrain, 'trainable')}), {total:,} in all (base {base_total:,})"
     )
 
     pad = runs.pad_id(tokenizer)
@@ -226,10 +240,12 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     # the run directory is made only now that config, device, data and model are known to be good
     runs.prepare(run)
     distilled = {}
-    if replacing and int(cfg.train.get("distill_steps", 0)) > 0 and not run.resumed:
+    if replacing and int(cfg.train.distill_steps) > 0 and not run.resumed:
         replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
         distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed)) if replaced else {}
-        if cfg.train.get("distill_heads", False):  # the quantum heads from the attention patterns they replace
+        if schema.value(
+            cfg.train, schema.DefaultTrain, "distill_heads"
+        ):  # the quantum heads from the attention patterns they replace
             distilled.update(distill_heads(model, teacher, chunks, cfg.train, int(cfg.seed)))
     validate = learning_curve(cfg, model, tokenizer, pad)
     result = fit(
@@ -338,7 +354,7 @@ def noise_aware_device(cfg: DictConfig):
         )
     if cfg.train.get("device") not in (None, "exact"):
         raise ConfigError(f"train.noise={cfg.train.noise} trains on its noise model; leave train.device null")
-    level = int(cfg.device.get("optimization_level", 2))
+    level = int(cfg.device.get("optimization_level", 2))  # a device that compiles nothing (exact): the IBM default
     return NoiseSurrogateDevice(str(cfg.train.noise), optimization_level=level, seed=int(cfg.seed))
 
 
@@ -416,7 +432,7 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     adapters.apply(model, cfg.adapter, device)
     if trained is not None:
         trained.load_into(model)
-    elif adapters.adapts(cfg.adapter) and cfg.adapter.get("init", "identity") == "identity":
+    elif adapters.adapts(cfg.adapter) and schema.value(cfg.adapter, "adapter", "init") == "identity":
         log(
             f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
             "this measures the base model"

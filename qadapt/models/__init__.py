@@ -56,7 +56,7 @@ def _quiet_transformers() -> None:
 
 
 def _dtype(cfg: DictConfig) -> torch.dtype:
-    return DTYPES[str(cfg.get("dtype", "float32"))]
+    return DTYPES[str(cfg.get("dtype", "float32"))]  # the classification backbones declare none: float32
 
 
 def locate_gguf(package: str, filename: str | None) -> Path:

@@ -109,7 +109,7 @@ def load_text_classifier(cfg: DictConfig, num_labels: int) -> tuple[TextClassifi
         tokenizer = AutoTokenizer.from_pretrained(where)
         encoder = (
             AutoModel.from_pretrained(where, add_pooling_layer=False)
-            if cfg.get("drop_pooler", True)
+            if cfg.drop_pooler
             else AutoModel.from_pretrained(where)
         )
     except (OSError, ValueError) as err:

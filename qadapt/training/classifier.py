@@ -132,7 +132,7 @@ def fit(model: nn.Module, data: Encoded | Images, tcfg: DictConfig, seed: int, r
     rng = random.Random(seed)
     model.train()
     _freeze_norm_statistics(model)
-    buckets = int(tcfg.get("length_buckets", 0) or 0)
+    buckets = int(tcfg.length_buckets)
     lengths = [len(ids) for ids in data.ids] if buckets and isinstance(data, Encoded) else None
     t0, losses, pending = time.perf_counter(), [], []
     for step in progress(range(steps), description="training"):

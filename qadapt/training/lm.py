@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch import nn
 from transformers import get_scheduler
 
+from .. import schema
 from ..atomic import replacing
 from ..cache import ActivationCache
 from ..distributed import all_reduce_sum, average_gradients, ranks
@@ -218,7 +219,7 @@ def _atomic_save(obj, path: Path) -> None:
 def set_trainable(model: nn.Module, cfg: DictConfig) -> None:
     """``train.trainable=all``: the whole model trains (base weights included; the QFFN paper's fine-tuning, its
     Table 3 and Algorithm 2); ``adapter`` (default): only what the adapter's injection left trainable."""
-    if str(cfg.get("trainable", "adapter")) == "all":
+    if schema.value(cfg, schema.DefaultTrain, "trainable") == "all":
         model.requires_grad_(True)
 
 
@@ -270,7 +271,7 @@ def fit(
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=int(cfg.warmup_steps), num_training_steps=steps)
     ckpt_path = run_dir / CHECKPOINT
     start, losses, curve = 0, [], []
-    eval_every = int(cfg.get("eval_every", 0) or 0) if validate is not None else 0
+    eval_every = int(schema.value(cfg, schema.DefaultTrain, "eval_every")) if validate is not None else 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         own = dict(model.named_parameters())
@@ -286,7 +287,7 @@ def fit(
             ckpt_path.unlink()  # a fresh run must not be mixed with an old checkpoint
 
     device = input_device(model)
-    ce_weight, kl_weight = float(cfg.get("ce_weight", 1.0)), float(cfg.get("kl_weight", 0.0))
+    ce_weight, kl_weight = float(cfg.ce_weight), float(cfg.kl_weight)
     if teacher is None:
         kl_weight = 0.0
     kept = memo.activations if memo is not None else []
@@ -296,7 +297,7 @@ def fit(
     # whole-model training keeps freed large tensors on the heap, reused from step to step: 1.2x per step at +9 %
     # memory (results/bench_heap.md). Adapter training does not: the steps are mostly frozen forward passes, and
     # there the kept heap fragments to +1.4 GB of peak (4.8 against 3.4 GB on SmolLM2; qadapt/process.py)
-    whole_model = str(cfg.get("trainable", "adapter")) == "all"
+    whole_model = schema.value(cfg, schema.DefaultTrain, "trainable") == "all"
     saved, step = start, start  # the last checkpointed step, the step under way
     try:
         with (
@@ -411,13 +412,13 @@ def _activation_cache(
     Raises:
         ConfigError: ``cache_activations`` is not auto, true or false.
     """
-    mode = cfg.get("cache_activations", "auto")
+    mode = cfg.cache_activations
     if mode not in CACHE_MODES:
         raise ConfigError(f"train.cache_activations must be one of auto, true, false; got {mode!r}")
     layer = first_trainable_layer(model) if mode is not False else None
     if layer is None or len(order) == 0 or (mode == "auto" and len(torch.unique(order)) == len(order)):
         return None
-    max_gib = float(cfg.get("cache_max_gib", 2.0))
+    max_gib = float(cfg.cache_max_gib)
     if kept and kept[0].layer == layer and kept[0].fingerprint == prefix_fingerprint(model, chunks, layer):
         shared = kept[0].reuse(model, order, max_gib)
         if shared is not None:

@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ... import schema
 from ...devices.base import Device
 from ...errors import ConfigError
 from ...models.layers import decoder_layers
@@ -59,14 +60,11 @@ class QFFNConfig(ReplacementConfig):
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> QFFNConfig:
-        """Raises: ConfigError for an unknown fraction or pattern (lists the choices), a depth < 1, or neither
+        """Raises: ConfigError for a value the option does not accept (the key and what it accepts), or neither
         component on (quantum_ffn and quantum_heads both false)."""
+        own = schema.read(cfg, schema.QFFNAdapter)
         shared = ReplacementConfig.from_cfg(cfg)
-        config = cls(
-            **dataclasses.asdict(shared),
-            tau_init=float(cfg.get("tau_init", 10.0)),
-            quantum_ffn=bool(cfg.get("quantum_ffn", True)),
-        )
+        config = cls(**dataclasses.asdict(shared), tau_init=float(own.tau_init), quantum_ffn=own.quantum_ffn)
         if not (config.quantum_ffn or config.quantum_heads):
             raise ConfigError("adapter.quantum_ffn=false and adapter.quantum_heads=false leave nothing quantum")
         return config
