@@ -206,3 +206,19 @@ def test_experiments_ask_the_adapter_spec_not_its_name():
             r"adapter(?:\.name|\[\"name\"\]|\.get\(\"name\"[^)]*\))\s*(?:==|!=|in\b|not in\b)", path.read_text()
         )
         assert not found, f"{path.name}: {found}"
+
+
+def test_every_recorded_row_carries_the_hash_that_named_its_directory():
+    """results/runs.csv: a row's config_hash is the hash in its run directory's name (``<model>-<adapter>-<hash>``,
+    ``eval-<ppl|mc>-<hash>``), so a row identifies the config that made its directory. Rows recorded before the
+    column existed have none."""
+    import re
+
+    import pandas as pd
+
+    rows = pd.read_csv(ROOT / "results" / "runs.csv", usecols=["run_dir", "config_hash"], dtype=str)
+    named = rows.run_dir.str.extract(r"-([0-9a-f]{8})/?$", expand=False)
+    checked = rows[rows.config_hash.notna() & named.notna()]
+    wrong = checked[checked.config_hash != named[checked.index]]
+    assert len(checked) > 800 and wrong.empty, wrong.head().to_string()
+    assert re.fullmatch(r"[0-9a-f]{8}", checked.config_hash.iloc[-1])
