@@ -8,7 +8,8 @@ given input whatever the adapter does, so that stream is kept once and the layer
 - training (``train.cache_activations``, ``train.cache_max_gib``; qadapt/training/lm.py): a chunk's stream is
   computed on its first visit and read on the later ones.
 
-Results are identical to recomputing the prefix (tests/test_train_cache.py, tests/test_integration_smollm2.py).
+Results are identical to recomputing the prefix (tests/unit/test_train_cache.py,
+tests/integration/test_integration_smollm2.py).
 Storage: in memory, or one file per slot in a temporary directory (memory-mapped when read back), removed by
 :meth:`ActivationCache.close` or when the cache is garbage-collected. In memory the slots are views into blocks
 allocated when their size is known (``capacity``, :meth:`ActivationCache.reserve`), not one allocation per slot:

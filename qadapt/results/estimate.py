@@ -15,7 +15,7 @@ is estimated from the ANOVA mean squares with each component truncated at zero,
 ``f(R) +- t_{0.975, df} |f'(R)| sqrt(Var)``. The degrees of freedom are Satterthwaite's (1946, *Biometrics Bulletin*
 2(6), 110-114), except where the seed mean square is the larger one: there the seeds decide, df = S - 1 (the
 conservative choice, as Welch's test takes min(n1, n2) - 1; Satterthwaite's approximation is liberal when its
-dominant term has few degrees of freedom). tests/test_estimate.py simulates 3 and 5 seeds with the seed standard
+dominant term has few degrees of freedom). tests/unit/test_estimate.py simulates 3 and 5 seeds with the seed standard
 deviation from 0 to 3 times the unit-level one: coverage >= 0.93 and a false-positive rate <= 0.06 throughout, where
 the crossed percentile bootstrap this replaces covers below 0.9 at 3 seeds (asserted there).
 

@@ -1,5 +1,5 @@
 """Train CUA on a tiny Llama with qadapt's fit(); run alone or as every process of a torchrun launch.
-Process 0 writes the trained adapter and the losses to <out>/adapter.pt (tests/test_distributed.py)."""
+Process 0 writes the trained adapter and the losses to <out>/adapter.pt (tests/integration/test_distributed.py)."""
 
 import sys
 from pathlib import Path

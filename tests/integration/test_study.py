@@ -16,8 +16,6 @@ from qadapt.cli import app
 from qadapt.results import estimate as est
 from qadapt.results import load_rows
 
-pytestmark = pytest.mark.integration
-
 
 def spec(model_dir, **changes) -> dict:
     out = {

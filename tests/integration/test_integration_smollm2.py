@@ -20,7 +20,6 @@ from qadapt.models import load
 from qadapt.results import load_rows
 from qadapt.training.lm import chunk_tokens, fit
 
-pytestmark = pytest.mark.integration
 SLICE = ["task.max_tokens=1536", "task.max_length=512", "task.stride=256", "task.batch_size=2"]
 
 

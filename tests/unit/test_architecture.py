@@ -19,7 +19,7 @@ from qadapt.cli import app
 from qadapt.config import compose
 from qadapt.errors import QadaptError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _contract_layers() -> list[set[str]]:

@@ -1,10 +1,15 @@
 """Devices: exact, PennyLane default.qubit and lightning.qubit agree; shots estimates stay within their
-statistical bound; the readout restores signs; lightning.gpu without CUDA fails clearly."""
+statistical bound; the readout restores signs; lightning.gpu without CUDA fails clearly.
+(Split by kind: its tests on real models, data, simulators or launches are in
+tests/integration/test_devices.py.)"""
 
 import math
 
 import pytest
 import torch
+from helpers.blocks import circuit as _circuit
+from helpers.blocks import device as _device
+from helpers.blocks import states as _states
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
@@ -14,24 +19,6 @@ from qadapt.config import compose
 from qadapt.devices import get
 from qadapt.devices.sampling import sample_counts
 from qadapt.errors import ConfigError
-from qadapt.quantum import BlockUnitaryCircuit, cayley, num_skew_params, skew_symmetric
-
-
-def _device(name, **over):
-    return get(compose([f"device={name}", *[f"device.{k}={v}" for k, v in over.items()]]).device)
-
-
-def _circuit(q, n_blocks=5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    b = 2**q
-    params = torch.randn(n_blocks, num_skew_params(b), generator=gen, dtype=torch.float64)
-    return BlockUnitaryCircuit(cayley(skew_symmetric(params, b)), q)
-
-
-def _states(n_vectors, circuit, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_vectors, circuit.n_blocks, circuit.block_size, generator=gen, dtype=torch.float64)
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 @pytest.mark.parametrize("q", [1, 2, 3])
@@ -114,15 +101,6 @@ def test_devices_count_the_circuits_their_probability_methods_run():
     assert counter.circuits_run == 12 + 5 + 7
 
 
-def test_devices_say_what_they_cannot_run():
-    fake = _device("ibm_fake")
-    with pytest.raises(ConfigError, match="cannot run QFFN circuits.*valid choices: .*exact"):
-        fake.require_ansatz()
-    _device("exact").require_ansatz()
-    with pytest.raises(ConfigError, match="returns no statevectors; valid choices: .*exact"):
-        _device("exact", shots=100).require_statevector()
-
-
 def test_adapters_and_quantum_import_no_backend():
     """The circuit says what, the device says where: no backend library in qadapt/adapters or qadapt/quantum,
     at module level or inside functions."""
@@ -161,7 +139,8 @@ def test_lightning_gpu_without_cuda_fails_clearly():
 
 
 def test_training_device_without_gradients_is_refused_before_loading(tmp_path):
-    """`qadapt train device=<no gradients>` trains on train.device (tests/test_train_on_device.py); a train.device
+    """`qadapt train device=<no gradients>` trains on train.device (tests/integration/test_train_on_device.py); a
+    train.device
     without gradients is refused before anything loads."""
     args = ["train", "device=default_qubit", "train.device=lightning_qubit", f"runs_dir={tmp_path / 'runs'}"]
     result = CliRunner().invoke(app, [*args, f"results_dir={tmp_path}"])
@@ -192,88 +171,6 @@ def test_ibm_state_preparation_tree_prepares_signed_real_amplitudes(q):
         amplitudes = Statevector(template.assign_parameters(angles)).data
         assert np.allclose(amplitudes.imag, 0, atol=1e-9)
         assert np.allclose(amplitudes.real, vector, atol=1e-9) or np.allclose(amplitudes.real, -vector, atol=1e-9)
-
-
-@pytest.mark.parametrize("engine", ["fused", "aer"])
-def test_ibm_fake_ideal_sampling_within_bound_and_noise_adds_error(engine):
-    circuit = _circuit(2, n_blocks=4)
-    states = _states(12, circuit)
-    exact = _device("exact").block_probabilities(circuit, states)
-    ideal = _device("ibm_fake", noise="false", engine=engine).block_probabilities(circuit, states)
-    noisy = _device("ibm_fake", engine=engine).block_probabilities(circuit, states)
-    sigma = (exact * (1 - exact) / 8192).sqrt()
-    assert ((ideal - exact).abs() <= 5 * sigma + 1e-12).all()
-    assert torch.allclose(noisy.sum(-1), torch.ones(12, 4, dtype=torch.float64))
-    assert (noisy - exact).abs().mean() > 2 * (ideal - exact).abs().mean()  # FakeFez noise is really applied
-
-
-def _fez_blocks(q, n_blocks, readout=True):
-    """Compiled FakeFez templates of random blocks and their fused form (readout errors optional)."""
-    from qiskit import transpile
-
-    from qadapt.devices.fused_noise import FusedCircuits, NoiseChannels, fuse_block
-    from qadapt.devices.qiskit_compile import block_circuits, fake_backend, noise_model, state_prep_template
-
-    backend = fake_backend("FakeFez")
-    noise = noise_model("FakeFez")
-    circuit = _circuit(q, n_blocks)
-    templates = block_circuits(circuit.unitaries.numpy(), state_prep_template(q)[0])
-    compiled = transpile(templates, backend=backend, optimization_level=2, seed_transpiler=0)
-
-    class NoReadout(NoiseChannels):
-        def readout(self, qubit):
-            return torch.eye(2).numpy()
-
-    channels = NoiseChannels(noise) if readout else NoReadout(noise)
-    fused = FusedCircuits([fuse_block(c, 2**q - 1, channels) for c in compiled], dtype=torch.complex128)
-    return noise, compiled, fused, circuit
-
-
-@pytest.mark.parametrize("q", [1, 2, 3])
-def test_fused_noise_equals_aer_density_matrix_before_readout(q):
-    """Gate noise (depolarising + thermal relaxation of every SX, X, CZ on the chosen FakeFez qubits) applied by
-    the fused engine equals Aer's density-matrix simulation of the same bound circuits to 1e-6."""
-    import numpy as np
-    from qiskit_aer import AerSimulator
-
-    from qadapt.devices.qiskit_compile import amplitude_angles
-
-    noise, compiled, fused, circuit = _fez_blocks(q, n_blocks=2, readout=False)
-    states = _states(3, circuit)
-    angles = amplitude_angles(states.numpy())
-    ours = fused.probabilities(torch.from_numpy(angles)).numpy()
-    bound_circuits = []
-    for t in range(3):
-        for j, template in enumerate(compiled):
-            measured = {
-                template.find_bit(i.clbits[0]).index: i.qubits[0]
-                for i in template.data
-                if i.operation.name == "measure"
-            }
-            bound = template.assign_parameters(angles[t, j]).remove_final_measurements(inplace=False)
-            bound.save_probabilities([bound.qubits[template.find_bit(measured[c]).index] for c in range(q)])
-            bound_circuits.append(bound)
-    result = AerSimulator(method="density_matrix", noise_model=noise).run(bound_circuits).result()  # one job
-    aer = np.stack([result.data(i)["probabilities"] for i in range(len(bound_circuits))]).reshape(ours.shape)
-    assert np.abs(aer - ours).max() < 1e-6
-    ideal = torch.einsum("Nnb,ncb->Nnc", states, circuit.unitaries).square().numpy()
-    assert np.abs(ours - ideal).max() > 1e-4  # and the noise is really there
-
-
-def test_fused_noise_counts_agree_with_aer_noisy_sampler():
-    """End to end, readout errors included: fused probabilities vs Aer SamplerV2.from_backend(FakeFez) counts at
-    8,192 shots, within 5 binomial standard deviations (+1e-3 for the fused side's float32 rounding)."""
-    circuit = _circuit(2, n_blocks=3)
-    states = _states(8, circuit)
-    aer = _device("ibm_fake", engine="aer").block_probabilities(circuit, states)
-    fused_device = _device("ibm_fake")
-    fused_device.block_probabilities(circuit, states)  # compiles and fuses
-    (fused,) = fused_device._fused.values()
-    from qadapt.devices.qiskit_compile import amplitude_angles
-
-    p = fused.probabilities(torch.from_numpy(amplitude_angles(states.numpy())))
-    sigma = (p * (1 - p) / 8192).sqrt()
-    assert ((aer - p).abs() <= 5 * sigma + 1e-3).all()
 
 
 def test_ibm_fake_needs_shots_and_a_known_backend():

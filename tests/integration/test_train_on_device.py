@@ -12,8 +12,6 @@ from typer.testing import CliRunner
 from qadapt.cli import app
 from qadapt.results import load_rows
 
-pytestmark = pytest.mark.integration
-
 
 def llama(tmp_path, model_dir, *extra: str) -> list[str]:
     return [

@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "tests" / "helpers" / "ddp_fit.py"
+# two processes on this machine (torchrun; accelerate launch --multi_gpu runs the same launcher on GPUs)
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 def _env():
@@ -33,12 +35,7 @@ def test_two_processes_train_the_adapter_one_process_trains(tmp_path, cache):
     )
     assert alone.returncode == 0, alone.stderr[-2000:]
     launch = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN,
         str(HELPER),
         str(tmp_path / "two"),
         cache,
@@ -53,7 +50,6 @@ def test_two_processes_train_the_adapter_one_process_trains(tmp_path, cache):
         torch.testing.assert_close(two["adapter"][name], tensor, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.integration
 def test_a_two_process_launch_of_qadapt_train_matches_one_process(tmp_path, smollm2_path, data_dir):
     common = [
         "train",
@@ -85,12 +81,7 @@ def test_a_two_process_launch_of_qadapt_train_matches_one_process(tmp_path, smol
     assert single.returncode == 0, single.stderr[-2000:]
     # torchrun (accelerate launch --multi_gpu runs the same launcher on GPUs; on CPUs it would need MPI)
     launch = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN,
         "-m",
         "qadapt.cli",
         *common,
@@ -106,7 +97,6 @@ def test_a_two_process_launch_of_qadapt_train_matches_one_process(tmp_path, smol
     assert two["train_loss_final"].iloc[0] == pytest.approx(one["train_loss_final"].iloc[0], rel=1e-5)
 
 
-@pytest.mark.integration
 def test_accelerate_device_map_with_disk_offload_scores_what_the_plain_model_scores(
     tmp_path, smollm2_cfg, smollm2_path, wikitext_test
 ):
@@ -142,7 +132,6 @@ def test_a_cuda_device_map_without_a_gpu_fails_clearly(smollm2_cfg, monkeypatch)
         load(OmegaConf.merge(smollm2_cfg, {"device_map": "cuda"}))
 
 
-@pytest.mark.integration
 @pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA GPU on this machine: the GPU placement path needs one"
 )

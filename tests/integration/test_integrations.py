@@ -18,8 +18,7 @@ from qadapt.config import compose
 from qadapt.data.multiple_choice import suites
 from qadapt.experiments import run
 
-pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["task.max_tokens=192", "task.max_length=192", "task.stride=192"]
 
 

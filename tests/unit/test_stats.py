@@ -78,7 +78,8 @@ def _deltas(method, base, tokens, seed_counts, window_counts):
 
 def test_two_level_resamples_pair_methods():
     """The two-level draws (seeds, then windows; the legacy scripts' bootstrap) pair two methods on the same draws.
-    Its coverage is not claimed: at 3 seeds it undercovers (tests/test_estimate.py); the study estimator replaces it."""
+    Its coverage is not claimed: at 3 seeds it undercovers (tests/unit/test_estimate.py); the study estimator
+    replaces it."""
     rng = np.random.default_rng(3)
     seeds, windows = 3, 40
     seed_counts, window_counts = stats.two_level_resamples(seeds, windows, n_resamples=2000, seed=0)

@@ -1,15 +1,15 @@
-"""Compiled circuits on IBM's Heron basis (FakeFez): gate budgets and the circuits-per-token plan."""
+"""Compiled circuits on IBM's Heron basis (FakeFez): gate budgets and the circuits-per-token plan.
+(Split by kind: its tests on real models, data, simulators or launches are in
+tests/integration/test_circuits.py.)"""
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from qadapt.cli import app
-from qadapt.config import compose
-from qadapt.devices.qiskit_compile import PAPER_SECONDS_PER_CIRCUIT, compile_blocks, fake_backend
+from qadapt.devices.qiskit_compile import compile_blocks, fake_backend
 from qadapt.errors import ConfigError
 from qadapt.quantum import cayley, skew_symmetric
-from qadapt.resources import circuit_plan
 
 
 def test_two_qubit_cayley_blocks_compile_to_at_most_3_cz_on_heron():
@@ -26,20 +26,6 @@ def test_a_token_circuit_adds_state_preparation_and_measurement():
     token = compile_blocks(U, fake_backend("FakeFez"), with_state_prep=True)[0]
     assert token.ops.get("measure") == 2
     assert token.depth >= q_only.depth
-
-
-def test_llama31_8b_one_projection_needs_1024_circuits_per_token():
-    cfg = compose(["model=llama31_8b", "adapter.layers=[0]"])
-    [row] = circuit_plan(cfg, "FakeFez", 1, 8192, 1)
-    assert row["blocks"] == 1024 and row["circuits"] == 1024 and row["shots_total"] == 1024 * 8192
-    assert row["q_2q_max"] <= 3
-    # QPU time from FakeFez itself: 8,192 shots x (token circuit + 250 us repetition delay), about 2.1 s per circuit
-    assert row["qpu_time_source"] == "FakeFez" and 1.56e-6 < row["token_circuit_duration_s"] < 10e-6
-    assert row["qpu_seconds_per_circuit"] == pytest.approx(8192 * (row["token_circuit_duration_s"] + 250e-6))
-    assert row["qpu_hours"] == pytest.approx(1024 * row["qpu_seconds_per_circuit"] / 3600)
-    [given] = circuit_plan(cfg, "FakeFez", 1, 8192, 1, PAPER_SECONDS_PER_CIRCUIT)  # a figure the user trusts more
-    assert given["qpu_time_source"] == "given"
-    assert given["qpu_hours"] == pytest.approx(1024 * PAPER_SECONDS_PER_CIRCUIT / 3600)
 
 
 def test_unknown_fake_backend_lists_choices():
