@@ -49,11 +49,11 @@ docs: setup
 	$(VPY) -m qadapt.configdocs
 
 test: data lint
-	$(VPY) -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) tests
+	$(VPY) -m pytest -q -ra --durations=25 -n $(TEST_WORKERS) --dist worksteal tests
 
 # the unit tests alone (tests/unit/: the math, no real model or data), under 2 minutes on 2 cores
 test-fast: setup
-	$(VPY) -m pytest -q -ra --durations=10 -n $(TEST_WORKERS) tests/unit
+	$(VPY) -m pytest -q -ra --durations=10 -n $(TEST_WORKERS) --dist worksteal tests/unit
 
 # results/cua_smollm2.md (+ cua_smollm2_cells.csv, cua_smollm2_units.csv): the study configs/study/cua_smollm2.yaml,
 # CUA q = 1, 2, 3 against LoRA, free blocks, norm gains and an untrained random CUA on the same sites, text and seeds.
