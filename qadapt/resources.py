@@ -725,3 +725,44 @@ def plan_tables(p: Plan, cfg: DictConfig, tflops: float = DEFAULT_TFLOPS) -> lis
             )
         tables.append(sites)
     return tables
+
+
+def qpu_seconds(cfg: DictConfig, tokens: int) -> tuple[float | None, Plan]:
+    """The QPU time an evaluation of ``tokens`` device positions would take, as ``qadapt plan`` estimates it:
+    circuits per token x QPU seconds per circuit (``shots x (duration + repetition delay)`` of the circuits compiled
+    for the backend or its fake twin) x tokens, without the runtime's per-job overhead. None where the plan has no
+    timing (no circuits on this device, or no duration)."""
+    p = plan(cfg)
+    if not p.circuit_sites or not p.seconds_per_circuit:
+        return None, p
+    return p.circuits_per_token * p.seconds_per_circuit * tokens, p
+
+
+def check_qpu_budget(cfg: DictConfig, tokens: int) -> float | None:
+    """Refuse, before the first job, an evaluation whose estimated QPU time exceeds ``device.max_qpu_seconds``
+    (issue 44: a QPU hour costs money, and a CUA evaluation is millions of circuits). Returns the estimate (seconds;
+    None without a cap or a timing).
+
+    Raises:
+        ConfigError: the estimate is above the cap (exit 2): the estimate, how it was made, the cap, and the
+            overrides that raise the cap or send fewer tokens.
+    """
+    cap = cfg.device.get("max_qpu_seconds")
+    if cap is None:
+        return None
+    seconds, p = qpu_seconds(cfg, tokens)
+    if seconds is not None and seconds > float(cap):
+        per_token = seconds / tokens
+        fits = int(float(cap) // per_token)
+        fewer = (
+            f"send fewer tokens (device.max_tokens={fits} fits the cap)"
+            if fits
+            else f"no token fits the cap: one needs {per_token:,.0f} s"
+        )
+        raise ConfigError(
+            f"device.max_qpu_seconds={cap:g}: this evaluation needs an estimated {seconds:,.0f} s of QPU time "
+            f"({tokens:,} tokens x {p.circuits_per_token:,.0f} circuits per token x {p.seconds_per_circuit:.3f} s "
+            f"per circuit, {p.shots:,} shots, compiled for {p.backend}; qadapt plan's estimate, without the "
+            f"runtime's per-job overhead). Raise the cap (device.max_qpu_seconds={seconds * 1.1:.0f}) or {fewer}"
+        )
+    return seconds

@@ -146,6 +146,8 @@ ROW_COLUMNS: dict[str, str] = {
     "device_mitigation": "error mitigation applied to the device's counts: none or readout",
     "device_calibration_circuits": "readout-calibration circuits run for the mitigation (circuits)",
     "device_calibration_shots": "their shots in all (shots)",
+    "device_qpu_seconds_estimated": "QPU time the evaluation was estimated to need before its first job, as qadapt "
+    "plan estimates it (seconds; only where device.max_qpu_seconds caps it)",
     "exact_perplexity": "the same adapter evaluated exactly on the same tokens",
     "exact_mean_nll": "mean NLL of the exact evaluation (nats)",
     "device_degradation_pct": "100 (perplexity / exact_perplexity - 1) (%)",

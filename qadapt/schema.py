@@ -765,9 +765,9 @@ MITIGATION_TEXT = (
     "matrices, nearest probability distribution)"
 )
 DDSequence = Literal["XX", "XpXm", "XY4"] | None
-DD_TEXT = "IBM Runtime SamplerV2 dynamical decoupling sequence; null = off"
+DD_TEXT = "IBM Runtime Sampler dynamical decoupling sequence; null = off"
 Twirling = Literal["none", "gates", "measure", "both"]
-TWIRLING_TEXT = "IBM Runtime SamplerV2 Pauli twirling of gates, measurements or both; none = off"
+TWIRLING_TEXT = "IBM Runtime Sampler Pauli twirling of gates, measurements or both; none = off"
 
 
 class IBMKeys(Option):
@@ -796,6 +796,12 @@ class IBMKeys(Option):
         description="directory keeping finished jobs' counts for reuse when the same evaluation runs again (path; "
         "ibm_fake: engine=aer only); null = not kept"
     )
+    max_qpu_seconds: Annotated[Number, Field(gt=0)] | None = added_later(
+        None,
+        "cap on an evaluation's estimated QPU time (seconds; the estimate qadapt plan prints: circuits per token x "
+        "QPU seconds per circuit x the tokens sent to the device): an evaluation above it is refused before its "
+        "first job; device=ibm: 600 (an Open Plan month), null = no cap",
+    )
     mitigation: Mitigation = added_later("none", MITIGATION_TEXT)
     dynamical_decoupling: DDSequence = added_later(
         None, DD_TEXT + " (ibm_fake refuses it: the simulators do not apply it)"
@@ -819,8 +825,9 @@ class IBMFakeDevice(IBMKeys):
 
 
 class IBMDevice(IBMKeys):
-    """IBM Quantum hardware (``device=ibm``; ``qadapt/devices/ibm.py``) via qiskit-ibm-runtime SamplerV2 in Batch mode;
-    the account comes from QISKIT_IBM_TOKEN / QISKIT_IBM_INSTANCE or a saved one, never from a config."""
+    """IBM Quantum hardware (``device=ibm``; ``qadapt/devices/ibm.py``) via qiskit-ibm-runtime's client-side Sampler
+    (SamplerV2 on runtimes before 0.50) in Batch mode; the account comes from QISKIT_IBM_TOKEN / QISKIT_IBM_INSTANCE
+    or a saved one, never from a config."""
 
     name: Literal["ibm"] = name_field("ibm", "device")
     channel: Text = Field(description="qiskit-ibm-runtime channel (ibm_quantum_platform, ibm_cloud)")

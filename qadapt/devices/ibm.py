@@ -1,4 +1,6 @@
-"""``ibm``: IBM Quantum hardware through qiskit-ibm-runtime's SamplerV2 in Batch mode.
+"""``ibm``: IBM Quantum hardware through qiskit-ibm-runtime in Batch mode: its client-side Sampler
+(``qiskit_ibm_runtime.executor_sampler.Sampler``, built on the Executor) where the installed runtime has it, else
+SamplerV2 (deprecated in 0.50), chosen by what the runtime offers, not by its version (:func:`runtime_sampler`).
 
 Same circuits as ``ibm_fake`` (compiled once per block for the chosen backend; every token binds its own
 amplitude-encoding angles). The account comes from ``QISKIT_IBM_TOKEN`` / ``QISKIT_IBM_INSTANCE`` or a
@@ -22,6 +24,32 @@ def _scrub(message: str) -> str:
     return message.replace(token, "***") if token else message
 
 
+def runtime_sampler(mode, cfg) -> tuple[object, str]:
+    """qiskit-ibm-runtime's sampler for ``mode`` (a Batch, or a fake backend: the runtime's local mode) with
+    ``device.dynamical_decoupling`` and ``device.twirling`` as its options, and its name for the row.
+
+    The client-side ``executor_sampler.Sampler`` where the runtime has it: its options are SamplerV2's (``enable``
+    and ``sequence_type``; ``enable_gates`` and ``enable_measure``), and twirling is switched off explicitly when
+    ``device.twirling=none`` (qadapt's block circuits carry no ``BoxOp``, which the Sampler needs without twirling).
+    Otherwise ``SamplerV2``.
+    """
+    from .mitigation import sampler_options
+
+    options = sampler_options(cfg)
+    try:
+        from qiskit_ibm_runtime.executor_sampler import Sampler
+    except ImportError:  # a runtime before 0.50
+        from qiskit_ibm_runtime import SamplerV2
+
+        return SamplerV2(mode=mode, options=options), "SamplerV2"
+    twirling = options.get("twirling", {})
+    explicit = {
+        **options,
+        "twirling": {key: bool(twirling.get(key)) for key in ("enable_gates", "enable_measure")},
+    }
+    return Sampler(mode=mode, options=explicit), "executor Sampler"
+
+
 class IBMDevice(QiskitSamplerDevice):
     """Runs block circuits on an IBM Quantum backend (``backend: null`` = least busy operational QPU).
 
@@ -38,7 +66,7 @@ class IBMDevice(QiskitSamplerDevice):
 
         check(cfg, hardware=True)
         try:
-            from qiskit_ibm_runtime import Batch, QiskitRuntimeService, SamplerV2
+            from qiskit_ibm_runtime import Batch, QiskitRuntimeService
             from qiskit_ibm_runtime.accounts.exceptions import AccountNotFoundError
         except ImportError:
             raise ConfigError("device=ibm needs the extra `ibm`: pip install -e '.[ibm]'") from None
@@ -67,14 +95,14 @@ class IBMDevice(QiskitSamplerDevice):
             raise QadaptError(f"IBM backend {cfg.backend or '(least busy)'} unavailable: {_scrub(str(err))}") from None
         self.batch = Batch(backend=self.backend)
         self.options = sampler_options(cfg)
-        self.sampler = SamplerV2(mode=self.batch, options=self.options)
+        self.sampler, self.sampler_name = runtime_sampler(self.batch, cfg)
 
     def _calibration_mode(self):
         return self.batch
 
     def describe(self) -> str:
         extra = "".join(f", {k}={v}" for k, v in self._settings().items())
-        return f"ibm({self.backend.name}, shots={self.shots}{extra})"
+        return f"ibm({self.backend.name}, shots={self.shots}, {self.sampler_name}{extra})"
 
     def _settings(self) -> dict:
         """Mitigation settings other than the defaults, for the description."""

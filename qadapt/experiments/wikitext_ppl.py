@@ -17,7 +17,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
-from .. import adapters, devices, models, runs, schema
+from .. import adapters, devices, models, resources, runs, schema
 from ..adapters.base import count_trainable
 from ..atomic import replacing
 from ..data.wikitext import load_eval_text, load_train_text
@@ -429,6 +429,9 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
     windows = eval_set(cfg, tokenizer, eval_text)
+    # a cap on QPU time: refused here, before the exact reference and the first job (device.max_qpu_seconds)
+    positions = windows.n_scored if device.positions == "scored" else sum(len(w.tokens) - 1 for w in windows.windows)
+    qpu_estimate = resources.check_qpu_budget(cfg, positions)
     adapters.apply(model, cfg.adapter, device)
     if trained is not None:
         trained.load_into(model)
@@ -470,6 +473,7 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
             "added_params": n_adapter,
             "total_params": sum(p.numel() for p in model.parameters()),
             **device_columns(cfg, device),
+            "device_qpu_seconds_estimated": qpu_estimate,
         }
     )
     row.update(metrics)

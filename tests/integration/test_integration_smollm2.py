@@ -483,3 +483,18 @@ def test_multiple_choice_equals_lm_eval_on_fifty_arc_questions(smollm2, data_dir
         assert (s.choice, s.choice_norm) == (int(np.argmax(lls)), norm), q.id
         acc, acc_norm = acc + (s.choice == q.answer), acc_norm + (norm == q.answer)
     assert 0 < acc < 50 and 0 < acc_norm < 50  # a 135M model: neither chance-free nor perfect
+
+
+def test_a_qpu_cap_below_the_estimate_refuses_before_any_job(smollm2_path, data_dir, tmp_path):
+    """`qadapt eval ppl device=ibm_fake device.max_qpu_seconds=1` on the real SmolLM2 (issue 44): exit 2 with the
+    estimate and the cap before the exact reference or a job runs; no row, no run directory."""
+    result = CliRunner().invoke(
+        app,
+        ["eval", "ppl", *SLICE, "device=ibm_fake", "device.max_qpu_seconds=1", f"results_dir={tmp_path}",
+         f"runs_dir={tmp_path / 'runs'}"],
+    )  # fmt: skip
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "device.max_qpu_seconds=1: this evaluation needs an estimated" in out and "s of QPU time" in out
+    assert "Traceback" not in result.output and "exact perplexity" not in result.output
+    assert not (tmp_path / "runs.csv").exists() and not (tmp_path / "runs").exists()

@@ -105,13 +105,22 @@ def test_mitigation_settings_are_checked():
 
 
 def test_sampler_options_are_ibm_runtime_sampler_options():
-    from qiskit_ibm_runtime import SamplerV2
+    """The options device=ibm hands the runtime's client-side Sampler (SamplerV2 on runtimes without it) are the ones
+    its own options model validates: dynamical decoupling and twirling as asked, twirling off explicitly by
+    default; building it raises no DeprecationWarning."""
+    import warnings
 
+    from qadapt.devices.ibm import runtime_sampler
     from qadapt.devices.qiskit_compile import fake_backend
 
     cfg = compose(["device=ibm", "device.dynamical_decoupling=XY4", "device.twirling=both"]).device
-    options = sampler_options(cfg)
-    sampler = SamplerV2(mode=fake_backend("FakeFez"), options=options)  # the options IBM Runtime validates
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        sampler, name = runtime_sampler(fake_backend("FakeFez"), cfg)  # the options IBM Runtime validates
+        plain, _ = runtime_sampler(fake_backend("FakeFez"), compose(["device=ibm"]).device)
+    assert name == "executor Sampler"
     assert sampler.options.dynamical_decoupling.enable and sampler.options.dynamical_decoupling.sequence_type == "XY4"
     assert sampler.options.twirling.enable_gates and sampler.options.twirling.enable_measure
+    assert plain.options.twirling.enable_gates is False and plain.options.twirling.enable_measure is False
+    assert not plain.options.dynamical_decoupling.enable
     assert sampler_options(compose(["device=ibm"]).device) == {}  # defaults: nothing switched on

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from qadapt import adapters, devices
 from qadapt.cli import app
 from qadapt.config import compose
+from qadapt.errors import ConfigError
 from qadapt.resources import eval_peak_bytes, saved_activation_bytes
 
 
@@ -103,3 +104,28 @@ def test_plan_cli_prices_a_vision_run():
     times = [re.search(r"([0-9.,]+) (s|min|h) at (50|25) TFLOP/s", o).groups()[:2] for o in out]
     seconds = [float(v.replace(",", "")) * unit[u] for v, u in times]
     assert seconds[1] == pytest.approx(2 * seconds[0], rel=0.02)
+
+
+def test_a_qpu_time_cap_below_the_plans_estimate_refuses_with_the_figures():
+    """device.max_qpu_seconds (issue 44): an evaluation whose estimated QPU time, as qadapt plan computes it, is above
+    the cap is refused before any job, naming the estimate, the cap and the overrides; under the cap it passes and
+    returns the estimate; no cap (ibm_fake's default), no estimate."""
+    from qadapt.resources import check_qpu_budget, plan
+
+    cfg = compose(["device=ibm_fake", "device.max_qpu_seconds=1"])
+    p = plan(cfg)
+    expected = p.circuits_per_token * p.seconds_per_circuit * 64
+    with pytest.raises(ConfigError) as err:
+        check_qpu_budget(cfg, 64)
+    message = str(err.value)
+    assert f"an estimated {expected:,.0f} s of QPU time" in message and "device.max_qpu_seconds=1:" in message
+    assert (
+        f"64 tokens x {p.circuits_per_token:,.0f} circuits per token" in message and "no token fits the cap" in message
+    )
+    ten = compose(["device=ibm_fake", f"device.max_qpu_seconds={expected / 64 * 10.5}"])
+    with pytest.raises(ConfigError, match=r"send fewer tokens \(device.max_tokens=10 fits the cap\)"):
+        check_qpu_budget(ten, 64)
+    roomy = compose(["device=ibm_fake", f"device.max_qpu_seconds={expected * 2}"])
+    assert check_qpu_budget(roomy, 64) == pytest.approx(expected)
+    assert check_qpu_budget(compose(["device=ibm_fake"]), 64) is None
+    assert compose(["device=ibm"]).device.max_qpu_seconds == 600
