@@ -146,6 +146,11 @@ ROW_COLUMNS: dict[str, str] = {
     "device_mitigation": "error mitigation applied to the device's counts: none or readout",
     "device_calibration_circuits": "readout-calibration circuits run for the mitigation (circuits)",
     "device_calibration_shots": "their shots in all (shots)",
+    "device_records": "the IBM devices' records, JSON: backend, its calibration time (the properties compiled "
+    "against), the physical qubits each block is measured on, shots, sampler and options, the readout "
+    "calibration's circuits and shots, qiskit and qiskit-ibm-runtime versions",
+    "device_qpu_seconds_used": "QPU time the evaluation's jobs used, as the service measured each (seconds; "
+    "job.usage() or its metrics; empty where the sampler reports none: Aer, the fused engine)",
     "device_qpu_seconds_estimated": "QPU time the evaluation was estimated to need before its first job, as qadapt "
     "plan estimates it (seconds; only where device.max_qpu_seconds caps it)",
     "exact_perplexity": "the same adapter evaluated exactly on the same tokens",

@@ -19,6 +19,7 @@ import hashlib
 import numpy as np
 import torch
 
+from .. import schema
 from ..errors import ConfigError
 from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device
@@ -49,7 +50,13 @@ class QiskitSamplerDevice(Device):
         self.optimization_level = int(cfg.optimization_level)
         self._compiled: dict[str, list] = {}
         self.max_circuits_per_job = int(cfg.max_circuits_per_job)
-        self.jobs = JobRunner(cfg.max_jobs_in_flight, cfg.retries, cfg.retry_wait_s, cfg.journal_dir)
+        self.jobs = JobRunner(
+            cfg.max_jobs_in_flight,
+            cfg.retries,
+            cfg.retry_wait_s,
+            cfg.journal_dir,
+            max_qpu_seconds=schema.value(cfg, schema.IBMKeys, "max_qpu_seconds"),
+        )
         self.mitigation = str(cfg.mitigation)
         self.calibration: ReadoutCalibration | None = None
         self.calibration_circuits = self.calibration_shots = 0
@@ -106,6 +113,34 @@ class QiskitSamplerDevice(Device):
                 self.calibration = ReadoutCalibration(matrices, self.calibration_circuits, self.calibration_shots)
             self._inverse[key] = self.calibration.inverse(qubits)
         return correct(probabilities, self._inverse[key])
+
+    def records(self) -> dict:
+        """What a reader needs to trust a hardware number, for the row (``device_records``): the backend, when its
+        calibration (the properties the compiler and noise model used) was taken, the physical qubits each compiled
+        block is measured on, shots, the sampler and its options, the readout calibration's cost, and the versions."""
+        import qiskit
+
+        try:
+            import qiskit_ibm_runtime
+
+            runtime = qiskit_ibm_runtime.__version__
+        except ImportError:  # pragma: no cover - the ibm extra is installed with qadapt
+            runtime = None
+        properties = getattr(self.backend, "properties", lambda: None)()
+        calibrated = getattr(properties, "last_update_date", None)
+        layouts = [[list(measured_qubits(t)) for t in templates] for templates in self._compiled.values()]
+        return {
+            "backend": self.backend.name,
+            "calibration_time": calibrated.isoformat() if calibrated is not None else None,
+            "measured_qubits": layouts,
+            "shots": self.shots,
+            "sampler": getattr(self, "sampler_name", type(self.sampler).__name__),
+            "options": getattr(self, "options", {}),
+            "calibration_circuits": self.calibration_circuits,
+            "calibration_shots": self.calibration_shots,
+            "qiskit": qiskit.__version__,
+            "qiskit_ibm_runtime": runtime,
+        }
 
     def _journal_prefix(self, key: str) -> str:
         """What identifies this device's measurements of the circuits ``key``, for the job journal."""

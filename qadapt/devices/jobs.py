@@ -76,6 +76,8 @@ class JobRunner:
         retry_wait_s: seconds before the first retry (doubled for each later one).
         journal_dir: where finished jobs' counts are kept (None: nowhere).
         sleep: how to wait before a retry (tests pass a recorder).
+        max_qpu_seconds: no job is submitted once the finished jobs' measured QPU usage (their own metrics) has reached
+            this many seconds (None: no cap); the evaluation stops with what it journaled, resumable.
     """
 
     def __init__(
@@ -85,12 +87,15 @@ class JobRunner:
         retry_wait_s: float = 5.0,
         journal_dir: str | Path | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_qpu_seconds: float | None = None,
     ):
         self.max_jobs_in_flight = max(1, int(max_jobs_in_flight))
         self.retries, self.retry_wait_s, self.sleep = int(retries), float(retry_wait_s), sleep
         self.journal = Path(journal_dir) if journal_dir else None
         self.job_ids: list[str] = []
         self.submitted = self.from_journal = self.retried = 0
+        self.max_qpu_seconds = None if max_qpu_seconds is None else float(max_qpu_seconds)
+        self.qpu_seconds_used: float | None = None  # measured by the service; None until a job reports usage
 
     def _key(self, key_prefix: str, spec: JobSpec, angles: np.ndarray) -> str:
         digest = hashlib.sha256(key_prefix.encode())
@@ -151,6 +156,7 @@ class JobRunner:
         with Progress("sampler jobs", total=len(specs), unit="jobs", completed=len(specs) - len(todo)) as bar:
             while waiting or in_flight:
                 while waiting and len(in_flight) < self.max_jobs_in_flight:
+                    self._check_budget(len(waiting))
                     i = waiting.pop()
                     job = self._attempt(lambda i=i: submit(pubs_of(specs[i])), i, attempts, transient, waiting)
                     if job is not None:
@@ -166,8 +172,39 @@ class JobRunner:
                 if counts is not None:
                     results[i] = counts
                     self._save(keys[i], counts)
+                    self._count_usage(job)
                     bar.advance(1)
         return results  # type: ignore[return-value]
+
+    def _count_usage(self, job) -> None:
+        """Add a finished job's QPU usage as the service measured it (``job.usage()``, else its metrics'
+        ``usage.quantum_seconds`` / ``qpu_charge_time_seconds``); a sampler that reports none (Aer) adds nothing."""
+        seconds = None
+        try:
+            seconds = float(job.usage())
+        except Exception:  # noqa: BLE001 - a job without usage(), or a service that cannot say
+            try:
+                usage = job.metrics().get("usage", {})
+                seconds = float(usage.get("quantum_seconds", usage.get("qpu_charge_time_seconds")))
+            except Exception:  # noqa: BLE001 - no metrics either: nothing measured
+                return
+        self.qpu_seconds_used = (self.qpu_seconds_used or 0.0) + seconds
+
+    def _check_budget(self, left: int) -> None:
+        """Stop before the next submission once the measured usage has reached ``max_qpu_seconds``."""
+        if self.max_qpu_seconds is None or self.qpu_seconds_used is None:
+            return
+        if self.qpu_seconds_used >= self.max_qpu_seconds:
+            kept = (
+                f"the finished jobs are kept in {self.journal}: run the same command with a higher "
+                "device.max_qpu_seconds to continue from there"
+                if self.journal
+                else "set device.journal_dir to keep finished jobs for a rerun"
+            )
+            raise QadaptError(
+                f"device.max_qpu_seconds={self.max_qpu_seconds:g} reached: the jobs so far used "
+                f"{self.qpu_seconds_used:,.1f} s of QPU time (measured by the service), {left} jobs not sent; {kept}"
+            )
 
     def _attempt(self, action, i: int, attempts: dict[int, int], transient, waiting: list[int]):
         """``action()``, or None after a transient error with the job put back in the queue (within the retries)."""

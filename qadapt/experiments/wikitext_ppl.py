@@ -401,6 +401,8 @@ def device_columns(cfg: DictConfig, device) -> dict:
         "device_mitigation": getattr(device, "mitigation", "none"),
         "device_calibration_circuits": getattr(device, "calibration_circuits", 0),
         "device_calibration_shots": getattr(device, "calibration_shots", 0),
+        "device_qpu_seconds_used": getattr(getattr(device, "jobs", None), "qpu_seconds_used", None),
+        "device_records": json.dumps(device.records(), sort_keys=True) if hasattr(device, "records") else None,
     }
 
 

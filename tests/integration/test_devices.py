@@ -102,7 +102,7 @@ def test_fused_noise_counts_agree_with_aer_noisy_sampler():
     assert ((aer - p).abs() <= 5 * sigma + 1e-3).all()
 
 
-def test_ibm_runs_on_the_runtimes_client_side_sampler_in_local_mode(monkeypatch):
+def test_ibm_runs_on_the_runtimes_client_side_sampler_in_local_mode(monkeypatch, tmp_path):
     """device=ibm end to end without an account (issue 44): the runtime's service is replaced by one whose backend is
     FakeFez, so the Batch and qiskit-ibm-runtime's own client-side Sampler run in the runtime's local mode; the block
     circuits' counts agree with the fused engine's exact noisy distribution within shot noise (5 binomial standard
@@ -128,7 +128,7 @@ def test_ibm_runs_on_the_runtimes_client_side_sampler_in_local_mode(monkeypatch)
     states = _states(8, circuit)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        device = _device("ibm", backend="FakeFez")
+        device = _device("ibm", backend="FakeFez", journal_dir=tmp_path / "journal")
         counts = device.block_probabilities(circuit, states)
     assert device.sampler_name == "executor Sampler" and "executor Sampler" in device.describe()
     assert type(device.sampler).__module__.startswith("qiskit_ibm_runtime.executor_sampler")
@@ -139,3 +139,9 @@ def test_ibm_runs_on_the_runtimes_client_side_sampler_in_local_mode(monkeypatch)
     sigma = (p * (1 - p) / 8192).sqrt()
     assert ((counts - p).abs() <= 5 * sigma + 1e-3).all(), (counts - p).abs().max()
     assert len(device.job_ids) >= 1
+    assert device.jobs.qpu_seconds_used == 0  # the local mode reports its usage, as the service does: none charged
+    records = device.records()  # what the row keeps (device_records)
+    assert records["backend"] == "fake_fez" and records["calibration_time"].startswith("20")
+    assert [len(block) for block in records["measured_qubits"][0]] == [2, 2, 2]
+    assert records["sampler"] == "executor Sampler" and records["shots"] == 8192
+    assert records["qiskit_ibm_runtime"] == qiskit_ibm_runtime.__version__ and records["qiskit"]

@@ -112,3 +112,52 @@ def test_retries_are_bounded_and_other_circuits_are_not_mixed_up(tmp_path):
     other, _ = _device(tmp_path / "k")
     run_blocks(other, circuit, x.flip(0))
     assert other.jobs.from_journal == 0 and other.jobs.submitted == 3
+
+
+class _BilledJob:
+    """A finished job reporting the QPU seconds the service charged for it (``usage()``, as IBM Runtime's jobs do)."""
+
+    def __init__(self, job, seconds):
+        self.job, self.seconds = job, seconds
+
+    def job_id(self):
+        return self.job.job_id()
+
+    def result(self):
+        return self.job.result()
+
+    def usage(self):
+        return self.seconds
+
+
+class _BilledSampler:
+    def __init__(self, inner, seconds):
+        self.inner, self.seconds, self.sent = inner, seconds, 0
+
+    def run(self, pubs, shots):
+        self.sent += 1
+        return _BilledJob(self.inner.run(pubs, shots=shots), self.seconds)
+
+
+def test_measured_usage_is_summed_and_a_cap_stops_the_evaluation_resumably(tmp_path):
+    """Each finished job's own usage is added (device_qpu_seconds_used); once it reaches device.max_qpu_seconds no
+    job is sent and the evaluation stops with the finished jobs journaled; the same command with a higher cap
+    continues from there and pays only for the rest (issue 44)."""
+    circuit, x = _inputs()
+    plain, _ = _device()
+    run_blocks(plain, circuit, x)
+    assert plain.jobs.qpu_seconds_used is None  # Aer reports no usage: nothing measured, nothing invented
+
+    # 3 jobs of 10 s, one at a time, a cap of 15 s: jobs 0 and 1 run (the usage is below the cap when each is
+    # sent), job 2 is not sent
+    capped, _ = _device(tmp_path / "journal2")
+    capped.jobs.max_qpu_seconds, capped.jobs.max_jobs_in_flight = 15.0, 1
+    capped.sampler = _BilledSampler(capped.sampler, 10.0)
+    with pytest.raises(QadaptError, match=r"20.0 s of QPU time .*1 jobs not sent.*higher device.max_qpu_seconds"):
+        run_blocks(capped, circuit, x)
+    assert capped.sampler.sent == 2 and len(list((tmp_path / "journal2").glob("*.npy"))) == 2
+    resumed, _ = _device(tmp_path / "journal2")
+    resumed.jobs.max_qpu_seconds = 100.0
+    resumed.sampler = _BilledSampler(resumed.sampler, 10.0)
+    run_blocks(resumed, circuit, x)
+    assert resumed.jobs.from_journal == 2 and resumed.sampler.sent == 1 and resumed.jobs.qpu_seconds_used == 10.0
