@@ -393,14 +393,22 @@ def budget(curves: dict[str, list[tuple[float, float | None]]], flat: float, dir
     """
     if not curves or any(m is None or m != m for points in curves.values() for _, m in points):
         return None
-    sign = 1 if direction == "max" else -1
-    flats = []
-    for points in curves.values():
-        gains = [(a, sign * (mb - ma)) for (a, ma), (_, mb) in zip(points, points[1:])]
-        flats.append(next((a for a, gain in gains if gain < flat), None))
+    flats = [flattens_at(points, flat, direction) for points in curves.values()]
     if all(f is not None for f in flats):
         return max(flats)
     return max(v for points in curves.values() for v, _ in points)
+
+
+def flattens_at(points: list[tuple[float, float]], flat: float, direction: str) -> float | None:
+    """Where one learning curve flattens: the smallest budget after which the next one gains less than ``flat`` in the
+    metric (``direction``: which way is a gain); None where every next budget gained at least ``flat``.
+
+    Args:
+        points: [(budget, metric)] in ascending budget, every metric known.
+    """
+    sign = 1 if direction == "max" else -1
+    gains = [(a, sign * (mb - ma)) for (a, ma), (_, mb) in zip(points, points[1:])]
+    return next((a for a, gain in gains if gain < flat), None)
 
 
 def best_point(tried: list[tuple[dict, float | None]], direction: str) -> dict | None:

@@ -359,13 +359,15 @@ def test_the_budget_is_where_every_curve_flattens_else_the_largest_run():
     """select.curve (configs/study/compression_recovery.yaml): per arm the first budget whose next one gains less
     than `flat`, the largest of those; a curve still gaining at its end sends the largest budget; a missing or
     collapsed point sends none."""
-    from qadapt.studies.engine import budget
+    from qadapt.studies.engine import budget, flattens_at
 
     flat_at_40 = [(20, 50.0), (40, 57.0), (80, 58.0), (160, 58.5)]
     flat_at_80 = [(20, 50.0), (40, 55.0), (80, 60.0), (160, 61.0)]
     assert budget({"a": flat_at_40, "b": flat_at_80}, 2.0, "max") == 80
+    # the one per-arm rule the budget and the recovery table's curve lines both use
+    assert flattens_at(flat_at_40, 2.0, "max") == 40 and flattens_at(flat_at_80, 2.0, "max") == 80
     gaining = [(20, 51.1), (40, 57.5), (80, 62.9), (160, 65.9)]  # the committed CUA curve: +3.0 at the last doubling
-    assert budget({"a": flat_at_40, "b": gaining}, 2.0, "max") == 160
+    assert budget({"a": flat_at_40, "b": gaining}, 2.0, "max") == 160 and flattens_at(gaining, 2.0, "max") is None
     assert (
         budget({"a": [(1, 10.0), (2, 9.5)]}, 1.0, "min") == 1 and budget({"a": [(1, 10.0), (2, 9.5)]}, 0.1, "min") == 2
     )

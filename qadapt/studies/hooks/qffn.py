@@ -329,8 +329,7 @@ def _schedule(test: pd.DataFrame, short: int, long: int) -> list[str]:
     if not steps or (f"qffn_both_steps{short}", steps[-1]) not in g.index:
         return []
     step = steps[-1]
-    # the learning rate's share of its peak at `step` under linear decay after a warm-up of 5 % of the steps
-    lr = lambda total: (total - step) / max(1, total - max(1, round(total / 20)))  # noqa: E731
+    lr = lambda total: _lr_share(test, f"qffn_both_steps{total}", step)  # noqa: E731
     return [
         "",
         f"- The schedule at equal steps (step {step}): QFFN-half's validation perplexity is "
@@ -339,6 +338,27 @@ def _schedule(test: pd.DataFrame, short: int, long: int) -> list[str]:
         f"{short}-step run ({100 * lr(short):.0f} %); the base fine-tuned: {g[(f'base_ft_steps{long}', step)]:,.1f} "
         f"against {g[(f'base_ft_steps{short}', step)]:,.1f}. One held-out slice, no interval.",
     ]
+
+
+def _lr_share(test: pd.DataFrame, arm: str, step: int) -> float:
+    """The learning rate's share of its peak after ``step`` optimizer steps of ``arm``'s run, from the schedule its
+    recorded config names (``train.schedule``, ``warmup_steps``, ``max_steps``), as transformers' scheduler gives it."""
+    import torch
+    from transformers import get_scheduler
+
+    train = json.loads(test.loc[test["arm"] == arm, "config"].iloc[0])["train"]
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    schedule = get_scheduler(
+        train["schedule"],
+        optimizer,
+        num_warmup_steps=int(train["warmup_steps"]),
+        num_training_steps=int(train["max_steps"]),
+    )
+    for _ in range(step):
+        optimizer.step()
+        schedule.step()
+    return float(schedule.get_last_lr()[0])
 
 
 def _plot_curve(study, test: pd.DataFrame, path: Path) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 from ...paths import PROJECT_DIR
 from ...results import estimate as est
 from ...results import save_figure_atomic, write_text_atomic
+from ..engine import flattens_at
 from ..render import unit_matrix
 
 SUITES = ("mmlu_0shot", "mmlu_5shot", "arc_easy", "arc_challenge")
@@ -206,9 +207,7 @@ def _curve(study, curve: pd.DataFrame, table: Path) -> list[str]:
                      + " |")  # fmt: skip
     lines.append("")
     for arm, by in rows.items():
-        points = [(v, by.get(v)) for v in values]
-        gains = [(a, mb - ma) for (a, ma), (_, mb) in zip(points, points[1:]) if ma is not None and mb is not None]
-        at = next((a for a, g in gains if g < flat), None)
+        at = flattens_at([(v, by[v]) for v in values if v in by], flat, study.select.direction)
         lines.append(
             f"- {study.arms[arm].label}: flat from {at:g} (the next budget gains < {flat:g} points)."
             if at is not None
