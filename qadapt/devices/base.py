@@ -127,6 +127,11 @@ class Device(ABC):
                 f"yet; valid choices: {', '.join(ok)}"
             )
 
+    def _counted(self, kind: str, circuit: StronglyEntanglingCircuit, probs: torch.Tensor) -> torch.Tensor:
+        """``probs`` (one row per circuit run), the circuits counted under ``kind``."""
+        self.count_circuits(kind, circuit.n_qubits, probs.shape[0])
+        return probs
+
     def ansatz_probabilities(
         self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None = None
     ) -> torch.Tensor:
@@ -143,9 +148,7 @@ class Device(ABC):
             ConfigError: the device cannot run QFFN circuits.
         """
         self.require_ansatz()
-        probs = self._ansatz_probabilities(circuit, states, outputs)
-        self.count_circuits("ansatz", circuit.n_qubits, states.shape[0])
-        return probs
+        return self._counted("ansatz", circuit, self._ansatz_probabilities(circuit, states, outputs))
 
     def _ansatz_probabilities(
         self, circuit: StronglyEntanglingCircuit, states: torch.Tensor, outputs: int | None
@@ -165,9 +168,7 @@ class Device(ABC):
             ConfigError: the device cannot run QFFN circuits.
         """
         self.require_ansatz()
-        probs = self._overlap_probabilities(circuit, left, right)
-        self.count_circuits("overlap", circuit.n_qubits, left.shape[0])
-        return probs
+        return self._counted("overlap", circuit, self._overlap_probabilities(circuit, left, right))
 
     def _overlap_probabilities(
         self, circuit: StronglyEntanglingCircuit, left: torch.Tensor, right: torch.Tensor

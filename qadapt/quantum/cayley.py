@@ -69,13 +69,8 @@ def random_cayley_generators(
     return torch.randn(n_blocks, num_skew_params(block_size), generator=generator, dtype=dtype) * scale
 
 
-def random_block_unitaries(
-    n_blocks: int,
-    block_size: int,
-    generator: torch.Generator | None = None,
-    scale: float = 0.3,
-    dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
-    """``(n_blocks, b, b)`` orthogonal blocks Q_j = cayley(skew(G_j)) of :func:`random_cayley_generators` (same
-    arguments, same draws)."""
-    return cayley(skew_symmetric(random_cayley_generators(n_blocks, block_size, generator, scale, dtype), block_size))
+def random_block_unitaries(n_blocks: int, block_size: int, *draw, **draw_by_name) -> torch.Tensor:
+    """``(n_blocks, b, b)`` orthogonal blocks Q_j = cayley(skew(G_j)) of :func:`random_cayley_generators`, whose
+    further arguments (``generator``, ``scale``, ``dtype``) ``draw`` passes on: the same draws."""
+    generators = random_cayley_generators(n_blocks, block_size, *draw, **draw_by_name)
+    return cayley(skew_symmetric(generators, block_size))
