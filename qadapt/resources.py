@@ -731,7 +731,15 @@ def qpu_seconds(cfg: DictConfig, tokens: int) -> tuple[float | None, Plan]:
     """The QPU time an evaluation of ``tokens`` device positions would take, as ``qadapt plan`` estimates it:
     circuits per token x QPU seconds per circuit (``shots x (duration + repetition delay)`` of the circuits compiled
     for the backend or its fake twin) x tokens, without the runtime's per-job overhead. None where the plan has no
-    timing (no circuits on this device, or no duration)."""
+    timing (no circuits on this device, or no duration).
+
+    Args:
+        tokens: positions sent to the device (tokens).
+    Returns:
+        (seconds of QPU time or None, the :class:`Plan` it came from).
+    Raises:
+        ConfigError: as :func:`plan` (a model without an ``architecture`` block).
+    """
     p = plan(cfg)
     if not p.circuit_sites or not p.seconds_per_circuit:
         return None, p

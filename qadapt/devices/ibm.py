@@ -32,6 +32,10 @@ def runtime_sampler(mode, cfg) -> tuple[object, str]:
     and ``sequence_type``; ``enable_gates`` and ``enable_measure``), and twirling is switched off explicitly when
     ``device.twirling=none`` (qadapt's block circuits carry no ``BoxOp``, which the Sampler needs without twirling).
     Otherwise ``SamplerV2``.
+
+    Raises:
+        pydantic.ValidationError (from the runtime's options model): options it does not accept; the device's own
+            options are checked by ``qadapt.schema`` before they get here.
     """
     from .mitigation import sampler_options
 
