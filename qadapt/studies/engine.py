@@ -341,17 +341,42 @@ class Runner:
                     self.cell(arm, "test", seed, overrides, "train", values)
                 elif spec.kind == "trained" and arm in chosen:
                     values = chosen[arm]
-                    row = self.cell(arm, "train", seed, self._selection_overrides(arm, values, seed), "train", values)
+                    training = self._selection_overrides(arm, values, seed)
+                    row = self.cell(arm, "train", seed, training, "train", values)
                     if row is None:
                         continue
-                    trained[arm, seed] = row
                     if spec.scored:
                         overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}"]
+                        row = self._weights_here(arm, seed, row, training, overrides)
                         self.cell(arm, "test", seed, overrides, "eval ppl", values)
+                    trained[arm, seed] = row
                 elif spec.kind == "evaluation" and (spec.of, seed) in trained:
                     row = trained[spec.of, seed]
                     overrides = [*self._scoring_overrides(seed), f"from_run={row['run_dir']}", *spec.overrides]
+                    training = self._selection_overrides(spec.of, chosen.get(spec.of, {}), seed)
+                    row = trained[spec.of, seed] = self._weights_here(spec.of, seed, row, training, overrides)
                     self.cell(arm, "test", seed, overrides, "eval ppl", chosen.get(spec.of, {}))
+
+    def _weights_here(self, arm: str, seed: int, row: dict, training: list[str], scoring: list[str]) -> dict:
+        """The trained run's row, its directory on this machine where its scoring cell still has to run: a run
+        recorded on another machine (results/runs.csv holds its row, not its weights) is trained again here, with the
+        same config and seed (the same directory name, so the scoring cell's config is unchanged)."""
+        from .. import runs
+        from ..experiments import run
+
+        if not self.execute or Path(str(row["run_dir"])).exists():
+            return row
+        if (self.only is not None and arm not in self.only) or (self.seeds is not None and seed not in self.seeds):
+            return row
+        cfg = compose(scoring)
+        if runs.finished(cfg, "eval ppl") or runs.recorded(cfg, "eval ppl"):
+            return row
+        log(f"{row['run_dir']} is not on this machine (its row is recorded) and its scoring is not: training it again")
+        row = run("train", compose(training), ["qadapt", "train", *training], self.memo)
+        for line in self.cells:  # the training cell's line takes the new run's row
+            if line["arm"] == arm and line["seed"] == seed and line.get("run_dir") == row["run_dir"]:
+                line.update({k: row.get(k) for k in KEPT})
+        return row
 
     def _hooked(self, arm: str, seed: int, trained: dict) -> list[str]:
         """Overrides the study's hook derives for an untrained arm from the trained runs so far (e.g. a random

@@ -184,6 +184,23 @@ def test_a_tiny_study_selects_scores_renders_and_reuses(tiny_llama_dir, tmp_path
     assert len(load_rows(tmp_path / "results")) == n_runs and not (tmp_path / "runs").exists()
     assert _figures((tmp_path / "results" / "tiny.md").read_text()) == _figures(table)
 
+    # a scoring cell left to a machine without the trained run's weights (its training row recorded, its own row
+    # not): that run is trained again here, the same config and seed giving the same run, then scored
+    store = tmp_path / "results" / "runs.csv"
+    scored = test_cell["run_id"]
+    trained_row = after[after["run_id"] == train_cell["run_id"]].iloc[0]
+    kept = pd.read_csv(store)
+    kept[kept["run_id"] != scored].to_csv(store, index=False)
+    again = runner.invoke(app, ["study", "run", str(path), *dirs(tmp_path)])
+    assert again.exit_code == 0, again.output
+    rows = load_rows(tmp_path / "results")
+    new = rows[~rows["run_id"].isin(after["run_id"])]
+    assert len(rows) == n_runs + 1 and sorted(new["command"]) == ["eval ppl", "train"]
+    retrained = new[new["command"] == "train"].iloc[0]
+    assert retrained["run_dir"] == trained_row["run_dir"] and (tmp_path / "runs").exists()
+    assert retrained["train_loss_final"] == pytest.approx(trained_row["train_loss_final"], rel=1e-6)
+    assert _figures((tmp_path / "results" / "tiny.md").read_text()) == _figures(table)
+
 
 def test_an_axis_study_without_selection_scores_devices_on_token_blocks(tiny_llama_dir, tmp_path, data_dir):
     """The noise sweep's shape: no selection (fixed hyperparameters), every arm along an axis (q = 1, 2), device
