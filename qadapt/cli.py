@@ -88,91 +88,47 @@ def _print_row(row: dict, keys: tuple[str, ...]) -> None:
             out.print(f"{k:>24}: {v:.4f}" if isinstance(v, float) else f"{k:>24}: {v}")
 
 
-@app.command()
-def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
-    """Train an adapter on a frozen model; evaluate base and adapted; append a results row."""
+def _experiment(command: str, overrides: list[str], multirun: bool, shown: Callable[[dict], tuple[str, ...]]) -> None:
+    """Run ``command`` (``train``, ``eval ppl``, ``eval mc``) on each point and print the row's ``shown(row)`` keys."""
     from .experiments import run
 
     def job(cfg, point):
-        row = run("train", cfg, point)
-        _print_row(
-            row,
-            (
-                "adapter_desc",
-                "trainable_params",
-                "train_source",
-                "base_perplexity",
-                "perplexity",
-                "delta_ppl_pct",
-                "base_bits_per_byte",
-                "bits_per_byte",
-                "tokens_per_s",
-                "subtask",
-                "metric",
-                "score",
-                "adapter_params",
-                "head_params",
-                "wall_seconds",
-                "run_dir",
-            ),
-        )
+        row = run(command, cfg, point)
+        _print_row(row, shown(row))
 
-    _run(overrides, multirun, job, "train")
+    _run(overrides, multirun, job, command)
+
+
+@app.command()
+def train(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
+    """Train an adapter on a frozen model; evaluate base and adapted; append a results row."""
+    keys = ("adapter_desc", "trainable_params", "train_source", "base_perplexity", "perplexity", "delta_ppl_pct",
+            "base_bits_per_byte", "bits_per_byte", "tokens_per_s", "subtask", "metric", "score", "adapter_params",
+            "head_params", "wall_seconds", "run_dir")  # fmt: skip
+    _experiment("train", overrides, multirun, lambda row: keys)
 
 
 @eval_app.command("ppl")
 def eval_ppl(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
     """Perplexity, word perplexity and bits per byte on WikiText (task.mode=sliding|documents)."""
-    from .experiments import run
-
-    def job(cfg, point):
-        row = run("eval ppl", cfg, point)
-        _print_row(
-            row,
-            (
-                "model",
-                "adapter_desc",
-                "device_desc",
-                "perplexity",
-                "exact_perplexity",
-                "device_degradation_pct",
-                "mean_nll",
-                "word_perplexity",
-                "bits_per_byte",
-                "tokens_scored",
-                "device_circuits",
-                "tokens_per_s",
-                "peak_rss_mb",
-            ),
-        )
-
-    _run(overrides, multirun, job, "eval ppl")
+    keys = ("model", "adapter_desc", "device_desc", "perplexity", "exact_perplexity", "device_degradation_pct",
+            "mean_nll", "word_perplexity", "bits_per_byte", "tokens_scored", "device_circuits", "tokens_per_s",
+            "peak_rss_mb")  # fmt: skip
+    _experiment("eval ppl", overrides, multirun, lambda row: keys)
 
 
 @eval_app.command("mc")
 def eval_mc(overrides: list[str] = OVERRIDES, multirun: bool = MULTIRUN) -> None:
     """MMLU (0- and 5-shot) and ARC accuracy by answer log-likelihood (task=mc unless another task with mc keys)."""
-    from .experiments import run
-
     overrides = list(overrides or [])
     if not any(o.split("=")[0].lstrip("+~") == "task" for o in overrides):
         overrides.insert(0, "task=mc")
 
-    def job(cfg, point):
-        row = run("eval mc", cfg, point)
-        _print_row(
-            row,
-            (
-                "model",
-                "adapter",
-                "from_run",
-                *[k for k in row if k.endswith(("_acc", "_acc_norm"))],
-                "wall_seconds",
-                "run_dir",
-            ),
-        )
+    def shown(row: dict) -> tuple[str, ...]:
+        accuracies = [k for k in row if k.endswith(("_acc", "_acc_norm"))]
+        return ("model", "adapter", "from_run", *accuracies, "wall_seconds", "run_dir")
 
-    _run(overrides, multirun, job, "eval mc")
+    _experiment("eval mc", overrides, multirun, shown)
 
 
 @app.command()

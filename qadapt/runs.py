@@ -19,6 +19,7 @@ undocumented column.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import json
@@ -253,8 +254,8 @@ class Run:
         cfg: the resolved config. command: ``train``, ``eval ppl`` or ``eval mc``. overrides: the Hydra overrides.
         dir: the run directory. started: ``time.perf_counter()`` at :func:`start`. main: this process writes
         (process 0 of a distributed launch). resumed: a training run continued from its checkpoint. config_hash: the
-        hash that named the directory (the row records it, so a row always identifies its directory's config, even
-        where the command narrows ``cfg`` afterwards: an evaluation's token cap, the adapter it loads from a run).
+        hash that named the directory, of the :func:`effective` config (the row records it; the ``config.yaml`` saved
+        there hashes to it).
     """
 
     cfg: DictConfig
@@ -267,9 +268,56 @@ class Run:
     config_hash: str = ""
 
 
+def effective(cfg: DictConfig, command: str) -> DictConfig:
+    """Fill in ``cfg`` (in place; returned) with what ``command`` takes beyond what it composed, so that a run is
+    named after the config that runs and its ``config.yaml`` hashes to its directory's name: an evaluation of a
+    trained run (``from_run``) takes that run's adapter (from its ``config.yaml``, else from its recorded row: the
+    run may be on another machine); ``device.max_tokens`` caps ``task.max_tokens`` wherever the device evaluates (an
+    evaluation; a training run that trains elsewhere, on the exact device or a noise model, then evaluates there).
+    Where ``from_run`` is found neither way, the adapter is left as composed (the command then says what is wrong).
+    """
+    from . import devices
+
+    if command.startswith("eval") and cfg.get("from_run"):
+        adapter = trained_adapter(cfg, cfg.from_run)
+        if adapter is not None:
+            cfg.adapter = adapter
+    device = cfg.get("device")
+    cap = device.get("max_tokens") if device is not None else None
+    if cap is not None and "max_tokens" in (cfg.get("task") or {}):  # a task that scores tokens
+        elsewhere = command == "train" and (
+            cfg.train.get("noise") or not devices.gradients_flow(device)  # trained elsewhere, evaluated on it
+        )
+        if command == "eval ppl" or elsewhere:
+            cfg.task.max_tokens = min(int(v) for v in (cfg.task.get("max_tokens"), cap) if v is not None)
+    return cfg
+
+
+def trained_adapter(cfg: DictConfig, run_dir: str | Path) -> DictConfig | None:
+    """The adapter block of the training run ``run_dir``: its ``config.yaml``, else its row in
+    ``cfg.results_dir/runs.csv``; None where neither has it."""
+    config = Path(run_dir) / CONFIG_FILE
+    if config.exists():
+        try:
+            return OmegaConf.load(config).adapter
+        except Exception:  # a damaged file: load_trained names it when the command loads the run
+            return None
+    from .results import load_rows
+
+    rows = load_rows(cfg.results_dir)
+    if not len(rows) or "config" not in rows:
+        return None
+    mine = rows[(rows["run_dir"].astype(str) == str(run_dir)) & (rows["command"] == "train")]
+    if not len(mine) or not isinstance(mine["config"].iloc[-1], str):
+        return None
+    return OmegaConf.create(json.loads(mine["config"].iloc[-1])).get("adapter")
+
+
 def start(cfg: DictConfig, command: str, overrides: list[str]) -> Run:
-    """Set up the process for a run (seed, threads, the commit of the code that runs) and time it from here.
-    Nothing is written yet: :func:`prepare` makes the directory once the inputs are known to be good."""
+    """Set up the process for a run (seed, threads, the commit of the code that runs) and time it from here. The
+    config is made :func:`effective` first, then names the run. Nothing is written yet: :func:`prepare` makes the
+    directory once the inputs are known to be good."""
+    effective(cfg, command)
     git_commit()  # the commit of the code this process loaded, before anything can change on disk
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -455,14 +503,24 @@ def finished(cfg: DictConfig, command: str = "train") -> dict | None:
 
     Finished = ``metrics.json`` written (the last step of :func:`finish`) and, for training, ``adapter.safetensors``.
     """
-    run_dir = run_dir_for(cfg, command)
-    metrics = run_dir / METRICS_FILE
-    if not metrics.exists() or (command == "train" and not (run_dir / ADAPTER_FILE).exists()):
-        return None
-    try:
-        return json.loads(metrics.read_text())
-    except json.JSONDecodeError:
-        return None  # a damaged metrics file: the run is done again
+    for run_dir in directories(cfg, command):
+        metrics = run_dir / METRICS_FILE
+        if not metrics.exists() or (command == "train" and not (run_dir / ADAPTER_FILE).exists()):
+            continue
+        try:
+            return json.loads(metrics.read_text())
+        except json.JSONDecodeError:
+            continue  # a damaged metrics file: the run is done again
+    return None
+
+
+def directories(cfg: DictConfig, command: str) -> list[Path]:
+    """Where ``cfg``'s run of ``command`` is: the directory named after its :func:`effective` config, then (where it
+    differs) the one named after the config as composed, which is how runs were named before 2026-12-07 (an
+    evaluation of a trained run, a device token cap), so that their rows and directories are still found."""
+    named = run_dir_for(effective(copy.deepcopy(cfg), command), command)
+    composed = run_dir_for(cfg, command)
+    return [named] if composed == named else [named, composed]
 
 
 def recorded(cfg: DictConfig, command: str = "train") -> dict | None:
@@ -478,8 +536,11 @@ def recorded(cfg: DictConfig, command: str = "train") -> dict | None:
     rows = load_rows(cfg.results_dir)
     if not len(rows) or "run_dir" not in rows or "command" not in rows:
         return None
-    mine = rows[(rows["run_dir"].astype(str) == str(run_dir_for(cfg, command))) & (rows["command"] == command)]
-    if not len(mine):
+    for run_dir in directories(cfg, command):
+        mine = rows[(rows["run_dir"].astype(str) == str(run_dir)) & (rows["command"] == command)]
+        if len(mine):
+            break
+    else:
         return None
     row = mine.iloc[-1]
     return {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}

@@ -529,6 +529,11 @@ class CUAAdapter(Option):
     )
     init_seed: Seed = Field(0, description="seed of the init=random draw (one stream over the sites in order)")
 
+    @property
+    def block_size(self) -> int:
+        """b = 2^q: the dimension of each block unitary."""
+        return 2**self.qubits_per_block
+
 
 class BlockDiagAdapter(Option):
     """Free block-diagonal adapter (``adapter=blockdiag``; ``qadapt/adapters/blockdiag.py``): CUA's blocks without

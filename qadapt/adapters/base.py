@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class CircuitSite:
@@ -82,6 +84,28 @@ class AdapterLayer(nn.Module):
         """The layer's shape as plain JSON values (ints, strings, bools, lists), saved with the weights so a reader
         can rebuild or check the layer: ``{"layer": class name, ...}``; subclasses add their sizes."""
         return {"layer": type(self).__name__}
+
+    def block_structure(self, block_size: int, side: str, **own) -> dict:
+        """:meth:`structure` of a block-diagonal adapter on a width d: its ``own`` keys, then ``block_size`` b,
+        ``side``, ``n_blocks`` (d / b) and ``width`` (d)."""
+        n_blocks = self.width // block_size
+        return {**AdapterLayer.structure(self), **own, "block_size": block_size, "side": side, "n_blocks": n_blocks,
+                "width": self.width}  # fmt: skip
+
+
+def block_width(base: nn.Linear, side: str, block_size: int, name: str, hint: str) -> int:
+    """The width d a block-diagonal adapter acts on: ``base``'s input features (``side=input``) or output features.
+
+    Raises:
+        ConfigError: d is not a multiple of ``block_size``; the message names the projection and ends with ``hint``
+            (``{width}`` in it is filled in).
+    """
+    width = base.in_features if side == "input" else base.out_features
+    if width % block_size:
+        raise ConfigError(
+            f"{name or 'projection'}: {side} width {width} is not divisible by {hint.format(width=width)}"
+        )
+    return width
 
 
 def adapter_modules(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:

@@ -17,8 +17,6 @@ gradient, but is not orthogonal (M^T M = I + 4 S^T S). Source: the controls of i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -27,23 +25,7 @@ from .. import schema
 from ..errors import ConfigError
 from ..models.layers import find_targets
 from ..quantum import num_skew_params, skew_symmetric
-from .base import AdapterLayer, fold_blocks
-
-
-@dataclass(frozen=True)
-class BlockDiagConfig:
-    block_size: int
-    modules: tuple[str, ...]
-    layers: tuple[int, ...] | None
-    side: str
-    parametrization: str
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> BlockDiagConfig:
-        """Raises: ConfigError for a value the option does not accept (:class:`qadapt.schema.BlockDiagAdapter`)."""
-        o = schema.read(cfg, schema.BlockDiagAdapter)
-        layers = None if o.layers is None else tuple(o.layers)
-        return cls(o.block_size, tuple(o.modules), layers, o.side, o.parametrization)
+from .base import AdapterLayer, block_width, fold_blocks
 
 
 class BlockDiagLinear(AdapterLayer):
@@ -52,7 +34,7 @@ class BlockDiagLinear(AdapterLayer):
 
     Args:
         base: the frozen projection, weight ``(out_features, in_features)``.
-        config: block size, side and parametrization.
+        config: the validated ``adapter=blockdiag`` option (:class:`qadapt.schema.BlockDiagAdapter`).
     Raises:
         ConfigError: the adapted width is not divisible by the block size.
     Shapes: forward maps ``(..., in_features)`` to ``(..., out_features)``; ``block_matrices()`` is ``(d / b, b, b)``.
@@ -60,14 +42,10 @@ class BlockDiagLinear(AdapterLayer):
 
     adapter_name = "blockdiag"
 
-    def __init__(self, base: nn.Linear, config: BlockDiagConfig, name: str = ""):
+    def __init__(self, base: nn.Linear, config: schema.BlockDiagAdapter, name: str = ""):
         super().__init__(base)
-        width = base.in_features if config.side == "input" else base.out_features
         b = config.block_size
-        if width % b:
-            raise ConfigError(
-                f"{name or 'projection'}: {config.side} width {width} is not divisible by adapter.block_size={b}"
-            )
+        width = block_width(base, config.side, b, name, f"adapter.block_size={b}")
         self.config = config
         self.width = width
         w = base.weight
@@ -106,14 +84,7 @@ class BlockDiagLinear(AdapterLayer):
     def structure(self) -> dict:
         """``block_size``, ``side``, ``parametrization``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""
         c = self.config
-        return {
-            **super().structure(),
-            "block_size": c.block_size,
-            "side": c.side,
-            "parametrization": c.parametrization,
-            "n_blocks": self.width // c.block_size,
-            "width": self.width,
-        }
+        return self.block_structure(c.block_size, c.side, parametrization=c.parametrization)
 
     def extra_repr(self) -> str:
         c = self.config
@@ -126,7 +97,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     Raises:
         ConfigError: unknown module name, layer index out of range, width not divisible by the block size.
     """
-    config = BlockDiagConfig.from_cfg(cfg)
+    config = schema.read(cfg, schema.BlockDiagAdapter)
     names = []
     for name, parent, attr in find_targets(model, config.modules, config.layers):
         base = getattr(parent, attr)
@@ -139,7 +110,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 def describe(cfg: DictConfig) -> str:
     """Short label, e.g. ``blockdiag(b=4, v_proj@input, layers=-6,...,-1)`` (``, skew`` after b for I - 2S blocks)."""
-    config = BlockDiagConfig.from_cfg(cfg)
+    config = schema.read(cfg, schema.BlockDiagAdapter)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     par = "" if config.parametrization == "free" else f", {config.parametrization}"
     return f"blockdiag(b={config.block_size}{par}, {'+'.join(config.modules)}@{config.side}, layers={layers})"

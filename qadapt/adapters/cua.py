@@ -20,7 +20,6 @@ U_j, measured; the read-out rule y_j(k) = ||x_j|| sqrt(p_j(k)) sign((U_j x_j)(k)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -33,32 +32,7 @@ from ..errors import ConfigError
 from ..models.layers import find_targets
 from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, random_cayley_generators, skew_symmetric
 from ..quantum.readout import read_out_blocks
-from .base import AdapterLayer, fold_blocks
-
-
-@dataclass(frozen=True)
-class CUAConfig:
-    """The ``adapter=cua`` keys as the layer uses them (their types, bounds, defaults and meaning:
-    :class:`qadapt.schema.CUAAdapter`)."""
-
-    qubits_per_block: int
-    modules: tuple[str, ...]
-    layers: tuple[int, ...] | None
-    side: str
-    init: str
-    init_scale: float
-    init_seed: int
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> CUAConfig:
-        """Raises: ConfigError for a value the option does not accept (the key and what it accepts)."""
-        o = schema.read(cfg, schema.CUAAdapter)
-        layers = None if o.layers is None else tuple(o.layers)
-        return cls(o.qubits_per_block, tuple(o.modules), layers, o.side, o.init, float(o.init_scale), o.init_seed)
-
-    @property
-    def block_size(self) -> int:
-        return 2**self.qubits_per_block
+from .base import AdapterLayer, block_width, fold_blocks
 
 
 def cua_param_count(width: int, qubits_per_block: int) -> int:
@@ -87,7 +61,7 @@ class CUALinear(AdapterLayer):
 
     Args:
         base: the frozen projection, weight ``(out_features, in_features)``.
-        config: qubits per block and side.
+        config: the validated ``adapter=cua`` option (:class:`qadapt.schema.CUAAdapter`).
         device: where the block circuits run (exact for training).
     Raises:
         ConfigError: the adapted width is not divisible by b = 2^q.
@@ -99,19 +73,15 @@ class CUALinear(AdapterLayer):
     def __init__(
         self,
         base: nn.Linear,
-        config: CUAConfig,
+        config: schema.CUAAdapter,
         device: Device,
         name: str = "",
         generator: torch.Generator | None = None,
     ):
         super().__init__(base)
-        width = base.in_features if config.side == "input" else base.out_features
-        b = config.block_size
-        if width % b:
-            raise ConfigError(
-                f"{name or 'projection'}: {config.side} width {width} is not divisible by block size "
-                f"b = 2^{config.qubits_per_block} = {b}; choose qubits_per_block with 2^q dividing {width}"
-            )
+        b, q = config.block_size, config.qubits_per_block
+        width = block_width(base, config.side, b, name, f"block size b = 2^{q} = {b}; choose qubits_per_block with "
+                            "2^q dividing {width}")  # fmt: skip
         self.config = config
         self.device = device
         self.width = width
@@ -166,14 +136,7 @@ class CUALinear(AdapterLayer):
     def structure(self) -> dict:
         """``qubits_per_block``, ``block_size`` (b = 2^q), ``side``, ``n_blocks`` and ``width`` (d = n_blocks * b)."""
         c = self.config
-        return {
-            **super().structure(),
-            "qubits_per_block": c.qubits_per_block,
-            "block_size": c.block_size,
-            "side": c.side,
-            "n_blocks": int(self.generator.shape[0]),
-            "width": self.width,
-        }
+        return self.block_structure(c.block_size, c.side, qubits_per_block=c.qubits_per_block)
 
     def extra_repr(self) -> str:
         c = self.config
@@ -190,7 +153,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
     Raises:
         ConfigError: unknown module name, layer index out of range, width not divisible by b.
     """
-    config = CUAConfig.from_cfg(cfg)
+    config = schema.read(cfg, schema.CUAAdapter)
     # init=random: one seeded stream over the sites in order, so a seed names one draw of the whole adapter
     generator = torch.Generator().manual_seed(config.init_seed) if config.init == "random" else None
     names = []
@@ -205,7 +168,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
 
 def describe(cfg: DictConfig) -> str:
     """Short label for results tables, e.g. ``cua(q=2, v_proj@input, layers=-1)``."""
-    config = CUAConfig.from_cfg(cfg)
+    config = schema.read(cfg, schema.CUAAdapter)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     init = f", random init scale {config.init_scale:g} seed {config.init_seed}" if config.init == "random" else ""
     return f"cua(q={config.qubits_per_block}, {'+'.join(config.modules)}@{config.side}, layers={layers}{init})"

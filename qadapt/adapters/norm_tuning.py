@@ -14,8 +14,6 @@ and this is the smallest one that can.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -24,19 +22,6 @@ from .. import schema
 from ..errors import ConfigError
 from ..models.layers import find_targets
 from .base import AdapterLayer
-
-
-@dataclass(frozen=True)
-class NormTuningConfig:
-    modules: tuple[str, ...]
-    layers: tuple[int, ...] | None
-    bias: bool
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> NormTuningConfig:
-        """Raises: ConfigError for a value the option does not accept (:class:`qadapt.schema.NormTuningAdapter`)."""
-        o = schema.read(cfg, schema.NormTuningAdapter)
-        return cls(tuple(o.modules), None if o.layers is None else tuple(o.layers), o.bias)
 
 
 def _width(norm: nn.Module, name: str) -> int:
@@ -56,7 +41,7 @@ class NormGain(AdapterLayer):
 
     adapter_name = "norm"
 
-    def __init__(self, base: nn.Module, config: NormTuningConfig, name: str = ""):
+    def __init__(self, base: nn.Module, config: schema.NormTuningAdapter, name: str = ""):
         super().__init__(base)
         width = _width(base, name)
         self.config = config
@@ -86,7 +71,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     Raises:
         ConfigError: unknown module name, layer index out of range, a module without a per-feature weight.
     """
-    config = NormTuningConfig.from_cfg(cfg)
+    config = schema.read(cfg, schema.NormTuningAdapter)
     names = []
     for name, parent, attr in find_targets(model, config.modules, config.layers):
         setattr(parent, attr, NormGain(getattr(parent, attr), config, name))
@@ -96,7 +81,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 def describe(cfg: DictConfig) -> str:
     """Short label, e.g. ``norm(input_layernorm gain, layers=-6,...,-1)``."""
-    config = NormTuningConfig.from_cfg(cfg)
+    config = schema.read(cfg, schema.NormTuningAdapter)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     what = "gain+bias" if config.bias else "gain"
     return f"norm({'+'.join(config.modules)} {what}, layers={layers})"

@@ -25,7 +25,6 @@ class AdapterSpec:
         describe: ``describe(cfg) -> short label`` for rows and logs, e.g. ``cua(q=2,input)``.
         replaces: the adapter replaces a sub-layer (its weights are deleted) instead of wrapping a frozen one: the base
             model is not recoverable by switching it off, so training keeps a frozen copy as teacher and base.
-        config: the method's own config dataclass where it has one (built from the ``adapter`` group).
         circuits: what the adapter runs on a device: ``blocks`` (block-unitary circuits: any device; a noise model of
             them can train it, ``train.noise``), ``ansatz`` (amplitude-encoded variational circuits: only devices that
             run them, :meth:`Device.require_ansatz`), or None (classical: the device is not used).
@@ -34,22 +33,21 @@ class AdapterSpec:
     inject: Callable[[nn.Module, DictConfig, Device], list[str]]
     describe: Callable[[DictConfig], str]
     replaces: bool = False
-    config: type | None = None
     circuits: str | None = None
 
 
 # adapter= name -> spec (None: no adapter, the frozen base model)
 ADAPTERS: dict[str, AdapterSpec | None] = {
     "none": None,
-    "cua": AdapterSpec(cua.inject, cua.describe, config=cua.CUAConfig, circuits="blocks"),
-    "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, config=qffn.QFFNConfig, circuits="ansatz"),
+    "cua": AdapterSpec(cua.inject, cua.describe, circuits="blocks"),
+    "qffn": AdapterSpec(qffn.inject, qffn.describe, replaces=True, circuits="ansatz"),
     "ffn_lowrank": AdapterSpec(ffn_lowrank.inject, ffn_lowrank.describe, replaces=True),
     # the paper's Distilled baseline at our scale: every FFN pruned to QFFN's parameter count (a dense model)
     "ffn_pruned": AdapterSpec(ffn_pruned.inject, ffn_pruned.describe, replaces=True),
     "rbs": AdapterSpec(rbs.inject, rbs.describe),
     # controls for CUA's claims: its blocks without orthogonality, and the cheapest domain adaptation
-    "blockdiag": AdapterSpec(blockdiag.inject, blockdiag.describe, config=blockdiag.BlockDiagConfig),
-    "norm": AdapterSpec(norm_tuning.inject, norm_tuning.describe, config=norm_tuning.NormTuningConfig),
+    "blockdiag": AdapterSpec(blockdiag.inject, blockdiag.describe),
+    "norm": AdapterSpec(norm_tuning.inject, norm_tuning.describe),
     # classical baselines through peft (qadapt/adapters/peft_baselines.py)
     "lora": AdapterSpec(peft_baselines.inject_lora, peft_baselines.describe_lora),
     "oft": AdapterSpec(peft_baselines.inject_oft, peft_baselines.describe_oft),

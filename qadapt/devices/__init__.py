@@ -33,4 +33,16 @@ def get(cfg: DictConfig) -> Device:
     return DEVICES[cfg.name](cfg)
 
 
-__all__ = ["DEVICES", "Device", "get"]
+def gradients_flow(cfg: DictConfig) -> bool:
+    """Whether training can run on the device ``cfg`` names (:attr:`Device.differentiable`), read from its config
+    without building it (building one can need an account or a GPU).
+
+    Raises:
+        ConfigError: unknown device name (lists the valid ones).
+    """
+    if cfg.name not in DEVICES:
+        raise ConfigError(f"unknown device '{cfg.name}'; valid choices: {', '.join(sorted(DEVICES))}")
+    return DEVICES[cfg.name].gradients_flow(cfg)
+
+
+__all__ = ["DEVICES", "Device", "get", "gradients_flow"]

@@ -71,6 +71,11 @@ class Device(ABC):
                 f"unknown device.positions '{self.positions}'; valid choices: {', '.join(self.POSITIONS)}"
             )
 
+    @classmethod
+    def gradients_flow(cls, cfg: DictConfig) -> bool:
+        """:attr:`differentiable` as the config ``cfg`` decides it, without building the device."""
+        return bool(cls.differentiable)
+
     @property
     def is_exact(self) -> bool:
         """True when results are exact and noise-free (no shots, no noise), so an adapter may compute them itself:

@@ -27,6 +27,10 @@ class ExactDevice(Device):
     def differentiable(self) -> bool:  # type: ignore[override]
         return self.shots is None
 
+    @classmethod
+    def gradients_flow(cls, cfg) -> bool:
+        return cfg.get("shots") is None
+
     def __init__(self, cfg=None):
         super().__init__(cfg)
         self._generator = torch.Generator().manual_seed(self.seed)

@@ -85,7 +85,7 @@ def run_or_reuse(
     cfg = compose(overrides) if cfg is None else cfg
     done = runs.finished(cfg, command)
     if done is not None:
-        log(f"reusing the finished run {runs.run_dir_for(cfg, command)}")
+        log(f"reusing the finished run {done.get('run_dir')}")
         return done
     if recorded:
         row = runs.recorded(cfg, command)

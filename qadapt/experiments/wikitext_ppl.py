@@ -208,9 +208,9 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     # device and data first: a bad choice or a missing file should fail before minutes of model loading
     device = devices.get(cfg.device)
     trainer = training_device(cfg, device)
-    on_device = trainer is not device  # trained on the simulator, then run where the user asked
-    if on_device and cfg.device.get("max_tokens") is not None:  # what runs on hardware bounds every evaluation
-        cfg.task.max_tokens = min(int(v) for v in (cfg.task.max_tokens, cfg.device.max_tokens) if v is not None)
+    # trained on the simulator, then run where the user asked; device.max_tokens bounds every evaluation of the
+    # run then (runs.effective capped task.max_tokens before the run was named)
+    on_device = trainer is not device
     eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
     train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, holdout_args(cfg)[0])
     loaded = models.load(cfg.model)
@@ -418,14 +418,8 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     Raises:
         ConfigError, DataMissing, ModelUnavailable, QadaptError (a damaged or unfinished ``from_run``).
     """
-    run = runs.start(cfg, "eval ppl", overrides)
-    if cfg.device.get("max_tokens") is not None:
-        caps = [int(v) for v in (cfg.task.max_tokens, cfg.device.max_tokens) if v is not None]
-        cfg.task.max_tokens = min(caps)
-    trained = None
-    if cfg.from_run:
-        trained = runs.load_trained(cfg.from_run, cfg.model.name)
-        cfg.adapter = trained.cfg.adapter
+    run = runs.start(cfg, "eval ppl", overrides)  # the adapter of from_run and the device's token cap are in cfg now
+    trained = runs.load_trained(cfg.from_run, cfg.model.name) if cfg.from_run else None
     device = devices.get(cfg.device)
     eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
     loaded = models.load(cfg.model)

@@ -271,7 +271,7 @@ class Runner:
         chosen point with the budget the curves give (none where a curve is not finished); arms that take another's
         point (``chosen_from``) take it here."""
         s = self.study
-        curve = s.select.curve
+        curve, curves = s.select.curve, None
         if curve is not None:
             curves = {}
             for arm, point in chosen.items():
@@ -281,12 +281,7 @@ class Runner:
                     row = self.cell(arm, "curve", s.select.seed, self._selection_overrides(arm, values, s.select.seed),
                                     "train", values)  # fmt: skip
                     curves[arm].append((value, self._metric(row)))
-            found = budget(curves, curve.flat, s.select.direction)
-            chosen = {arm: {**point, curve.key: found} for arm, point in chosen.items()} if found is not None else {}
-        for arm in s.trained():
-            if s.source(arm) in chosen:
-                chosen[arm] = chosen[s.source(arm)]
-        return chosen
+        return final_points(s, chosen, curves)
 
     def _metric(self, row: dict | None) -> float | None:
         """A selection cell's metric: None when it is not done (or diverged), NaN when its run collapsed (done, but
@@ -406,6 +401,18 @@ def short(x) -> str:
 def unit_columns(unit: str) -> list[str]:
     """The columns of one unit's line in a units file."""
     return EXAMPLE_COLUMNS if unit == "examples" else WINDOW_COLUMNS
+
+
+def final_points(study: Study, chosen: dict[str, dict], curves: dict | None) -> dict[str, dict]:
+    """The final points: with learning ``curves`` (``select.curve``) every chosen point with the budget they give
+    (none where a curve is not finished); then the arms that take another's point (``chosen_from``) take it."""
+    if curves is not None:
+        key, found = study.select.curve.key, budget(curves, study.select.curve.flat, study.select.direction)
+        chosen = {arm: {**point, key: found} for arm, point in chosen.items()} if found is not None else {}
+    for arm in study.trained():
+        if study.source(arm) in chosen:
+            chosen[arm] = chosen[study.source(arm)]
+    return chosen
 
 
 def budget(curves: dict[str, list[tuple[float, float | None]]], flat: float, direction: str) -> float | None:

@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import QadaptError
 from ..results import estimate as est
 from ..results import write_text_atomic
-from .engine import Files, best_point, budget, done
+from .engine import Files, best_point, done, final_points
 from .engine import short as _short
 from .spec import Study
 
@@ -78,7 +78,7 @@ def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
         best = best_point(tried, study.select.direction)
         if best is not None:
             out[arm] = best
-    curve = study.select.curve
+    curve, curves = study.select.curve, None
     if curve is not None:
         rows = cells[(cells["phase"] == "curve") & done(cells) & ~collapsed(cells)]
         curves = {}
@@ -87,12 +87,7 @@ def chosen_points(study: Study, cells: pd.DataFrame) -> dict[str, dict]:
             found = {json.loads(v)[curve.key]: float(m) for v, m in zip(mine["values"], mine[study.select.metric])
                      if {k: x for k, x in json.loads(v).items() if k != curve.key} == point}  # fmt: skip
             curves[arm] = [(v, found.get(v)) for v in curve.values]
-        found = budget(curves, curve.flat, study.select.direction)
-        out = {arm: {**point, curve.key: found} for arm, point in out.items()} if found is not None else {}
-    for arm in study.trained():
-        if study.source(arm) in out:
-            out[arm] = out[study.source(arm)]
-    return out
+    return final_points(study, out, curves)
 
 
 def collapsed(cells: pd.DataFrame) -> pd.Series:

@@ -34,6 +34,17 @@ def llama(tmp_path, model_dir, *extra: str) -> list[str]:
     ]
 
 
+def named_after_its_config(row) -> bool:
+    """The run directory's name, the row's config_hash and the hash of the config.yaml saved in it agree: a run is
+    named after the config that ran (what an evaluation takes from from_run, the device's token cap included)."""
+    from omegaconf import OmegaConf
+
+    from qadapt.config import config_hash
+
+    saved = config_hash(OmegaConf.load(f"{row['run_dir']}/config.yaml"))
+    return saved == row["config_hash"] and str(row["run_dir"]).endswith(saved)
+
+
 def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir):
     runner = CliRunner()
     done = runner.invoke(app, ["train", *llama(tmp_path, tiny_llama_dir, "device=ibm_fake", "device.max_tokens=40")])
@@ -41,7 +52,7 @@ def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir)
     row = load_rows(tmp_path / "results").iloc[-1]
     # device.max_tokens bounds every evaluation of the run: base, exact and device on the same 40 tokens
     assert row["tokens_scored"] == 40 and row["base_tokens_scored"] == 40
-    assert row["device_max_tokens"] == 40
+    assert row["device_max_tokens"] == 40 and row["max_tokens"] == 40 and named_after_its_config(row)
     # 12 blocks of 4 dimensions on v_proj's 48-wide input, one circuit per block at each scored position
     assert row["device_circuits"] == 40 * 12
     assert "FakeFez" in row["device_desc"]
@@ -70,6 +81,7 @@ def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir)
     assert again.exit_code == 0, again.output
     exact = load_rows(tmp_path / "results").iloc[-1]
     assert exact["perplexity"] == pytest.approx(row["exact_perplexity"], rel=1e-6)
+    assert named_after_its_config(exact) and "cua" in exact["config"]  # the trained run's adapter, not adapter=none
     assert row["device_mitigation"] == "none" and row["device_calibration_shots"] == 0
 
     # readout mitigation: the same adapter and tokens; the calibration's cost is in the row
@@ -88,6 +100,29 @@ def test_train_on_exact_then_run_on_ibm_fake(tiny_llama_dir, tmp_path, data_dir)
     assert m["device_calibration_circuits"] >= 1 and m["device_calibration_shots"] >= 2 * 8192
     assert m["exact_perplexity"] == pytest.approx(row["exact_perplexity"], rel=1e-6)
     assert m["perplexity"] != row["perplexity"]
+    assert named_after_its_config(m)
+
+    # a run named as before 2026-12-07 (after the config as composed, before what it took from from_run and the
+    # token cap) is still found by the config that made it: its directory, else its recorded row
+    import shutil
+
+    import pandas as pd
+
+    from qadapt import runs
+    from qadapt.config import compose
+
+    over = [*llama(tmp_path, tiny_llama_dir, f"from_run={row['run_dir']}", "device=ibm_fake", "device.max_tokens=40")]
+    cfg = compose([*over, "device.mitigation=readout"])
+    named, composed = runs.directories(cfg, "eval ppl")
+    assert str(named) == m["run_dir"] and composed != named
+    shutil.move(named, composed)
+    store = tmp_path / "results" / "runs.csv"
+    frame = pd.read_csv(store)
+    frame.loc[frame["run_id"] == m["run_id"], "run_dir"] = str(composed)
+    frame.to_csv(store, index=False)
+    assert runs.finished(cfg, "eval ppl")["run_id"] == m["run_id"]
+    shutil.rmtree(composed)
+    assert runs.recorded(cfg, "eval ppl")["run_id"] == m["run_id"]
 
 
 def test_ibm_without_account_and_bad_train_device_fail_at_once(tiny_llama_dir, tmp_path, monkeypatch):

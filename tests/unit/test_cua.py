@@ -6,7 +6,8 @@ from helpers.options import adapter
 from omegaconf import OmegaConf
 from torch import nn
 
-from qadapt.adapters.cua import CUAConfig, CUALinear, cua_param_count, run_blocks
+from qadapt import schema
+from qadapt.adapters.cua import CUALinear, cua_param_count, run_blocks
 from qadapt.config import compose
 from qadapt.devices.exact import ExactDevice
 from qadapt.errors import ConfigError
@@ -14,9 +15,15 @@ from qadapt.quantum import cayley, skew_symmetric
 from qadapt.resources import count_params
 
 
+def _config(q: int, side: str) -> schema.CUAAdapter:
+    return schema.CUAAdapter(
+        name="cua", qubits_per_block=q, modules=["lin"], layers=None, side=side, init="identity", init_scale=0.3
+    )
+
+
 def _layer(side="input", q=2, in_f=16, out_f=8):
     torch.manual_seed(0)
-    return CUALinear(nn.Linear(in_f, out_f), CUAConfig(q, ("lin",), None, side, "identity", 0.3, 0), ExactDevice())
+    return CUALinear(nn.Linear(in_f, out_f), _config(q, side), ExactDevice())
 
 
 @pytest.mark.parametrize("side", ["input", "output"])
@@ -51,12 +58,12 @@ def test_norm_is_preserved_per_slice():
 
 def test_width_not_divisible_is_a_clear_error():
     with pytest.raises(ConfigError, match="not divisible by block size"):
-        CUALinear(nn.Linear(6, 4), CUAConfig(2, ("lin",), None, "input", "identity", 0.3, 0), ExactDevice())
+        CUALinear(nn.Linear(6, 4), _config(2, "input"), ExactDevice())
 
 
 def test_bad_side_is_rejected():
     with pytest.raises(ConfigError, match="valid choices: input, output"):
-        CUAConfig.from_cfg(adapter("cua", side="left"))
+        schema.read(adapter("cua", side="left"), schema.CUAAdapter)
 
 
 def test_param_count_formula():
