@@ -31,6 +31,7 @@ def spec(model_dir, **changes) -> dict:
             "task.max_length=48",
             "task.stride=48",
             "task.batch_size=2",
+            "task.max_tokens=480",  # selection scores 10 windows of the held-out slice; the final phase 192 tokens
             "train.valid_holdout=0.1",
             "train.max_steps=3",
             "train.batch_size=2",
