@@ -161,3 +161,43 @@ def test_sliding_windows_with_a_context_token_score_every_token_once(n, max_leng
         first = w.tokens[w.first_target]
         before = w.tokens[w.first_target - 1]
         assert before == (prefix if first == 0 else first - 1)
+
+
+class _CountingTokenizer:
+    """A word-level tokenizer that counts its calls (what a process's Memo.token_ids saves)."""
+
+    name_or_path, bos_token_id = "words", 0
+
+    def __init__(self):
+        self.calls = 0
+
+    def __len__(self):
+        return 1000
+
+    def __call__(self, text, add_special_tokens=False):
+        self.calls += 1
+        return type("Encoded", (), {"input_ids": [1 + len(w) for w in text.split()]})()
+
+    def decode(self, ids):
+        return " ".join("x" * (i - 1) for i in ids)
+
+
+def test_kept_token_ids_give_the_same_windows_and_tokenise_once():
+    from omegaconf import OmegaConf
+
+    from qadapt.eval.windows import build_eval_set
+
+    text = " ".join(f"w{'o' * (i % 7)}rd" for i in range(400))
+    task = OmegaConf.create(
+        {"mode": "sliding", "max_length": 32, "stride": 16, "max_tokens": 100, "score_first": False}
+    )
+    tok, kept = _CountingTokenizer(), {}
+    plain = build_eval_set(tok, text, "test", task)
+    first = build_eval_set(tok, text, "test", task, kept=kept)
+    again = build_eval_set(tok, text, "test", OmegaConf.merge(task, {"max_tokens": 64}), kept=kept)
+    assert tok.calls == 2 and len(kept) == 1  # the second text-sized tokenisation came from kept
+    assert [w.tokens for w in first.windows] == [w.tokens for w in plain.windows]
+    assert [w.tokens for w in again.windows][0] == [w.tokens for w in plain.windows][0]
+    assert sum(len(w.tokens) for w in again.windows) < sum(len(w.tokens) for w in plain.windows)
+    build_eval_set(tok, text + " more", "test", task, kept=kept)  # another text: tokenised again
+    assert tok.calls == 3 and len(kept) == 2
