@@ -102,3 +102,18 @@ def test_documents_mode_windows_and_counts_are_the_harness_own(data_dir):
     for page in pages[:20]:
         assert wikitext_detokenizer(page) == harness_detokenizer({"page": page})
         assert page_counts(page) == (len(re.split(r"\s+", page)), len(page.encode("utf-8")))
+
+
+@pytest.mark.parametrize("file", ["wiki.test.raw", "wiki.valid.tokens"])
+def test_a_token_cap_tokenises_a_prefix_and_keeps_the_whole_texts_tokens(smollm2, data_dir, file):
+    """leading_token_ids (a capped evaluation tokenises a prefix of the text, cut at a line end) gives exactly the
+    first n ids of the whole text's tokenisation on real WikiText-2 with SmolLM2's tokenizer, at the caps the studies
+    use and at caps whose prefix cut falls right at the lookahead's edge."""
+    from qadapt.eval.windows import LOOKAHEAD_TOKENS, leading_token_ids, token_ids
+
+    _, tokenizer = smollm2
+    text = (data_dir / "wikitext-2" / file).read_text(encoding="utf-8")
+    whole = token_ids(tokenizer, text)
+    for n in (1, 96, 1536, 8192, 65536, len(whole) - LOOKAHEAD_TOKENS, len(whole) - 1, len(whole), len(whole) + 5):
+        ids, more = leading_token_ids(tokenizer, text, n)
+        assert ids == whole[:n] and more == (len(whole) > n), n
