@@ -1292,6 +1292,17 @@ def validate(cfg: Any, choices: Mapping[str, str | None]) -> None:
             problems.append(f"{group}={show(block)}: expected a block of keys (choose an option with {group}=<option>)")
             continue
         problems += check_block(block, cls, f"{group}.", f"{group}={chosen}")
+        named = block.get("name")
+        if (
+            "name" in cls.model_fields
+            and named != chosen
+            and named in typing.get_args(cls.model_fields["name"].annotation)
+        ):
+            # one class serves several options (the PennyLane simulators): the name must still be the chosen one's
+            problems.append(
+                f"{group}.name={show(named)}: expected {chosen!r} (the name of {group}={chosen}; choose another "
+                f"option with {group}=<option>)"
+            )
     if problems:
         raise ConfigError("; ".join(problems))
 

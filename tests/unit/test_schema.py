@@ -297,3 +297,10 @@ def test_lora_on_the_wrong_names_lists_the_models_layers():
     cfg = compose(["adapter=lora", "adapter.modules=[query]"])
     with pytest.raises(ConfigError, match="default: model.adapter_targets.*valid choices: .*q_proj.*v_proj"):
         peft_baselines.inject_lora(build_meta(cfg.model), cfg.adapter)
+
+
+def test_one_class_for_several_options_still_holds_each_option_to_its_own_name():
+    """The PennyLane simulators share one class: device=default_qubit with another simulator's name is refused."""
+    assert compose(["device=lightning_qubit"]).device.name == "lightning_qubit"
+    with pytest.raises(ConfigError, match=r"device.name='lightning_qubit': expected 'default_qubit'"):
+        compose(["device=default_qubit", "device.name=lightning_qubit"])
