@@ -39,6 +39,20 @@ def test_coverage_and_false_positives_hold_at_few_seeds(seeds):
         assert false_positive / replicates <= 0.06, (seeds, seed_sd, false_positive / replicates)
 
 
+def test_false_positives_hold_at_two_seeds():
+    """A table at 2 of its 3 seeds (results/mitigation.md while seed 2 runs): the paired p-value keeps its level, so a
+    verdict there stands on p; the interval's coverage is only held to 95 % from 3 seeds (the test above)."""
+    rng = np.random.default_rng(7)
+    ones = np.ones(UNITS)
+    for seed_sd in SEED_SD:
+        replicates = 2000
+        false_positive = sum(
+            est.estimate(dict(zip("ab", table(rng, 2, seed_sd, arms=2))), ones, "mean", "a").versus["b"].p < 0.05
+            for _ in range(replicates)
+        )
+        assert false_positive / replicates <= 0.06, (seed_sd, false_positive / replicates)
+
+
 def test_the_crossed_percentile_bootstrap_undercovers_at_three_seeds():
     """The method this replaced: seeds, then units, drawn with replacement (stats.two_level_resamples)."""
     rng = np.random.default_rng(7)
