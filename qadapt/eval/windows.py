@@ -171,15 +171,9 @@ def truncate_bytes(text: str, max_bytes: int) -> str:
     return cut[: end + 1] if end >= 0 else cut
 
 
-def token_ids(tokenizer, text: str, kept: dict | None = None) -> list[int]:
-    """``tokenizer(text)``'s ids without special tokens; ``kept`` (a :class:`qadapt.memo.Memo`'s ``token_ids``) keeps
-    them for the next call with the same tokenizer (its name, class and vocabulary size) and text."""
-    if kept is None:
-        return tokenizer(text, add_special_tokens=False).input_ids
-    key = (getattr(tokenizer, "name_or_path", ""), type(tokenizer).__name__, len(tokenizer), len(text), hash(text))
-    if key not in kept:
-        kept[key] = tokenizer(text, add_special_tokens=False).input_ids
-    return kept[key]
+def token_ids(tokenizer, text: str) -> list[int]:
+    """``tokenizer(text)``'s ids without special tokens."""
+    return tokenizer(text, add_special_tokens=False).input_ids
 
 
 # tokens tokenised past a token cap before the cut text is trusted: text after a cut can change only the last few
@@ -187,10 +181,10 @@ def token_ids(tokenizer, text: str, kept: dict | None = None) -> list[int]:
 LOOKAHEAD_TOKENS = 64
 
 
-def leading_token_ids(tokenizer, text: str, n: int, kept: dict | None = None) -> tuple[list[int], bool]:
+def leading_token_ids(tokenizer, text: str, n: int) -> tuple[list[int], bool]:
     """(the first ``n`` ids of ``tokenizer(text)``, whether ``text`` has more than ``n`` tokens), tokenising only a
     prefix of a long ``text``: cut at a line end, far enough that at least ``n`` + :data:`LOOKAHEAD_TOKENS` tokens
-    come out (the cut moves on by 4x until they do, up to the whole text, then :func:`token_ids` with ``kept``). A
+    come out (the cut moves on by 4x until they do, up to the whole text). A
     device evaluation of 8,192 tokens then tokenises about 70 KB of WikiText-2 test instead of its 1.3 MB."""
     size = 8 * (n + LOOKAHEAD_TOKENS) + 4096
     while size < len(text):
@@ -200,18 +194,15 @@ def leading_token_ids(tokenizer, text: str, n: int, kept: dict | None = None) ->
             if len(ids) >= n + LOOKAHEAD_TOKENS:
                 return ids[:n], True
         size *= 4
-    ids = token_ids(tokenizer, text, kept)
+    ids = token_ids(tokenizer, text)
     return ids[:n], len(ids) > n
 
 
-def build_eval_set(
-    tokenizer, text: str, source: str, task: DictConfig, bos_in_windows: bool = False, kept: dict | None = None
-) -> EvalSet:
+def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_windows: bool = False) -> EvalSet:
     """Tokenise ``text`` and cut it into windows per ``task`` (mode, max_length, stride, max_tokens).
 
     ``bos_in_windows``: sliding windows start with the tokenizer's BOS (for models that expect it, e.g. Gemma:
-    without it, Gemma 3's WikiText perplexity is about 45 % worse). ``kept``: the token ids of texts tokenised
-    before in this process (:func:`token_ids`), or None.
+    without it, Gemma 3's WikiText perplexity is about 45 % worse).
 
     Raises:
         ConfigError: unknown mode or bad window sizes.
@@ -226,9 +217,9 @@ def build_eval_set(
         text = truncate_bytes(text, int(max_bytes))
     if mode == "sliding":
         if max_tokens is None:
-            tokens = token_ids(tokenizer, text, kept)
+            tokens = token_ids(tokenizer, text)
         else:
-            tokens, cut = leading_token_ids(tokenizer, text, int(max_tokens), kept)
+            tokens, cut = leading_token_ids(tokenizer, text, int(max_tokens))
             if cut:  # the words and bytes scored: those of the kept tokens
                 text = tokenizer.decode(tokens)
         words, nbytes = _counts(text)

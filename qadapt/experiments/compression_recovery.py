@@ -159,7 +159,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     loaded = models.load(cfg.model)
     teacher, tokenizer = loaded.model, loaded.tokenizer
     freeze(teacher.eval())
-    windows = eval_set(cfg, tokenizer, eval_text, memo)
+    windows = eval_set(cfg, tokenizer, eval_text)
     ppl_task = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "compression"}
     common = {
         "model": OmegaConf.to_container(cfg.model),

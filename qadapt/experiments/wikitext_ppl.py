@@ -124,11 +124,9 @@ def holdout_args(cfg: DictConfig) -> tuple[float, str]:
     return float(cfg.train.valid_holdout), str(cfg.train.unk)
 
 
-def eval_set(cfg: DictConfig, tokenizer, text, memo: Memo | None = None) -> EvalSet:
-    """The task's evaluation windows of ``text`` (``task.mode``, ``max_length``, ``stride``, caps); ``memo`` keeps the
-    text's token ids for the process's next run on the same text."""
-    kept = None if memo is None else memo.token_ids
-    return build_eval_set(tokenizer, text.text, text.source, cfg.task, bos_in_windows(cfg), kept)
+def eval_set(cfg: DictConfig, tokenizer, text) -> EvalSet:
+    """The task's evaluation windows of ``text`` (``task.mode``, ``max_length``, ``stride``, caps)."""
+    return build_eval_set(tokenizer, text.text, text.source, cfg.task, bos_in_windows(cfg))
 
 
 def bos_in_windows(cfg: DictConfig) -> bool:
@@ -217,7 +215,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     train_text = load_train_text(cfg.data_dir, cfg.train.text, cfg.train.unk, holdout_args(cfg)[0])
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
-    windows = eval_set(cfg, tokenizer, eval_text, memo)
+    windows = eval_set(cfg, tokenizer, eval_text)
     base_total = sum(p.numel() for p in model.parameters())
     # a replacement adapter deletes the sub-layers it replaces: keep the unmodified model as base and teacher
     replacing = adapters.replaces(cfg.adapter)
@@ -426,7 +424,7 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     eval_text = load_eval_text(cfg.data_dir, cfg.task.split, *holdout_args(cfg))
     loaded = models.load(cfg.model)
     model, tokenizer = loaded.model, loaded.tokenizer
-    windows = eval_set(cfg, tokenizer, eval_text, memo)
+    windows = eval_set(cfg, tokenizer, eval_text)
     # a cap on QPU time: refused here, before the exact reference and the first job (device.max_qpu_seconds)
     positions = windows.n_scored if device.positions == "scored" else sum(len(w.tokens) - 1 for w in windows.windows)
     qpu_estimate = resources.check_qpu_budget(cfg, positions)

@@ -163,41 +163,37 @@ def test_sliding_windows_with_a_context_token_score_every_token_once(n, max_leng
         assert before == (prefix if first == 0 else first - 1)
 
 
-class _CountingTokenizer:
-    """A word-level tokenizer that counts its calls (what a process's Memo.token_ids saves)."""
+class _WordTokenizer:
+    """A word-level tokenizer that records the length of each text it is given."""
 
     name_or_path, bos_token_id = "words", 0
 
     def __init__(self):
-        self.calls = 0
-
-    def __len__(self):
-        return 1000
+        self.lengths = []
 
     def __call__(self, text, add_special_tokens=False):
-        self.calls += 1
+        self.lengths.append(len(text))
         return type("Encoded", (), {"input_ids": [1 + len(w) for w in text.split()]})()
 
     def decode(self, ids):
         return " ".join("x" * (i - 1) for i in ids)
 
 
-def test_kept_token_ids_give_the_same_windows_and_tokenise_once():
+def test_a_token_cap_tokenises_a_prefix_and_gives_the_whole_texts_windows():
     from omegaconf import OmegaConf
 
-    from qadapt.eval.windows import build_eval_set
+    from qadapt.eval.windows import LOOKAHEAD_TOKENS, build_eval_set, leading_token_ids
 
-    text = " ".join(f"w{'o' * (i % 7)}rd" for i in range(400))
+    text = "\n".join(" ".join(f"w{'o' * ((i + j) % 7)}rd" for j in range(10)) for i in range(600))  # 6,000 words
+    whole = [1 + len(w) for w in text.split()]
+    tok = _WordTokenizer()
     task = OmegaConf.create(
         {"mode": "sliding", "max_length": 32, "stride": 16, "max_tokens": 100, "score_first": False}
     )
-    tok, kept = _CountingTokenizer(), {}
-    plain = build_eval_set(tok, text, "test", task)
-    first = build_eval_set(tok, text, "test", task, kept=kept)
-    again = build_eval_set(tok, text, "test", OmegaConf.merge(task, {"max_tokens": 64}), kept=kept)
-    assert tok.calls == 2 and len(kept) == 1  # the second text-sized tokenisation came from kept
-    assert [w.tokens for w in first.windows] == [w.tokens for w in plain.windows]
-    assert [w.tokens for w in again.windows][0] == [w.tokens for w in plain.windows][0]
-    assert sum(len(w.tokens) for w in again.windows) < sum(len(w.tokens) for w in plain.windows)
-    build_eval_set(tok, text + " more", "test", task, kept=kept)  # another text: tokenised again
-    assert tok.calls == 3 and len(kept) == 2
+    capped = build_eval_set(tok, text, "test", task)
+    assert max(tok.lengths) < len(text) / 2  # a prefix, cut at a line end, not the whole text
+    uncapped = build_eval_set(tok, " ".join("x" * (i - 1) for i in whole[:100]), "test", task)
+    assert [w.tokens for w in capped.windows] == [w.tokens for w in uncapped.windows]
+    for n in (1, 100, len(whole) - LOOKAHEAD_TOKENS, len(whole), len(whole) + 1):
+        ids, more = leading_token_ids(tok, text, n)
+        assert ids == whole[:n] and more == (len(whole) > n), n
