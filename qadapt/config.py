@@ -1,9 +1,9 @@
 """Hydra compose API: overrides in, resolved and type-checked config out; sweep expansion for ``--multirun``.
 
-``compose(["adapter=cua", "adapter.qubits_per_block=3"])`` returns the same config Hydra's
-``@hydra.main`` would, without Hydra taking over the process (the CLI is Typer's), after checking every key
-against the typed schema of its option (``qadapt/schema.py``): a value of the wrong type or range is a
-:class:`ConfigError` (exit 2) naming the key and what it accepts.
+``compose(["adapter=cua", "adapter.qubits_per_block=3"])`` returns the same config Hydra's ``@hydra.main`` would,
+without Hydra taking over the process (the CLI is Typer's), after checking every key against the typed schema of its
+option (its class in the ``options.py`` of the room that reads it, :data:`SCHEMAS`): a value of the wrong type or
+range is a :class:`ConfigError` (exit 2) naming the key and what it accepts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import hashlib
 import itertools
 import json
 import re
+import typing
+from collections.abc import Mapping
+from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
@@ -20,15 +23,177 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
+from pydantic import Field
 
+from .adapters.options import (
+    BlockDiagAdapter,
+    BOFTAdapter,
+    CUAAdapter,
+    FFNLowRankAdapter,
+    FFNPrunedAdapter,
+    FullAdapter,
+    LoRAAdapter,
+    NoAdapter,
+    NormTuningAdapter,
+    OFTAdapter,
+    QFFNAdapter,
+    RBSAdapter,
+)
+from .data.options import CompressionRecoveryTask, GlueOptions, MCTask, VtabTask, WikitextPPLTask
+from .devices.options import ExactOptions, IBMFakeOptions, IBMOptions, PennyLaneOptions
 from .errors import ConfigError
+from .models.options import (
+    DebertaV3Base,
+    Dinov2Large,
+    EfficientNetLite0,
+    Gemma3_270M,
+    Llama31_8B,
+    Llama_7B,
+    MiniLM_L6,
+    Qwen_7B,
+    SmolLM2_135M,
+)
 from .paths import CONFIG_DIR
-from .schema import GROUPS, SCHEMAS, declared, hash_neutral, validate
+from .schema import GROUPS, Option, PosInt, Seed, Text, check_block, hash_neutral, named, show
+from .training.options import ClassifyTrain, DefaultTrain, NewBlocksTrain, PaperTrain, RecoveryTrain
 
 # keys that never change a run by themselves, left out of config_hash: run bookkeeping, and model.adapter_targets, the
 # default of adapter.modules (what a run adapts is adapter.modules, resolved and hashed; the hashes of runs made before
 # the key existed stay the same)
 HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
+
+
+class RootConfig(Option):
+    """Run-level keys of ``configs/config.yaml`` (the groups model, adapter, device, task, train have their own)."""
+
+    seed: Seed = Field(
+        description="global random seed: torch, training batch order, adapter and head initialisation, sampled data "
+        "subsets"
+    )
+    data_dir: Text = Field(
+        description="directory of the datasets `make data` prepared (path; default env QADAPT_DATA_DIR, else data)"
+    )
+    results_dir: Text = Field(
+        description="directory of the tidy results store runs.csv and the committed tables (path)"
+    )
+    runs_dir: Text = Field(
+        description="directory holding one directory per training run: resolved config, checkpoints, adapter "
+        "weights, metrics (path)"
+    )
+    run_name: Text | None = Field(
+        description="run directory name inside runs_dir; null = <model>-<adapter>-<config hash>"
+    )
+    resume: bool = Field(
+        description="continue an interrupted training run from its last checkpoint, with the same batches"
+    )
+    from_run: Text | None = Field(
+        description="evaluation: a finished training run directory whose adapter config and weights are "
+        "loaded (path); null = the adapter of this config, untrained"
+    )
+    threads: PosInt | None = Field(
+        description="torch intra-op threads (CPU threads per process); null = torch's default"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# registry: group -> option name -> its class (the option names are the classes' ``name`` literals; train options
+# have no name key and are listed with theirs)
+
+_TRAIN = {
+    "default": DefaultTrain,
+    "new_blocks": NewBlocksTrain,
+    "paper": PaperTrain,
+    "recovery": RecoveryTrain,
+    "classify": ClassifyTrain,
+}
+
+
+SCHEMAS: dict[str, dict[str, type[Option]]] = {
+    "model": named(
+        SmolLM2_135M,
+        Gemma3_270M,
+        Llama31_8B,
+        Llama_7B,
+        Qwen_7B,
+        MiniLM_L6,
+        DebertaV3Base,
+        EfficientNetLite0,
+        Dinov2Large,
+    ),
+    "adapter": named(
+        CUAAdapter,
+        QFFNAdapter,
+        FFNLowRankAdapter,
+        FFNPrunedAdapter,
+        RBSAdapter,
+        BlockDiagAdapter,
+        NormTuningAdapter,
+        LoRAAdapter,
+        OFTAdapter,
+        BOFTAdapter,
+        FullAdapter,
+        NoAdapter,
+    ),
+    "device": named(ExactOptions, PennyLaneOptions, IBMFakeOptions, IBMOptions),
+    "task": named(WikitextPPLTask, GlueOptions, VtabTask, CompressionRecoveryTask, MCTask),
+    "train": _TRAIN,
+}
+
+
+def option_class(group: str, block: Any) -> type[Option]:
+    """The class of the option a block of keys of ``group`` names (``cfg.adapter`` -> :class:`CUAAdapter`).
+
+    Raises:
+        ConfigError: the block's ``name`` is not an option of ``group``.
+    """
+    cls = SCHEMAS[group].get(str(block.get("name")))
+    if cls is None:
+        raise ConfigError(f"{group}.name={show(block.get('name'))}: expected one of {', '.join(SCHEMAS[group])}")
+    return cls
+
+
+def declared(group: str) -> list[str]:
+    """Every key some option of ``group`` declares, sorted."""
+    return sorted({name for cls in SCHEMAS.get(group, {}).values() for name in cls.model_fields})
+
+
+def validate(cfg: Any, choices: Mapping[str, str | None]) -> None:
+    """Check a composed, resolved config against the options it chose (``choices``: group -> option, as Hydra's
+    ``hydra.runtime.choices``).
+
+    Raises:
+        ConfigError: every problem found, in one line joined by ``;`` (the key, the value, what the key accepts).
+    """
+    problems = check_block({k: cfg[k] for k in cfg.keys() if k not in GROUPS}, RootConfig, "", "the root config")
+    for group in GROUPS:
+        chosen = choices.get(group)
+        if group not in cfg or chosen is None:
+            problems.append(f"{group}: no {group} chosen; add {group}=<option>")
+            continue
+        cls = SCHEMAS[group].get(chosen)
+        if cls is None:
+            raise ConfigError(
+                f"{group}={chosen} has no schema: add a class for configs/{group}/{chosen}.yaml (next to its code) "
+                "to SCHEMAS"
+            )
+        block = cfg[group]
+        if not isinstance(block, (DictConfig, dict)):
+            problems.append(f"{group}={show(block)}: expected a block of keys (choose an option with {group}=<option>)")
+            continue
+        problems += check_block(block, cls, f"{group}.", f"{group}={chosen}")
+        named = block.get("name")
+        if (
+            "name" in cls.model_fields
+            and named != chosen
+            and named in typing.get_args(cls.model_fields["name"].annotation)
+        ):
+            # one class serves several options (the PennyLane simulators): the name must still be the chosen one's
+            problems.append(
+                f"{group}.name={show(named)}: expected {chosen!r} (the name of {group}={chosen}; choose another "
+                f"option with {group}=<option>)"
+            )
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def group_choices(group: str) -> list[str]:
@@ -63,7 +228,7 @@ def _unresolvable_key(node, prefix: str = "") -> str | None:
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Resolved config for ``overrides`` (Hydra syntax), checked against the schemas in ``qadapt/schema.py``.
+    """Resolved config for ``overrides`` (Hydra syntax), checked against the option classes of :data:`SCHEMAS`.
 
     Raises:
         ConfigError: unknown group option (message lists the valid choices), unknown key, bad syntax, an

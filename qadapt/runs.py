@@ -44,6 +44,7 @@ from .log import log
 from .paths import PROJECT_DIR
 from .process import peak_rss_mb
 from .results import append_row
+from .training.options import DefaultTrain
 
 CONFIG_FILE = "config.yaml"
 ADAPTER_FILE = "adapter.safetensors"
@@ -445,7 +446,7 @@ class Trained:
         """Trained with ``train.trainable=all`` (the QFFN paper's protocol): the weights are the whole model's, so
         neither the base model (adapters off) nor a frozen-prefix activation cache can be had from it."""
         train = self.cfg.get("train") or {}
-        return schema.value(train, schema.DefaultTrain, "trainable") == "all"
+        return schema.value(train, DefaultTrain, "trainable") == "all"
 
     def load_into(self, model: nn.Module) -> None:
         """Load the weights into ``model``, injected with this run's adapter config (every parameter of it for a

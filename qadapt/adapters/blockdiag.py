@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..models.layers import find_targets
 from ..quantum import num_skew_params, skew_symmetric
 from .base import AdapterLayer, block_width, fold_blocks
+from .options import BlockDiagAdapter
 
 
 class BlockDiagLinear(AdapterLayer):
@@ -34,7 +35,7 @@ class BlockDiagLinear(AdapterLayer):
 
     Args:
         base: the frozen projection, weight ``(out_features, in_features)``.
-        config: the validated ``adapter=blockdiag`` option (:class:`qadapt.schema.BlockDiagAdapter`).
+        config: the validated ``adapter=blockdiag`` option (:class:`~qadapt.adapters.options.BlockDiagAdapter`).
     Raises:
         ConfigError: the adapted width is not divisible by the block size.
     Shapes: forward maps ``(..., in_features)`` to ``(..., out_features)``; ``block_matrices()`` is ``(d / b, b, b)``.
@@ -42,7 +43,7 @@ class BlockDiagLinear(AdapterLayer):
 
     adapter_name = "blockdiag"
 
-    def __init__(self, base: nn.Linear, config: schema.BlockDiagAdapter, name: str = ""):
+    def __init__(self, base: nn.Linear, config: BlockDiagAdapter, name: str = ""):
         super().__init__(base)
         b = config.block_size
         width = block_width(base, config.side, b, name, f"adapter.block_size={b}")
@@ -97,7 +98,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     Raises:
         ConfigError: unknown module name, layer index out of range, width not divisible by the block size.
     """
-    config = schema.read(cfg, schema.BlockDiagAdapter)
+    config = schema.read(cfg, BlockDiagAdapter)
     names = []
     for name, parent, attr in find_targets(model, config.modules, config.layers):
         base = getattr(parent, attr)
@@ -110,7 +111,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 def describe(cfg: DictConfig) -> str:
     """Short label, e.g. ``blockdiag(b=4, v_proj@input, layers=-6,...,-1)`` (``, skew`` after b for I - 2S blocks)."""
-    config = schema.read(cfg, schema.BlockDiagAdapter)
+    config = schema.read(cfg, BlockDiagAdapter)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     par = "" if config.parametrization == "free" else f", {config.parametrization}"
     return f"blockdiag(b={config.block_size}{par}, {'+'.join(config.modules)}@{config.side}, layers={layers})"

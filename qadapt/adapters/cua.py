@@ -33,6 +33,7 @@ from ..models.layers import find_targets
 from ..quantum import BlockUnitaryCircuit, cayley, num_skew_params, random_cayley_generators, skew_symmetric
 from ..quantum.readout import read_out_blocks
 from .base import AdapterLayer, block_width, fold_blocks
+from .options import CUAAdapter
 
 
 def cua_param_count(width: int, qubits_per_block: int) -> int:
@@ -61,7 +62,7 @@ class CUALinear(AdapterLayer):
 
     Args:
         base: the frozen projection, weight ``(out_features, in_features)``.
-        config: the validated ``adapter=cua`` option (:class:`qadapt.schema.CUAAdapter`).
+        config: the validated ``adapter=cua`` option (:class:`~qadapt.adapters.options.CUAAdapter`).
         device: where the block circuits run (exact for training).
     Raises:
         ConfigError: the adapted width is not divisible by b = 2^q.
@@ -73,7 +74,7 @@ class CUALinear(AdapterLayer):
     def __init__(
         self,
         base: nn.Linear,
-        config: schema.CUAAdapter,
+        config: CUAAdapter,
         device: Device,
         name: str = "",
         generator: torch.Generator | None = None,
@@ -153,7 +154,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
     Raises:
         ConfigError: unknown module name, layer index out of range, width not divisible by b.
     """
-    config = schema.read(cfg, schema.CUAAdapter)
+    config = schema.read(cfg, CUAAdapter)
     # init=random: one seeded stream over the sites in order, so a seed names one draw of the whole adapter
     generator = torch.Generator().manual_seed(config.init_seed) if config.init == "random" else None
     names = []
@@ -168,7 +169,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
 
 def describe(cfg: DictConfig) -> str:
     """Short label for results tables, e.g. ``cua(q=2, v_proj@input, layers=-1)``."""
-    config = schema.read(cfg, schema.CUAAdapter)
+    config = schema.read(cfg, CUAAdapter)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     init = f", random init scale {config.init_scale:g} seed {config.init_seed}" if config.init == "random" else ""
     return f"cua(q={config.qubits_per_block}, {'+'.join(config.modules)}@{config.side}, layers={layers}{init})"

@@ -26,6 +26,7 @@ from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
 from .base import AdapterLayer
+from .options import FFNLowRankAdapter
 from .replacement import ReplacementConfig, param_summary
 
 
@@ -36,7 +37,7 @@ def lowrank_params(width: int, rank: int) -> int:
 
 def auto_rank(cfg: DictConfig, n_layers: int, hidden: int, n_heads: int, head_dim: int) -> int:
     """The rank whose total added parameters come nearest to the QFFN config with the same fraction (ties: smaller)."""
-    target = param_summary(cfg, n_layers, hidden, n_heads, head_dim)
+    target = param_summary(cfg, n_layers, hidden, n_heads, head_dim, FFNLowRankAdapter)
     m = len(target["layers"])
     per_layer = target["added_params"] / m
     candidates = [max(0, math.floor((per_layer - hidden) / (2 * hidden))) + k for k in (0, 1)]
@@ -69,7 +70,7 @@ class LowRankFFN(AdapterLayer):
 
 def resolve_rank(cfg: DictConfig, model_config) -> int:
     """``cfg.rank`` as an int (``auto`` resolved against the architecture). Raises: ConfigError for a bad rank."""
-    rank = schema.read(cfg, schema.FFNLowRankAdapter).rank
+    rank = schema.read(cfg, FFNLowRankAdapter).rank
     if str(rank) == "auto":
         head_dim = (
             getattr(model_config, "head_dim", None) or model_config.hidden_size // model_config.num_attention_heads
@@ -87,7 +88,7 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
 
     Raises: ConfigError for bad fraction/pattern/rank values.
     """
-    config = ReplacementConfig.from_cfg(cfg)
+    config = ReplacementConfig.from_cfg(cfg, FFNLowRankAdapter)
     rank = resolve_rank(cfg, model.config)
     stack = decoder_layers(model)
     dtype = next(model.parameters()).dtype
@@ -100,5 +101,5 @@ def inject(model: nn.Module, cfg: DictConfig, device: Device) -> list[str]:
 
 
 def describe(cfg: DictConfig) -> str:
-    c = ReplacementConfig.from_cfg(cfg)
+    c = ReplacementConfig.from_cfg(cfg, FFNLowRankAdapter)
     return f"ffn_lowrank({c.fraction}, rank={cfg.get('rank', 'auto')}, {c.layer_pattern})"

@@ -27,6 +27,7 @@ from ..devices.base import Device
 from ..errors import ConfigError
 from ..models.layers import decoder_layers
 from .base import AdapterLayer
+from .options import FFNPrunedAdapter
 from .replacement import param_summary
 
 
@@ -84,11 +85,11 @@ def matched_neurons(cfg: DictConfig, model_config) -> int:
     """
     d, n_layers = int(model_config.hidden_size), int(model_config.num_hidden_layers)
     inter = int(model_config.intermediate_size)
-    neurons = schema.read(cfg, schema.FFNPrunedAdapter).neurons
+    neurons = schema.read(cfg, FFNPrunedAdapter).neurons
     if str(neurons) == "auto":
         heads = int(model_config.num_attention_heads)
         head_dim = getattr(model_config, "head_dim", None) or d // heads
-        qffn = param_summary(cfg, n_layers, d, heads, head_dim)
+        qffn = param_summary(cfg, n_layers, d, heads, head_dim, FFNPrunedAdapter)
         removed = len(qffn["layers"]) * 3 * d * inter
         return max(1, round((n_layers * 3 * d * inter - removed + qffn["added_params"]) / (n_layers * 3 * d)))
     if not 1 <= int(neurons) <= inter:

@@ -22,6 +22,7 @@ from .. import schema
 from ..errors import ConfigError
 from ..models.layers import find_targets
 from .base import AdapterLayer
+from .options import NormTuningAdapter
 
 
 def _width(norm: nn.Module, name: str) -> int:
@@ -41,7 +42,7 @@ class NormGain(AdapterLayer):
 
     adapter_name = "norm"
 
-    def __init__(self, base: nn.Module, config: schema.NormTuningAdapter, name: str = ""):
+    def __init__(self, base: nn.Module, config: NormTuningAdapter, name: str = ""):
         super().__init__(base)
         width = _width(base, name)
         self.config = config
@@ -71,7 +72,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
     Raises:
         ConfigError: unknown module name, layer index out of range, a module without a per-feature weight.
     """
-    config = schema.read(cfg, schema.NormTuningAdapter)
+    config = schema.read(cfg, NormTuningAdapter)
     names = []
     for name, parent, attr in find_targets(model, config.modules, config.layers):
         setattr(parent, attr, NormGain(getattr(parent, attr), config, name))
@@ -81,7 +82,7 @@ def inject(model: nn.Module, cfg: DictConfig, device=None) -> list[str]:
 
 def describe(cfg: DictConfig) -> str:
     """Short label, e.g. ``norm(input_layernorm gain, layers=-6,...,-1)``."""
-    config = schema.read(cfg, schema.NormTuningAdapter)
+    config = schema.read(cfg, NormTuningAdapter)
     layers = "all" if config.layers is None else ",".join(str(i) for i in config.layers)
     what = "gain+bias" if config.bias else "gain"
     return f"norm({'+'.join(config.modules)} {what}, layers={layers})"

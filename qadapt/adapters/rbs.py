@@ -44,6 +44,7 @@ from ..log import log
 from ..quantum import cayley, num_skew_params, skew_symmetric
 from ..quantum.compound import RBSCircuit, compound, compound_dim, num_rbs_gates
 from .base import AdapterLayer
+from .options import RBSAdapter
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,9 @@ class RBSConfig:
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> RBSConfig:
-        """Raises: ConfigError for a value the option does not accept (:class:`qadapt.schema.RBSAdapter`), an order
+        """Raises: ConfigError for a value the option does not accept (:class:`.options.RBSAdapter`), an order
         above n, a butterfly layout with n not a power of two, or a block smaller than the compounds."""
-        o = schema.read(cfg, schema.RBSAdapter)
+        o = schema.read(cfg, RBSAdapter)
         n, orders = o.n, tuple(sorted(set(o.orders)))
         if orders[-1] > n:
             raise ConfigError(f"adapter.orders must be compound orders in [1, {n}], got {list(o.orders)}")

@@ -26,6 +26,8 @@ from omegaconf import DictConfig
 from .. import schema
 from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit, qubits_for
+from ..schema import Option
+from .options import QFFNAdapter
 
 FRACTIONS = {"quarter": 0.25, "half": 0.5, "full": 1.0}
 PATTERNS = ("spread", "last", "random")
@@ -52,19 +54,16 @@ class ReplacementConfig:
     layer_seed: int
 
     @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> ReplacementConfig:
-        """Read the keys above from an ``adapter`` config (``adapter=qffn``, ``ffn_lowrank`` or ``ffn_pruned``); a key
-        the option does not declare (the QFFN shape, for the classical controls) is ``adapter=qffn``'s own
-        (configs/adapter/qffn.yaml): their budget is QFFN's with the same fraction.
+    def from_cfg(cls, cfg: DictConfig, option: type[Option] = QFFNAdapter) -> ReplacementConfig:
+        """Read the keys above from an ``adapter`` config of the option ``option`` (``adapter=qffn``, ``ffn_lowrank``
+        or ``ffn_pruned``: the class is passed in, since those modules build on this one); a key the option does not
+        declare (the QFFN shape, for the classical controls) is ``adapter=qffn``'s own (configs/adapter/qffn.yaml):
+        their budget is QFFN's with the same fraction.
 
         Raises: ConfigError for a value the option does not accept (the key and what it accepts).
         """
-        own = schema.read(cfg, "adapter")
-        qffn = (
-            own
-            if isinstance(own, schema.QFFNAdapter)
-            else schema.read(schema.option_file("adapter", "qffn"), "adapter")
-        )
+        own = schema.read(cfg, option)
+        qffn = own if isinstance(own, QFFNAdapter) else schema.read(schema.option_file("adapter", "qffn"), QFFNAdapter)
         keys = ("fraction", "depth", "head_depth", "quantum_heads", "layer_pattern", "layer_seed")
         return cls(*(getattr(own if key in type(own).model_fields else qffn, key) for key in keys))
 
@@ -106,19 +105,21 @@ def quantum_head_params(head_dim: int, depth: int) -> int:
     return StronglyEntanglingCircuit.num_params(qubits_for(head_dim), depth) + 1
 
 
-def param_summary(cfg: DictConfig, n_layers: int, hidden: int, n_heads: int, head_dim: int) -> dict:
+def param_summary(
+    cfg: DictConfig, n_layers: int, hidden: int, n_heads: int, head_dim: int, option: type[Option] = QFFNAdapter
+) -> dict:
     """Exact parameters a QFFN replacement described by ``cfg`` adds, from the architecture alone.
 
     Args:
         cfg: ``adapter`` config (:class:`ReplacementConfig` keys). n_layers: L. hidden: d. n_heads: H.
-        head_dim: d_h.
+        head_dim: d_h. option: the class of ``cfg``'s option (:meth:`ReplacementConfig.from_cfg`).
     Returns:
         ``layers`` (replaced FFNs), ``ffn_params_each``, ``quantum_heads_per_layer``, ``head_params_each`` and
         ``added_params`` = len(layers) * ffn_params_each + L * heads per layer * head_params_each.
     Raises:
         ConfigError: bad config values.
     """
-    config = ReplacementConfig.from_cfg(cfg)
+    config = ReplacementConfig.from_cfg(cfg, option)
     layers = config.layers(n_layers)
     heads = heads_per_layer(config.fraction, n_heads) if config.quantum_heads else 0
     ffn, head = qffn_params(hidden, config.depth), quantum_head_params(head_dim, config.head_depth)

@@ -33,6 +33,7 @@ from ..errors import ConfigError
 from ..quantum.ansatz import StronglyEntanglingCircuit
 from ..quantum.circuits import BlockUnitaryCircuit
 from ..quantum.compound import RBSCircuit
+from .options import SimulatorOptions
 from .sampling import sample_counts  # noqa: F401 (re-exported: qadapt.devices.base.sample_counts)
 
 CIRCUIT_KINDS = ("block", "ansatz", "overlap", "rbs")
@@ -65,7 +66,7 @@ class Device(ABC):
         self.shots = None if shots is None else int(shots)
         self.seed = 0 if cfg is None or cfg.get("seed") is None else int(cfg.seed)
         self.circuits_run = 0
-        self.positions = "scored" if cfg is None else str(schema.value(cfg, schema.SimulatorDevice, "positions"))
+        self.positions = "scored" if cfg is None else str(schema.value(cfg, SimulatorOptions, "positions"))
         if self.positions not in self.POSITIONS:
             raise ConfigError(
                 f"unknown device.positions '{self.positions}'; valid choices: {', '.join(self.POSITIONS)}"

@@ -25,6 +25,7 @@ from ..quantum.circuits import BlockUnitaryCircuit
 from .base import Device
 from .jobs import JobRunner, JobSpec, split_jobs
 from .mitigation import ReadoutCalibration, calibrate, correct, measured_qubits
+from .options import IBMKeys
 from .qiskit_compile import amplitude_angles, block_circuits, state_prep_template  # noqa: F401 (re-exported)
 from .sampling import sample_counts
 
@@ -55,7 +56,7 @@ class QiskitSamplerDevice(Device):
             cfg.retries,
             cfg.retry_wait_s,
             cfg.journal_dir,
-            max_qpu_seconds=schema.value(cfg, schema.IBMKeys, "max_qpu_seconds"),
+            max_qpu_seconds=schema.value(cfg, IBMKeys, "max_qpu_seconds"),
         )
         self.mitigation = str(cfg.mitigation)
         self.calibration: ReadoutCalibration | None = None

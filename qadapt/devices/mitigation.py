@@ -25,18 +25,25 @@ import torch
 
 from .. import schema
 from ..errors import ConfigError
+from .options import IBMKeys
+
+
+def _ibm_keys(cfg) -> IBMKeys:
+    """The keys both IBM devices share, read from an ``ibm`` or ``ibm_fake`` device block (each device's own keys are
+    checked by ``compose``)."""
+    return schema.read({k: v for k, v in cfg.items() if k in IBMKeys.model_fields}, IBMKeys)
 
 
 def check(cfg, hardware: bool) -> None:
     """Check ``device.mitigation`` / ``dynamical_decoupling`` / ``twirling`` of a sampling IBM device against what it
-    can do (their values: :class:`qadapt.schema.IBMKeys`).
+    can do (their values: :class:`~qadapt.devices.options.IBMKeys`).
 
     Raises:
         ConfigError: a value the option does not accept; readout mitigation without noise (nothing to correct);
             dynamical decoupling or twirling on a simulator that ignores them (``hardware`` false).
     """
-    o = schema.read(cfg, "device")
-    if o.mitigation == "readout" and isinstance(o, schema.IBMFakeDevice) and not o.noise:
+    o = _ibm_keys(cfg)
+    if o.mitigation == "readout" and cfg.name == "ibm_fake" and not cfg.noise:
         raise ConfigError("device.mitigation=readout corrects readout noise; with device.noise=false there is none")
     if not hardware and (o.dynamical_decoupling is not None or o.twirling != "none"):
         raise ConfigError(
@@ -50,7 +57,7 @@ def sampler_options(cfg) -> dict:
     """SamplerV2 options (qiskit-ibm-runtime ``SamplerOptions``) for ``device.dynamical_decoupling`` and
     ``device.twirling``: ``{"dynamical_decoupling": {...}, "twirling": {...}}``, only what is switched on."""
     options: dict = {}
-    o = schema.read(cfg, "device")
+    o = _ibm_keys(cfg)
     if o.dynamical_decoupling is not None:
         options["dynamical_decoupling"] = {"enable": True, "sequence_type": o.dynamical_decoupling}
     twirling = o.twirling

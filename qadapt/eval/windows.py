@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from .. import schema
+from ..data.options import WikitextPPLTask
 from ..data.wikitext import split_articles
 from ..errors import ConfigError
 
@@ -224,11 +225,11 @@ def build_eval_set(tokenizer, text: str, source: str, task: DictConfig, bos_in_w
                 text = tokenizer.decode(tokens)
         words, nbytes = _counts(text)
         bos = tokenizer.bos_token_id if bos_in_windows else None
-        prefix = harness_prefix_id(tokenizer) if schema.value(task, schema.WikitextPPLTask, "score_first") else None
+        prefix = harness_prefix_id(tokenizer) if schema.value(task, WikitextPPLTask, "score_first") else None
         windows = sliding_windows(tokens, max_length, int(task.stride), bos, prefix)
         return EvalSet(windows, words, nbytes, source, mode)
     prefix = harness_prefix_id(tokenizer)
-    detokenize = bool(schema.value(task, schema.WikitextPPLTask, "detokenize"))
+    detokenize = bool(schema.value(task, WikitextPPLTask, "detokenize"))
     windows, words, nbytes, total = [], 0, 0, 0
     for article in split_articles(text):
         scored = wikitext_detokenizer(article) if detokenize else article

@@ -27,6 +27,7 @@ from torch import nn
 from .. import adapters, devices, models, runs, schema
 from ..adapters.base import count_trainable, freeze
 from ..atomic import replacing
+from ..config import option_class
 from ..data import multiple_choice as mc_data
 from ..data.wikitext import load_eval_text, load_train_text
 from ..eval import perplexity
@@ -46,7 +47,7 @@ def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
         )
         ppl = result.metrics()
         log(f"{label} perplexity {ppl['perplexity']:.4f}")
-        bos = bool(schema.value(cfg.model, "model", "bos_in_windows"))
+        bos = bool(schema.value(cfg.model, option_class("model", cfg.model), "bos_in_windows"))
         if not cfg.task.get("mc"):
             return ppl, {}, pd.DataFrame(), result
         metrics, frame = evaluate_suites(model, tokenizer, str(cfg.data_dir), cfg.task.mc, bos, label)

@@ -10,6 +10,7 @@ import contextlib
 from omegaconf import DictConfig
 
 from .. import adapters, runs, schema
+from ..config import option_class
 from ..data import multiple_choice as mc_data
 from ..errors import ConfigError
 from ..eval.multiple_choice import evaluate_suites
@@ -41,7 +42,7 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo=None) -> dict:
             built.tokenizer,
             str(cfg.data_dir),
             cfg.task.mc,
-            bool(schema.value(cfg.model, "model", "bos_in_windows")),
+            bool(schema.value(cfg.model, option_class("model", cfg.model), "bos_in_windows")),
             label,
         )
     runs.prepare(run)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from .. import adapters, devices, models, resources, runs, schema
 from ..adapters.base import count_trainable
 from ..atomic import replacing
+from ..config import option_class
 from ..data.wikitext import load_eval_text, load_train_text
 from ..errors import ConfigError
 from ..eval import perplexity
@@ -28,6 +29,7 @@ from ..log import log
 from ..memo import Memo
 from ..training.distill import distill_heads, local_distill
 from ..training.lm import chunk_tokens, fit, set_trainable
+from ..training.options import DefaultTrain
 
 # base evaluations already done in this process (a sweep re-uses them): key -> (result, activation cache)
 # per-window scores of an evaluation, in the run directory: what a paired bootstrap over windows resamples
@@ -85,7 +87,7 @@ def learning_curve(cfg: DictConfig, model, tokenizer, pad: int):
     Raises:
         ConfigError: ``eval_every`` > 0 without a held-out slice (``train.valid_holdout`` = 0).
     """
-    every = int(schema.value(cfg.train, schema.DefaultTrain, "eval_every"))
+    every = int(schema.value(cfg.train, DefaultTrain, "eval_every"))
     if every <= 0:
         return None
     holdout, unk = holdout_args(cfg)
@@ -99,7 +101,7 @@ def learning_curve(cfg: DictConfig, model, tokenizer, pad: int):
         {
             "mode": "sliding",
             "max_bytes": None,
-            "max_tokens": schema.value(cfg.train, schema.DefaultTrain, "eval_tokens"),
+            "max_tokens": schema.value(cfg.train, DefaultTrain, "eval_tokens"),
         },
     )
     text = load_eval_text(cfg.data_dir, "valid_holdout", holdout, unk)
@@ -131,7 +133,7 @@ def eval_set(cfg: DictConfig, tokenizer, text) -> EvalSet:
 
 def bos_in_windows(cfg: DictConfig) -> bool:
     """``model.bos_in_windows`` (absent: the model's declared default)."""
-    return bool(schema.value(cfg.model, "model", "bos_in_windows"))
+    return bool(schema.value(cfg.model, option_class("model", cfg.model), "bos_in_windows"))
 
 
 def eval_cache(cfg: DictConfig, model, windows: EvalSet):
@@ -197,9 +199,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
         ConfigError, DataMissing, ModelUnavailable, TrainingDiverged (no row is written on any error).
     """
     run = runs.start(cfg, "train", overrides)
-    whole = (
-        schema.value(cfg.train, schema.DefaultTrain, "trainable") == "all"
-    )  # the base weights train too (train=paper)
+    whole = schema.value(cfg.train, DefaultTrain, "trainable") == "all"  # the base weights train too (train=paper)
     if not adapters.adapts(cfg.adapter) and not whole:
         valid = ", ".join(sorted(n for n in adapters.ADAPTERS if n != "none"))
         raise ConfigError(
@@ -227,7 +227,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     total = sum(p.numel() for p in model.parameters())
     log(
         f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters "
-        f"({schema.value(cfg.train, schema.DefaultTrain, 'trainable')}), {total:,} in all (base {base_total:,})"
+        f"({schema.value(cfg.train, DefaultTrain, 'trainable')}), {total:,} in all (base {base_total:,})"
     )
 
     pad = runs.pad_id(tokenizer)
@@ -244,7 +244,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
         replaced = sorted(int(name.split(".")[1]) for name in sites if name.endswith(".mlp"))
         distilled = local_distill(model, teacher, replaced, chunks, cfg.train, int(cfg.seed)) if replaced else {}
         if schema.value(
-            cfg.train, schema.DefaultTrain, "distill_heads"
+            cfg.train, DefaultTrain, "distill_heads"
         ):  # the quantum heads from the attention patterns they replace
             distilled.update(distill_heads(model, teacher, chunks, cfg.train, int(cfg.seed)))
     validate = learning_curve(cfg, model, tokenizer, pad)
@@ -431,7 +431,10 @@ def evaluate(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) ->
     adapters.apply(model, cfg.adapter, device)
     if trained is not None:
         trained.load_into(model)
-    elif adapters.adapts(cfg.adapter) and schema.value(cfg.adapter, "adapter", "init") == "identity":
+    elif (
+        adapters.adapts(cfg.adapter)
+        and schema.value(cfg.adapter, option_class("adapter", cfg.adapter), "init") == "identity"
+    ):
         log(
             f"adapter={cfg.adapter.name} without from_run= is untrained (identity at init): "
             "this measures the base model"

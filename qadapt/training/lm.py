@@ -36,6 +36,7 @@ from ..models import input_device
 from ..models.layers import decoder_layers
 from ..models.partial import hidden_at, layer_range
 from ..process import freed_memory_kept
+from .options import DefaultTrain
 
 CHECKPOINT = "checkpoint.pt"  # qadapt/runs.py CHECKPOINT_FILE
 
@@ -219,7 +220,7 @@ def _atomic_save(obj, path: Path) -> None:
 def set_trainable(model: nn.Module, cfg: DictConfig) -> None:
     """``train.trainable=all``: the whole model trains (base weights included; the QFFN paper's fine-tuning, its
     Table 3 and Algorithm 2); ``adapter`` (default): only what the adapter's injection left trainable."""
-    if schema.value(cfg, schema.DefaultTrain, "trainable") == "all":
+    if schema.value(cfg, DefaultTrain, "trainable") == "all":
         model.requires_grad_(True)
 
 
@@ -271,7 +272,7 @@ def fit(
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=int(cfg.warmup_steps), num_training_steps=steps)
     ckpt_path = run_dir / CHECKPOINT
     start, losses, curve = 0, [], []
-    eval_every = int(schema.value(cfg, schema.DefaultTrain, "eval_every")) if validate is not None else 0
+    eval_every = int(schema.value(cfg, DefaultTrain, "eval_every")) if validate is not None else 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         own = dict(model.named_parameters())
@@ -297,7 +298,7 @@ def fit(
     # whole-model training keeps freed large tensors on the heap, reused from step to step: 1.2x per step at +9 %
     # memory (results/bench_heap.md). Adapter training does not: the steps are mostly frozen forward passes, and
     # there the kept heap fragments to +1.4 GB of peak (4.8 against 3.4 GB on SmolLM2; qadapt/process.py)
-    whole_model = schema.value(cfg, schema.DefaultTrain, "trainable") == "all"
+    whole_model = schema.value(cfg, DefaultTrain, "trainable") == "all"
     saved, step = start, start  # the last checkpointed step, the step under way
     try:
         with (

@@ -2,8 +2,8 @@
 committed file is what they make now, and every option of every group has its table."""
 
 from qadapt import configdocs
-from qadapt.config import group_choices
-from qadapt.schema import GROUPS, SCHEMAS
+from qadapt.config import SCHEMAS, group_choices
+from qadapt.schema import GROUPS
 
 
 def test_committed_configs_md_is_what_make_docs_writes():

@@ -8,6 +8,7 @@ from torch import nn
 
 from qadapt import schema
 from qadapt.adapters.cua import CUALinear, cua_param_count, run_blocks
+from qadapt.adapters.options import CUAAdapter
 from qadapt.config import compose
 from qadapt.devices.exact import ExactDevice
 from qadapt.errors import ConfigError
@@ -15,8 +16,8 @@ from qadapt.quantum import cayley, skew_symmetric
 from qadapt.resources import count_params
 
 
-def _config(q: int, side: str) -> schema.CUAAdapter:
-    return schema.CUAAdapter(
+def _config(q: int, side: str) -> CUAAdapter:
+    return CUAAdapter(
         name="cua", qubits_per_block=q, modules=["lin"], layers=None, side=side, init="identity", init_scale=0.3
     )
 
@@ -63,7 +64,7 @@ def test_width_not_divisible_is_a_clear_error():
 
 def test_bad_side_is_rejected():
     with pytest.raises(ConfigError, match="valid choices: input, output"):
-        schema.read(adapter("cua", side="left"), schema.CUAAdapter)
+        schema.read(adapter("cua", side="left"), CUAAdapter)
 
 
 def test_param_count_formula():

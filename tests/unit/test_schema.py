@@ -1,15 +1,16 @@
-"""Typed configs (qadapt/schema.py): wrong types and ranges exit 2 naming the key, every option composes, every yaml
-key has a typed and documented field; default adapter targets per model family fit the model."""
+"""Typed configs (qadapt/schema.py, the option classes of qadapt.config.SCHEMAS): wrong types and ranges exit 2 naming
+the key, every option composes, every yaml key has a typed and documented field; default adapter targets per model
+family fit the model."""
 
 import pytest
 from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 from qadapt.cli import app
-from qadapt.config import compose, config_hash, group_choices
+from qadapt.config import SCHEMAS, RootConfig, compose, config_hash, group_choices
 from qadapt.errors import ConfigError
 from qadapt.paths import CONFIG_DIR
-from qadapt.schema import GROUPS, SCHEMAS, RootConfig, schema_keys
+from qadapt.schema import GROUPS, schema_keys
 
 runner = CliRunner()
 
@@ -304,3 +305,12 @@ def test_one_class_for_several_options_still_holds_each_option_to_its_own_name()
     assert compose(["device=lightning_qubit"]).device.name == "lightning_qubit"
     with pytest.raises(ConfigError, match=r"device.name='lightning_qubit': expected 'default_qubit'"):
         compose(["device=default_qubit", "device.name=lightning_qubit"])
+
+
+def test_each_option_class_lives_in_the_options_module_of_the_room_that_reads_it():
+    # the group -> the package whose code reads its options (config folders mirror code folders)
+    room = {"model": "models", "adapter": "adapters", "device": "devices", "task": "data", "train": "training"}
+    for group, options in SCHEMAS.items():
+        for option, cls in options.items():
+            assert cls.__module__ == f"qadapt.{room[group]}.options", (group, option, cls.__module__)
+            assert cls.group == group, (group, option, cls.group)

@@ -30,6 +30,7 @@ from ... import schema
 from ...devices.base import Device
 from ...errors import ConfigError
 from ...models.layers import decoder_layers
+from ..options import QFFNAdapter
 from ..replacement import (
     FRACTIONS,
     PATTERNS,
@@ -62,7 +63,7 @@ class QFFNConfig(ReplacementConfig):
     def from_cfg(cls, cfg: DictConfig) -> QFFNConfig:
         """Raises: ConfigError for a value the option does not accept (the key and what it accepts), or neither
         component on (quantum_ffn and quantum_heads both false)."""
-        own = schema.read(cfg, schema.QFFNAdapter)
+        own = schema.read(cfg, QFFNAdapter)
         shared = ReplacementConfig.from_cfg(cfg)
         config = cls(**dataclasses.asdict(shared), tau_init=float(own.tau_init), quantum_ffn=own.quantum_ffn)
         if not (config.quantum_ffn or config.quantum_heads):
