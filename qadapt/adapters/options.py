@@ -1,6 +1,7 @@
 """The ``adapter`` options (``configs/adapter/*.yaml``), one pydantic model each, beside the code that reads them
 (``cua.py`` reads :class:`CUAAdapter`, ``rbs.py`` :class:`RBSAdapter`; the replacement adapters' shared keys are
-QFFN's, :class:`QFFNAdapter`, read by ``replacement.py``; lora, oft, boft, full and none by ``peft_baselines.py``).
+QFFN's, :class:`QFFNAdapter`, read by ``replacement.py``; lora, oft, boft and full by ``peft_baselines.py``; none by
+``registry.py``).
 
 A module of its own, without torch or peft, because every command's config check (``qadapt.config.compose``) reads
 it; the code that uses the options imports them from here (:mod:`qadapt.schema` has the base class and the shared
