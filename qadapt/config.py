@@ -173,23 +173,23 @@ def validate(cfg: Any, choices: Mapping[str, str | None]) -> None:
         cls = SCHEMAS[group].get(chosen)
         if cls is None:
             raise ConfigError(
-                f"{group}={chosen} has no schema: add a class for configs/{group}/{chosen}.yaml (next to its code) "
-                "to SCHEMAS"
+                f"{group}={chosen} has no schema: add a class for configs/{group}/{chosen}.yaml to its room's "
+                "options.py and to SCHEMAS"
             )
         block = cfg[group]
         if not isinstance(block, (DictConfig, dict)):
             problems.append(f"{group}={show(block)}: expected a block of keys (choose an option with {group}=<option>)")
             continue
         problems += check_block(block, cls, f"{group}.", f"{group}={chosen}")
-        named = block.get("name")
+        given = block.get("name")
         if (
             "name" in cls.model_fields
-            and named != chosen
-            and named in typing.get_args(cls.model_fields["name"].annotation)
+            and given != chosen
+            and given in typing.get_args(cls.model_fields["name"].annotation)
         ):
             # one class serves several options (the PennyLane simulators): the name must still be the chosen one's
             problems.append(
-                f"{group}.name={show(named)}: expected {chosen!r} (the name of {group}={chosen}; choose another "
+                f"{group}.name={show(given)}: expected {chosen!r} (the name of {group}={chosen}; choose another "
                 f"option with {group}=<option>)"
             )
     if problems:

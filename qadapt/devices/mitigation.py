@@ -30,7 +30,11 @@ from .options import IBMKeys
 
 def _ibm_keys(cfg) -> IBMKeys:
     """The keys both IBM devices share, read from an ``ibm`` or ``ibm_fake`` device block (each device's own keys are
-    checked by ``compose``)."""
+    checked by ``compose``).
+
+    Raises:
+        ConfigError: a shared key's value is not one the option accepts (the key and what it accepts).
+    """
     return schema.read({k: v for k, v in cfg.items() if k in IBMKeys.model_fields}, IBMKeys)
 
 
