@@ -44,7 +44,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-# docs/configs.md from docs/configs.in.md, the option models (qadapt/schema.py) and configs/ (a test fails when stale)
+# docs/configs.md from docs/configs.in.md, the option classes (qadapt/config.py, qadapt/*/options.py) and configs/ (a test fails when stale)
 docs: setup
 	$(VPY) -m qadapt.configdocs
 

@@ -66,33 +66,17 @@ HASH_IGNORED = ("resume", "run_name", "threads", "model.adapter_targets")
 class RootConfig(Option):
     """Run-level keys of ``configs/config.yaml`` (the groups model, adapter, device, task, train have their own)."""
 
-    seed: Seed = Field(
-        description="global random seed: torch, training batch order, adapter and head initialisation, sampled data "
-        "subsets"
-    )
-    data_dir: Text = Field(
-        description="directory of the datasets `make data` prepared (path; default env QADAPT_DATA_DIR, else data)"
-    )
-    results_dir: Text = Field(
-        description="directory of the tidy results store runs.csv and the committed tables (path)"
-    )
-    runs_dir: Text = Field(
-        description="directory holding one directory per training run: resolved config, checkpoints, adapter "
-        "weights, metrics (path)"
-    )
-    run_name: Text | None = Field(
-        description="run directory name inside runs_dir; null = <model>-<adapter>-<config hash>"
-    )
-    resume: bool = Field(
-        description="continue an interrupted training run from its last checkpoint, with the same batches"
-    )
+    seed: Seed = Field(description="global random seed: torch, batch order, adapter and head init, sampled subsets")
+    data_dir: Text = Field(description="datasets `make data` prepared (path; default env QADAPT_DATA_DIR, else data)")
+    results_dir: Text = Field(description="the tidy results store runs.csv and the committed tables (path)")
+    runs_dir: Text = Field(description="one directory per training run: config, checkpoints, weights, metrics (path)")
+    run_name: Text | None = Field(description="run directory name in runs_dir; null = <model>-<adapter>-<config hash>")
+    resume: bool = Field(description="continue an interrupted training run from its last checkpoint, same batches")
     from_run: Text | None = Field(
         description="evaluation: a finished training run directory whose adapter config and weights are "
         "loaded (path); null = the adapter of this config, untrained"
     )
-    threads: PosInt | None = Field(
-        description="torch intra-op threads (CPU threads per process); null = torch's default"
-    )
+    threads: PosInt | None = Field(description="torch intra-op threads (CPU threads per process); null = torch's")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -234,24 +218,19 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         ConfigError: unknown group option (message lists the valid choices), unknown key, bad syntax, an
             interpolation that does not resolve, a value of the wrong type or range (names the key and what it accepts).
     """
-    overrides = list(overrides)
+    overrides = _declared_forced(list(overrides))
     _check_choices(overrides)
-    while True:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            # the hydra node only tells which option each group took (train has no name key); dropped below
+            cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    except MissingConfigException as err:
+        raise ConfigError(str(err)) from None
+    except HydraException as err:
+        raise ConfigError(_undeclared(str(err))) from None
+    finally:
         GlobalHydra.instance().clear()
-        try:
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-                # the hydra node only tells which option each group took (train has no name key); dropped below
-                cfg = hydra_compose(config_name="config", overrides=overrides, return_hydra_config=True)
-            break
-        except MissingConfigException as err:
-            raise ConfigError(str(err)) from None
-        except HydraException as err:
-            appended = _declared_append(overrides, str(err))
-            if appended is None:
-                raise ConfigError(_undeclared(str(err))) from None
-            overrides = appended
-        finally:
-            GlobalHydra.instance().clear()
     choices = {group: cfg.hydra.runtime.choices.get(group) for group in GROUPS}
     with open_dict(cfg):
         del cfg["hydra"]
@@ -264,20 +243,19 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     return cfg
 
 
-def _declared_append(overrides: list[str], message: str) -> list[str] | None:
-    """``overrides`` with ``key=value`` made ``+key=value`` where Hydra refused to override ``key`` because the option's
-    YAML leaves it out (so that the hashes of runs recorded before it existed stay the same) although its schema
-    declares it (``train.eval_every`` under ``train=default``): a documented option is settable as documented. None
-    where the refusal is about anything else (the schema check that follows names an undeclared key)."""
-    found = re.match(r"Could not override '([\w.]+)'", message)
-    if not found:
-        return None
-    key = found.group(1)
-    group, _, field = key.partition(".")
-    if field not in declared(group):
-        return None
-    out = [f"+{o}" if o.partition("=")[0] == key else o for o in overrides]
-    return out if out != overrides else None
+def _declared_forced(overrides: list[str]) -> list[str]:
+    """``overrides`` with ``group.key=value`` made ``++group.key=value`` (set it, or add it where absent) for every
+    ``key`` an option of ``group`` declares: an option's YAML may leave a declared key out (so that the hashes of runs
+    recorded before it existed stay the same; ``train.eval_every`` under ``train=default``), and a documented option
+    is settable as documented (Hydra refuses a plain override of an absent key). An undeclared key, or one inside a
+    nested section, is left as it is: Hydra's refusal of it becomes :func:`_undeclared`'s message."""
+    out = []
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        group, dot, field = key.partition(".")
+        forced = sep and dot and key[:1] not in "+~" and group in SCHEMAS and field in declared(group)
+        out.append(f"++{item}" if forced else item)
+    return out
 
 
 def _undeclared(message: str) -> str:

@@ -196,7 +196,9 @@ def kl_to_teacher(logits: torch.Tensor, teacher: nn.Module, input_ids: torch.Ten
 
 
 def load_checkpoint(path: Path) -> dict:
-    """A training checkpoint written by :func:`fit`.
+    """A training checkpoint written by :func:`fit`: ``adapter`` (name -> tensor, the trainable parameters),
+    ``optimizer`` and ``scheduler`` (state dicts; None in the checkpoint of the last step), ``step``, ``losses``
+    (one per step) and ``curve`` ((step, validation perplexity) pairs).
 
     Raises:
         QadaptError: the file is damaged or truncated (names it and what to do).
@@ -246,7 +248,8 @@ def fit(
     Args:
         chunks: ``(n_chunks, seq_len)`` token ids.
         cfg: the ``train`` config group.
-        run_dir: where ``checkpoint.pt`` is written every ``save_every`` steps and at the end.
+        run_dir: where ``checkpoint.pt`` is written every ``save_every`` steps and at the end (the end's without
+            optimizer state: nothing steps after it).
         resume: continue from ``run_dir/checkpoint.pt`` if it exists.
         validate: the learning curve's measurement (validation perplexity of ``model`` as it is), taken before the
             first step, every ``cfg.eval_every`` steps (0 or absent: never) and after the last; kept in the
@@ -279,9 +282,15 @@ def fit(
         with torch.no_grad():
             for name, tensor in state["adapter"].items():
                 own[name].copy_(tensor)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start, losses, curve = state["step"], state["losses"], [tuple(p) for p in state["curve"]]
+        if state["optimizer"] is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        elif start < steps:  # a finished run's checkpoint (no optimizer state) under a run_name with more steps
+            raise QadaptError(
+                f"{ckpt_path} holds a finished run of {start} steps, without optimizer state, and this run asks for "
+                f"train.max_steps={steps}; delete it to train from the start, or rerun without resume=true"
+            )
         log(f"resuming {run_dir.name} at step {start}/{steps}")
     elif ckpt_path.exists():
         if here.is_main:
@@ -342,11 +351,15 @@ def fit(
                     log(f"step {step + 1}/{steps} loss {loss_sum:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
                 if here.is_main and ((step + 1) % int(cfg.save_every) == 0 or step + 1 == steps):
                     adapter = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+                    # after the last step the checkpoint only spares a crash before the run finishes its training
+                    # again: nothing further steps, so AdamW's two moments are left out (with train.trainable=all
+                    # they are 2 of its 3 parts, 1.1 of 1.6 GB for SmolLM2-135M)
+                    last = step + 1 == steps
                     _atomic_save(
                         {
                             "adapter": adapter,
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
+                            "optimizer": None if last else optimizer.state_dict(),
+                            "scheduler": None if last else scheduler.state_dict(),
                             "step": step + 1,
                             "losses": losses,
                             "curve": curve,

@@ -20,7 +20,8 @@ from qadapt.models import load
 from qadapt.results import load_rows
 from qadapt.training.lm import chunk_tokens, fit
 
-SLICE = ["task.max_tokens=1536", "task.max_length=512", "task.stride=256", "task.batch_size=2"]
+# 3 windows of 512 tokens at stride 256 in 2 batches of 2: overlapping windows and a partial batch
+SLICE = ["task.max_tokens=1024", "task.max_length=512", "task.stride=256", "task.batch_size=2"]
 
 
 def _cfg(tmp_path, *extra):
@@ -37,7 +38,7 @@ def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_p
     cfg = _cfg(tmp_path, "adapter=none", "task.score_first=false")  # the guide's way: token 0 has no context
     ours = perplexity.evaluate(model, _eval_set(tokenizer, wikitext_test, cfg), 2, tokenizer.pad_token_id).metrics()
 
-    ids = torch.tensor(tokenizer(wikitext_test, add_special_tokens=False).input_ids[:1536]).unsqueeze(0)
+    ids = torch.tensor(tokenizer(wikitext_test, add_special_tokens=False).input_ids[:1024]).unsqueeze(0)
     nll, count, prev_end = 0.0, 0, 0
     with torch.no_grad():
         for begin in range(0, ids.size(1), 256):
@@ -51,13 +52,13 @@ def test_base_perplexity_equals_plain_transformers(smollm2, wikitext_test, tmp_p
             nll, count, prev_end = nll + loss.item() * n, count + n, end
             if end == ids.size(1):
                 break
-    assert ours["tokens_scored"] == count == 1535
+    assert ours["tokens_scored"] == count == 1023
     assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
     assert 5 < ours["perplexity"] < 60  # a 135M model on WikiText: sanity, not the test
 
 
 def test_every_token_scored_equals_a_plain_loop_over_its_windows(smollm2, wikitext_test, tmp_path):
-    """task.score_first (the default): all 1,536 tokens scored, token 0 after the harness's prefix token; the batched
+    """task.score_first (the default): all 1,024 tokens scored, token 0 after the harness's prefix token; the batched
     evaluation equals transformers run window by window on the same windows."""
     model, tokenizer = smollm2
     eval_set = _eval_set(tokenizer, wikitext_test, _cfg(tmp_path, "adapter=none"))
@@ -72,7 +73,7 @@ def test_every_token_scored_equals_a_plain_loop_over_its_windows(smollm2, wikite
             count += w.n_scored
     first = tokenizer(wikitext_test, add_special_tokens=False).input_ids[0]
     assert eval_set.windows[0].tokens[:2] == [tokenizer.bos_token_id or tokenizer.eos_token_id, first]
-    assert ours["tokens_scored"] == count == 1536
+    assert ours["tokens_scored"] == count == 1024
     assert ours["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
 
 
@@ -105,7 +106,7 @@ def test_identity_at_init_logits_equal_base(smollm2, tmp_path):
 
 def test_activation_cache_gives_identical_results(smollm2, wikitext_test, tmp_path):
     model, tokenizer = smollm2
-    cfg = _cfg(tmp_path, "task.max_tokens=1024")  # 3 windows in 2 batches: the cache spans batches
+    cfg = _cfg(tmp_path)  # 3 windows in 2 batches: the cache spans batches
     adapters.apply(model, cfg.adapter, devices.get(cfg.device))
     for _, layer in adapters.registry.adapter_modules(model):
         torch.nn.init.normal_(layer.generator, std=0.3)

@@ -125,3 +125,26 @@ def test_learning_curve_points_survive_a_resume(tmp_path):
     resumed = run(_adapted().train(), tmp_path / "b", resume=True)
     assert [s for s, _ in resumed.curve] == [0, 2, 4, 5]
     torch.testing.assert_close(torch.tensor(resumed.curve), torch.tensor(whole.curve), rtol=1e-6, atol=0)
+
+
+def test_the_last_steps_checkpoint_holds_the_weights_without_optimizer_state(tmp_path):
+    """After the last step nothing steps again: the checkpoint keeps the weights, losses and step but not AdamW's
+    moments; resuming from it trains nothing and gives the finished weights; a run_name asking for more steps than
+    it holds is told what to do instead of training on without its optimizer state."""
+    from qadapt.errors import QadaptError
+    from qadapt.training.lm import CHECKPOINT, load_checkpoint
+
+    cfg = _train_cfg("train.max_steps=3", "train.save_every=2")
+    model = _adapted()
+    done = fit(model, CHUNKS, cfg, tmp_path, seed=0, resume=False)
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["step"] == 3 and state["optimizer"] is None and state["scheduler"] is None
+    assert state["losses"] == done.losses
+    trained = adapters.adapter_state_dict(model)
+    torch.testing.assert_close(state["adapter"], {n: t for n, t in trained.items() if n in state["adapter"]})
+    fresh = _adapted()
+    again = fit(fresh, CHUNKS, cfg, tmp_path, seed=0, resume=True)
+    assert again.losses == done.losses
+    torch.testing.assert_close(adapters.adapter_state_dict(fresh), trained, rtol=0, atol=0)
+    with pytest.raises(QadaptError, match=r"holds a finished run of 3 steps.*train.max_steps=4"):
+        fit(_adapted(), CHUNKS, _train_cfg("train.max_steps=4"), tmp_path, seed=0, resume=True)
