@@ -36,7 +36,7 @@ from ..log import log
 from ..memo import Memo
 from ..models.compress import CompressionReport, compress
 from ..training.lm import chunk_tokens, fit
-from .wikitext_ppl import WINDOWS_FILE, eval_set, holdout_args
+from .wikitext_ppl import WINDOWS_FILE, eval_set, holdout_args, train_ids
 
 
 def _evaluate(model, tokenizer, cfg: DictConfig, windows, label: str):
@@ -182,7 +182,7 @@ def train(cfg: DictConfig, overrides: list[str], memo: Memo | None = None) -> di
     result = None
     if training:
         log(f"{adapters.describe(cfg.adapter)}: {len(sites)} sites, {trainable:,} trainable parameters")
-        chunks = chunk_tokens(tokenizer(train_text.text, add_special_tokens=False).input_ids, int(cfg.train.seq_len))
+        chunks = chunk_tokens(train_ids(cfg, tokenizer, train_text, memo), int(cfg.train.seq_len))
         result = fit(student, chunks, cfg.train, run.dir, int(cfg.seed), bool(cfg.resume), teacher=teacher, memo=memo)
         adapted = _evaluate(student, tokenizer, cfg, windows, "recovered")
     else:

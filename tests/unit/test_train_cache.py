@@ -148,3 +148,30 @@ def test_the_last_steps_checkpoint_holds_the_weights_without_optimizer_state(tmp
     torch.testing.assert_close(adapters.adapter_state_dict(fresh), trained, rtol=0, atol=0)
     with pytest.raises(QadaptError, match=r"holds a finished run of 3 steps.*train.max_steps=4"):
         fit(_adapted(), CHUNKS, _train_cfg("train.max_steps=4"), tmp_path, seed=0, resume=True)
+
+
+def test_a_memo_tokenises_a_training_text_once_per_model():
+    """A study's cells share the training text's token ids through their Memo; another model or text tokenises
+    again, and without a memo every run tokenises."""
+    from types import SimpleNamespace
+
+    from qadapt.data.wikitext import Text
+    from qadapt.experiments.wikitext_ppl import train_ids
+    from qadapt.memo import Memo
+
+    calls = []
+
+    def tokenizer(text, add_special_tokens):
+        calls.append(text)
+        return SimpleNamespace(input_ids=[len(text), int(add_special_tokens)])
+
+    cfg, other = compose([]), compose(["model=gemma3_270m"])
+    text, memo = Text("one two three", "local:wikitext-2/wiki.valid.tokens (unk=drop)"), Memo()
+    assert train_ids(cfg, tokenizer, text, memo) == [13, 0] and len(calls) == 1
+    assert train_ids(cfg, tokenizer, text, memo) is train_ids(cfg, tokenizer, text, memo) and len(calls) == 1
+    train_ids(other, tokenizer, text, memo)
+    train_ids(cfg, tokenizer, Text("four five", "local:wikitext-2/wiki.train.raw"), memo)
+    assert len(calls) == 3
+    train_ids(cfg, tokenizer, text)
+    train_ids(cfg, tokenizer, text)
+    assert len(calls) == 5
