@@ -72,3 +72,25 @@ def test_chunks_assembled_once_and_checked(monkeypatch, tmp_path):
     (tmp_path / "site" / "qadapt_fake_chunk1" / "data" / "w.gguf.part01").unlink()
     with pytest.raises(ModelUnavailable, match="lacks data/w.gguf.part01.*--force-reinstall qadapt-fake-chunk1"):
         assemble_gguf(cfg(good))
+
+
+def test_a_conversion_parses_each_gguf_once(monkeypatch):
+    """transformers asks for a GGUFReader three times per conversion (config, tokenizer, weights): inside
+    _one_gguf_parse the three share one reader per file; outside it, gguf.GGUFReader is whatever it was."""
+    import gguf
+
+    from qadapt.models.loading import _one_gguf_parse
+
+    made = []
+
+    class Reader:
+        def __init__(self, path, mode="r"):
+            made.append((str(path), mode))
+
+    monkeypatch.setattr(gguf, "GGUFReader", Reader)
+    with _one_gguf_parse():
+        first = gguf.GGUFReader("/models/a.gguf")
+        assert gguf.GGUFReader("/models/a.gguf") is first and gguf.GGUFReader("/models/a.gguf", "r") is first
+        assert gguf.GGUFReader("/models/b.gguf") is not first
+    assert made == [("/models/a.gguf", "r"), ("/models/b.gguf", "r")]
+    assert gguf.GGUFReader is Reader
