@@ -14,12 +14,13 @@ import importlib.util
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from .. import hub
@@ -171,8 +172,6 @@ def _one_gguf_parse() -> Iterator[None]:
 
 def _gguf_cache(cfg: DictConfig) -> Path:
     """Convert the packaged GGUF once to float safetensors in the user cache; return that directory."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf = assemble_gguf(cfg) if cfg.get("gguf_chunks") else locate_gguf(cfg.package, cfg.get("gguf_file"))
     stat = gguf.stat()
     key = f"{cfg.name}-{gguf.stem}-{stat.st_size}-{cfg.get('dtype', 'float32')}"
@@ -180,6 +179,19 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     complete = lambda: (target / "config.json").exists() and (target / "model.safetensors").exists()  # noqa: E731
     if complete():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # one process converts; the others (pytest-xdist workers, a launch's ranks, a sweep's jobs on a new machine) wait
+    # for it and take its files instead of converting the same GGUF beside it
+    with FileLock(f"{target}.lock"):
+        if not complete():
+            _convert(gguf, target, cfg, complete)
+    return target
+
+
+def _convert(gguf: Path, target: Path, cfg: DictConfig, complete: Callable[[], bool]) -> None:
+    """The GGUF dequantised by transformers and saved to ``target`` in Hugging Face layout (temp dir, then rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     log(f"converting {gguf.name} to {cfg.get('dtype', 'float32')} safetensors (once) -> {target}")
     with _one_gguf_parse():
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -188,12 +200,11 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "qadapt_source.json").write_text(json.dumps({"gguf": str(gguf), "size": stat.st_size}))
+        (tmp / "qadapt_source.json").write_text(json.dumps({"gguf": str(gguf), "size": gguf.stat().st_size}))
         if target.exists() and not complete():  # a broken leftover (an older layout, a hand-edited cache)
             shutil.rmtree(target)
         try:
@@ -201,11 +212,10 @@ def _gguf_cache(cfg: DictConfig) -> Path:
         except OSError:
             if not complete():
                 raise
-            # another process (a parallel test worker, a second launch) converted it first: keep theirs, which a
-            # reader may already have open
+            # another process converted it first (one that took no lock): keep theirs, which a reader may already
+            # have open
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def placement(cfg: DictConfig) -> dict:

@@ -94,3 +94,31 @@ def test_a_conversion_parses_each_gguf_once(monkeypatch):
         assert gguf.GGUFReader("/models/b.gguf") is not first
     assert made == [("/models/a.gguf", "r"), ("/models/b.gguf", "r")]
     assert gguf.GGUFReader is Reader
+
+
+def test_processes_converting_the_same_gguf_convert_it_once(tmp_path, monkeypatch):
+    """On a new machine two processes (pytest-xdist workers, a launch's ranks) asking for the same GGUF: one converts
+    under the cache's file lock, the other waits and takes its files (the conversion stands in for transformers')."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qadapt.models import loading
+
+    monkeypatch.setenv("QADAPT_CACHE", str(tmp_path))
+    converting, calls = threading.Lock(), []
+
+    def convert(gguf, target, cfg, complete):
+        assert converting.acquire(blocking=False), "two conversions at once"
+        calls.append(target)
+        time.sleep(0.5)
+        target.mkdir()
+        (target / "config.json").write_text("{}")
+        (target / "model.safetensors").write_bytes(b"")
+        converting.release()
+
+    monkeypatch.setattr(loading, "_convert", convert)
+    cfg = compose([]).model  # SmolLM2: its GGUF located in the installed package
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: loading._gguf_cache(cfg), range(2)))
+    assert len(calls) == 1 and paths == [calls[0], calls[0]] and calls[0].parent == tmp_path / "models"
