@@ -91,6 +91,8 @@ def test_cli_type_errors_exit_2_naming_the_key(argv, key, accepts):
         (["device=ibm_fake", "device.shots=null"], "set device.shots"),
         (["adapter.name=lora"], "adapter.name='lora': expected 'cua' (the name of adapter=cua"),
         (["+adapter.foo=1"], "adapter.foo: not a key of adapter=cua; its keys: name, qubits_per_block"),
+        # a key another adapter declares (qffn's): set as documented, then refused by cua's own class
+        (["adapter.quantum_ffn=false"], "adapter.quantum_ffn: not a key of adapter=cua; its keys: name, qubits_per_"),
         (["~adapter.side"], "adapter.side is missing: expected one of the valid choices: input, output"),
         (["adapter.modules=${model.nope}"], "adapter.modules: Interpolation key 'model.nope' not found"),
     ],
