@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataMissing
-from typing import Annotated, Literal
-from pydantic import Field
-from ..schema import Option, PosInt, name_field
 
 QNLI_HELDOUT = 1000
 

@@ -25,9 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataMissing
-from typing import Literal
-from pydantic import Field
-from ..schema import Option, PosInt, name_field
 
 TRAIN, VAL = 800, 200
 

@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataMissing
-from typing import Annotated, Literal
-from pydantic import Field
-from ..schema import Option, PosInt, Text, name_field
 
 BENCHMARKS = ("mmlu", "arc_easy", "arc_challenge")
 FORMATS = ("continuation", "letters")

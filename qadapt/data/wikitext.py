@@ -18,9 +18,6 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataMissing
 from ..log import log
-from typing import Annotated, Literal
-from pydantic import Field
-from ..schema import Number, Option, PosInt, added_later, name_field
 
 SUBDIR = "wikitext-2"
 UNK = "<unk>"
