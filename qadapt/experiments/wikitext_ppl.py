@@ -31,7 +31,6 @@ from ..training.distill import distill_heads, local_distill
 from ..training.lm import chunk_tokens, fit, set_trainable
 from ..training.options import DefaultTrain
 
-# base evaluations already done in this process (a sweep re-uses them): key -> (result, activation cache)
 # per-window scores of an evaluation, in the run directory: what a paired bootstrap over windows resamples
 WINDOWS_FILE = "windows.csv"
 
