@@ -282,7 +282,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def named(*classes: type[Option]) -> dict[str, type[Option]]:
     """option name -> its class, for every name a class's ``name`` literal allows (one class may serve several: the
-    PennyLane simulators); what each package's registry of options is built from."""
+    PennyLane simulators); what ``qadapt.config.SCHEMAS`` is built from."""
     return {name: cls for cls in classes for name in typing.get_args(cls.model_fields["name"].annotation)}
 
 

@@ -1,7 +1,8 @@
 """The ``adapter`` options (``configs/adapter/*.yaml``), one pydantic model each, beside the code that reads them
-(``cua.py`` reads :class:`CUAAdapter`, ``rbs.py`` :class:`RBSAdapter`; the replacement adapters' shared keys are
-QFFN's, :class:`QFFNAdapter`, read by ``replacement.py``; lora, oft, boft and full by ``peft_baselines.py``; none by
-``registry.py``).
+(``cua.py`` reads :class:`CUAAdapter`, ``rbs.py`` :class:`RBSAdapter`, ``blockdiag.py``, ``norm_tuning.py``,
+``ffn_lowrank.py`` and ``ffn_pruned.py`` theirs; the replacement adapters' shared keys are QFFN's,
+:class:`QFFNAdapter`, read by ``replacement.py``). lora, oft, boft, full and none are checked by ``compose`` and found
+by name through ``qadapt.config.option_class``.
 
 A module of its own, without torch or peft, because every command's config check (``qadapt.config.compose``) reads
 it; the code that uses the options imports them from here (:mod:`qadapt.schema` has the base class and the shared

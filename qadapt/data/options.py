@@ -1,6 +1,7 @@
-"""The ``task`` options (``configs/task/*.yaml``), one pydantic model each, beside the data they read
-(``wikitext.py``: :class:`WikitextPPLTask`, :class:`CompressionRecoveryTask`; ``multiple_choice.py``:
-:class:`MCTask`, :class:`MCBlock`; ``glue.py``: :class:`GlueOptions`; ``images.py``: :class:`VtabTask`).
+"""The ``task`` options (``configs/task/*.yaml``), one pydantic model each, beside the data loaders of their tasks
+(``wikitext.py``: :class:`WikitextPPLTask`, :class:`CompressionRecoveryTask`; ``multiple_choice.py``: :class:`MCTask`,
+:class:`MCBlock`; ``glue.py``: :class:`GlueOptions`; ``images.py``: :class:`VtabTask`). Code that reads a default
+imports the class (``eval/windows.py``: :class:`WikitextPPLTask`) or finds it through ``qadapt.config.option_class``.
 
 A module of its own, without torch, because every command's config check (``qadapt.config.compose``) reads it; the
 code that uses the options imports them from here (:mod:`qadapt.schema` has the base class and the shared types).

@@ -59,7 +59,11 @@ def check(cfg, hardware: bool) -> None:
 
 def sampler_options(cfg) -> dict:
     """SamplerV2 options (qiskit-ibm-runtime ``SamplerOptions``) for ``device.dynamical_decoupling`` and
-    ``device.twirling``: ``{"dynamical_decoupling": {...}, "twirling": {...}}``, only what is switched on."""
+    ``device.twirling``: ``{"dynamical_decoupling": {...}, "twirling": {...}}``, only what is switched on.
+
+    Raises:
+        ConfigError: a shared IBM key's value is not one the option accepts (the key and what it accepts).
+    """
     options: dict = {}
     o = _ibm_keys(cfg)
     if o.dynamical_decoupling is not None:

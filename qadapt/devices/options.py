@@ -1,6 +1,7 @@
-"""The ``device`` options (``configs/device/*.yaml``), one pydantic model each, beside the devices that read them
-(``exact.py`` reads :class:`ExactOptions`, ``pennylane.py`` :class:`PennyLaneOptions`, ``ibm_fake.py`` and ``ibm.py``
-:class:`IBMFakeOptions` and :class:`IBMOptions`, ``mitigation.py`` the keys both IBM devices share, :class:`IBMKeys`).
+"""The ``device`` options (``configs/device/*.yaml``), one pydantic model each, beside the devices that use them:
+``base.py`` reads the simulators' shared keys (:class:`SimulatorOptions`), ``ibm_fake.py`` and ``mitigation.py`` the
+keys both IBM devices share (:class:`IBMKeys`); a device's own class is found by its name through
+``qadapt.config.option_class`` (``compose`` checks every block against it).
 
 A module of its own, without torch, PennyLane or Qiskit, because every command's config check
 (``qadapt.config.compose``) reads it; the devices import their options from here (:mod:`qadapt.schema` has the base
@@ -9,7 +10,7 @@ class and the shared types).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,6 +20,8 @@ from ..schema import Accepts, NonNegInt, Number, Option, PosInt, Seed, Text, add
 class SimulatorOptions(Option):
     """The keys every simulator device takes (``exact`` and the PennyLane devices); absent (a device config written
     before them), each reads as its default: exact probabilities, seed 0, every token, the scored positions."""
+
+    group: ClassVar[str] = "device"  # no name field of its own: messages name its keys device.<key>
 
     shots: PosInt | None = Field(None, description="measurements per circuit; null = exact probabilities")
     seed: Seed = Field(0, description="seed of the shot sampling")
@@ -83,6 +86,8 @@ TWIRLING_TEXT = "IBM Runtime Sampler Pauli twirling of gates, measurements or bo
 
 class IBMKeys(Option):
     """The keys both IBM devices take: sampling, compilation, job bounding and retries, the journal, mitigation."""
+
+    group: ClassVar[str] = "device"  # no name field of its own: messages name its keys device.<key>
 
     shots: Annotated[SampledShots, Accepts(SAMPLED_SHOTS_TEXT)] = Field(description="measurements per circuit")
     seed: Seed = Field(description="seed of the sampling (torch generator and Aer); recorded only on hardware")

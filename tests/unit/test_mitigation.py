@@ -124,3 +124,14 @@ def test_sampler_options_are_ibm_runtime_sampler_options():
     assert plain.options.twirling.enable_gates is False and plain.options.twirling.enable_measure is False
     assert not plain.options.dynamical_decoupling.enable
     assert sampler_options(compose(["device=ibm"]).device) == {}  # defaults: nothing switched on
+
+
+def test_the_shared_ibm_keys_are_named_as_device_keys():
+    """IBMKeys has no name field of its own: a bad shared key read from a device block is named device.<key>, as
+    compose names it (it read root.<key> after the options moved)."""
+    from qadapt.devices.mitigation import _ibm_keys
+
+    block = compose(["device=ibm_fake"]).device
+    block.twirling = "bogus"
+    with pytest.raises(ConfigError, match=r"^device\.twirling='bogus': expected one of the valid choices"):
+        _ibm_keys(block)

@@ -175,7 +175,7 @@ def test_every_yaml_key_has_a_typed_documented_field(group, option):
     missing = [
         k for k in _yaml_keys(OmegaConf.to_container(_raw(path), resolve=False), values=values) if k not in known
     ]
-    assert not missing, f"{path.name}: keys without a schema field in qadapt/schema.py {cls.__name__}: {missing}"
+    assert not missing, f"{path.name}: keys without a field in {cls.__module__}.{cls.__name__}: {missing}"
     for name, fl in cls.model_fields.items():  # documented: meaning (and unit) in the field, listed in the docstring
         assert fl.description and f"        {name} (" in cls.__doc__
 
