@@ -218,7 +218,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
         ConfigError: unknown group option (message lists the valid choices), unknown key, bad syntax, an
             interpolation that does not resolve, a value of the wrong type or range (names the key and what it accepts).
     """
-    overrides = _declared_forced(list(overrides))
+    overrides = declared_forced(list(overrides))
     _check_choices(overrides)
     GlobalHydra.instance().clear()
     try:
@@ -243,7 +243,7 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     return cfg
 
 
-def _declared_forced(overrides: list[str]) -> list[str]:
+def declared_forced(overrides: list[str]) -> list[str]:
     """``overrides`` with ``group.key=value`` made ``++group.key=value`` (set it, or add it where absent) for every
     ``key`` an option of ``group`` declares: an option's YAML may leave a declared key out (so that the hashes of runs
     recorded before it existed stay the same; ``train.eval_every`` under ``train=default``), and a documented option

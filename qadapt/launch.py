@@ -16,6 +16,7 @@ import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
+from .config import declared_forced
 from .errors import QadaptError
 from .log import log
 from .memo import Memo
@@ -95,7 +96,9 @@ def multirun(command: str, overrides: list[str]) -> int:
         hydra = Hydra.create_main_hydra2(
             task_name="qadapt", config_search_path=create_automatic_config_search_path(None, None, str(CONFIG_DIR))
         )
-        batches = hydra.multirun(config_name="config", task_function=task, overrides=list(overrides))
+        # declared keys an option's YAML leaves out are settable here as in compose (++key=value, sweeps included)
+        sweep = declared_forced(list(overrides))
+        batches = hydra.multirun(config_name="config", task_function=task, overrides=sweep)
     finally:
         GlobalHydra.instance().clear()
     return sum(len(batch) for batch in batches or [])

@@ -38,6 +38,7 @@ def test_joblib_sweep_trains_every_point_in_parallel_with_local_run_dirs(tmp_pat
         "-m",
         "seed=0,1,2",
         *TINY,
+        "train.eval_every=0",  # declared, absent from train=default's YAML: settable in a launcher sweep too
         f"results_dir={store}",
         f"runs_dir={runs}",
         "hydra/launcher=joblib",
@@ -49,7 +50,7 @@ def test_joblib_sweep_trains_every_point_in_parallel_with_local_run_dirs(tmp_pat
     assert len(rows) == 3 and sorted(rows["seed"]) == [0, 1, 2]  # no lost or torn row from the concurrent writers
     assert rows["run_id"].is_unique and rows["perplexity"].notna().all()
     for _, row in rows.iterrows():  # each job's config is the one compose() gives for its point
-        point = [*TINY, f"seed={row['seed']}", f"results_dir={store}", f"runs_dir={runs}"]
+        point = [*TINY, "train.eval_every=0", f"seed={row['seed']}", f"results_dir={store}", f"runs_dir={runs}"]
         assert row["run_dir"] == str(run_dir_for(compose(point)))
         assert (Path(row["run_dir"]) / "adapter.safetensors").exists()
     assert len(list(runs.glob("multirun/*/*/.hydra/overrides.yaml"))) == 3
